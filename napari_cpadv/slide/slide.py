@@ -1,0 +1,220 @@
+"""Slides: one lazy dask array per pyramid level, backed by :mod:`napari_cpadv.slide.store`."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_cpadv.errors import SlideError
+from napari_cpadv.slide.store import (
+    DEFAULT_CACHE_BYTES,
+    LevelGeometry,
+    OpenSlideStore,
+    TileCache,
+    default_executor,
+)
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+_caches: weakref.WeakValueDictionary[tuple[str, int, int], TileCache] = (
+    weakref.WeakValueDictionary()
+)
+_caches_lock = threading.Lock()
+_shared_executor: Executor | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Slide:
+    """An open whole-slide image.
+
+    Attributes
+    ----------
+    path
+        The file.
+    levels
+        One lazy dask array per level, ``(rows, cols, 3)`` uint8 RGB, one chunk per native tile.
+    downsamples
+        Level-0 pixels per level pixel, as OpenSlide reports them (not always powers of two).
+    mpp
+        ``(x, y)`` micrometres per level-0 pixel, or ``None`` when the file records none.
+    properties
+        OpenSlide's properties of the file.
+    geometry
+        Size and native tiling of each level.
+    """
+
+    path: Path
+    levels: tuple[da.Array, ...]
+    downsamples: tuple[float, ...]
+    mpp: tuple[float, float] | None
+    properties: Mapping[str, str]
+    geometry: tuple[LevelGeometry, ...]
+    store: OpenSlideStore = field(repr=False)
+    _executor: Executor = field(repr=False)
+
+    @property
+    def vendor(self) -> str | None:
+        """OpenSlide's name for the file format (``generic-tiff``, ``aperio``, ...)."""
+        return self.properties.get("openslide.vendor")
+
+    @property
+    def background(self) -> tuple[int, int, int]:
+        """RGB colour that transparent and out-of-slide pixels are composited on."""
+        return self.store.background
+
+    @property
+    def cache(self) -> TileCache:
+        """The decoded-tile cache shared by every view of this file."""
+        return self.store.cache
+
+    def level_scale(self, level: int) -> tuple[float, float] | None:
+        """``(row, col)`` micrometres per pixel of ``level``, or ``None`` without mpp."""
+        if self.mpp is None:
+            return None
+        ds = self.downsamples[level]
+        return (self.mpp[1] * ds, self.mpp[0] * ds)
+
+    def read_region(self, level: int, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Pixels of ``level`` from ``(row, col)`` (that level's pixels), ``(height, width, 3)`` uint8.
+
+        Pixels beyond the slide are the background colour. Tiles load in parallel
+        through the shared cache.
+
+        Raises
+        ------
+        SlideError
+            When a tile cannot be decoded.
+        """
+        if not 0 <= level < len(self.geometry):
+            raise ValueError(f"{self.path}: level {level} not in 0..{len(self.geometry) - 1}")
+        if height <= 0 or width <= 0:
+            raise ValueError(f"{self.path}: region size must be positive, got {height}x{width}")
+        g = self.geometry[level]
+        out = np.empty((height, width, 3), np.uint8)
+        out[...] = self.background
+        r0, c0 = max(row, 0), max(col, 0)
+        r1, c1 = min(row + height, g.rows), min(col + width, g.cols)
+        if r0 >= r1 or c0 >= c1:
+            return out
+        tiles = [
+            (tr, tc)
+            for tr in range(r0 // g.tile_rows, (r1 - 1) // g.tile_rows + 1)
+            for tc in range(c0 // g.tile_cols, (c1 - 1) // g.tile_cols + 1)
+        ]
+        decoded = self._executor.map(lambda t: self.store.read_tile(level, *t), tiles)
+        for (tr, tc), tile in zip(tiles, decoded, strict=True):
+            tr0, tc0 = tr * g.tile_rows, tc * g.tile_cols
+            a0, a1 = max(r0, tr0), min(r1, tr0 + g.tile_rows)
+            b0, b1 = max(c0, tc0), min(c1, tc0 + g.tile_cols)
+            out[a0 - row : a1 - row, b0 - col : b1 - col] = tile[a0 - tr0 : a1 - tr0, b0 - tc0 : b1 - tc0]
+        return out
+
+    def close(self) -> None:
+        """Release the OpenSlide handle; the levels can no longer be read."""
+        self.store._osr.close()
+
+
+def open_slide(
+    path: str | os.PathLike[str],
+    *,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    workers: int | None = None,
+) -> Slide:
+    """Open a whole-slide image through OpenSlide.
+
+    Parameters
+    ----------
+    path
+        Any file OpenSlide reads (SVS, generic tiled TIFF, NDPI, MRXS, ...).
+    cache_bytes
+        Bound on the decoded-tile cache. Slides opened again from the same unchanged file
+        share one cache, the first opening setting its size.
+    workers
+        Threads that decode tiles; by default a pool shared by every slide.
+
+    Raises
+    ------
+    SlideError
+        When the file is missing, of a format OpenSlide does not know, or unreadable.
+    """
+    import dask.array as da
+    import openslide
+    import zarr
+
+    p = Path(path)
+    if not p.is_file():
+        raise SlideError(p, "no such file" if not p.exists() else "not a file")
+    try:
+        vendor = openslide.OpenSlide.detect_format(p)
+    except Exception as exc:  # detect_format raises on unreadable files in some builds
+        raise SlideError(p, f"OpenSlide cannot read the file: {exc}") from exc
+    if vendor is None:
+        raise SlideError(p, "not a whole-slide image OpenSlide can read (unsupported format)")
+    try:
+        osr = openslide.OpenSlide(p)
+    except Exception as exc:
+        raise SlideError(p, f"cannot open {vendor} slide: {exc}") from exc
+
+    stat = p.stat()
+    ident = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _caches_lock:
+        cache = _caches.get(ident)
+        if cache is None:
+            cache = TileCache(cache_bytes)
+            _caches[ident] = cache
+    executor = default_executor(workers) if workers is not None else _default_executor()
+    store = OpenSlideStore(p, osr, cache=cache, executor=executor)
+    group = zarr.open_group(store, mode="r")
+    levels = []
+    for level, g in enumerate(store.geometry):
+        arr = group[str(level)]
+        levels.append(
+            da.from_array(
+                arr,
+                chunks=(g.tile_rows, g.tile_cols, 3),
+                name=f"cpadv-{ident[0]}-{ident[2]}-{level}",
+                lock=False,
+                asarray=False,
+                fancy=False,
+                inline_array=True,
+            )
+        )
+    props: dict[str, str] = dict(osr.properties)
+    return Slide(
+        path=p,
+        levels=tuple(levels),
+        downsamples=tuple(g.downsample for g in store.geometry),
+        mpp=_mpp(props),
+        properties=props,
+        geometry=store.geometry,
+        store=store,
+        _executor=executor,
+    )
+
+
+def _mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:
+    try:
+        x = float(props["openslide.mpp-x"])
+        y = float(props["openslide.mpp-y"])
+    except (KeyError, ValueError):
+        return None
+    if not (x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y)):
+        return None
+    return (x, y)
+
+
+def _default_executor() -> Executor:
+    global _shared_executor
+    with _caches_lock:
+        if _shared_executor is None:
+            _shared_executor = default_executor()
+        return _shared_executor

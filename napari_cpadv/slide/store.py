@@ -1,0 +1,360 @@
+"""A read-only zarr v3 store over an OpenSlide handle.
+
+Every pyramid level is a zarr array ``"<level>"`` of shape ``(rows, cols, 3)``,
+uint8 RGB, whose chunks are the slide's native tiles (512 x 512 when the file
+reports no tiling). Chunks are decoded by OpenSlide on a thread pool, so the
+chunks of one view load in parallel, composited on the slide's background
+colour, and kept in a bounded cache of decoded tiles that every layer of the
+same slide shares. A failed read raises :class:`~napari_cpadv.errors.SlideError`;
+it never becomes a blank tile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+
+from napari_cpadv.errors import SlideError
+
+if TYPE_CHECKING:
+    import openslide
+
+DEFAULT_TILE = 512
+DEFAULT_CACHE_BYTES = 192 * 2**20
+TileKey = tuple[int, int, int]  # (level, tile_row, tile_col)
+
+
+@dataclass(frozen=True)
+class LevelGeometry:
+    """Size and tiling of one pyramid level, in that level's pixels."""
+
+    rows: int
+    cols: int
+    tile_rows: int
+    tile_cols: int
+    downsample: float
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Number of tiles down and across."""
+        return (-(-self.rows // self.tile_rows), -(-self.cols // self.tile_cols))
+
+
+class TileCache:
+    """A thread-safe LRU cache of decoded RGB tiles, bounded in bytes.
+
+    Parameters
+    ----------
+    max_bytes
+        Upper bound on the bytes of the tiles held; 0 disables caching.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"cache size must be >= 0 bytes, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def get(self, key: Any) -> np.ndarray | None:
+        with self._lock:
+            tile = self._tiles.get(key)
+            if tile is None:
+                self.misses += 1
+                return None
+            self._tiles.move_to_end(key)
+            self.hits += 1
+            return tile
+
+    def put(self, key: Any, tile: np.ndarray) -> None:
+        if tile.nbytes > self.max_bytes:
+            return
+        tile.setflags(write=False)
+        with self._lock:
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._tiles[key] = tile
+            self._bytes += tile.nbytes
+            while self._bytes > self.max_bytes:
+                _, dropped = self._tiles.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
+
+
+def parse_background(value: str | None) -> tuple[int, int, int]:
+    """OpenSlide's ``openslide.background-color`` (``RRGGBB`` hex) as RGB; white if unset."""
+    if not value:
+        return (255, 255, 255)
+    try:
+        rgb = int(value, 16)
+    except ValueError:
+        return (255, 255, 255)
+    return ((rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255)
+
+
+def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """Composite OpenSlide's un-premultiplied RGBA on ``background``; returns a new RGB array."""
+    rgb = rgba[..., :3]
+    alpha = rgba[..., 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    a = alpha[..., None].astype(np.uint16)
+    bg = np.asarray(background, dtype=np.uint16)
+    out = (rgb.astype(np.uint16) * a + bg * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def level_geometry(osr: openslide.OpenSlide) -> tuple[LevelGeometry, ...]:
+    """Geometry of every level, with the native tile size where the file reports one."""
+    props = osr.properties
+    out = []
+    for level, ((cols, rows), ds) in enumerate(
+        zip(osr.level_dimensions, osr.level_downsamples, strict=True)
+    ):
+        tw = int(props.get(f"openslide.level[{level}].tile-width", DEFAULT_TILE))
+        th = int(props.get(f"openslide.level[{level}].tile-height", DEFAULT_TILE))
+        out.append(LevelGeometry(rows, cols, th, tw, float(ds)))
+    return tuple(out)
+
+
+class OpenSlideStore(Store):
+    """Read-only zarr v3 store serving an OpenSlide file's levels tile by tile.
+
+    Parameters
+    ----------
+    path
+        The slide file (used in error messages).
+    osr
+        An open ``openslide.OpenSlide`` handle (thread-safe).
+    cache
+        Decoded-tile cache; pass the same one to every store of the same slide.
+    executor
+        Thread pool the tile reads run on.
+    """
+
+    supports_writes = False
+    supports_deletes = False
+    supports_partial_writes = False
+    supports_listing = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        osr: openslide.OpenSlide,
+        *,
+        cache: TileCache,
+        executor: Executor,
+    ) -> None:
+        super().__init__(read_only=True)
+        self.path = os.fspath(path)
+        self._osr = osr
+        self.cache = cache
+        self._executor = executor
+        self.geometry = level_geometry(osr)
+        self.background = parse_background(osr.properties.get("openslide.background-color"))
+        self._metadata = self._build_metadata()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OpenSlideStore) and other._osr is self._osr
+
+    def __hash__(self) -> int:
+        return id(self._osr)
+
+    def __str__(self) -> str:
+        return f"openslide://{self.path}"
+
+    def with_read_only(self, read_only: bool = False) -> OpenSlideStore:
+        if not read_only:
+            raise ValueError(f"{self.path}: an OpenSlide store is read-only")
+        return self
+
+    # -- tiles ---------------------------------------------------------------------------
+
+    def read_tile(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
+        """One whole native tile, ``(tile_rows, tile_cols, 3)`` uint8, padded past the edge.
+
+        Raises
+        ------
+        SlideError
+            When OpenSlide cannot decode the tile.
+        """
+        key = (self.path, level, tile_row, tile_col)
+        tile = self.cache.get(key)
+        if tile is not None:
+            return tile
+        g = self.geometry[level]
+        row0, col0 = tile_row * g.tile_rows, tile_col * g.tile_cols
+        rows = min(g.tile_rows, g.rows - row0)
+        cols = min(g.tile_cols, g.cols - col0)
+        if rows <= 0 or cols <= 0:
+            raise SlideError(self.path, f"tile ({tile_row}, {tile_col}) lies outside level {level}")
+        location = (round(col0 * g.downsample), round(row0 * g.downsample))
+        try:
+            rgba = np.asarray(self._osr.read_region(location, level, (cols, rows)))
+        except Exception as exc:  # OpenSlideError, or ctypes/PIL errors on a broken handle
+            raise SlideError(
+                self.path, f"cannot read level {level} tile ({tile_row}, {tile_col}): {exc}"
+            ) from exc
+        tile = composite(rgba, self.background)
+        if (rows, cols) != (g.tile_rows, g.tile_cols):
+            padded = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
+            padded[...] = self.background
+            padded[:rows, :cols] = tile
+            tile = padded
+        self.cache.put(key, tile)
+        return tile
+
+    # -- zarr metadata -------------------------------------------------------------------
+
+    def _build_metadata(self) -> dict[str, bytes]:
+        meta: dict[str, bytes] = {}
+        datasets = []
+        for level, g in enumerate(self.geometry):
+            datasets.append({"path": str(level), "downsample": g.downsample})
+            meta[f"{level}/zarr.json"] = _json(
+                {
+                    "zarr_format": 3,
+                    "node_type": "array",
+                    "shape": [g.rows, g.cols, 3],
+                    "data_type": "uint8",
+                    "chunk_grid": {
+                        "name": "regular",
+                        "configuration": {"chunk_shape": [g.tile_rows, g.tile_cols, 3]},
+                    },
+                    "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+                    "fill_value": 0,
+                    "codecs": [{"name": "bytes"}],
+                    "dimension_names": ["y", "x", "c"],
+                    "attributes": {"downsample": g.downsample},
+                }
+            )
+        meta["zarr.json"] = _json(
+            {
+                "zarr_format": 3,
+                "node_type": "group",
+                "attributes": {"source": self.path, "levels": datasets},
+            }
+        )
+        return meta
+
+    def _parse_chunk_key(self, key: str) -> TileKey | None:
+        parts = key.split("/")
+        if len(parts) != 5 or parts[1] != "c" or parts[4] != "0":
+            return None
+        try:
+            level, row, col = int(parts[0]), int(parts[2]), int(parts[3])
+        except ValueError:
+            return None
+        if not 0 <= level < len(self.geometry):
+            return None
+        grid = self.geometry[level].grid
+        if not (0 <= row < grid[0] and 0 <= col < grid[1]):
+            return None
+        return (level, row, col)
+
+    # -- zarr Store API ------------------------------------------------------------------
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        prototype = prototype or default_buffer_prototype()
+        if key in self._metadata:
+            data = self._metadata[key]
+        else:
+            tile_key = self._parse_chunk_key(key)
+            if tile_key is None:
+                return None
+            loop = asyncio.get_running_loop()
+            tile = await loop.run_in_executor(self._executor, self.read_tile, *tile_key)
+            data = tile.tobytes()
+        if byte_range is not None:
+            data = _slice_bytes(data, byte_range)
+        return prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        return key in self._metadata or self._parse_chunk_key(key) is not None
+
+    async def set(self, key: str, value: Buffer) -> None:
+        raise PermissionError(f"{self.path}: an OpenSlide store is read-only")
+
+    async def delete(self, key: str) -> None:
+        raise PermissionError(f"{self.path}: an OpenSlide store is read-only")
+
+    async def list(self) -> AsyncIterator[str]:
+        for key in self._metadata:
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        for key in self._metadata:
+            if key.startswith(prefix):
+                yield key
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        prefix = prefix.rstrip("/")
+        seen = set()
+        for key in self._metadata:
+            rest = key if not prefix else key[len(prefix) + 1 :] if key.startswith(prefix + "/") else None
+            if rest is None:
+                continue
+            head = rest.split("/", 1)[0]
+            if head not in seen:
+                seen.add(head)
+                yield head
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+def _slice_bytes(data: bytes, byte_range: ByteRequest) -> bytes:
+    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[-byte_range.suffix :]
+    raise TypeError(f"unexpected byte range {byte_range!r}")
+
+
+def default_executor(workers: int | None = None) -> ThreadPoolExecutor:
+    """The thread pool tile reads run on: ``workers`` threads, or one per core up to 8."""
+    n = workers if workers is not None else min(8, max(2, os.cpu_count() or 2))
+    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="cpadv-tiles")

@@ -1,0 +1,607 @@
+"""Deterministic synthetic H&E slides with known tumour polygons and nuclei.
+
+The painter is a pure function of the seed, the slide's shape and its resolution,
+evaluated tile by tile at any pyramid level, so a Camelyon16-sized slide
+(about 100,000 x 200,000 pixels) is written as a stream of tiles without ever
+being held in memory.
+
+What it paints
+--------------
+* A near-white background that fails seed 000's hue rule.
+* Irregular tissue sections (star-shaped blobs) of pink eosin stroma with a soft
+  texture, which (with their nuclei) pass the hue rule.
+* Nuclei on a jittered lattice of cells ``CELL_UM`` micrometres apart. Normal tissue:
+  small (2.4-3.2 µm radius), round, dark, evenly stained, present in about half the
+  cells. Tumour: large (3.8-6 µm), crowded (nearly every cell), pleomorphic (elongated,
+  varied in size and orientation), pale with coarse dark chromatin clumps and a dark
+  rim, in slightly pinker cytoplasm. Tumour and normal tissue differ by morphology,
+  not by a flat colour, so a detector has real work to do.
+* Tumour regions (returned as polygons, some with holes of normal tissue) and,
+  optionally, small unannotated tumour foci, as Camelyon16's label noise.
+* Stain variation per seed (haematoxylin and eosin strengths).
+
+Files are generic tiled TIFFs: 512-pixel JPEG tiles, one top-level page per level
+(``subfiletype=1`` below level 0; OpenSlide ignores SubIFD pyramids) and the µm per
+pixel in the resolution tags.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CELL_UM = 9.5
+"""Spacing of the nucleus lattice, micrometres."""
+DEFAULT_MPP = 0.243
+BACKGROUND = (243, 242, 240)
+TILE = 512
+_NUCLEUS_DTYPE = np.dtype([("x", "f4"), ("y", "f4"), ("radius", "f4"), ("tumour", "?")])
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """A polygon in level-0 pixels, ``(x, y)`` vertices, not closed, with optional holes."""
+
+    exterior: np.ndarray
+    holes: tuple[np.ndarray, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exterior": np.round(self.exterior, 2).tolist(),
+            "holes": [np.round(h, 2).tolist() for h in self.holes],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Polygon:
+        return cls(
+            np.asarray(obj["exterior"], float),
+            tuple(np.asarray(h, float) for h in obj.get("holes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class SyntheticSlide:
+    """What :func:`make_slide` painted.
+
+    Attributes
+    ----------
+    path
+        The TIFF written.
+    shape
+        ``(rows, cols)`` of level 0.
+    mpp
+        Micrometres per level-0 pixel (``None`` when the file records none; painted at 0.25).
+    downsamples
+        Integer downsample of each level.
+    tissue
+        Outlines of the tissue sections.
+    tumours
+        The annotated tumour regions (ground truth), with holes.
+    foci
+        Tumour painted but left out of ``tumours`` (label noise).
+    nuclei
+        Every nucleus: structured array with ``x``, ``y`` (level-0 pixels), ``radius``
+        (level-0 pixels, the mean semi-axis) and ``tumour`` (bool).
+    """
+
+    path: Path
+    shape: tuple[int, int]
+    seed: int
+    mpp: float | None
+    downsamples: tuple[int, ...]
+    tissue: tuple[Polygon, ...]
+    tumours: tuple[Polygon, ...]
+    foci: tuple[Polygon, ...]
+    nuclei: np.ndarray = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The truth as JSON: polygons and nuclei in level-0 pixels, ``(x, y)``."""
+        n = self.nuclei
+        return {
+            "slide": self.path.name,
+            "coordinates": "level-0 pixels, (x, y), origin top-left",
+            "shape": list(self.shape),
+            "seed": self.seed,
+            "mpp": self.mpp,
+            "downsamples": list(self.downsamples),
+            "tissue": [p.to_json() for p in self.tissue],
+            "tumours": [p.to_json() for p in self.tumours],
+            "unannotated_foci": [p.to_json() for p in self.foci],
+            "nuclei": {
+                "x": np.round(n["x"], 1).tolist(),
+                "y": np.round(n["y"], 1).tolist(),
+                "radius": np.round(n["radius"], 2).tolist(),
+                "tumour": n["tumour"].astype(int).tolist(),
+            },
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_json` atomically; returns the path."""
+        out = Path(path)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(json.dumps(self.to_json()))
+        os.replace(tmp, out)
+        return out
+
+
+# -- the scene ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Blob:
+    polygon: Polygon
+    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class _Scene:
+    shape: tuple[int, int]
+    seed: int
+    px_um: float  # micrometres per level-0 pixel used for painting
+    tissue: tuple[_Blob, ...]
+    tumours: tuple[_Blob, ...]
+    foci: tuple[_Blob, ...]
+    cell_px: float
+    cell_class: np.ndarray  # (cell rows, cell cols) uint8: 0 none, 1 normal, 2 tumour
+    stain: tuple[float, float]  # haematoxylin, eosin strength
+
+
+def _star(
+    rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, rough: float, n: int = 128
+) -> np.ndarray:
+    theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    r = np.ones(n)
+    for k in range(2, 9):
+        r += rough * rng.normal() / k**1.2 * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    r = np.clip(r, 0.45, 1.6)
+    rot = rng.uniform(0, np.pi)
+    x, y = rx * r * np.cos(theta), ry * r * np.sin(theta)
+    xr = cx + x * np.cos(rot) - y * np.sin(rot)
+    yr = cy + x * np.sin(rot) + y * np.cos(rot)
+    return np.stack([xr, yr], axis=1)
+
+
+def _blob(exterior: np.ndarray, holes: Sequence[np.ndarray] = ()) -> _Blob:
+    x0, y0 = exterior.min(axis=0)
+    x1, y1 = exterior.max(axis=0)
+    return _Blob(Polygon(exterior, tuple(holes)), (x0, y0, x1, y1))
+
+
+def _build_scene(
+    shape: tuple[int, int],
+    seed: int,
+    px_um: float,
+    *,
+    n_tumours: int | None,
+    n_foci: int,
+    tissue_fraction: float,
+) -> _Scene:
+    rows, cols = shape
+    rng = np.random.default_rng(seed)
+    # Tissue sections: one per slot along the long side, each a rough ellipse.
+    long_side, short_side = max(rows, cols), min(rows, cols)
+    n_sections = int(np.clip(round(long_side / short_side), 1, 4))
+    slot = long_side / n_sections
+    area = tissue_fraction * rows * cols / n_sections
+    tissue = []
+    for k in range(n_sections):
+        aspect = rng.uniform(0.7, 1.3)
+        ry = math.sqrt(area / math.pi / aspect)
+        rx = ry * aspect
+        rx, ry = min(rx, 0.42 * slot), min(ry, 0.42 * short_side)
+        c_long = (k + 0.5) * slot + rng.uniform(-0.04, 0.04) * slot
+        c_short = short_side / 2 + rng.uniform(-0.05, 0.05) * short_side
+        cx, cy = (c_long, c_short) if cols >= rows else (c_short, c_long)
+        tissue.append((cx, cy, rx, ry, _blob(_star(rng, cx, cy, rx, ry, 0.35))))
+    # Tumour regions inside the sections; half of them with a hole of normal tissue.
+    if n_tumours is None:
+        n_tumours = max(1, min(8, round(rows * cols / 4e6)))
+    tumours, foci = [], []
+    for k in range(n_tumours + n_foci):
+        cx, cy, rx, ry, _ = tissue[rng.integers(len(tissue))]
+        inner = min(rx, ry) * 0.45
+        ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.65) * inner
+        tx, ty = cx + dist * np.cos(ang), cy + dist * np.sin(ang)
+        if k < n_tumours:
+            tr = inner * rng.uniform(0.25, 0.55)
+            ext = _star(rng, tx, ty, tr, tr * rng.uniform(0.6, 1.0), 0.55, 96)
+            holes = []
+            if k == 0 or rng.random() < 0.5:
+                hr = tr * rng.uniform(0.15, 0.25)
+                holes.append(_star(rng, tx, ty, hr, hr, 0.3, 48))
+            tumours.append(_blob(ext, holes))
+        else:  # a small focus, 40-90 µm across, that the truth leaves out
+            fr = rng.uniform(20, 45) / px_um
+            foci.append(_blob(_star(rng, tx, ty, fr, fr, 0.3, 32)))
+    cell_px = CELL_UM / px_um
+    cell_class = _cell_classes(shape, cell_px, tissue=[t[4] for t in tissue], tumour=tumours + foci)
+    stain = (float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.85, 1.1)))
+    return _Scene(
+        shape, seed, px_um, tuple(t[4] for t in tissue), tuple(tumours), tuple(foci),
+        cell_px, cell_class, stain,
+    )
+
+
+def _fill(
+    size: tuple[int, int], blobs: Sequence[_Blob], *, sx: float, sy: float, x0: float, y0: float
+) -> np.ndarray:
+    """Rasterise blobs (exteriors on, holes off) on a ``size`` (rows, cols) grid.
+
+    Grid pixel ``(r, c)`` has its centre at level-0 ``((x0 + c + 0.5) * sx, (y0 + r + 0.5) * sy)``.
+    """
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (size[1], size[0]), 0)
+    draw = ImageDraw.Draw(img)
+
+    def pts(p: np.ndarray) -> list[tuple[float, float]]:
+        return list(zip(p[:, 0] / sx - x0 - 0.5, p[:, 1] / sy - y0 - 0.5, strict=True))
+
+    for b in blobs:
+        draw.polygon(pts(b.polygon.exterior), fill=1)
+        for h in b.polygon.holes:
+            draw.polygon(pts(h), fill=0)
+    return np.asarray(img, dtype=bool)
+
+
+def _cell_classes(
+    shape: tuple[int, int], cell_px: float, *, tissue: Sequence[_Blob], tumour: Sequence[_Blob]
+) -> np.ndarray:
+    grid = (math.ceil(shape[0] / cell_px) + 2, math.ceil(shape[1] / cell_px) + 2)
+    kw = {"sx": cell_px, "sy": cell_px, "x0": -1.0, "y0": -1.0}  # one cell of margin each side
+    out = _fill(grid, tissue, **kw).astype(np.uint8)
+    out[_fill(grid, tumour, **kw) & (out > 0)] = 2
+    return out
+
+
+# -- per-cell nucleus parameters ---------------------------------------------------------
+
+_M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
+    0x165667B19E3779F9
+)
+
+
+def _hash(i: np.ndarray, j: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """Uniform [0, 1) numbers, a pure function of the integer grid position, seed and stream."""
+    salt = np.uint64((seed * 0x27D4EB2F165667C5 + k * 0x94D049BB133111EB) % 2**64)
+    x = (i.astype(np.int64).astype(np.uint64) * _M1) ^ (j.astype(np.int64).astype(np.uint64) * _M2)
+    x = x ^ salt
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= _M3
+    x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Nucleus parameters for a window of lattice cells (level-0 pixels)."""
+
+    present: np.ndarray
+    tumour: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    a: np.ndarray  # semi-major axis
+    b: np.ndarray  # semi-minor axis
+    cos: np.ndarray
+    sin: np.ndarray
+    tone: np.ndarray
+
+
+def _cells(scene: _Scene, i0: int, i1: int, j0: int, j1: int) -> _Cells:
+    """Nuclei of lattice cells rows ``i0:i1``, cols ``j0:j1`` (may reach one cell outside)."""
+    ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
+    cls = np.zeros(ii.shape, np.uint8)
+    h, w = scene.cell_class.shape
+    inside = (ii >= -1) & (ii < h - 1) & (jj >= -1) & (jj < w - 1)
+    cls[inside] = scene.cell_class[ii[inside] + 1, jj[inside] + 1]
+    u = [_hash(ii, jj, scene.seed, k) for k in range(7)]
+    tumour = cls == 2
+    present = (cls > 0) & (u[0] < np.where(tumour, 0.93, 0.5))
+    c, um = scene.cell_px, 1.0 / scene.px_um
+    jitter = 0.22 * c
+    cx = (jj + 0.5) * c + (u[1] - 0.5) * 2 * jitter
+    cy = (ii + 0.5) * c + (u[2] - 0.5) * 2 * jitter
+    radius = np.where(tumour, 3.8 + 2.2 * u[3] ** 1.5, 2.4 + 0.8 * u[3]) * um
+    elong = np.where(tumour, 1.0 + 0.6 * u[4], 1.0 + 0.12 * u[4])
+    a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
+    ang = u[5] * np.pi
+    return _Cells(present, tumour, cx, cy, a, b, np.cos(ang), np.sin(ang), u[6])
+
+
+def _nuclei(scene: _Scene) -> np.ndarray:
+    """Every nucleus the painter draws, in bands of lattice rows."""
+    h, w = scene.cell_class.shape
+    parts = []
+    band = max(1, 2**20 // max(w, 1))
+    for i0 in range(-1, h - 1, band):
+        cells = _cells(scene, i0, min(i0 + band, h - 1), -1, w - 1)
+        m = cells.present
+        rec = np.empty(int(m.sum()), _NUCLEUS_DTYPE)
+        rec["x"], rec["y"] = cells.cx[m], cells.cy[m]
+        rec["radius"] = np.sqrt(cells.a[m] * cells.b[m])
+        rec["tumour"] = cells.tumour[m]
+        parts.append(rec)
+    return np.concatenate(parts) if parts else np.empty(0, _NUCLEUS_DTYPE)
+
+
+# -- painting ----------------------------------------------------------------------------
+
+
+def _value_noise(
+    ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int
+) -> np.ndarray:
+    """Smooth noise in [0, 1) on level-0 coordinates, lattice spacing ``scale`` pixels."""
+    fy, fx = ys / scale, xs / scale
+    iy, ix = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
+    ty, tx = fy - iy, fx - ix
+    ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)
+    oy, ox = iy.min(), ix.min()
+    gi, gj = np.meshgrid(
+        np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij"
+    )
+    lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
+    r, c = (iy - oy)[:, None], (ix - ox)[None, :]
+    top = lat[r, c] * (1 - tx[None, :]) + lat[r, c + 1] * tx[None, :]
+    bot = lat[r + 1, c] * (1 - tx[None, :]) + lat[r + 1, c + 1] * tx[None, :]
+    return (top * (1 - ty[:, None]) + bot * ty[:, None]).astype(np.float32)
+
+
+def _stained(rgb: Sequence[float], strength: float) -> np.ndarray:
+    """Scale a stain's optical density (Beer-Lambert), keeping white white."""
+    od = -np.log(np.clip(np.asarray(rgb, np.float32), 1, 255) / 255.0)
+    return 255.0 * np.exp(-od * strength)
+
+
+def render_tile(
+    scene: _Scene, level_shape: tuple[int, int], row0: int, col0: int, rows: int, cols: int
+) -> np.ndarray | None:
+    """Paint ``rows x cols`` pixels of a level from ``(row0, col0)``; ``None`` when all background."""
+    sy, sx = scene.shape[0] / level_shape[0], scene.shape[1] / level_shape[1]
+    bx0, by0, bx1, by1 = col0 * sx, row0 * sy, (col0 + cols) * sx, (row0 + rows) * sy
+    hit = [b for b in scene.tissue if b.bbox[0] < bx1 and b.bbox[2] > bx0 and b.bbox[1] < by1 and b.bbox[3] > by0]
+    if not hit:
+        return None
+    size, kw = (rows, cols), {"sx": sx, "sy": sy, "x0": float(col0), "y0": float(row0)}
+    tissue = _fill(size, hit, **kw)
+    if not tissue.any():
+        return None
+    tumour = _fill(size, scene.tumours + scene.foci, **kw) & tissue
+    ys = (row0 + np.arange(rows) + 0.5) * sy
+    xs = (col0 + np.arange(cols) + 0.5) * sx
+    ds = max(sx, sy)
+    h_str, e_str = scene.stain
+    seed = scene.seed
+
+    # Stroma and cytoplasm: eosin with a soft fibrous texture, pinker in tumour.
+    tex = _value_noise(ys, xs, 5.0 / scene.px_um, seed, 1) - 0.5
+    tex += 0.5 * (_value_noise(ys, xs, 1.5 / scene.px_um, seed, 2) - 0.5)
+    stroma = _stained((226, 160, 204), e_str)
+    cyto = _stained((236, 166, 204), e_str)
+    img = np.where(tumour[..., None], cyto, stroma).astype(np.float32)
+    img *= (1 + 0.10 * tex)[..., None]
+
+    # Nuclei: the nearest lattice nucleus of the 3 x 3 neighbouring cells.
+    c = scene.cell_px
+    ci, cj = np.floor(ys / c).astype(np.int64), np.floor(xs / c).astype(np.int64)
+    i0, j0 = int(ci.min()) - 1, int(cj.min()) - 1
+    cells = _cells(scene, i0, int(ci.max()) + 2, j0, int(cj.max()) + 2)
+    best_q = np.full(size, np.inf, np.float32)
+    best_a = np.ones(size, np.float32)
+    best_t = np.zeros(size, bool)
+    best_tone = np.zeros(size, np.float32)
+    for di in (-1, 0, 1):
+        r = (ci - i0 + di)[:, None]
+        for dj in (-1, 0, 1):
+            k = (cj - j0 + dj)[None, :]
+            dx = xs[None, :] - cells.cx[r, k]
+            dy = ys[:, None] - cells.cy[r, k]
+            cs, sn = cells.cos[r, k], cells.sin[r, k]
+            u = (dx * cs + dy * sn) / cells.a[r, k]
+            v = (dy * cs - dx * sn) / cells.b[r, k]
+            q = (u * u + v * v).astype(np.float32)
+            q[~cells.present[r, k]] = np.inf
+            closer = q < best_q
+            best_q = np.where(closer, q, best_q)
+            best_a = np.where(closer, cells.b[r, k], best_a)
+            best_t = np.where(closer, cells.tumour[r, k], best_t)
+            best_tone = np.where(closer, cells.tone[r, k], best_tone)
+    dist = np.sqrt(best_q)
+    # Anti-aliased edge, about one level pixel wide.
+    cover = np.clip((1 - dist) * best_a / ds + 0.5, 0, 1).astype(np.float32)
+    cover[~tissue] = 0
+
+    dark = _stained((72, 42, 128), h_str)
+    pale = _stained((150, 100, 182), h_str)
+    chrom = _value_noise(ys, xs, 0.7 / scene.px_um, seed, 3)
+    clump = np.clip((chrom - 0.55) * 4, 0, 1)
+    rim = np.clip((dist - 0.78) * 6, 0, 1)
+    t_mix = np.clip(0.25 + 0.75 * clump + 0.6 * rim, 0, 1)[..., None]
+    nucleus_t = pale * (1 - t_mix) + dark * t_mix
+    nucleus_n = dark * (0.92 + 0.16 * best_tone)[..., None]
+    nucleus = np.where(best_t[..., None], nucleus_t, nucleus_n)
+    img = img * (1 - cover[..., None]) + nucleus * cover[..., None]
+
+    rng = np.random.default_rng([seed, row0, col0, rows, cols])
+    img += rng.normal(0, 2.0, size=(rows, cols, 1)).astype(np.float32)
+    img[~tissue] = BACKGROUND
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+def default_downsamples(shape: tuple[int, int]) -> tuple[int, ...]:
+    """Powers of two until the level's longer side is at most 1024 pixels."""
+    ds = [1]
+    while max(shape) / ds[-1] > 1024:
+        ds.append(ds[-1] * 2)
+    return tuple(ds)
+
+
+def _level_shape(shape: tuple[int, int], ds: int) -> tuple[int, int]:
+    return (max(1, shape[0] // ds), max(1, shape[1] // ds))
+
+
+_worker_scene: _Scene | None = None
+
+
+def _init_worker(scene: _Scene) -> None:
+    global _worker_scene
+    _worker_scene = scene
+
+
+def _encode_tile(job: tuple[tuple[int, int], int, int, int, int]) -> bytes | None:
+    import imagecodecs
+
+    level_shape, row0, col0, tile, quality = job
+    assert _worker_scene is not None
+    rows = min(tile, level_shape[0] - row0)
+    cols = min(tile, level_shape[1] - col0)
+    img = render_tile(_worker_scene, level_shape, row0, col0, rows, cols)
+    if img is None:
+        return None
+    if (rows, cols) != (tile, tile):
+        full = np.empty((tile, tile, 3), np.uint8)
+        full[...] = BACKGROUND
+        full[:rows, :cols] = img
+        img = full
+    return bytes(imagecodecs.jpeg8_encode(img, level=quality))
+
+
+def make_slide(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int],
+    seed: int = 0,
+    mpp: float | None = DEFAULT_MPP,
+    downsamples: Sequence[int] | None = None,
+    tile: int = TILE,
+    quality: int = 90,
+    n_tumours: int | None = None,
+    n_foci: int = 1,
+    tissue_fraction: float = 0.35,
+    workers: int | None = None,
+) -> SyntheticSlide:
+    """Paint a synthetic H&E slide and write it as a pyramidal tiled TIFF.
+
+    Parameters
+    ----------
+    path
+        The ``.tif`` to write (written to a temporary name, then moved into place).
+    shape
+        ``(rows, cols)`` of level 0, in pixels.
+    seed
+        Same seed, same slide (pixels, polygons and nuclei).
+    mpp
+        Micrometres per level-0 pixel, written to the resolution tags; ``None`` writes
+        none (the painting then assumes 0.25 µm per pixel).
+    downsamples
+        Integer downsample of each level, starting at 1; default powers of two until the
+        longer side is at most 1024 pixels. Level sizes are floored, so odd sizes give
+        downsamples that are not exact powers of two.
+    tile
+        Tile size in pixels (a multiple of 16).
+    quality
+        JPEG quality.
+    n_tumours, n_foci
+        Annotated tumour regions (default by area) and unannotated foci.
+    tissue_fraction
+        Rough fraction of the slide covered by tissue.
+    workers
+        Processes painting tiles; default one for small slides, every core for large ones.
+
+    Returns
+    -------
+    SyntheticSlide
+        The polygons and nuclei painted.
+    """
+    import imagecodecs
+    import tifffile
+
+    rows, cols = (int(shape[0]), int(shape[1]))
+    if rows < 1 or cols < 1:
+        raise ValueError(f"{path}: shape must be positive, got {shape}")
+    if mpp is not None and not mpp > 0:
+        raise ValueError(f"{path}: mpp must be positive, got {mpp}")
+    if tile % 16:
+        raise ValueError(f"{path}: tile size must be a multiple of 16, got {tile}")
+    ds_list = tuple(int(d) for d in (downsamples or default_downsamples((rows, cols))))
+    if ds_list[0] != 1 or any(b <= a for a, b in zip(ds_list, ds_list[1:], strict=False)):
+        raise ValueError(f"{path}: downsamples must start at 1 and increase, got {ds_list}")
+    scene = _build_scene(
+        (rows, cols), seed, mpp or 0.25,
+        n_tumours=n_tumours, n_foci=n_foci, tissue_fraction=tissue_fraction,
+    )
+    out = Path(path)
+    tmp = out.with_name(out.name + ".part")
+    background = bytes(
+        imagecodecs.jpeg8_encode(np.full((tile, tile, 3), BACKGROUND, np.uint8), level=quality)
+    )
+    n_tiles = sum(
+        math.ceil(ls[0] / tile) * math.ceil(ls[1] / tile)
+        for ls in (_level_shape((rows, cols), d) for d in ds_list)
+    )
+    if workers is None:
+        workers = 1 if n_tiles < 400 else max(1, os.cpu_count() or 1)
+    bigtiff = rows * cols * 3 * 1.4 > 2**31
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(scene,)) if workers > 1 else None
+    _init_worker(scene)
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
+            for i, ds in enumerate(ds_list):
+                ls = _level_shape((rows, cols), ds)
+                jobs = [
+                    (ls, r, c, tile, quality)
+                    for r in range(0, ls[0], tile)
+                    for c in range(0, ls[1], tile)
+                ]
+                encoded: Iterator[bytes | None] = (
+                    pool.map(_encode_tile, jobs, chunksize=16) if pool else map(_encode_tile, jobs)
+                )
+                res: dict[str, Any] = {}
+                if mpp is not None:
+                    res = {
+                        "resolution": (1e4 / (mpp * cols / ls[1]), 1e4 / (mpp * rows / ls[0])),
+                        "resolutionunit": "CENTIMETER",
+                    }
+                tw.write(
+                    (b if b is not None else background for b in encoded),
+                    shape=(ls[0], ls[1], 3),
+                    dtype=np.uint8,
+                    tile=(tile, tile),
+                    compression="jpeg",
+                    photometric="rgb",
+                    subfiletype=1 if i else 0,
+                    description=f"napari-cpadv synthetic H&E, seed {seed}" if i == 0 else None,
+                    software="napari-cpadv",
+                    metadata=None,
+                    **res,
+                )
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    os.replace(tmp, out)
+    return SyntheticSlide(
+        path=out,
+        shape=(rows, cols),
+        seed=seed,
+        mpp=mpp,
+        downsamples=ds_list,
+        tissue=tuple(b.polygon for b in scene.tissue),
+        tumours=tuple(b.polygon for b in scene.tumours),
+        foci=tuple(b.polygon for b in scene.foci),
+        nuclei=_nuclei(scene),
+    )
