@@ -118,6 +118,26 @@ class Slide:
             out[a0 - row : a1 - row, b0 - col : b1 - col] = tile[a0 - tr0 : a1 - tr0, b0 - tc0 : b1 - tc0]
         return out
 
+    def validate(self) -> None:
+        """Decode the coarsest level whole and the last tile of every level.
+
+        A truncated file loses the tiles written last (the coarse levels and the end of
+        each level), so this catches truncation and most corruption cheaply, before a
+        viewer shows anything.
+
+        Raises
+        ------
+        SlideError
+            When any of those tiles cannot be decoded.
+        """
+        coarsest = len(self.geometry) - 1
+        grid = self.geometry[coarsest].grid
+        for tr in range(grid[0]):
+            for tc in range(grid[1]):
+                self.store.read_tile(coarsest, tr, tc)
+        for level, g in enumerate(self.geometry):
+            self.store.read_tile(level, g.grid[0] - 1, g.grid[1] - 1)
+
     def close(self) -> None:
         """Release the OpenSlide handle; the levels can no longer be read."""
         self.store._osr.close()

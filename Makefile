@@ -1,0 +1,55 @@
+# Quick start: `make demo` and `make test`. Each sets up whatever is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cpadv-installed
+# What a headless napari needs on Debian: a virtual X display, Mesa's software GL, Qt's xcb libraries.
+DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcommon-x11-0 \
+	libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 \
+	libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 \
+	libxi6 libxrender1 libsm6 libice6
+export QT_API ?= pyqt5
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup system-deps demo test bench lint clean
+
+setup: system-deps $(STAMP)
+
+# Installs the display packages only when run as root on Debian and something is missing.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then \
+		echo "Installing the packages a headless napari needs: $(DEB_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned, so that nothing later resolves a newer (CUDA) build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[pyqt5,testing]"
+	touch $(STAMP)
+
+demo: setup
+	@if [ -n "$$DISPLAY" ]; then \
+		$(BIN)/python -m napari_cpadv.widgets.demo; \
+	else \
+		echo "No display: running the demo on a virtual one, pictures and report in demo-output/"; \
+		xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python -m napari_cpadv.widgets.demo --headless --out demo-output; \
+	fi
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_streaming.py
+
+lint: setup
+	$(BIN)/python -m pip install -q ruff mypy
+	$(BIN)/ruff check napari_cpadv tests benchmarks
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,78 @@
+"""npe2 reader for whole-slide images: dispatch only, the work is in :mod:`napari_cpadv.slide`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SLIDE_SUFFIXES = (
+    ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide",
+)
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """Return :func:`read_slide` when OpenSlide recognises ``path``, else ``None``. Never raises."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    try:
+        p = Path(path)
+        if p.suffix.lower() not in SLIDE_SUFFIXES or not p.is_file():
+            return None
+        import openslide
+
+        if openslide.OpenSlide.detect_format(p) is None:
+            return None
+    except Exception:  # the contract: a reader that cannot tell says None and lets others try
+        return None
+    return read_slide
+
+
+def read_slide(path: str | list[str]) -> list[LayerData]:
+    """Open a slide as one multiscale RGB image layer in micrometres.
+
+    Raises
+    ------
+    napari_cpadv.errors.SlideError
+        When the file looks like a slide but cannot be read (truncated, corrupt tiles).
+    """
+    from napari_cpadv.slide import open_slide
+
+    p = Path(path[0] if isinstance(path, list) else path)
+    slide = open_slide(p)
+    slide.validate()
+    return [slide_layer_data(slide)]
+
+
+def slide_layer_data(slide: Any) -> LayerData:
+    """Layer data of an open :class:`~napari_cpadv.slide.Slide`: scale in µm, or pixels and a warning."""
+    scale = slide.level_scale(0)
+    if scale is None:
+        warnings.warn(
+            f"{slide.path}: the slide records no microns per pixel; showing it in pixels",
+            UserWarning,
+            stacklevel=2,
+        )
+        scale, units = (1.0, 1.0), ("pixel", "pixel")
+    else:
+        units = ("um", "um")
+    kwargs = {
+        "name": slide.path.name,
+        "multiscale": True,
+        "rgb": True,
+        "scale": scale,
+        "units": units,
+        "contrast_limits": (0, 255),
+        "metadata": {
+            "cpadv_slide_path": str(slide.path),
+            "mpp": slide.mpp,
+            "downsamples": slide.downsamples,
+            "properties": dict(slide.properties),
+        },
+    }
+    return (list(slide.levels), kwargs, "image")

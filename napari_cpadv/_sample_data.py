@@ -1,0 +1,33 @@
+"""npe2 sample data: the synthetic H&E slide shipped in ``sample_data/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_cpadv._reader import LayerData, read_slide
+
+SAMPLE_NAME = "synthetic_he.tif"
+SAMPLE_SHAPE = (3000, 4000)
+SAMPLE_SEED = 7
+
+
+def sample_slide_path() -> Path:
+    """The shipped sample slide; regenerated into the user cache when the checkout lacks it."""
+    shipped = Path(__file__).resolve().parents[1] / "sample_data" / SAMPLE_NAME
+    if shipped.is_file():
+        return shipped
+    from platformdirs import user_cache_dir
+
+    from napari_cpadv.slide.synthetic import make_slide
+
+    cached = Path(user_cache_dir("napari-cpadv")) / SAMPLE_NAME
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        truth = make_slide(cached, shape=SAMPLE_SHAPE, seed=SAMPLE_SEED)
+        truth.write_json(cached.with_suffix(".truth.json"))
+    return cached
+
+
+def synthetic_he_slide() -> list[LayerData]:
+    """The sample slide as a multiscale RGB layer."""
+    return read_slide(str(sample_slide_path()))

@@ -1,0 +1,105 @@
+"""``cpadv``: the plugin's core, headless. Results are JSON on stdout.
+
+Bad input prints one line on stderr naming the file and the reason, and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_cpadv.errors import CpadvError
+
+
+def _info(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    return {
+        "path": str(slide.path),
+        "vendor": slide.vendor,
+        "mpp": list(slide.mpp) if slide.mpp else None,
+        "levels": [
+            {
+                "width": g.cols,
+                "height": g.rows,
+                "downsample": g.downsample,
+                "tile_width": g.tile_cols,
+                "tile_height": g.tile_rows,
+            }
+            for g in slide.geometry
+        ],
+        "properties": dict(slide.properties),
+    }
+
+
+def _sample(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.slide.synthetic import make_slide
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise CpadvError(out, "a synthetic slide is written as a .tif or .tiff file")
+    if not out.parent.is_dir():
+        raise CpadvError(out, "the folder to write into does not exist")
+    rows, cols = args.shape
+    if rows < 1 or cols < 1:
+        raise CpadvError(out, f"--shape must be two positive numbers, got {rows} {cols}")
+    if args.mpp is not None and args.mpp <= 0:
+        raise CpadvError(out, f"--mpp must be positive, got {args.mpp}")
+    truth = make_slide(
+        out, shape=(rows, cols), seed=args.seed, mpp=None if args.no_mpp else args.mpp,
+        workers=args.workers,
+    )
+    truth_path = truth.write_json(out.with_suffix(".truth.json"))
+    return {
+        "slide": str(out),
+        "truth": str(truth_path),
+        "shape": [rows, cols],
+        "seed": args.seed,
+        "mpp": truth.mpp,
+        "downsamples": list(truth.downsamples),
+        "tumours": len(truth.tumours),
+        "nuclei": len(truth.nuclei),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cpadv", description="Adversarial audits of tumour detectors on whole-slide images."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="describe a slide (JSON)")
+    info.add_argument("slide", help="any slide OpenSlide reads")
+    info.set_defaults(run=_info)
+
+    sample = sub.add_parser("sample", help="write a synthetic H&E slide and its truth")
+    sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")
+    sample.add_argument("--shape", nargs=2, type=int, metavar=("ROWS", "COLS"), default=(3000, 4000))
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--mpp", type=float, default=0.243, help="µm per level-0 pixel")
+    sample.add_argument("--no-mpp", action="store_true", help="record no resolution")
+    sample.add_argument("--workers", type=int, default=None, help="painting processes")
+    sample.set_defaults(run=_sample)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cpadv`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except CpadvError as exc:
+        print(f"cpadv {args.command}: {exc}", file=sys.stderr)
+        return 2
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt and napari front ends. The only package (with the npe2 entry points) that imports them."""

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import openslide
+import pytest
+import tifffile
+
+from napari_cpadv.errors import SlideError
+from napari_cpadv.slide import open_slide
+from napari_cpadv.slide.store import composite, parse_background
+
+VARIANTS = {
+    "odd-0.243": dict(shape=(1001, 1537), seed=1, mpp=0.243, downsamples=(1, 2, 4)),
+    "odd-0.226": dict(shape=(777, 1201), seed=2, mpp=0.226, downsamples=(1, 2, 4)),
+    "exact-non-pow2-last": dict(shape=(1536, 2304), seed=3, downsamples=(1, 2, 4, 12)),
+    "no-mpp": dict(shape=(600, 900), seed=4, mpp=None, downsamples=(1, 2)),
+    "single-level": dict(shape=(700, 500), seed=5, downsamples=(1,)),
+    "smaller-than-a-tile": dict(shape=(200, 300), seed=6, downsamples=(1,)),
+}
+
+
+def _reference(osr: openslide.OpenSlide, level: int, row: int, col: int, h: int, w: int):
+    ds = osr.level_downsamples[level]
+    rgba = np.asarray(osr.read_region((round(col * ds), round(row * ds)), level, (w, h)))
+    bg = parse_background(osr.properties.get("openslide.background-color"))
+    return composite(rgba, bg)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_geometry_and_mpp(slide_factory, variant):
+    kw = VARIANTS[variant]
+    truth = slide_factory(variant, **kw)
+    slide = open_slide(truth.path)
+    osr = openslide.OpenSlide(truth.path)
+    assert len(slide.levels) == len(kw["downsamples"]) == osr.level_count
+    for level, arr in enumerate(slide.levels):
+        cols, rows = osr.level_dimensions[level]
+        assert arr.shape == (rows, cols, 3)
+        assert arr.dtype == np.uint8
+        assert arr.chunksize[:2] == (min(256, rows), min(256, cols))
+        assert slide.downsamples[level] == pytest.approx(osr.level_downsamples[level])
+    if kw.get("mpp", 0.243) is None:
+        assert slide.mpp is None
+        assert slide.level_scale(0) is None
+    else:
+        mpp = kw.get("mpp", 0.243)
+        assert slide.mpp == pytest.approx((mpp, mpp), rel=1e-6)
+        assert slide.level_scale(len(slide.levels) - 1) == pytest.approx(
+            (mpp * slide.downsamples[-1],) * 2, rel=1e-6
+        )
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_levels_equal_openslide_at_every_level(slide_factory, variant, rng):
+    """Random regions of every level, pixel for pixel, against OpenSlide.read_region.
+
+    OpenSlide resamples when level-0 coordinates fall between the pixels of a level
+    (a downsample that is not an integer), even at tile seams, so on such levels regions
+    inside the first tile are compared exactly and the far corner to within resampling.
+    """
+    truth = slide_factory(variant, **VARIANTS[variant])
+    slide = open_slide(truth.path)
+    osr = openslide.OpenSlide(truth.path)
+    for level, arr in enumerate(slide.levels):
+        rows, cols = arr.shape[:2]
+        exact = float(slide.downsamples[level]).is_integer()
+        for _ in range(6):
+            h, w = int(rng.integers(1, min(rows, 300) + 1)), int(rng.integers(1, min(cols, 300) + 1))
+            r, c = int(rng.integers(0, rows - h + 1)), int(rng.integers(0, cols - w + 1))
+            if not exact:
+                r = c = 0
+                h, w = min(h, 256), min(w, 256)
+            ours = arr[r : r + h, c : c + w].compute()
+            np.testing.assert_array_equal(ours, _reference(osr, level, r, c, h, w))
+            np.testing.assert_array_equal(slide.read_region(level, r, c, h, w), ours)
+        if not exact:
+            h, w = min(rows, 200), min(cols, 200)
+            r, c = rows - h, cols - w
+            diff = np.abs(arr[r:, c:].compute().astype(int) - _reference(osr, level, r, c, h, w))
+            assert diff.mean() < 8
+
+
+def test_level_matches_file_pixels(small_slide):
+    """The store serves the tiles as stored: level 0 equals the TIFF page decoded by tifffile."""
+    slide = open_slide(small_slide.path)
+    page = tifffile.TiffFile(small_slide.path).pages[0].asarray()
+    np.testing.assert_array_equal(np.asarray(slide.levels[0]), page)
+
+
+def test_read_region_beyond_the_slide_is_background(small_slide):
+    slide = open_slide(small_slide.path)
+    rows, cols = slide.levels[1].shape[:2]
+    region = slide.read_region(1, rows - 10, cols - 20, 30, 50)
+    np.testing.assert_array_equal(region[:10, :20], slide.levels[1][rows - 10 :, cols - 20 :])
+    assert (region[10:] == slide.background).all()
+    assert (region[:, 20:] == slide.background).all()
+    assert (slide.read_region(0, -500, -500, 10, 10) == slide.background).all()
+    with pytest.raises(ValueError):
+        slide.read_region(7, 0, 0, 10, 10)
+
+
+def test_cache_shared_between_openings_and_bounded(small_slide):
+    a = open_slide(small_slide.path)
+    b = open_slide(small_slide.path)
+    assert a.cache is b.cache
+    a.cache.clear()
+    a.levels[0][:256, :256].compute()
+    misses = a.cache.misses
+    b.levels[0][:256, :256].compute()
+    assert a.cache.misses == misses and a.cache.hits >= 1
+    assert a.cache.nbytes <= a.cache.max_bytes
+
+
+def test_chunks_of_one_view_load_in_parallel(small_slide, monkeypatch):
+    slide = open_slide(small_slide.path, workers=4)
+    slide.cache.clear()
+    threads: set[str] = set()
+    barrier = threading.Barrier(2, timeout=10)
+    original = slide.store._osr.read_region
+
+    def spy(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        try:  # two reads must be in flight at once to pass the barrier
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(slide.store._osr, "read_region", spy)
+    slide.read_region(0, 0, 0, 512, 512)
+    assert len(threads) >= 2
+    assert not barrier.broken
+
+
+def _corrupt_first_tile(path, out):
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tf:
+        off, n = tf.pages[0].dataoffsets[0], tf.pages[0].databytecounts[0]
+    data[off + n // 3 : off + n] = bytes(n - n // 3)  # the entropy-coded data, zeroed
+    data[off : off + 2] = b"\x00\x00"  # and no JPEG start-of-image marker
+    out.write_bytes(bytes(data))
+    return out
+
+
+def test_corrupt_tile_raises_never_blank(small_slide, tmp_path):
+    bad = _corrupt_first_tile(small_slide.path, tmp_path / "corrupt.tif")
+    slide = open_slide(bad)
+    with pytest.raises(SlideError, match="corrupt.tif.*level 0 tile \\(0, 0\\)"):
+        slide.levels[0][:10, :10].compute()
+    with pytest.raises(SlideError, match="corrupt.tif"):
+        slide.read_region(0, 0, 0, 10, 10)
+
+
+def test_truncated_slide_raises(small_slide, tmp_path):
+    data = small_slide.path.read_bytes()
+    bad = tmp_path / "truncated.tif"
+    bad.write_bytes(data[: int(len(data) * 0.7)])
+    with pytest.raises(SlideError, match="truncated.tif"):
+        open_slide(bad).validate()
+
+
+def test_not_a_slide(tmp_path):
+    text = tmp_path / "notes.svs"
+    text.write_text("not a slide")
+    with pytest.raises(SlideError, match="notes.svs.*unsupported"):
+        open_slide(text)
+    with pytest.raises(SlideError, match="no such file"):
+        open_slide(tmp_path / "missing.tif")
+    with pytest.raises(SlideError, match="not a file"):
+        open_slide(tmp_path)
