@@ -150,7 +150,7 @@ class _Scene:
     tumours: tuple[_Blob, ...]
     foci: tuple[_Blob, ...]
     cell_px: float
-    cell_class: np.ndarray  # (cell rows, cell cols) uint8: 0 none, 1 normal, 2 tumour
+    tissue_cells: np.ndarray  # (cell rows + 2, cell cols + 2) bool, one cell of margin
     stain: tuple[float, float]  # haematoxylin, eosin strength
 
 
@@ -222,11 +222,11 @@ def _build_scene(
             fr = rng.uniform(20, 45) / px_um
             foci.append(_blob(_star(rng, tx, ty, fr, fr, 0.3, 32)))
     cell_px = CELL_UM / px_um
-    cell_class = _cell_classes(shape, cell_px, tissue=[t[4] for t in tissue], tumour=tumours + foci)
+    tissue_cells = _tissue_cells(shape, cell_px, [t[4] for t in tissue])
     stain = (float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.85, 1.1)))
     return _Scene(
         shape, seed, px_um, tuple(t[4] for t in tissue), tuple(tumours), tuple(foci),
-        cell_px, cell_class, stain,
+        cell_px, tissue_cells, stain,
     )
 
 
@@ -252,13 +252,37 @@ def _fill(
     return np.asarray(img, dtype=bool)
 
 
-def _cell_classes(
-    shape: tuple[int, int], cell_px: float, *, tissue: Sequence[_Blob], tumour: Sequence[_Blob]
-) -> np.ndarray:
+def _tissue_cells(shape: tuple[int, int], cell_px: float, tissue: Sequence[_Blob]) -> np.ndarray:
+    """Which lattice cells hold tissue, with one cell of margin on every side."""
     grid = (math.ceil(shape[0] / cell_px) + 2, math.ceil(shape[1] / cell_px) + 2)
-    kw = {"sx": cell_px, "sy": cell_px, "x0": -1.0, "y0": -1.0}  # one cell of margin each side
-    out = _fill(grid, tissue, **kw).astype(np.uint8)
-    out[_fill(grid, tumour, **kw) & (out > 0)] = 2
+    return _fill(grid, tissue, sx=cell_px, sy=cell_px, x0=-1.0, y0=-1.0)
+
+
+def _in_ring(px: np.ndarray, py: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test, vectorised over the points."""
+    inside = np.zeros(px.shape, bool)
+    x, y = ring[:, 0], ring[:, 1]
+    x2, y2 = np.roll(x, -1), np.roll(y, -1)
+    for k in range(len(ring)):
+        if y[k] == y2[k]:
+            continue
+        crosses = (y[k] > py) != (y2[k] > py)
+        inside ^= crosses & (px < (x2[k] - x[k]) * (py - y[k]) / (y2[k] - y[k]) + x[k])
+    return inside
+
+
+def _in_blobs(px: np.ndarray, py: np.ndarray, blobs: Sequence[_Blob]) -> np.ndarray:
+    """Points inside any blob (its exterior, not its holes)."""
+    out = np.zeros(px.shape, bool)
+    for b in blobs:
+        near = (px >= b.bbox[0]) & (px <= b.bbox[2]) & (py >= b.bbox[1]) & (py <= b.bbox[3])
+        if not near.any():
+            continue
+        qx, qy = px[near], py[near]
+        hit = _in_ring(qx, qy, b.polygon.exterior)
+        for h in b.polygon.holes:
+            hit &= ~_in_ring(qx, qy, h)
+        out[near] |= hit
     return out
 
 
@@ -300,17 +324,19 @@ class _Cells:
 def _cells(scene: _Scene, i0: int, i1: int, j0: int, j1: int) -> _Cells:
     """Nuclei of lattice cells rows ``i0:i1``, cols ``j0:j1`` (may reach one cell outside)."""
     ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
-    cls = np.zeros(ii.shape, np.uint8)
-    h, w = scene.cell_class.shape
-    inside = (ii >= -1) & (ii < h - 1) & (jj >= -1) & (jj < w - 1)
-    cls[inside] = scene.cell_class[ii[inside] + 1, jj[inside] + 1]
+    tissue = np.zeros(ii.shape, bool)
+    h, w = scene.tissue_cells.shape
+    on_grid = (ii >= -1) & (ii < h - 1) & (jj >= -1) & (jj < w - 1)
+    tissue[on_grid] = scene.tissue_cells[ii[on_grid] + 1, jj[on_grid] + 1]
     u = [_hash(ii, jj, scene.seed, k) for k in range(7)]
-    tumour = cls == 2
-    present = (cls > 0) & (u[0] < np.where(tumour, 0.93, 0.5))
     c, um = scene.cell_px, 1.0 / scene.px_um
     jitter = 0.22 * c
     cx = (jj + 0.5) * c + (u[1] - 0.5) * 2 * jitter
     cy = (ii + 0.5) * c + (u[2] - 0.5) * 2 * jitter
+    # A nucleus is a tumour nucleus when its centre lies in a tumour region.
+    tumour = np.zeros(ii.shape, bool)
+    tumour[tissue] = _in_blobs(cx[tissue], cy[tissue], scene.tumours + scene.foci)
+    present = tissue & (u[0] < np.where(tumour, 0.93, 0.5))
     radius = np.where(tumour, 3.8 + 2.2 * u[3] ** 1.5, 2.4 + 0.8 * u[3]) * um
     elong = np.where(tumour, 1.0 + 0.6 * u[4], 1.0 + 0.12 * u[4])
     a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
@@ -319,13 +345,14 @@ def _cells(scene: _Scene, i0: int, i1: int, j0: int, j1: int) -> _Cells:
 
 
 def _nuclei(scene: _Scene) -> np.ndarray:
-    """Every nucleus the painter draws, in bands of lattice rows."""
-    h, w = scene.cell_class.shape
+    """Every nucleus the painter draws whose centre lies on the slide, in bands of lattice rows."""
+    h, w = scene.tissue_cells.shape
     parts = []
     band = max(1, 2**20 // max(w, 1))
     for i0 in range(-1, h - 1, band):
         cells = _cells(scene, i0, min(i0 + band, h - 1), -1, w - 1)
-        m = cells.present
+        m = cells.present & (cells.cx >= 0) & (cells.cy >= 0)
+        m &= (cells.cx < scene.shape[1]) & (cells.cy < scene.shape[0])
         rec = np.empty(int(m.sum()), _NUCLEUS_DTYPE)
         rec["x"], rec["y"] = cells.cx[m], cells.cy[m]
         rec["radius"] = np.sqrt(cells.a[m] * cells.b[m])
