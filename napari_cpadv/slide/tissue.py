@@ -34,7 +34,7 @@ def saturation(image: np.ndarray) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of ``values`` in [0, 1] (maximises the between-class variance)."""
+    """Otsu's threshold of ``values`` in [0, 1]: values above it form the upper class."""
     hist, edges = np.histogram(np.asarray(values).ravel(), bins=bins, range=(0.0, 1.0))
     hist = hist.astype(np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -44,7 +44,7 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(centres[int(np.argmax(between))])
+    return float(edges[int(np.argmax(between)) + 1])
 
 
 def tissue_mask(image: np.ndarray, *, method: TissueMethod = "hue") -> np.ndarray:
