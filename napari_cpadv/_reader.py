@@ -12,6 +12,7 @@ SLIDE_SUFFIXES = (
 )
 
 LayerData = tuple[Any, dict[str, Any], str]
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
@@ -26,11 +27,31 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list
             return None
         import openslide
 
-        if openslide.OpenSlide.detect_format(p) is None:
+        if openslide.OpenSlide.detect_format(p) is None and not _damaged_slide(p):
             return None
     except Exception:  # the contract: a reader that cannot tell says None and lets others try
         return None
     return read_slide
+
+
+def _damaged_slide(p: Path) -> bool:
+    """A file OpenSlide cannot identify that is still meant to be a slide.
+
+    Vendor extensions only OpenSlide reads count, and so does a TIFF whose first page is
+    tiled or unreadable (a truncated slide); a plain stripped TIFF is left to other readers.
+    """
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        return True
+    with p.open("rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tf:
+            return bool(tf.pages.first.is_tiled)
+    except Exception:  # a damaged TIFF: ours to report, with the reason
+        return True
 
 
 def read_slide(path: str | list[str]) -> list[LayerData]:

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cpadv.errors import CpadvError
+
+from ..conftest import SAMPLE
+
+pytestmark = pytest.mark.gui
+
+
+def _pink_fraction(viewer) -> float:
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    rgb = shot[..., :3].reshape(-1, 3).astype(int)
+    return float(((rgb[:, 0] - rgb[:, 1] > 30) & (rgb[:, 2] - rgb[:, 1] > 20)).mean())
+
+
+def test_viewer_opens_the_sample_in_micrometres(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(SAMPLE, plugin="napari-cpadv")
+    assert layer.multiscale and layer.rgb
+    assert len(layer.data) == 3
+    assert tuple(layer.scale) == pytest.approx((0.243, 0.243))
+    assert all(str(u) == "micrometer" for u in layer.units)
+    viewer.reset_view()
+    # The canvas shows the slide once its tiles have loaded: pink tissue, not only background.
+    qtbot.waitUntil(lambda: _pink_fraction(viewer) > 0.05, timeout=60_000)
+
+
+def test_sample_data_contribution(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-cpadv", "synthetic_he")
+    assert len(layers) == 1 and layers[0].multiscale
+    np.testing.assert_array_equal(np.asarray(layers[0].data[-1][:4, :4]).shape, (4, 4, 3))
+
+
+def test_unreadable_slide_raises_in_the_viewer(make_napari_viewer, small_slide, tmp_path):
+    bad = tmp_path / "broken.tif"
+    data = small_slide.path.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception) as info:
+        viewer.open(bad, plugin="napari-cpadv")
+    chain, exc = [], info.value
+    while exc is not None:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    assert any(isinstance(e, CpadvError) and "broken.tif" in str(e) for e in chain)
+    assert len(viewer.layers) == 0

@@ -1,0 +1,51 @@
+"""The core imports neither Qt nor napari (DESIGN.md), proven twice."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+BLOCKER = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6',
+                                   'magicgui', 'superqt', 'vispy'}:
+            raise ImportError(f'{name} is blocked: the core must not import it')
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_import_linter_contracts():
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.skip("import-linter is not installed")
+    proc = subprocess.run([lint], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_core_runs_with_qt_and_napari_unimportable(small_slide):
+    code = BLOCKER + f"""
+import numpy as np
+import napari_cpadv.cli, napari_cpadv.errors
+from napari_cpadv.slide import open_slide
+from napari_cpadv.slide.tiles import tissue_tiles
+s = open_slide({str(small_slide.path)!r})
+assert s.levels[1][:10, :10].compute().shape == (10, 10, 3)
+assert tissue_tiles(s, level=0, size=128)
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_importing_the_plugin_is_cheap():
+    code = "import sys, napari_cpadv; print(sorted(m for m in ('torch', 'openslide', 'napari', 'dask', 'zarr') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
