@@ -1,0 +1,222 @@
+"""Streaming benchmarks (issue 2). Every figure is a ratio against a reference run in the same run.
+
+(a) random 512 x 512 reads through ``levels[L]`` against raw ``OpenSlide.read_region``;
+(b) the reads of a simulated pan with parallel chunk loading against one chunk at a time;
+(c) seconds from ``viewer.open`` to the first drawn frame, against the same pyramid handed
+    to napari already decoded in memory (needs a display; run under ``xvfb-run``);
+(d) peak resident memory opening and reading scattered regions of a Camelyon16-sized
+    synthetic slide, against raw OpenSlide doing the same reads (each in a fresh process).
+
+Usage: ``python benchmarks/bench_streaming.py [--skip-camelyon] [--json OUT]``. Slides are made
+under ``benchmarks/_work/`` on first use (the Camelyon16-sized one takes some minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WORK = Path(__file__).resolve().parent / "_work"
+MEDIUM = WORK / "medium.tif"
+CAMELYON = WORK / "camelyon.tif"
+
+
+def _ensure(path: Path, **kwargs) -> Path:
+    from napari_cpadv.slide.synthetic import make_slide
+
+    WORK.mkdir(exist_ok=True)
+    if not path.exists():
+        t = time.perf_counter()
+        make_slide(path, **kwargs)
+        print(f"made {path.name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return path
+
+
+def _regions(shape, n, size, rng):
+    return [
+        (int(rng.integers(0, shape[0] - size)), int(rng.integers(0, shape[1] - size)))
+        for _ in range(n)
+    ]
+
+
+def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3) -> dict:
+    import openslide
+
+    from napari_cpadv.slide import open_slide
+
+    out = {}
+    for level in (0, 1, 2):
+        ours_t, raw_t = [], []
+        for rep in range(repeats):
+            rng = np.random.default_rng(rep * 10 + level)
+            slide = open_slide(path)
+            slide.cache.clear()
+            osr = openslide.OpenSlide(path)  # a fresh handle: a cold OpenSlide cache too
+            regions = _regions(slide.levels[level].shape, n, 512, rng)
+            ds = slide.downsamples[level]
+            arr = slide.levels[level]
+
+            def ours():
+                for r, c in regions:
+                    arr[r : r + 512, c : c + 512].compute()
+
+            def raw():
+                for r, c in regions:
+                    np.asarray(osr.read_region((round(c * ds), round(r * ds)), level, (512, 512)))
+
+            first, second = (ours, raw) if rep % 2 == 0 else (raw, ours)
+            for fn in (first, second):
+                t = time.perf_counter()
+                fn()
+                (ours_t if fn is ours else raw_t).append(time.perf_counter() - t)
+            slide.cache.clear()
+        o, r = statistics.median(ours_t), statistics.median(raw_t)
+        out[f"level {level}"] = {
+            "ours_ms_per_read": 1e3 * o / n,
+            "openslide_ms_per_read": 1e3 * r / n,
+            "ratio": o / r,
+        }
+    return out
+
+
+def bench_pan(path: Path, *, view=(1080, 1920), step: int = 256, steps: int = 24) -> dict:
+    import dask
+
+    from napari_cpadv.slide import open_slide
+
+    def pan(workers: int | None, scheduler: str) -> float:
+        slide = open_slide(path, workers=workers)
+        slide.cache.clear()
+        arr = slide.levels[0]
+        r0 = (arr.shape[0] - view[0]) // 2
+        t = time.perf_counter()
+        with dask.config.set(scheduler=scheduler):
+            for k in range(steps):
+                c = min(k * step, arr.shape[1] - view[1])
+                arr[r0 : r0 + view[0], c : c + view[1]].compute()
+        slide.cache.clear()
+        return time.perf_counter() - t
+
+    par, ser = [], []
+    for rep in range(3):
+        order = [("par", None, "threads"), ("ser", 1, "synchronous")]
+        for name, workers, sched in order if rep % 2 == 0 else order[::-1]:
+            (par if name == "par" else ser).append(pan(workers, sched))
+    p, s = statistics.median(par), statistics.median(ser)
+    return {
+        "view": list(view), "steps": steps, "step_px": step,
+        "parallel_s": p, "one_at_a_time_s": s, "speedup": s / p,
+    }
+
+
+FIRST_FRAME = r"""
+import sys, time, json
+import numpy as np, napari
+from qtpy.QtWidgets import QApplication
+path, mode = sys.argv[1], sys.argv[2]
+viewer = napari.Viewer(show=False)
+def pink():
+    shot = viewer.screenshot(canvas_only=False, flash=False)[..., :3].reshape(-1, 3).astype(int)
+    return ((shot[:, 0] - shot[:, 1] > 30) & (shot[:, 2] - shot[:, 1] > 20)).mean() > 0.05
+if mode == "memory":
+    from napari_cpadv.slide import open_slide
+    data = [np.asarray(level) for level in open_slide(path).levels]
+t = time.perf_counter()
+if mode == "memory":
+    viewer.add_image(data, multiscale=True, rgb=True, scale=(0.243, 0.243))
+else:
+    viewer.open(path, plugin="napari-cpadv")
+viewer.reset_view()
+while not pink():
+    QApplication.processEvents()
+print(json.dumps(time.perf_counter() - t))
+"""
+
+
+def bench_first_frame(path: Path, repeats: int = 3) -> dict | None:
+    if not os.environ.get("DISPLAY"):
+        return None
+    times: dict[str, list[float]] = {"reader": [], "memory": []}
+    for rep in range(repeats):
+        for mode in ("reader", "memory") if rep % 2 == 0 else ("memory", "reader"):
+            proc = subprocess.run(
+                [sys.executable, "-c", FIRST_FRAME, str(path), mode],
+                capture_output=True, text=True, check=True,
+            )
+            times[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    r, m = statistics.median(times["reader"]), statistics.median(times["memory"])
+    return {"reader_s": r, "in_memory_s": m, "ratio": r / m}
+
+
+PEAK = r"""
+import sys, resource, json
+import numpy as np
+path, mode = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(0)
+if mode == "ours":
+    from napari_cpadv.slide import open_slide
+    s = open_slide(path)
+    shapes = [a.shape for a in s.levels]
+    def read(level, r, c):
+        s.levels[level][r:r + 512, c:c + 512].compute()
+else:
+    import openslide
+    o = openslide.OpenSlide(path)
+    shapes = [(h, w) for (w, h) in o.level_dimensions]
+    def read(level, r, c):
+        ds = o.level_downsamples[level]
+        np.asarray(o.read_region((round(c * ds), round(r * ds)), level, (512, 512)))
+for level in (0, 0, 0, 1, 2, 3):
+    h, w = shapes[level][:2]
+    for _ in range(100):
+        read(level, int(rng.integers(0, h - 512)), int(rng.integers(0, w - 512)))
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+
+def bench_peak_memory(path: Path) -> dict:
+    out = {}
+    for mode in ("ours", "openslide"):
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK, str(path), mode], capture_output=True, text=True, check=True
+        )
+        out[f"{mode}_peak_rss_mb"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["ratio"] = out["ours_peak_rss_mb"] / out["openslide_peak_rss_mb"]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-camelyon", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    medium = _ensure(MEDIUM, shape=(12_000, 16_000), seed=21)
+    results: dict = {
+        "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "a_random_reads": bench_random_reads(medium),
+        "b_pan": bench_pan(medium),
+        "c_first_frame": bench_first_frame(Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"),
+    }
+    if not args.skip_camelyon:
+        camelyon = _ensure(CAMELYON, shape=(100_000, 200_000), seed=16, tissue_fraction=0.15)
+        results["d_peak_memory"] = bench_peak_memory(camelyon)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
