@@ -65,11 +65,11 @@ def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3) -> dict:
             ds = slide.downsamples[level]
             arr = slide.levels[level]
 
-            def ours():
+            def ours(arr=arr, regions=regions):
                 for r, c in regions:
                     arr[r : r + 512, c : c + 512].compute()
 
-            def raw():
+            def raw(osr=osr, regions=regions, ds=ds, level=level):
                 for r, c in regions:
                     np.asarray(osr.read_region((round(c * ds), round(r * ds)), level, (512, 512)))
 
@@ -113,8 +113,12 @@ def bench_pan(path: Path, *, view=(1080, 1920), step: int = 256, steps: int = 24
             (par if name == "par" else ser).append(pan(workers, sched))
     p, s = statistics.median(par), statistics.median(ser)
     return {
-        "view": list(view), "steps": steps, "step_px": step,
-        "parallel_s": p, "one_at_a_time_s": s, "speedup": s / p,
+        "view": list(view),
+        "steps": steps,
+        "step_px": step,
+        "parallel_s": p,
+        "one_at_a_time_s": s,
+        "speedup": s / p,
     }
 
 
@@ -150,7 +154,9 @@ def bench_first_frame(path: Path, repeats: int = 3) -> dict | None:
         for mode in ("reader", "memory") if rep % 2 == 0 else ("memory", "reader"):
             proc = subprocess.run(
                 [sys.executable, "-c", FIRST_FRAME, str(path), mode],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             times[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     r, m = statistics.median(times["reader"]), statistics.median(times["memory"])
@@ -187,7 +193,10 @@ def bench_peak_memory(path: Path) -> dict:
     out = {}
     for mode in ("ours", "openslide"):
         proc = subprocess.run(
-            [sys.executable, "-c", PEAK, str(path), mode], capture_output=True, text=True, check=True
+            [sys.executable, "-c", PEAK, str(path), mode],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         out[f"{mode}_peak_rss_mb"] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["ratio"] = out["ours_peak_rss_mb"] / out["openslide_peak_rss_mb"]
@@ -206,7 +215,9 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "a_random_reads": bench_random_reads(medium),
         "b_pan": bench_pan(medium),
-        "c_first_frame": bench_first_frame(Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"),
+        "c_first_frame": bench_first_frame(
+            Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
+        ),
     }
     if not args.skip_camelyon:
         camelyon = _ensure(CAMELYON, shape=(100_000, 200_000), seed=16, tissue_fraction=0.15)

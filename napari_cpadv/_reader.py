@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 SLIDE_SUFFIXES = (
-    ".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide",
+    ".svs",
+    ".tif",
+    ".tiff",
+    ".ndpi",
+    ".mrxs",
+    ".scn",
+    ".vms",
+    ".vmu",
+    ".bif",
+    ".svslide",
 )
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -71,7 +80,7 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
 
 
 def slide_layer_data(slide: Any) -> LayerData:
-    """Layer data of an open :class:`~napari_cpadv.slide.Slide`: scale in µm, or pixels and a warning."""
+    """Layer data of an open :class:`~napari_cpadv.slide.Slide`: µm, or pixels and a warning."""
     scale = slide.level_scale(0)
     if scale is None:
         warnings.warn(

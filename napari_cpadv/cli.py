@@ -51,7 +51,10 @@ def _sample(args: argparse.Namespace) -> dict[str, Any]:
     if args.mpp is not None and args.mpp <= 0:
         raise CpadvError(out, f"--mpp must be positive, got {args.mpp}")
     truth = make_slide(
-        out, shape=(rows, cols), seed=args.seed, mpp=None if args.no_mpp else args.mpp,
+        out,
+        shape=(rows, cols),
+        seed=args.seed,
+        mpp=None if args.no_mpp else args.mpp,
         workers=args.workers,
     )
     truth_path = truth.write_json(out.with_suffix(".truth.json"))
@@ -79,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="write a synthetic H&E slide and its truth")
     sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")
-    sample.add_argument("--shape", nargs=2, type=int, metavar=("ROWS", "COLS"), default=(3000, 4000))
+    sample.add_argument(
+        "--shape", nargs=2, type=int, metavar=("ROWS", "COLS"), default=(3000, 4000)
+    )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--mpp", type=float, default=0.243, help="µm per level-0 pixel")
     sample.add_argument("--no-mpp", action="store_true", help="record no resolution")

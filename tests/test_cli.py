@@ -25,7 +25,11 @@ def test_sample_then_info(tmp_path, capsys):
     assert info["vendor"] == "generic-tiff"
     assert info["mpp"] == [0.243, 0.243] or np.allclose(info["mpp"], 0.243)
     assert info["levels"][0] == {
-        "width": 900, "height": 700, "downsample": 1.0, "tile_width": 512, "tile_height": 512,
+        "width": 900,
+        "height": 700,
+        "downsample": 1.0,
+        "tile_width": 512,
+        "tile_height": 512,
     }
     assert info["properties"]["openslide.vendor"] == "generic-tiff"
 
@@ -41,8 +45,12 @@ def test_info_without_mpp(tmp_path, capsys):
 def test_bad_input_is_one_line_and_status_2(tmp_path):
     junk = tmp_path / "junk.svs"
     junk.write_text("nope")
-    for args in (["info", str(junk)], ["info", str(tmp_path / "gone.tif")],
-                 ["sample", str(tmp_path / "x.png")], ["sample", str(tmp_path / "no" / "x.tif")]):
+    for args in (
+        ["info", str(junk)],
+        ["info", str(tmp_path / "gone.tif")],
+        ["sample", str(tmp_path / "x.png")],
+        ["sample", str(tmp_path / "no" / "x.tif")],
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "napari_cpadv.cli", *args], capture_output=True, text=True
         )

@@ -84,7 +84,7 @@ class Slide:
         return (self.mpp[1] * ds, self.mpp[0] * ds)
 
     def read_region(self, level: int, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """Pixels of ``level`` from ``(row, col)`` (that level's pixels), ``(height, width, 3)`` uint8.
+        """Pixels of ``level`` from ``(row, col)`` (its pixels): ``(height, width, 3)`` uint8.
 
         Pixels beyond the slide are the background colour. Tiles load in parallel
         through the shared cache.
@@ -115,7 +115,9 @@ class Slide:
             tr0, tc0 = tr * g.tile_rows, tc * g.tile_cols
             a0, a1 = max(r0, tr0), min(r1, tr0 + g.tile_rows)
             b0, b1 = max(c0, tc0), min(c1, tc0 + g.tile_cols)
-            out[a0 - row : a1 - row, b0 - col : b1 - col] = tile[a0 - tr0 : a1 - tr0, b0 - tc0 : b1 - tc0]
+            out[a0 - row : a1 - row, b0 - col : b1 - col] = tile[
+                a0 - tr0 : a1 - tr0, b0 - tc0 : b1 - tc0
+            ]
         return out
 
     def validate(self) -> None:

@@ -303,9 +303,7 @@ class OpenSlideStore(Store):
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         return key in self._metadata or self._parse_chunk_key(key) is not None
@@ -329,7 +327,13 @@ class OpenSlideStore(Store):
         prefix = prefix.rstrip("/")
         seen = set()
         for key in self._metadata:
-            rest = key if not prefix else key[len(prefix) + 1 :] if key.startswith(prefix + "/") else None
+            rest = (
+                key
+                if not prefix
+                else key[len(prefix) + 1 :]
+                if key.startswith(prefix + "/")
+                else None
+            )
             if rest is None:
                 continue
             head = rest.split("/", 1)[0]

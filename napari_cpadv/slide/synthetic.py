@@ -27,6 +27,7 @@ pixel in the resolution tags.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -225,8 +226,15 @@ def _build_scene(
     tissue_cells = _tissue_cells(shape, cell_px, [t[4] for t in tissue])
     stain = (float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.85, 1.1)))
     return _Scene(
-        shape, seed, px_um, tuple(t[4] for t in tissue), tuple(tumours), tuple(foci),
-        cell_px, tissue_cells, stain,
+        shape,
+        seed,
+        px_um,
+        tuple(t[4] for t in tissue),
+        tuple(tumours),
+        tuple(foci),
+        cell_px,
+        tissue_cells,
+        stain,
     )
 
 
@@ -288,8 +296,10 @@ def _in_blobs(px: np.ndarray, py: np.ndarray, blobs: Sequence[_Blob]) -> np.ndar
 
 # -- per-cell nucleus parameters ---------------------------------------------------------
 
-_M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(
-    0x165667B19E3779F9
+_M1, _M2, _M3 = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xC2B2AE3D27D4EB4F),
+    np.uint64(0x165667B19E3779F9),
 )
 
 
@@ -364,18 +374,14 @@ def _nuclei(scene: _Scene) -> np.ndarray:
 # -- painting ----------------------------------------------------------------------------
 
 
-def _value_noise(
-    ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int
-) -> np.ndarray:
+def _value_noise(ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int) -> np.ndarray:
     """Smooth noise in [0, 1) on level-0 coordinates, lattice spacing ``scale`` pixels."""
     fy, fx = ys / scale, xs / scale
     iy, ix = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
     ty, tx = fy - iy, fx - ix
     ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)
     oy, ox = iy.min(), ix.min()
-    gi, gj = np.meshgrid(
-        np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij"
-    )
+    gi, gj = np.meshgrid(np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij")
     lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
     r, c = (iy - oy)[:, None], (ix - ox)[None, :]
     top = lat[r, c] * (1 - tx[None, :]) + lat[r, c + 1] * tx[None, :]
@@ -392,10 +398,14 @@ def _stained(rgb: Sequence[float], strength: float) -> np.ndarray:
 def render_tile(
     scene: _Scene, level_shape: tuple[int, int], row0: int, col0: int, rows: int, cols: int
 ) -> np.ndarray | None:
-    """Paint ``rows x cols`` pixels of a level from ``(row0, col0)``; ``None`` when all background."""
+    """Paint ``rows x cols`` pixels of a level from ``(row0, col0)``; ``None`` if all background."""
     sy, sx = scene.shape[0] / level_shape[0], scene.shape[1] / level_shape[1]
     bx0, by0, bx1, by1 = col0 * sx, row0 * sy, (col0 + cols) * sx, (row0 + rows) * sy
-    hit = [b for b in scene.tissue if b.bbox[0] < bx1 and b.bbox[2] > bx0 and b.bbox[1] < by1 and b.bbox[3] > by0]
+    hit = [
+        b
+        for b in scene.tissue
+        if b.bbox[0] < bx1 and b.bbox[2] > bx0 and b.bbox[1] < by1 and b.bbox[3] > by0
+    ]
     if not hit:
         return None
     size, kw = (rows, cols), {"sx": sx, "sy": sy, "x0": float(col0), "y0": float(row0)}
@@ -563,11 +573,15 @@ def make_slide(
     if tile % 16:
         raise ValueError(f"{path}: tile size must be a multiple of 16, got {tile}")
     ds_list = tuple(int(d) for d in (downsamples or default_downsamples((rows, cols))))
-    if ds_list[0] != 1 or any(b <= a for a, b in zip(ds_list, ds_list[1:], strict=False)):
+    if ds_list[0] != 1 or any(b <= a for a, b in itertools.pairwise(ds_list)):
         raise ValueError(f"{path}: downsamples must start at 1 and increase, got {ds_list}")
     scene = _build_scene(
-        (rows, cols), seed, mpp or 0.25,
-        n_tumours=n_tumours, n_foci=n_foci, tissue_fraction=tissue_fraction,
+        (rows, cols),
+        seed,
+        mpp or 0.25,
+        n_tumours=n_tumours,
+        n_foci=n_foci,
+        tissue_fraction=tissue_fraction,
     )
     out = Path(path)
     tmp = out.with_name(out.name + ".part")
@@ -581,7 +595,11 @@ def make_slide(
     if workers is None:
         workers = 1 if n_tiles < 400 else max(1, os.cpu_count() or 1)
     bigtiff = rows * cols * 3 * 1.4 > 2**31
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(scene,)) if workers > 1 else None
+    pool = (
+        ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(scene,))
+        if workers > 1
+        else None
+    )
     _init_worker(scene)
     try:
         with tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:

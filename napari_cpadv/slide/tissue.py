@@ -22,7 +22,7 @@ def passes_hue_rule(rgb: np.ndarray) -> np.ndarray:
 
 
 def tile_is_tissue(tile: np.ndarray) -> bool:
-    """Seed 000's test of one tile ``(rows, cols, 3)`` uint8: its mean colour passes the hue rule."""
+    """Seed 000's test of a tile ``(rows, cols, 3)`` uint8: its mean colour passes the hue rule."""
     return bool(passes_hue_rule(tile.reshape(-1, 3).mean(axis=0)))
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -67,7 +68,10 @@ def test_levels_equal_openslide_at_every_level(slide_factory, variant, rng):
         rows, cols = arr.shape[:2]
         exact = float(slide.downsamples[level]).is_integer()
         for _ in range(6):
-            h, w = int(rng.integers(1, min(rows, 300) + 1)), int(rng.integers(1, min(cols, 300) + 1))
+            h, w = (
+                int(rng.integers(1, min(rows, 300) + 1)),
+                int(rng.integers(1, min(cols, 300) + 1)),
+            )
             r, c = int(rng.integers(0, rows - h + 1)), int(rng.integers(0, cols - w + 1))
             if not exact:
                 r = c = 0
@@ -122,10 +126,8 @@ def test_chunks_of_one_view_load_in_parallel(small_slide, monkeypatch):
 
     def spy(*args, **kwargs):
         threads.add(threading.current_thread().name)
-        try:  # two reads must be in flight at once to pass the barrier
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()  # two reads must be in flight at once to pass
         return original(*args, **kwargs)
 
     monkeypatch.setattr(slide.store._osr, "read_region", spy)

@@ -58,7 +58,9 @@ def test_truth_is_consistent(small_slide):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_tissue_passes_hue_rule_background_fails(tmp_path, seed):
-    truth = make_slide(tmp_path / "s.tif", shape=(1024, 1536), seed=seed, tile=256, downsamples=(1,))
+    truth = make_slide(
+        tmp_path / "s.tif", shape=(1024, 1536), seed=seed, tile=256, downsamples=(1,)
+    )
     img = np.asarray(open_slide(truth.path).levels[0])
     tissue = _mask(truth.shape, truth.tissue)
     tumour = _mask(truth.shape, truth.tumours) & tissue
