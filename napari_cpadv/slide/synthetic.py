@@ -432,26 +432,35 @@ def render_tile(
     ci, cj = np.floor(ys / c).astype(np.int64), np.floor(xs / c).astype(np.int64)
     i0, j0 = int(ci.min()) - 1, int(cj.min()) - 1
     cells = _cells(scene, i0, int(ci.max()) + 2, j0, int(cj.max()) + 2)
-    best_q = np.full(size, np.inf, np.float32)
-    best_a = np.ones(size, np.float32)
-    best_t = np.zeros(size, bool)
-    best_tone = np.zeros(size, np.float32)
-    for di in (-1, 0, 1):
-        r = (ci - i0 + di)[:, None]
-        for dj in (-1, 0, 1):
-            k = (cj - j0 + dj)[None, :]
-            dx = xs[None, :] - cells.cx[r, k]
-            dy = ys[:, None] - cells.cy[r, k]
-            cs, sn = cells.cos[r, k], cells.sin[r, k]
-            u = (dx * cs + dy * sn) / cells.a[r, k]
-            v = (dy * cs - dx * sn) / cells.b[r, k]
-            q = (u * u + v * v).astype(np.float32)
-            q[~cells.present[r, k]] = np.inf
-            closer = q < best_q
-            best_q = np.where(closer, q, best_q)
-            best_a = np.where(closer, cells.b[r, k], best_a)
-            best_t = np.where(closer, cells.tumour[r, k], best_t)
-            best_tone = np.where(closer, cells.tone[r, k], best_tone)
+    # Per-cell terms of the rotated-ellipse distance, relative to the tile's first pixel
+    # (float32 keeps sub-pixel precision there); absent nuclei are infinitely far.
+    width = cells.cx.shape[1]
+    ox, oy = xs[0], ys[0]
+    terms = [
+        (cells.cx - ox).astype(np.float32).ravel(),
+        (cells.cy - oy).astype(np.float32).ravel(),
+        (cells.cos / cells.a).astype(np.float32).ravel(),
+        (cells.sin / cells.a).astype(np.float32).ravel(),
+        (cells.cos / cells.b).astype(np.float32).ravel(),
+        (cells.sin / cells.b).astype(np.float32).ravel(),
+        np.where(cells.present, 0, np.inf).astype(np.float32).ravel(),
+    ]
+    px = (xs - ox).astype(np.float32)[None, :]
+    py = (ys - oy).astype(np.float32)[:, None]
+    base = ((ci - i0)[:, None] * width + (cj - j0)[None, :]).astype(np.int32)
+    qs = np.empty((9, *size), np.float32)
+    for n, (di, dj) in enumerate((di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)):
+        cx, cy, ca, sa, cb, sb, off = (t.take(base + (di * width + dj)) for t in terms)
+        dx, dy = px - cx, py - cy
+        u = dx * ca + dy * sa
+        v = dy * cb - dx * sb
+        qs[n] = u * u + v * v + off
+    nearest = qs.argmin(axis=0)
+    best_q = np.take_along_axis(qs, nearest[None], axis=0)[0]
+    chosen = base + ((nearest // 3 - 1) * width + (nearest % 3 - 1)).astype(np.int32)
+    best_a = cells.b.astype(np.float32).ravel().take(chosen)
+    best_t = cells.tumour.ravel().take(chosen)
+    best_tone = cells.tone.astype(np.float32).ravel().take(chosen)
     dist = np.sqrt(best_q)
     # Anti-aliased edge, about one level pixel wide.
     cover = np.clip((1 - dist) * best_a / ds + 0.5, 0, 1).astype(np.float32)
