@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_cpadv.geometry import points_in_ring
+
 CELL_UM = 9.5
 """Spacing of the nucleus lattice, micrometres."""
 DEFAULT_MPP = 0.243
@@ -266,19 +268,6 @@ def _tissue_cells(shape: tuple[int, int], cell_px: float, tissue: Sequence[_Blob
     return _fill(grid, tissue, sx=cell_px, sy=cell_px, x0=-1.0, y0=-1.0)
 
 
-def _in_ring(px: np.ndarray, py: np.ndarray, ring: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test, vectorised over the points."""
-    inside = np.zeros(px.shape, bool)
-    x, y = ring[:, 0], ring[:, 1]
-    x2, y2 = np.roll(x, -1), np.roll(y, -1)
-    for k in range(len(ring)):
-        if y[k] == y2[k]:
-            continue
-        crosses = (y[k] > py) != (y2[k] > py)
-        inside ^= crosses & (px < (x2[k] - x[k]) * (py - y[k]) / (y2[k] - y[k]) + x[k])
-    return inside
-
-
 def _in_blobs(px: np.ndarray, py: np.ndarray, blobs: Sequence[_Blob]) -> np.ndarray:
     """Points inside any blob (its exterior, not its holes)."""
     out = np.zeros(px.shape, bool)
@@ -287,9 +276,9 @@ def _in_blobs(px: np.ndarray, py: np.ndarray, blobs: Sequence[_Blob]) -> np.ndar
         if not near.any():
             continue
         qx, qy = px[near], py[near]
-        hit = _in_ring(qx, qy, b.polygon.exterior)
+        hit = points_in_ring(qx, qy, b.polygon.exterior)
         for h in b.polygon.holes:
-            hit &= ~_in_ring(qx, qy, h)
+            hit &= ~points_in_ring(qx, qy, h)
         out[near] |= hit
     return out
 

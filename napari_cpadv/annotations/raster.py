@@ -1,0 +1,233 @@
+"""Polygons to masks at any level and on the cell grid, and masks or heatmaps back to polygons.
+
+Pixel rule: a pixel is inside when its centre is (even-odd over the exterior and holes).
+Level-L pixel ``(r, c)`` has its centre at level-0 ``((c + 0.5) * ds_x, (r + 0.5) * ds_y)``,
+where ``ds`` is the level's *true* downsample per axis (level-0 size over level size), not
+``2**L``. Camelyon16's ordered overwrite holds: tumour polygons are painted first, then
+the exclusion groups (``_2``) clear what they cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_cpadv.annotations.model import Annotation
+
+CELL = 4
+"""A cell is ``CELL x CELL`` pixels of the level the heatmap was computed at."""
+CELL_POSITIVE_FRACTION = 0.5
+"""A cell is labelled tumour when at least half its pixels (8 of 16) are tumour."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A window of a pyramid level: ``rows x cols`` pixels from ``(row0, col0)``.
+
+    ``ds`` is ``(ds_y, ds_x)``, level-0 pixels per level pixel along each axis.
+    """
+
+    rows: int
+    cols: int
+    ds: tuple[float, float] = (1.0, 1.0)
+    row0: int = 0
+    col0: int = 0
+
+    @classmethod
+    def of_level(cls, level0_shape: tuple[int, int], level_shape: tuple[int, int]) -> Grid:
+        """The whole level, with the downsample its size implies."""
+        return cls(
+            level_shape[0],
+            level_shape[1],
+            (level0_shape[0] / level_shape[0], level0_shape[1] / level_shape[1]),
+        )
+
+    def window(self, row0: int, col0: int, rows: int, cols: int) -> Grid:
+        return Grid(rows, cols, self.ds, row0, col0)
+
+
+def _fill_rings(out: np.ndarray, rings: Sequence[np.ndarray], grid: Grid, value: int) -> None:
+    """Scanline even-odd fill of one polygon (its rings together) into ``out``."""
+    ys_all = np.concatenate([r[:, 1] for r in rings]) / grid.ds[0] - grid.row0
+    r_lo = max(int(np.ceil(ys_all.min() - 0.5)), 0)
+    r_hi = min(int(np.floor(ys_all.max() - 0.5)), grid.rows - 1)
+    if r_hi < r_lo:
+        return
+    x0, y0, x1, y1 = [], [], [], []
+    for ring in rings:
+        x = ring[:, 0] / grid.ds[1] - grid.col0
+        y = ring[:, 1] / grid.ds[0] - grid.row0
+        x0.append(x)
+        y0.append(y)
+        x1.append(np.roll(x, -1))
+        y1.append(np.roll(y, -1))
+    ex0, ey0, ex1, ey1 = (np.concatenate(v) for v in (x0, y0, x1, y1))
+    keep = ey0 != ey1
+    ex0, ey0, ex1, ey1 = ex0[keep], ey0[keep], ex1[keep], ey1[keep]
+    yc = np.arange(r_lo, r_hi + 1, dtype=np.float64)[:, None] + 0.5
+    lo, hi = np.minimum(ey0, ey1), np.maximum(ey0, ey1)
+    spans = (lo <= yc) & (yc < hi)  # half-open: a vertex is counted once
+    xc = ex0 + (yc - ey0) * (ex1 - ex0) / (ey1 - ey0)
+    xc = np.where(spans, xc, np.inf)
+    xc.sort(axis=1)
+    n = spans.sum(axis=1)
+    width = grid.cols
+    for i in np.flatnonzero(n >= 2):
+        xs = xc[i, : n[i] - n[i] % 2]
+        # pixel c is inside when xs_a <= c + 0.5 < xs_b
+        starts = np.clip(np.ceil(xs[0::2] - 0.5), 0, width).astype(np.int64)
+        stops = np.clip(np.ceil(xs[1::2] - 0.5), 0, width).astype(np.int64)
+        row = out[r_lo + i]
+        for a, b in zip(starts, stops, strict=True):
+            if b > a:
+                row[a:b] = value
+
+
+def rasterize(
+    annotations: Sequence[Annotation],
+    grid: Grid,
+    *,
+    tumour_only: bool = True,
+    dtype: type = np.uint8,
+) -> np.ndarray:
+    """Paint polygons on a grid: 1 inside tumour, 0 elsewhere; exclusions painted last, as 0.
+
+    Parameters
+    ----------
+    annotations
+        Polygons in level-0 pixels. With ``tumour_only`` (Camelyon semantics) only tumour
+        classes paint 1; otherwise every non-exclusion class does.
+    grid
+        The level window to paint (true downsample per axis). Coordinates beyond it are
+        clipped.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(grid.rows, grid.cols)`` mask.
+    """
+    out = np.zeros((grid.rows, grid.cols), dtype)
+    x_lo, x_hi = grid.col0 * grid.ds[1], (grid.col0 + grid.cols) * grid.ds[1]
+    y_lo, y_hi = grid.row0 * grid.ds[0], (grid.row0 + grid.rows) * grid.ds[0]
+
+    def visible(a: Annotation) -> bool:
+        bx0, by0, bx1, by1 = a.bbox
+        return bx1 >= x_lo and bx0 <= x_hi and by1 >= y_lo and by0 <= y_hi
+
+    positive = [
+        a for a in annotations
+        if not a.is_exclusion and (a.is_tumour or not tumour_only) and visible(a)
+    ]
+    for a in positive:
+        _fill_rings(out, a.rings, grid, 1)
+    for a in annotations:
+        if a.is_exclusion and visible(a):
+            _fill_rings(out, a.rings, grid, 0)
+    return out
+
+
+def cell_fraction(mask: np.ndarray, cell: int = CELL) -> np.ndarray:
+    """Tumour fraction of each ``cell x cell`` block of a level mask (partial blocks dropped)."""
+    rows, cols = mask.shape[0] // cell, mask.shape[1] // cell
+    m = mask[: rows * cell, : cols * cell].astype(np.float32)
+    return m.reshape(rows, cell, cols, cell).mean(axis=(1, 3))
+
+
+def cell_grid(
+    annotations: Sequence[Annotation], grid: Grid, *, cell: int = CELL
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cell grid of a level window: ``(fraction, label)``, one value per cell.
+
+    ``fraction`` is the share of the cell's pixels that are tumour (float32);
+    ``label`` is ``fraction >= CELL_POSITIVE_FRACTION`` (uint8), the binary label that
+    detectors are trained and scored on.
+    """
+    frac = cell_fraction(rasterize(annotations, grid), cell)
+    return frac, (frac >= CELL_POSITIVE_FRACTION).astype(np.uint8)
+
+
+def mask_to_annotations(
+    values: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    ds: tuple[float, float] = (1.0, 1.0),
+    level: int = 0,
+    min_area: float = 0.0,
+    cls: str = "Tumor",
+    color: str = "#FF0000",
+    kind: str = "detection",
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> list[Annotation]:
+    """Threshold a mask or heatmap into polygons in level-0 pixels.
+
+    Parameters
+    ----------
+    values
+        ``(rows, cols)`` mask or probabilities on a grid whose pixels are ``ds = (ds_y,
+        ds_x)`` level-0 pixels (a cell grid of level L has ``ds = 4 * downsample_L``).
+    threshold
+        Pixels ``>= threshold`` are inside.
+    min_area
+        Regions smaller than this many level-0 square pixels are dropped.
+    origin
+        Level-0 ``(x, y)`` of the grid's top-left corner.
+
+    Returns
+    -------
+    list of Annotation
+        Valid polygons with holes; measurements record the threshold, the level, the mean
+        value inside and the area in level-0 pixels.
+    """
+    import shapely
+    from skimage.measure import find_contours
+
+    v = np.asarray(values, dtype=np.float64)
+    inside = v >= threshold
+    if not inside.any():
+        return []
+    padded = np.pad(inside.astype(np.float32), 1)
+    rings = []
+    for contour in find_contours(padded, 0.5):
+        # contour in padded (row, col) pixel-index coordinates -> level-0 (x, y)
+        x = (contour[:, 1] - 1 + 0.5) * ds[1] + origin[0]
+        y = (contour[:, 0] - 1 + 0.5) * ds[0] + origin[1]
+        if len(x) >= 4:
+            rings.append(shapely.Polygon(np.stack([x, y], axis=1)))
+    if not rings:
+        return []
+    geom = rings[0]
+    for ring in rings[1:]:  # nesting by even-odd: a ring inside another is its hole
+        geom = geom.symmetric_difference(ring)
+    geom = shapely.make_valid(geom)
+    polys = [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, shapely.Polygon)]
+    out = []
+    for p in polys:
+        if p.is_empty or p.area < max(min_area, 1e-9):
+            continue
+        ext = np.asarray(p.exterior.coords)[:-1]
+        holes = tuple(np.asarray(h.coords)[:-1] for h in p.interiors)
+        probe = Annotation(ext, holes)
+        grid = Grid(v.shape[0], v.shape[1], ds)
+        shifted = probe.with_(
+            exterior=ext - origin, holes=tuple(h - np.asarray(origin) for h in holes)
+        )
+        region = rasterize([shifted], grid, tumour_only=False).astype(bool)
+        mean = float(v[region].mean()) if region.any() else float(v[inside].mean())
+        out.append(
+            Annotation(
+                ext,
+                holes,
+                cls=cls,
+                color=color,
+                kind=kind,  # type: ignore[arg-type]
+                measurements={
+                    "threshold": float(threshold),
+                    "level": float(level),
+                    "mean_probability": mean,
+                    "area_px": float(p.area),
+                },
+            )
+        )
+    return out
