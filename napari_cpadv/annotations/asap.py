@@ -67,10 +67,7 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
     root = _parse(p)
     if root.tag != "ASAP_Annotations":
         raise FormatError(p, f"root element is <{root.tag}>, expected <ASAP_Annotations>")
-    groups = {
-        g.get("Name", ""): g.get("Color")
-        for g in root.iterfind("AnnotationGroups/Group")
-    }
+    groups = {g.get("Name", ""): g.get("Color") for g in root.iterfind("AnnotationGroups/Group")}
     out = []
     for i, el in enumerate(root.iterfind("Annotations/Annotation")):
         kind = el.get("Type", "Polygon")
@@ -85,8 +82,11 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
             order = c.get("Order")
             key = _float(order, p, f"{where} coordinate {j} Order") if order is not None else j
             coords.append(
-                (key, _float(c.get("X"), p, f"{where} coordinate {j} X"),
-                 _float(c.get("Y"), p, f"{where} coordinate {j} Y"))
+                (
+                    key,
+                    _float(c.get("X"), p, f"{where} coordinate {j} X"),
+                    _float(c.get("Y"), p, f"{where} coordinate {j} Y"),
+                )
             )
         if len(coords) < 3:
             raise FormatError(p, f"{where} has {len(coords)} coordinates; a polygon needs 3")

@@ -23,7 +23,12 @@ from napari_cpadv.annotations.model import DEFAULT_COLOURS, Annotation
 from napari_cpadv.errors import FormatError
 
 UNCLASSIFIED = "Unclassified"
-_KINDS = {"annotation": "annotation", "detection": "detection", "cell": "detection", "tile": "detection"}
+_KINDS = {
+    "annotation": "annotation",
+    "detection": "detection",
+    "cell": "detection",
+    "tile": "detection",
+}
 
 
 def _rings(coords: Any, p: Path, where: str) -> list[np.ndarray]:
@@ -59,7 +64,9 @@ def _feature(f: Any, i: int, p: Path) -> list[Annotation]:
     cls_obj = props.get("classification") or {}
     name = cls_obj.get("name", UNCLASSIFIED) if isinstance(cls_obj, dict) else UNCLASSIFIED
     colour = cls_obj.get("color", cls_obj.get("colorRGB")) if isinstance(cls_obj, dict) else None
-    colour = normalise_colour(colour, p) if colour is not None else DEFAULT_COLOURS.get(name, "#FF0000")
+    colour = (
+        normalise_colour(colour, p) if colour is not None else DEFAULT_COLOURS.get(name, "#FF0000")
+    )
     meas = props.get("measurements") or {}
     if isinstance(meas, list):  # older QuPath: [{"name": ..., "value": ...}]
         meas = {m["name"]: m["value"] for m in meas if isinstance(m, dict) and "name" in m}
@@ -82,8 +89,14 @@ def _feature(f: Any, i: int, p: Path) -> list[Annotation]:
         raise FormatError(p, f"{where} has geometry {gtype!r}; only Polygon and MultiPolygon")
     return [
         Annotation(
-            rings[0], tuple(rings[1:]), cls=str(name), color=colour, kind=kind,  # type: ignore[arg-type]
-            name=str(props.get("name", "")), measurements=meas, id=fid,
+            rings[0],
+            tuple(rings[1:]),
+            cls=str(name),
+            color=colour,
+            kind=kind,  # type: ignore[arg-type]
+            name=str(props.get("name", "")),
+            measurements=meas,
+            id=fid,
         )
         for rings in polys
     ]
@@ -102,7 +115,9 @@ def read_geojson(path: str | os.PathLike[str]) -> list[Annotation]:
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise FormatError(p, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise FormatError(
+            p, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(p, f"cannot read the file ({exc})") from None
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
@@ -112,7 +127,9 @@ def read_geojson(path: str | os.PathLike[str]) -> list[Annotation]:
     elif isinstance(doc, list):
         features = doc
     else:
-        raise FormatError(p, "expected a GeoJSON FeatureCollection, a Feature or a list of features")
+        raise FormatError(
+            p, "expected a GeoJSON FeatureCollection, a Feature or a list of features"
+        )
     if not isinstance(features, list):
         raise FormatError(p, "'features' is not a list")
     out: list[Annotation] = []

@@ -130,9 +130,7 @@ def exclusions_as_holes(annotations: Sequence[Annotation]) -> list[Annotation]:
             left.append(ex)
         else:
             extra.setdefault(owner, []).append(ex.exterior)
-    out = [
-        t.with_(holes=(*t.holes, *extra[i])) if i in extra else t for i, t in enumerate(tumours)
-    ]
+    out = [t.with_(holes=(*t.holes, *extra[i])) if i in extra else t for i, t in enumerate(tumours)]
     return out + left
 
 

@@ -117,7 +117,8 @@ def rasterize(
         return bx1 >= x_lo and bx0 <= x_hi and by1 >= y_lo and by0 <= y_hi
 
     positive = [
-        a for a in annotations
+        a
+        for a in annotations
         if not a.is_exclusion and (a.is_tumour or not tumour_only) and visible(a)
     ]
     for a in positive:
