@@ -108,7 +108,7 @@ def rasterize(
     numpy.ndarray
         ``(grid.rows, grid.cols)`` mask.
     """
-    out = np.zeros((grid.rows, grid.cols), dtype)
+    out: np.ndarray = np.zeros((grid.rows, grid.cols), dtype)
     x_lo, x_hi = grid.col0 * grid.ds[1], (grid.col0 + grid.cols) * grid.ds[1]
     y_lo, y_hi = grid.row0 * grid.ds[0], (grid.row0 + grid.rows) * grid.ds[0]
 
