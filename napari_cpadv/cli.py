@@ -58,9 +58,18 @@ def _sample(args: argparse.Namespace) -> dict[str, Any]:
         workers=args.workers,
     )
     truth_path = truth.write_json(out.with_suffix(".truth.json"))
+    from napari_cpadv.annotations import Annotation, write_annotations
+
+    tumours = [
+        Annotation(p.exterior, p.holes, cls="Tumor", name=f"Tumour {k + 1}")
+        for k, p in enumerate(truth.tumours)
+    ]
+    xml = write_annotations(tumours, out.with_suffix(".xml"))
+    geojson = write_annotations(tumours, out.with_suffix(".geojson"))
     return {
         "slide": str(out),
         "truth": str(truth_path),
+        "annotations": [str(xml), str(geojson)],
         "shape": [rows, cols],
         "seed": args.seed,
         "mpp": truth.mpp,
@@ -68,6 +77,53 @@ def _sample(args: argparse.Namespace) -> dict[str, Any]:
         "tumours": len(truth.tumours),
         "nuclei": len(truth.nuclei),
     }
+
+
+def _convert(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.annotations import read_annotations, write_annotations
+    from napari_cpadv.annotations.model import exclusions_as_holes
+
+    src, dst = Path(args.input), Path(args.output)
+    if src.suffix.lower() == dst.suffix.lower():
+        raise CpadvError(dst, f"converting needs two formats; both are {src.suffix}")
+    anns = read_annotations(src)
+    if dst.suffix.lower() != ".xml":  # GeoJSON has holes: Camelyon's _2 regions become them
+        anns = exclusions_as_holes(anns)
+    write_annotations(anns, dst)
+    return {"input": str(src), "output": str(dst), "polygons": len(anns)}
+
+
+def _mask(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.annotations.masks import write_mask_tiff
+    from napari_cpadv.annotations.raster import Grid, rasterize
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    if not 0 <= args.level < len(slide.levels):
+        raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
+    anns = read_annotations(args.annotations)
+    g0, g = slide.geometry[0], slide.geometry[args.level]
+    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
+    mask = rasterize(anns, grid)
+    out = write_mask_tiff(mask, args.out, mpp=slide.mpp, downsample=grid.ds)
+    return {
+        "mask": str(out), "level": args.level, "shape": [g.rows, g.cols],
+        "tumour_fraction": float(mask.mean()),
+    }
+
+
+def _tiles(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.annotations.dataset import write_tile_dataset
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    if not 0 <= args.level < len(slide.levels):
+        raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
+    result = write_tile_dataset(
+        slide, args.annotations, level=args.level, size=args.size, out=Path(args.out)
+    )
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--no-mpp", action="store_true", help="record no resolution")
     sample.add_argument("--workers", type=int, default=None, help="painting processes")
     sample.set_defaults(run=_sample)
+
+    convert = sub.add_parser("convert", help="ASAP XML <-> QuPath GeoJSON, by extension")
+    convert.add_argument("input")
+    convert.add_argument("output")
+    convert.set_defaults(run=_convert)
+
+    mask = sub.add_parser("mask", help="annotations to a pyramidal TIFF mask of a slide level")
+    mask.add_argument("slide")
+    mask.add_argument("annotations")
+    mask.add_argument("--level", type=int, default=0)
+    mask.add_argument("--out", required=True)
+    mask.set_defaults(run=_mask)
+
+    tiles = sub.add_parser("tiles", help="tissue tiles with cell-level masks (seed 000)")
+    tiles.add_argument("slide")
+    tiles.add_argument("--annotations", default=None, help="ASAP .xml or QuPath .geojson")
+    tiles.add_argument("--level", type=int, default=2)
+    tiles.add_argument("--size", type=int, default=512)
+    tiles.add_argument("--out", required=True)
+    tiles.set_defaults(run=_tiles)
     return parser
 
 
