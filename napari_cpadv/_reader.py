@@ -66,6 +66,10 @@ def _damaged_slide(p: Path) -> bool:
 def read_slide(path: str | list[str]) -> list[LayerData]:
     """Open a slide as one multiscale RGB image layer in micrometres.
 
+    A file beside it with the same stem and ``.xml`` (ASAP) or ``.geojson`` (QuPath) opens
+    too, as a "ground truth" Shapes layer on top. A mask written by ``cpadv mask`` opens as
+    a multiscale Labels layer instead.
+
     Raises
     ------
     napari_cpadv.errors.SlideError
@@ -74,9 +78,105 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
     from napari_cpadv.slide import open_slide
 
     p = Path(path[0] if isinstance(path, list) else path)
+    if _is_cpadv_mask(p):
+        return [_mask_layer_data(p)]
     slide = open_slide(p)
     slide.validate()
-    return [slide_layer_data(slide)]
+    layers = [slide_layer_data(slide)]
+    for suffix in (".xml", ".geojson"):
+        truth = p.with_suffix(suffix)
+        if truth.is_file():
+            from napari_cpadv._annotation_layers import shapes_layer_data
+            from napari_cpadv.annotations import read_annotations
+
+            layers.append(
+                shapes_layer_data(
+                    read_annotations(truth), name="ground truth", mpp=slide.mpp, source=truth
+                )
+            )
+            break
+    return layers
+
+
+def napari_get_annotation_reader(
+    path: str | list[str],
+) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """Return :func:`read_annotation_file` for ASAP ``.xml`` and QuPath ``.geojson``; never raises."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    try:
+        p = Path(path)
+        if not p.is_file():
+            return None
+        if p.suffix.lower() == ".xml":
+            with p.open("rb") as f:
+                if b"ASAP_Annotations" not in f.read(4096):
+                    return None
+        elif p.suffix.lower() != ".geojson":
+            return None
+    except OSError:
+        return None
+    return read_annotation_file
+
+
+def read_annotation_file(path: str | list[str]) -> list[LayerData]:
+    """Annotations as a Shapes layer, in µm on the slide open in the viewer, else in pixels."""
+    from napari_cpadv._annotation_layers import shapes_layer_data
+    from napari_cpadv.annotations import read_annotations
+
+    p = Path(path[0] if isinstance(path, list) else path)
+    anns = read_annotations(p)
+    return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
+
+
+def _open_slide_mpp() -> tuple[float, float] | None:
+    """µm per level-0 pixel of the slide open in the current viewer, if any."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return None
+    for layer in viewer.layers:
+        mpp = layer.metadata.get("mpp") if "cpadv_slide_path" in layer.metadata else None
+        if mpp:
+            return (float(mpp[0]), float(mpp[1]))
+    return None
+
+
+def _is_cpadv_mask(p: Path) -> bool:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages.first
+            return page.samplesperpixel == 1 and page.software == "napari-cpadv"
+    except Exception:  # not a TIFF tifffile reads: not one of our masks
+        return False
+
+
+def _mask_layer_data(p: Path) -> LayerData:
+    """A ``cpadv mask`` TIFF as a multiscale Labels layer, scaled by its resolution tags."""
+    import tifffile
+
+    from napari_cpadv.errors import FormatError
+
+    try:
+        with tifffile.TiffFile(p) as tf:
+            levels = [page.asarray() for page in tf.pages]
+            page = tf.pages.first
+            unit = page.tags.get("ResolutionUnit")
+            xres, yres = page.tags.get("XResolution"), page.tags.get("YResolution")
+            scale: tuple[float, float] = (1.0, 1.0)
+            units = ("pixel", "pixel")
+            if unit is not None and unit.value == 3 and xres is not None and yres is not None:
+                scale = (1e4 * yres.value[1] / yres.value[0], 1e4 * xres.value[1] / xres.value[0])
+                units = ("um", "um")
+    except Exception as exc:
+        raise FormatError(p, f"cannot read the mask ({exc})") from exc
+    kwargs = {"name": p.name, "multiscale": True, "scale": scale, "units": units, "opacity": 0.5}
+    return (levels, kwargs, "labels")
 
 
 def slide_layer_data(slide: Any) -> LayerData:

@@ -22,3 +22,13 @@ def points_in_ring(px: np.ndarray, py: np.ndarray, ring: np.ndarray) -> np.ndarr
         crosses = (y[k] > py) != (y2[k] > py)
         inside ^= crosses & (px < (x2[k] - x[k]) * (py - y[k]) / (y2[k] - y[k]) + x[k])
     return inside
+
+
+def xy_to_rowcol(xy: np.ndarray) -> np.ndarray:
+    """Annotation vertices ``(x, y)`` to napari's ``(row, col)``; the one place axes swap."""
+    return np.asarray(xy, dtype=np.float64)[:, ::-1].copy()
+
+
+def rowcol_to_xy(rowcol: np.ndarray) -> np.ndarray:
+    """napari's ``(row, col)`` to annotation vertices ``(x, y)``."""
+    return np.asarray(rowcol, dtype=np.float64)[:, -2:][:, ::-1].copy()

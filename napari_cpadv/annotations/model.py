@@ -109,7 +109,7 @@ class Annotation:
 
 
 def exclusions_as_holes(annotations: Sequence[Annotation]) -> list[Annotation]:
-    """Camelyon16's ``_2`` polygons turned into holes of the tumour polygons that hold them.
+    """Camelyon16's ``_2`` polygons turned into holes of the polygons that hold them.
 
     An exclusion whose first vertex lies in no tumour polygon is kept as it is.
     """
@@ -122,7 +122,7 @@ def exclusions_as_holes(annotations: Sequence[Annotation]) -> list[Annotation]:
             (
                 i
                 for i, t in enumerate(tumours)
-                if t.is_tumour and points_in_ring(np.array([x]), np.array([y]), t.exterior)[0]
+                if points_in_ring(np.array([x]), np.array([y]), t.exterior)[0]
             ),
             None,
         )

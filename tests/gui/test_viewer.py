@@ -18,8 +18,10 @@ def _pink_fraction(viewer) -> float:
 
 def test_viewer_opens_the_sample_in_micrometres(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    [layer] = viewer.open(SAMPLE, plugin="napari-cpadv")
+    layer, truth = viewer.open(SAMPLE, plugin="napari-cpadv")
     assert layer.multiscale and layer.rgb
+    assert truth.name == "ground truth" and len(truth.data) >= 1
+    assert tuple(truth.scale) == pytest.approx((0.243, 0.243))
     assert len(layer.data) == 3
     assert tuple(layer.scale) == pytest.approx((0.243, 0.243))
     assert all(str(u) == "micrometer" for u in layer.units)
@@ -31,7 +33,7 @@ def test_viewer_opens_the_sample_in_micrometres(make_napari_viewer, qtbot):
 def test_sample_data_contribution(make_napari_viewer):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-cpadv", "synthetic_he")
-    assert len(layers) == 1 and layers[0].multiscale
+    assert [type(la).__name__ for la in layers] == ["Image", "Shapes"] and layers[0].multiscale
     np.testing.assert_array_equal(np.asarray(layers[0].data[-1][:4, :4]).shape, (4, 4, 3))
 
 
