@@ -26,7 +26,9 @@ def shapes_layer_data(
     Data are level-0 pixels ``(row, col)``; ``scale`` is the slide's µm per level-0 pixel so
     the layer lies exactly on a slide opened in µm (or pixels when ``mpp`` is None).
     """
-    data, edges, props = [], [], {"class": [], "kind": [], "name": [], "hole": []}
+    data: list[np.ndarray] = []
+    edges: list[str] = []
+    props: dict[str, list[Any]] = {"class": [], "kind": [], "name": [], "hole": []}
     for a in annotations:
         for k, ring in enumerate(a.rings):
             data.append(xy_to_rowcol(ring))
@@ -50,7 +52,9 @@ def shapes_layer_data(
     return (data, kwargs, "shapes")
 
 
-def annotations_from_shapes(data: Sequence[np.ndarray], attributes: dict[str, Any]) -> list[Annotation]:
+def annotations_from_shapes(
+    data: Sequence[np.ndarray], attributes: dict[str, Any]
+) -> list[Annotation]:
     """Shapes layer data back to annotations in level-0 pixels.
 
     Vertices are taken to world units with the layer's scale and divided by the slide's
@@ -72,7 +76,7 @@ def annotations_from_shapes(data: Sequence[np.ndarray], attributes: dict[str, An
         rc = np.asarray(verts, dtype=np.float64)[:, -2:] * scale / per_px
         colour = "#F4FA58"
         if edges is not None and len(np.shape(edges)) == 2 and i < len(edges):
-            r, g, b = (int(round(255 * float(c))) for c in np.asarray(edges)[i][:3])
+            r, g, b = (round(255 * float(c)) for c in np.asarray(edges)[i][:3])
             colour = f"#{r:02X}{g:02X}{b:02X}"
         out.append(
             Annotation(

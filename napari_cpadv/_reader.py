@@ -101,7 +101,7 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
 def napari_get_annotation_reader(
     path: str | list[str],
 ) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """Return :func:`read_annotation_file` for ASAP ``.xml`` and QuPath ``.geojson``; never raises."""
+    """:func:`read_annotation_file` for ASAP ``.xml`` and QuPath ``.geojson``; never raises."""
     if isinstance(path, list):
         if len(path) != 1:
             return None

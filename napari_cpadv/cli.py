@@ -108,7 +108,9 @@ def _mask(args: argparse.Namespace) -> dict[str, Any]:
     mask = rasterize(anns, grid)
     out = write_mask_tiff(mask, args.out, mpp=slide.mpp, downsample=grid.ds)
     return {
-        "mask": str(out), "level": args.level, "shape": [g.rows, g.cols],
+        "mask": str(out),
+        "level": args.level,
+        "shape": [g.rows, g.cols],
         "tumour_fraction": float(mask.mean()),
     }
 

@@ -90,18 +90,52 @@ def test_convert_mask_and_tiles(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "c.geojson"), str(tmp_path / "c.xml")]) == 0
     truth = rasterize(read_annotations(tmp_path / "s.xml"), Grid(1200, 1600))
     for name in ("c.geojson", "c.xml"):
-        np.testing.assert_array_equal(rasterize(read_annotations(tmp_path / name), Grid(1200, 1600)), truth)
+        np.testing.assert_array_equal(
+            rasterize(read_annotations(tmp_path / name), Grid(1200, 1600)), truth
+        )
 
-    assert main(["mask", str(slide), str(tmp_path / "s.geojson"), "--level", "1", "--out", str(tmp_path / "m.tif")]) == 0
+    assert (
+        main(
+            [
+                "mask",
+                str(slide),
+                str(tmp_path / "s.geojson"),
+                "--level",
+                "1",
+                "--out",
+                str(tmp_path / "m.tif"),
+            ]
+        )
+        == 0
+    )
     o = openslide.OpenSlide(tmp_path / "m.tif")
     assert o.dimensions == (800, 600)
     got = np.asarray(o.read_region((0, 0), 0, (800, 600)))[..., 0]
-    np.testing.assert_array_equal(got, rasterize(read_annotations(tmp_path / "s.xml"), Grid(600, 800, (2.0, 2.0))))
+    np.testing.assert_array_equal(
+        got, rasterize(read_annotations(tmp_path / "s.xml"), Grid(600, 800, (2.0, 2.0)))
+    )
 
     capsys.readouterr()
-    assert main(["tiles", str(slide), "--annotations", str(tmp_path / "s.xml"), "--level", "0", "--size", "256", "--out", str(tmp_path / "ds")]) == 0
+    assert (
+        main(
+            [
+                "tiles",
+                str(slide),
+                "--annotations",
+                str(tmp_path / "s.xml"),
+                "--level",
+                "0",
+                "--size",
+                "256",
+                "--out",
+                str(tmp_path / "ds"),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
-    rows = list(csv.DictReader(open(tmp_path / "ds" / "index.csv")))
+    with open(tmp_path / "ds" / "index.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == result["tiles"] > 0 and result["tumour_tiles"] > 0
     for row in rows:
         tile = np.asarray(Image.open(tmp_path / "ds" / row["tile"]))
@@ -117,8 +151,16 @@ def test_convert_refuses_bad_input(tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_text("<ASAP_Annotations><Annotations>")
     proc = subprocess.run(
-        [sys.executable, "-m", "napari_cpadv.cli", "convert", str(bad), str(tmp_path / "o.geojson")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "napari_cpadv.cli",
+            "convert",
+            str(bad),
+            str(tmp_path / "o.geojson"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2 and "bad.xml" in proc.stderr and "not well-formed" in proc.stderr
     assert not (tmp_path / "o.geojson").exists()

@@ -31,8 +31,7 @@ def write_tile_dataset(
     """Write every tile whose mean colour passes seed 000's hue rule, with its cell mask.
 
     Layout under ``out``: ``tiles/R_C.png`` (RGB), ``masks/R_C.png`` (one pixel per cell of
-    4 x 4 level pixels, 255 for tumour by :data:`~napari_cpadv.annotations.raster.CELL_POSITIVE_FRACTION`)
-    and ``index.csv`` (file names, level position, level-0 position ``(x0, y0)``, size and
+    4 x 4 level pixels, 255 for tumour by ``raster.CELL_POSITIVE_FRACTION``) and ``index.csv`` (file names, level position, level-0 position ``(x0, y0)``, size and
     the fraction of tumour cells), written last.
     """
     from PIL import Image
@@ -62,8 +61,17 @@ def write_tile_dataset(
         Image.fromarray((label * 255).astype(np.uint8)).save(buf, format="PNG")
         write_atomic(out / "masks" / f"{stem}.png", buf.getvalue())
         rows.append(
-            (f"tiles/{stem}.png", f"masks/{stem}.png", level, t.row, t.col, t.x0, t.y0, size,
-             round(float(label.mean()), 6))
+            (
+                f"tiles/{stem}.png",
+                f"masks/{stem}.png",
+                level,
+                t.row,
+                t.col,
+                t.x0,
+                t.y0,
+                size,
+                round(float(label.mean()), 6),
+            )
         )
     text = io.StringIO()
     writer = csv.writer(text)
@@ -71,6 +79,9 @@ def write_tile_dataset(
     writer.writerows(rows)
     write_atomic(out / INDEX, text.getvalue().encode())
     return {
-        "out": str(out), "tiles": len(rows), "level": level, "size": size,
+        "out": str(out),
+        "tiles": len(rows),
+        "level": level,
+        "size": size,
         "tumour_tiles": sum(1 for r in rows if r[-1] > 0),
     }

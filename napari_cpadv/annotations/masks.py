@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def write_mask_tiff(
     try:
         with tifffile.TiffWriter(tmp, bigtiff=m.size > 2**31) as tw:
             for i, level in enumerate(mask_pyramid(m)):
-                res = {}
+                res: dict[str, Any] = {}
                 if mpp is not None:
                     fy = m.shape[0] / level.shape[0] * downsample[0]
                     fx = m.shape[1] / level.shape[1] * downsample[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
 
@@ -83,7 +84,7 @@ class Annotation:
     def rings(self) -> tuple[np.ndarray, ...]:
         return (self.exterior, *self.holes)
 
-    @property
+    @cached_property
     def bbox(self) -> tuple[float, float, float, float]:
         """``(x0, y0, x1, y1)`` in level-0 pixels."""
         x0, y0 = self.exterior.min(axis=0)

@@ -73,16 +73,25 @@ def _fill_rings(out: np.ndarray, rings: Sequence[np.ndarray], grid: Grid, value:
     xc = np.where(spans, xc, np.inf)
     xc.sort(axis=1)
     n = spans.sum(axis=1)
-    width = grid.cols
-    for i in np.flatnonzero(n >= 2):
-        xs = xc[i, : n[i] - n[i] % 2]
-        # pixel c is inside when xs_a <= c + 0.5 < xs_b
-        starts = np.clip(np.ceil(xs[0::2] - 0.5), 0, width).astype(np.int64)
-        stops = np.clip(np.ceil(xs[1::2] - 0.5), 0, width).astype(np.int64)
-        row = out[r_lo + i]
-        for a, b in zip(starts, stops, strict=True):
-            if b > a:
-                row[a:b] = value
+    pairs = xc[:, : 2 * (xc.shape[1] // 2)]
+    k = np.arange(pairs.shape[1] // 2)[None, :]
+    valid = k < (n // 2)[:, None]
+    if not valid.any():
+        return
+    # pixel c is inside when start <= c + 0.5 < stop; fill spans via a difference array
+    finite = np.where(np.isfinite(pairs), pairs, 0.0)
+    starts = np.clip(np.ceil(finite[:, 0::2] - 0.5), 0, grid.cols).astype(np.int64)
+    stops = np.clip(np.ceil(finite[:, 1::2] - 0.5), 0, grid.cols).astype(np.int64)
+    c_lo = int(starts[valid].min())
+    c_hi = int(stops[valid].max())
+    if c_hi <= c_lo:
+        return
+    rows_idx = np.broadcast_to(np.arange(len(n))[:, None], starts.shape)[valid]
+    diff = np.zeros((len(n), c_hi - c_lo + 1), np.int32)
+    np.add.at(diff, (rows_idx, starts[valid] - c_lo), 1)
+    np.add.at(diff, (rows_idx, stops[valid] - c_lo), -1)
+    inside = np.cumsum(diff, axis=1)[:, :-1] > 0
+    out[r_lo : r_hi + 1, c_lo:c_hi][inside] = value
 
 
 def rasterize(
