@@ -31,8 +31,9 @@ def write_tile_dataset(
     """Write every tile whose mean colour passes seed 000's hue rule, with its cell mask.
 
     Layout under ``out``: ``tiles/R_C.png`` (RGB), ``masks/R_C.png`` (one pixel per cell of
-    4 x 4 level pixels, 255 for tumour by ``raster.CELL_POSITIVE_FRACTION``) and ``index.csv`` (file names, level position, level-0 position ``(x0, y0)``, size and
-    the fraction of tumour cells), written last.
+    4 x 4 level pixels, 255 for tumour by ``raster.CELL_POSITIVE_FRACTION``) and
+    ``index.csv`` (file names, level position, level-0 position ``(x0, y0)``, size and the
+    fraction of tumour cells), written last.
     """
     from PIL import Image
 
