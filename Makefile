@@ -45,6 +45,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py
+	$(BIN)/python benchmarks/bench_raster.py
 
 lint: setup
 	$(BIN)/python -m pip install -q ruff mypy
