@@ -24,15 +24,21 @@ LayerData = tuple[Any, dict[str, Any], str]
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """Return :func:`read_slide` when OpenSlide recognises ``path``, else ``None``. Never raises."""
+def _one_file(path: str | list[str]) -> Path | None:
+    """The single file napari offers, or ``None`` for several paths or a folder."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
+    p = Path(path)
+    return p if p.is_file() else None
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """Return :func:`read_slide` when OpenSlide recognises ``path``, else ``None``. Never raises."""
     try:
-        p = Path(path)
-        if p.suffix.lower() not in SLIDE_SUFFIXES or not p.is_file():
+        p = _one_file(path)
+        if p is None or p.suffix.lower() not in SLIDE_SUFFIXES:
             return None
         import openslide
 
@@ -102,13 +108,9 @@ def napari_get_annotation_reader(
     path: str | list[str],
 ) -> Callable[[str | list[str]], list[LayerData]] | None:
     """:func:`read_annotation_file` for ASAP ``.xml`` and QuPath ``.geojson``; never raises."""
-    if isinstance(path, list):
-        if len(path) != 1:
-            return None
-        path = path[0]
     try:
-        p = Path(path)
-        if not p.is_file():
+        p = _one_file(path)
+        if p is None:
             return None
         if p.suffix.lower() == ".xml":
             with p.open("rb") as f:

@@ -49,3 +49,19 @@ def test_truncated_and_corrupt_slides_raise(small_slide, tmp_path):
     assert reader is not None  # it looks like a slide...
     with pytest.raises(CpadvError, match="cut.tif"):
         reader(str(truncated))  # ...but cannot be read
+
+
+def test_annotation_reader_declines_other_xml(tmp_path):
+    from napari_cpadv._reader import napari_get_annotation_reader
+
+    other = tmp_path / "pom.xml"
+    other.write_text("<project><modelVersion>4.0.0</modelVersion></project>")
+    asap = tmp_path / "a.xml"
+    asap.write_text("<ASAP_Annotations><Annotations/></ASAP_Annotations>")
+    geo = tmp_path / "a.geojson"
+    geo.write_text('{"type": "FeatureCollection", "features": []}')
+    assert napari_get_annotation_reader(str(other)) is None
+    assert napari_get_annotation_reader(str(tmp_path)) is None
+    assert napari_get_annotation_reader([str(asap), str(geo)]) is None
+    assert napari_get_annotation_reader(str(asap)) is not None
+    assert napari_get_annotation_reader(str(geo)) is not None
