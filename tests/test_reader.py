@@ -25,7 +25,9 @@ def test_reader_declines_what_is_not_a_slide(tmp_path):
 def test_reader_reads_the_sample():
     reader = napari_get_reader(str(SAMPLE))
     assert reader is not None
-    [(data, kwargs, kind)] = reader(str(SAMPLE))
+    [(data, kwargs, kind), (truth, truth_kwargs, truth_kind)] = reader(str(SAMPLE))
+    assert truth_kind == "shapes" and truth_kwargs["name"] == "ground truth" and truth
+    assert truth_kwargs["scale"] == pytest.approx((0.243, 0.243))
     assert kind == "image" and kwargs["multiscale"] and kwargs["rgb"]
     assert len(data) >= 3
     assert kwargs["scale"] == pytest.approx((0.243, 0.243))
