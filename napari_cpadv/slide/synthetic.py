@@ -320,14 +320,14 @@ class _Cells:
     tone: np.ndarray
 
 
-def _cells(scene: _Scene, i0: int, i1: int, j0: int, j1: int) -> _Cells:
-    """Nuclei of lattice cells rows ``i0:i1``, cols ``j0:j1`` (may reach one cell outside)."""
-    ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
+def _cells(scene: _Scene, rows: np.ndarray, cols: np.ndarray) -> _Cells:
+    """Nuclei of the lattice cells ``rows x cols`` (index vectors; may reach one cell outside)."""
+    ii, jj = np.meshgrid(rows, cols, indexing="ij")
     tissue = np.zeros(ii.shape, bool)
     h, w = scene.tissue_cells.shape
     on_grid = (ii >= -1) & (ii < h - 1) & (jj >= -1) & (jj < w - 1)
     tissue[on_grid] = scene.tissue_cells[ii[on_grid] + 1, jj[on_grid] + 1]
-    u = [_hash(ii, jj, scene.seed, k) for k in range(7)]
+    u = [_hash(ii, jj, scene.seed, k).astype(np.float32) for k in range(7)]
     c, um = scene.cell_px, 1.0 / scene.px_um
     jitter = 0.22 * c
     cx = (jj + 0.5) * c + (u[1] - 0.5) * 2 * jitter
@@ -349,7 +349,7 @@ def _nuclei(scene: _Scene) -> np.ndarray:
     parts = []
     band = max(1, 2**20 // max(w, 1))
     for i0 in range(-1, h - 1, band):
-        cells = _cells(scene, i0, min(i0 + band, h - 1), -1, w - 1)
+        cells = _cells(scene, np.arange(i0, min(i0 + band, h - 1)), np.arange(-1, w - 1))
         m = cells.present & (cells.cx >= 0) & (cells.cy >= 0)
         m &= (cells.cx < scene.shape[1]) & (cells.cy < scene.shape[0])
         rec = np.empty(int(m.sum()), _NUCLEUS_DTYPE)
@@ -370,11 +370,18 @@ def _value_noise(ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int
     ty, tx = fy - iy, fx - ix
     ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)
     oy, ox = iy.min(), ix.min()
-    gi, gj = np.meshgrid(np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij")
-    lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
-    r, c = (iy - oy)[:, None], (ix - ox)[None, :]
-    top = lat[r, c] * (1 - tx[None, :]) + lat[r, c + 1] * tx[None, :]
-    bot = lat[r + 1, c] * (1 - tx[None, :]) + lat[r + 1, c + 1] * tx[None, :]
+    window = (iy.max() - oy + 2) * (ix.max() - ox + 2)
+    if window <= 4 * len(ys) * len(xs):  # the lattice window is small: hash it once
+        gi, gj = np.meshgrid(np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij")
+        lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
+        r, c = (iy - oy)[:, None], (ix - ox)[None, :]
+        c00, c01, c10, c11 = lat[r, c], lat[r, c + 1], lat[r + 1, c], lat[r + 1, c + 1]
+    else:  # lattice finer than the pixels (a coarse level): hash only the corners needed
+        r, c = iy[:, None], ix[None, :]
+        c00, c01 = _hash(r, c, seed, 100 + k), _hash(r, c + 1, seed, 100 + k)
+        c10, c11 = _hash(r + 1, c, seed, 100 + k), _hash(r + 1, c + 1, seed, 100 + k)
+    top = c00 * (1 - tx[None, :]) + c01 * tx[None, :]
+    bot = c10 * (1 - tx[None, :]) + c11 * tx[None, :]
     return (top * (1 - ty[:, None]) + bot * ty[:, None]).astype(np.float32)
 
 
@@ -419,8 +426,12 @@ def render_tile(
     # Nuclei: the nearest lattice nucleus of the 3 x 3 neighbouring cells.
     c = scene.cell_px
     ci, cj = np.floor(ys / c).astype(np.int64), np.floor(xs / c).astype(np.int64)
-    i0, j0 = int(ci.min()) - 1, int(cj.min()) - 1
-    cells = _cells(scene, i0, int(ci.max()) + 2, j0, int(cj.max()) + 2)
+    # Only the cells next to some pixel centre: at coarse levels most cells fall between.
+    cell_rows = np.unique(np.concatenate([ci - 1, ci, ci + 1]))
+    cell_cols = np.unique(np.concatenate([cj - 1, cj, cj + 1]))
+    cells = _cells(scene, cell_rows, cell_cols)
+    rpos = [np.searchsorted(cell_rows, ci + d).astype(np.int32) for d in (-1, 0, 1)]
+    cpos = [np.searchsorted(cell_cols, cj + d).astype(np.int32) for d in (-1, 0, 1)]
     # Per-cell terms of the rotated-ellipse distance, relative to the tile's first pixel
     # (float32 keeps sub-pixel precision there); absent nuclei are infinitely far.
     width = cells.cx.shape[1]
@@ -436,23 +447,28 @@ def render_tile(
     ]
     px = (xs - ox).astype(np.float32)[None, :]
     py = (ys - oy).astype(np.float32)[:, None]
-    base = ((ci - i0)[:, None] * width + (cj - j0)[None, :]).astype(np.int32)
     qs = np.empty((9, *size), np.float32)
-    for n, (di, dj) in enumerate((di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)):
-        cx, cy, ca, sa, cb, sb, off = (t.take(base + (di * width + dj)) for t in terms)
+    index = [rpos[n // 3][:, None] * width + cpos[n % 3][None, :] for n in range(9)]
+    for n in range(9):
+        cx, cy, ca, sa, cb, sb, off = (t.take(index[n]) for t in terms)
         dx, dy = px - cx, py - cy
         u = dx * ca + dy * sa
         v = dy * cb - dx * sb
         qs[n] = u * u + v * v + off
     nearest = qs.argmin(axis=0)
     best_q = np.take_along_axis(qs, nearest[None], axis=0)[0]
-    chosen = base + ((nearest // 3 - 1) * width + (nearest % 3 - 1)).astype(np.int32)
+    chosen = index[4].copy()
+    for n in (0, 1, 2, 3, 5, 6, 7, 8):
+        pick = nearest == n
+        chosen[pick] = index[n][pick]
     best_a = cells.b.astype(np.float32).ravel().take(chosen)
     best_t = cells.tumour.ravel().take(chosen)
     best_tone = cells.tone.astype(np.float32).ravel().take(chosen)
     dist = np.sqrt(best_q)
-    # Anti-aliased edge, about one level pixel wide.
-    cover = np.clip((1 - dist) * best_a / ds + 0.5, 0, 1).astype(np.float32)
+    # Anti-aliased edge about one level pixel wide; nuclei smaller than a pixel (coarse
+    # levels) are point-sampled, so a pixel's expected colour keeps the nuclear fraction.
+    sharp = np.where(best_a >= ds, best_a / ds, np.float32(1e6))
+    cover = np.clip((1 - dist) * sharp + 0.5, 0, 1).astype(np.float32)
     cover[~tissue] = 0
 
     dark = _stained((72, 42, 128), h_str)
