@@ -10,88 +10,18 @@ the exclusion groups (``_2``) clear what they cover.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from napari_cpadv.annotations.model import Annotation
+from napari_cpadv.geometry import Grid, fill_polygon
+
+__all__ = ["CELL", "Grid", "cell_fraction", "cell_grid", "mask_to_annotations", "rasterize"]
 
 CELL = 4
 """A cell is ``CELL x CELL`` pixels of the level the heatmap was computed at."""
 CELL_POSITIVE_FRACTION = 0.5
 """A cell is labelled tumour when at least half its pixels (8 of 16) are tumour."""
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A window of a pyramid level: ``rows x cols`` pixels from ``(row0, col0)``.
-
-    ``ds`` is ``(ds_y, ds_x)``, level-0 pixels per level pixel along each axis.
-    """
-
-    rows: int
-    cols: int
-    ds: tuple[float, float] = (1.0, 1.0)
-    row0: int = 0
-    col0: int = 0
-
-    @classmethod
-    def of_level(cls, level0_shape: tuple[int, int], level_shape: tuple[int, int]) -> Grid:
-        """The whole level, with the downsample its size implies."""
-        return cls(
-            level_shape[0],
-            level_shape[1],
-            (level0_shape[0] / level_shape[0], level0_shape[1] / level_shape[1]),
-        )
-
-    def window(self, row0: int, col0: int, rows: int, cols: int) -> Grid:
-        return Grid(rows, cols, self.ds, row0, col0)
-
-
-def _fill_rings(out: np.ndarray, rings: Sequence[np.ndarray], grid: Grid, value: int) -> None:
-    """Scanline even-odd fill of one polygon (its rings together) into ``out``."""
-    ys_all = np.concatenate([r[:, 1] for r in rings]) / grid.ds[0] - grid.row0
-    r_lo = max(int(np.ceil(ys_all.min() - 0.5)), 0)
-    r_hi = min(int(np.floor(ys_all.max() - 0.5)), grid.rows - 1)
-    if r_hi < r_lo:
-        return
-    x0, y0, x1, y1 = [], [], [], []
-    for ring in rings:
-        x = ring[:, 0] / grid.ds[1] - grid.col0
-        y = ring[:, 1] / grid.ds[0] - grid.row0
-        x0.append(x)
-        y0.append(y)
-        x1.append(np.roll(x, -1))
-        y1.append(np.roll(y, -1))
-    ex0, ey0, ex1, ey1 = (np.concatenate(v) for v in (x0, y0, x1, y1))
-    keep = ey0 != ey1
-    ex0, ey0, ex1, ey1 = ex0[keep], ey0[keep], ex1[keep], ey1[keep]
-    yc = np.arange(r_lo, r_hi + 1, dtype=np.float64)[:, None] + 0.5
-    lo, hi = np.minimum(ey0, ey1), np.maximum(ey0, ey1)
-    spans = (lo <= yc) & (yc < hi)  # half-open: a vertex is counted once
-    xc = ex0 + (yc - ey0) * (ex1 - ex0) / (ey1 - ey0)
-    xc = np.where(spans, xc, np.inf)
-    xc.sort(axis=1)
-    n = spans.sum(axis=1)
-    pairs = xc[:, : 2 * (xc.shape[1] // 2)]
-    k = np.arange(pairs.shape[1] // 2)[None, :]
-    valid = k < (n // 2)[:, None]
-    if not valid.any():
-        return
-    # pixel c is inside when start <= c + 0.5 < stop; fill spans via a difference array
-    finite = np.where(np.isfinite(pairs), pairs, 0.0)
-    starts = np.clip(np.ceil(finite[:, 0::2] - 0.5), 0, grid.cols).astype(np.int64)
-    stops = np.clip(np.ceil(finite[:, 1::2] - 0.5), 0, grid.cols).astype(np.int64)
-    c_lo = int(starts[valid].min())
-    c_hi = int(stops[valid].max())
-    if c_hi <= c_lo:
-        return
-    rows_idx = np.broadcast_to(np.arange(len(n))[:, None], starts.shape)[valid]
-    diff = np.zeros((len(n), c_hi - c_lo + 1), np.int32)
-    np.add.at(diff, (rows_idx, starts[valid] - c_lo), 1)
-    np.add.at(diff, (rows_idx, stops[valid] - c_lo), -1)
-    inside = np.cumsum(diff, axis=1)[:, :-1] > 0
-    out[r_lo : r_hi + 1, c_lo:c_hi][inside] = value
 
 
 def rasterize(
@@ -131,10 +61,10 @@ def rasterize(
         if not a.is_exclusion and (a.is_tumour or not tumour_only) and visible(a)
     ]
     for a in positive:
-        _fill_rings(out, a.rings, grid, 1)
+        fill_polygon(out, a.rings, grid, 1)
     for a in annotations:
         if a.is_exclusion and visible(a):
-            _fill_rings(out, a.rings, grid, 0)
+            fill_polygon(out, a.rings, grid, 0)
     return out
 
 

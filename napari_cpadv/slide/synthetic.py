@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.geometry import points_in_ring
+from napari_cpadv.geometry import Grid, fill_polygon, points_in_ring
 
 CELL_UM = 9.5
 """Spacing of the nucleus lattice, micrometres."""
@@ -245,21 +245,14 @@ def _fill(
 ) -> np.ndarray:
     """Rasterise blobs (exteriors on, holes off) on a ``size`` (rows, cols) grid.
 
-    Grid pixel ``(r, c)`` has its centre at level-0 ``((x0 + c + 0.5) * sx, (y0 + r + 0.5) * sy)``.
+    Grid pixel ``(r, c)`` has its centre at level-0 ``((x0 + c + 0.5) * sx, (y0 + r + 0.5) * sy)``:
+    the rule :func:`napari_cpadv.annotations.raster.rasterize` applies to the truth polygons.
     """
-    from PIL import Image, ImageDraw
-
-    img = Image.new("L", (size[1], size[0]), 0)
-    draw = ImageDraw.Draw(img)
-
-    def pts(p: np.ndarray) -> list[tuple[float, float]]:
-        return list(zip(p[:, 0] / sx - x0 - 0.5, p[:, 1] / sy - y0 - 0.5, strict=True))
-
+    out = np.zeros(size, np.uint8)
+    grid = Grid(size[0], size[1], (sy, sx), int(y0), int(x0))
     for b in blobs:
-        draw.polygon(pts(b.polygon.exterior), fill=1)
-        for h in b.polygon.holes:
-            draw.polygon(pts(h), fill=0)
-    return np.asarray(img, dtype=bool)
+        fill_polygon(out, (b.polygon.exterior, *b.polygon.holes), grid, 1)
+    return out.astype(bool)
 
 
 def _tissue_cells(shape: tuple[int, int], cell_px: float, tissue: Sequence[_Blob]) -> np.ndarray:
@@ -372,7 +365,9 @@ def _value_noise(ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int
     oy, ox = iy.min(), ix.min()
     window = (iy.max() - oy + 2) * (ix.max() - ox + 2)
     if window <= 4 * len(ys) * len(xs):  # the lattice window is small: hash it once
-        gi, gj = np.meshgrid(np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij")
+        gi, gj = np.meshgrid(
+            np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij"
+        )
         lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
         r, c = (iy - oy)[:, None], (ix - ox)[None, :]
         c00, c01, c10, c11 = lat[r, c], lat[r, c + 1], lat[r + 1, c], lat[r + 1, c + 1]
