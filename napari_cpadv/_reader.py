@@ -89,6 +89,8 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
     slide = open_slide(p)
     slide.validate()
     layers = [slide_layer_data(slide)]
+    if slide.mpp is not None:
+        _scale_bar_in_um()
     for suffix in (".xml", ".geojson"):
         truth = p.with_suffix(suffix)
         if truth.is_file():
@@ -131,6 +133,16 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
     p = Path(path[0] if isinstance(path, list) else path)
     anns = read_annotations(p)
     return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
+
+
+def _scale_bar_in_um() -> None:
+    """Show the current viewer's scale bar in micrometres, as pathologists read slides."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        viewer.scale_bar.unit = "um"
+        viewer.scale_bar.visible = True
 
 
 def _open_slide_mpp() -> tuple[float, float] | None:
