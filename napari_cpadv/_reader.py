@@ -136,7 +136,10 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
 
 
 def _scale_bar_in_um() -> None:
-    """Show the current viewer's scale bar in micrometres, as pathologists read slides."""
+    """Show the current viewer's scale bar in micrometres, as pathologists read slides.
+
+    napari may reset ``unit`` to follow the layers' units, which the reader sets to µm.
+    """
     import napari
 
     viewer = napari.current_viewer()
