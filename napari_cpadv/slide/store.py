@@ -128,6 +128,41 @@ def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+def composite_premultiplied(bgra: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """RGB from OpenSlide's native premultiplied BGRA pixels, composited on ``background``."""
+    rgb = bgra[..., 2::-1]
+    alpha = bgra[..., 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(rgb)
+    a = alpha[..., None].astype(np.uint16)
+    bg = np.asarray(background, dtype=np.uint16)
+    out = rgb.astype(np.uint16) + (bg * (255 - a) + 127) // 255
+    return np.minimum(out, 255).astype(np.uint8)
+
+
+def read_bgra(
+    osr: openslide.OpenSlide, location: tuple[int, int], level: int, size: tuple[int, int]
+) -> np.ndarray | None:
+    """OpenSlide's premultiplied pixels ``(rows, cols, 4)`` (B, G, R, A), decoded straight into
+    a numpy buffer, without the PIL image and un-premultiplying pass of ``read_region``.
+
+    Returns ``None`` when this openslide-python does not expose the C call, so callers can
+    fall back to the public API.
+    """
+    from ctypes import POINTER, c_uint32
+
+    from openslide import lowlevel
+
+    func = getattr(lowlevel, "_read_region", None)
+    handle = getattr(osr, "_osr", None)
+    if func is None or handle is None:
+        return None
+    w, h = size
+    buf = np.empty((h, w), np.uint32)
+    func(handle, buf.ctypes.data_as(POINTER(c_uint32)), location[0], location[1], level, w, h)
+    return buf.view(np.uint8).reshape(h, w, 4)
+
+
 def level_geometry(osr: openslide.OpenSlide) -> tuple[LevelGeometry, ...]:
     """Geometry of every level, with the native tile size where the file reports one."""
     props = osr.properties
@@ -214,12 +249,16 @@ class OpenSlideStore(Store):
             raise SlideError(self.path, f"tile ({tile_row}, {tile_col}) lies outside level {level}")
         location = (round(col0 * g.downsample), round(row0 * g.downsample))
         try:
-            rgba = np.asarray(self._osr.read_region(location, level, (cols, rows)))
+            bgra = read_bgra(self._osr, location, level, (cols, rows))
+            if bgra is None:
+                rgba = np.asarray(self._osr.read_region(location, level, (cols, rows)))
+                tile = composite(rgba, self.background)
+            else:
+                tile = composite_premultiplied(bgra, self.background)
         except Exception as exc:  # OpenSlideError, or ctypes/PIL errors on a broken handle
             raise SlideError(
                 self.path, f"cannot read level {level} tile ({tile_row}, {tile_col}): {exc}"
             ) from exc
-        tile = composite(rgba, self.background)
         if (rows, cols) != (g.tile_rows, g.tile_cols):
             padded = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
             padded[...] = self.background
