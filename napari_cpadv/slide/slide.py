@@ -19,6 +19,7 @@ from napari_cpadv.slide.store import (
     LevelGeometry,
     OpenSlideStore,
     TileCache,
+    TileSource,
     default_executor,
 )
 
@@ -41,7 +42,9 @@ class Slide:
     path
         The file.
     levels
-        One lazy dask array per level, ``(rows, cols, 3)`` uint8 RGB, one chunk per native tile.
+        One lazy dask array per level, ``(rows, cols, 3)`` uint8 RGB, one chunk per native tile,
+        each chunk read by the level's zarr store (:attr:`zarr_group` opens the same store
+        through zarr).
     downsamples
         Level-0 pixels per level pixel, as OpenSlide reports them (not always powers of two).
     mpp
@@ -75,6 +78,13 @@ class Slide:
     def cache(self) -> TileCache:
         """The decoded-tile cache shared by every view of this file."""
         return self.store.cache
+
+    @property
+    def zarr_group(self) -> Any:
+        """The zarr v3 group over the same store: arrays ``"0"``, ``"1"``, ... (for zarr tools)."""
+        import zarr
+
+        return zarr.open_group(self.store, mode="r")
 
     def level_scale(self, level: int) -> tuple[float, float] | None:
         """``(row, col)`` micrometres per pixel of ``level``, or ``None`` without mpp."""
@@ -170,7 +180,6 @@ def open_slide(
     """
     import dask.array as da
     import openslide
-    import zarr
 
     p = Path(path)
     if not p.is_file():
@@ -195,19 +204,18 @@ def open_slide(
             _caches[ident] = cache
     executor = default_executor(workers) if workers is not None else _default_executor()
     store = OpenSlideStore(p, osr, cache=cache, executor=executor)
-    group = zarr.open_group(store, mode="r")
     levels = []
     for level, g in enumerate(store.geometry):
-        arr = group[str(level)]
         levels.append(
             da.from_array(
-                arr,
+                TileSource(store, level),
                 chunks=(g.tile_rows, g.tile_cols, 3),
                 name=f"cpadv-{ident[0]}-{ident[2]}-{level}",
                 lock=False,
                 asarray=False,
                 fancy=False,
                 inline_array=True,
+                meta=np.empty((0, 0, 0), np.uint8),
             )
         )
     props: dict[str, str] = dict(osr.properties)
