@@ -160,6 +160,7 @@ def open_slide(
     *,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     workers: int | None = None,
+    direct: bool = True,
 ) -> Slide:
     """Open a whole-slide image through OpenSlide.
 
@@ -172,6 +173,9 @@ def open_slide(
         share one cache, the first opening setting its size.
     workers
         Threads that decode tiles; by default a pool shared by every slide.
+    direct
+        Let TIFF-based files' JPEG tiles skip OpenSlide's painting pass where they decode
+        to the same pixels (see :class:`~napari_cpadv.slide.store.DirectTiles`).
 
     Raises
     ------
@@ -203,7 +207,7 @@ def open_slide(
             cache = TileCache(cache_bytes)
             _caches[ident] = cache
     executor = default_executor(workers) if workers is not None else _default_executor()
-    store = OpenSlideStore(p, osr, cache=cache, executor=executor)
+    store = OpenSlideStore(p, osr, cache=cache, executor=executor, direct=direct)
     levels = []
     for level, g in enumerate(store.geometry):
         levels.append(

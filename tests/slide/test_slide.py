@@ -133,9 +133,7 @@ def test_chunks_of_one_view_load_in_parallel(small_slide, monkeypatch):
     slide.cache.clear()
     threads: set[str] = set()
     barrier = threading.Barrier(2, timeout=10)
-    import napari_cpadv.slide.store as store_module
-
-    original = store_module.read_bgra
+    original = slide.store.read_tile
 
     def spy(*args, **kwargs):
         threads.add(threading.current_thread().name)
@@ -143,20 +141,48 @@ def test_chunks_of_one_view_load_in_parallel(small_slide, monkeypatch):
             barrier.wait()  # two reads must be in flight at once to pass
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(store_module, "read_bgra", spy)
+    monkeypatch.setattr(slide.store, "read_tile", spy)
     slide.read_region(0, 0, 0, 512, 512)
     assert len(threads) >= 2
     assert not barrier.broken
 
 
-def _corrupt_first_tile(path, out):
+@pytest.mark.parametrize("variant", ["odd-0.243", "exact-non-pow2-last"])
+def test_direct_decoding_equals_openslide(slide_factory, variant):
+    truth = slide_factory(variant, **VARIANTS[variant])
+    fast = open_slide(truth.path)
+    assert fast.store.direct is not None and 0 in fast.store.direct.levels
+    for level in range(len(fast.levels)):
+        fast.cache.clear()
+        direct = np.asarray(fast.levels[level])
+        fast.cache.clear()
+        slow = np.asarray(open_slide(truth.path, direct=False).levels[level])
+        if float(fast.downsamples[level]).is_integer():
+            np.testing.assert_array_equal(direct, slow)
+        else:  # OpenSlide resamples such levels; the direct path gives the file's pixels
+            page = tifffile.TiffFile(truth.path).pages[level].asarray()
+            np.testing.assert_array_equal(direct, page)
+    fast.cache.clear()
+
+
+def _corrupt_first_tile(path, out, index=0):
     data = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tf:
-        off, n = tf.pages[0].dataoffsets[0], tf.pages[0].databytecounts[0]
+        off, n = tf.pages[0].dataoffsets[index], tf.pages[0].databytecounts[index]
     data[off + n // 3 : off + n] = bytes(n - n // 3)  # the entropy-coded data, zeroed
     data[off : off + 2] = b"\x00\x00"  # and no JPEG start-of-image marker
     out.write_bytes(bytes(data))
     return out
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_corrupt_tile_in_the_middle_raises(small_slide, tmp_path, direct):
+    bad = _corrupt_first_tile(small_slide.path, tmp_path / "middle.tif", index=5)
+    slide = open_slide(bad, direct=direct)
+    slide.cache.clear()
+    assert (slide.store.direct is not None and 0 in slide.store.direct.levels) == direct
+    with pytest.raises(SlideError, match="middle.tif.*level 0 tile \\(0, 5\\)"):
+        slide.levels[0][:256, 5 * 256 : 6 * 256].compute()
 
 
 def test_corrupt_tile_raises_never_blank(small_slide, tmp_path):
