@@ -73,7 +73,7 @@ def bench_warm_reads(path: Path, *, n: int = 60, rounds: int = 5) -> dict:
     return {"ours_ms_per_read": 1e3 * o / n, "openslide_ms_per_read": 1e3 * r / n, "ratio": o / r}
 
 
-def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3) -> dict:
+def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3, direct: bool = True) -> dict:
     import openslide
 
     from napari_cpadv.slide import open_slide
@@ -83,7 +83,7 @@ def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3) -> dict:
         ours_t, raw_t = [], []
         for rep in range(repeats):
             rng = np.random.default_rng(rep * 10 + level)
-            slide = open_slide(path)
+            slide = open_slide(path, direct=direct)
             slide.cache.clear()
             osr = openslide.OpenSlide(path)  # a fresh handle: a cold OpenSlide cache too
             regions = _regions(slide.levels[level].shape, n, 512, rng)
@@ -113,13 +113,15 @@ def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3) -> dict:
     return out
 
 
-def bench_pan(path: Path, *, view=(1080, 1920), step: int = 768, steps: int = 12) -> dict:
+def bench_pan(
+    path: Path, *, view=(1080, 1920), step: int = 768, steps: int = 12, direct: bool = True
+) -> dict:
     import dask
 
     from napari_cpadv.slide import open_slide
 
     def pan(workers: int | None, scheduler: str) -> float:
-        slide = open_slide(path, workers=workers)
+        slide = open_slide(path, workers=workers, direct=direct)
         slide.cache.clear()
         arr = slide.levels[0]
         r0 = (arr.shape[0] - view[0]) // 2
@@ -241,8 +243,10 @@ def main() -> int:
         f"Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "a_random_reads": bench_random_reads(medium),
+        "a_random_reads_openslide_decoding": bench_random_reads(medium, direct=False),
         "a_warm_rereads_level0": bench_warm_reads(medium),
         "b_pan": bench_pan(medium),
+        "b_pan_openslide_decoding": bench_pan(medium, direct=False),
         "c_first_frame": bench_first_frame(
             Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
         ),

@@ -193,7 +193,7 @@ class DirectTiles:
         self._fd: int | None = None
         try:
             with tifffile.TiffFile(path) as tf:
-                pages = [p for p in tf.pages if getattr(p, "is_tiled", False)]
+                pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage) and p.is_tiled]
                 for level, g in enumerate(geometry):
                     match = [
                         p
