@@ -135,6 +135,14 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
     return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
 
 
+def scale_bar(viewer: Any) -> Any:
+    """The viewer's scale-bar overlay (``viewer.canvas.overlays`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    bar = getattr(overlays, "scale_bar", None) if overlays is not None else None
+    return bar if bar is not None else viewer.scale_bar
+
+
 def _scale_bar_in_um() -> None:
     """Show the current viewer's scale bar in micrometres, as pathologists read slides.
 
@@ -144,8 +152,9 @@ def _scale_bar_in_um() -> None:
 
     viewer = napari.current_viewer()
     if viewer is not None:
-        viewer.scale_bar.unit = "um"
-        viewer.scale_bar.visible = True
+        bar = scale_bar(viewer)
+        bar.unit = "um"
+        bar.visible = True
 
 
 def _open_slide_mpp() -> tuple[float, float] | None:

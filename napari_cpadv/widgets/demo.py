@@ -22,14 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
+    from napari_cpadv._reader import scale_bar
     from napari_cpadv._sample_data import sample_slide_path
 
     path = sample_slide_path()
     viewer = napari.Viewer(title="napari-cpadv demo", show=not args.headless)
     t0 = time.perf_counter()
     layers = viewer.open(path, plugin="napari-cpadv")
-    viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "um"
+    bar = scale_bar(viewer)
+    bar.visible = True
+    bar.unit = "um"
     viewer.reset_view()
     QApplication.processEvents()
     shot = viewer.screenshot(canvas_only=False, flash=False)

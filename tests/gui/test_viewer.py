@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_cpadv._reader import scale_bar
 from napari_cpadv.errors import CpadvError
 
 from ..conftest import SAMPLE
@@ -26,7 +27,8 @@ def test_viewer_opens_the_sample_in_micrometres(make_napari_viewer, qtbot):
     assert tuple(layer.scale) == pytest.approx((0.243, 0.243))
     assert all(str(u) == "micrometer" for u in layer.units)
     # the bar is shown; napari takes its unit from the layers' units (µm) unless set
-    assert viewer.scale_bar.visible and viewer.scale_bar.unit in (None, "um")
+    bar = scale_bar(viewer)
+    assert bar.visible and bar.unit in (None, "um")
     viewer.reset_view()
     # The canvas shows the slide once its tiles have loaded: pink tissue, not only background.
     qtbot.waitUntil(lambda: _pink_fraction(viewer) > 0.05, timeout=60_000)
