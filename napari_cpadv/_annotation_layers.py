@@ -43,13 +43,23 @@ def shapes_layer_data(
         "shape_type": "polygon",
         "edge_color": edges or "yellow",
         "face_color": "transparent",
-        "edge_width": 2 * float(np.mean(scale)) if mpp else 2.0,
+        "opacity": 1.0,
+        "edge_width": _edge_width(annotations),
         "properties": props,
         "scale": scale,
         "units": ("um", "um") if mpp else ("pixel", "pixel"),
         "metadata": {"cpadv_mpp": mpp, "cpadv_source": str(source) if source else None},
     }
     return (data, kwargs, "shapes")
+
+
+def _edge_width(annotations: Sequence[Annotation]) -> float:
+    """Outline width in level-0 pixels (napari draws it in data units): 1/100 of the
+    largest annotation, at least 2 pixels, so outlines stay visible when zoomed out."""
+    if not annotations:
+        return 2.0
+    extent = max(max(a.bbox[2] - a.bbox[0], a.bbox[3] - a.bbox[1]) for a in annotations)
+    return max(2.0, extent / 100)
 
 
 def annotations_from_shapes(
