@@ -151,8 +151,8 @@ class Slide:
             self.store.read_tile(level, g.grid[0] - 1, g.grid[1] - 1)
 
     def close(self) -> None:
-        """Release the OpenSlide handle; the levels can no longer be read."""
-        self.store._osr.close()
+        """Release the OpenSlide handle and file; the levels can no longer be read."""
+        self.store.close()
 
 
 def open_slide(

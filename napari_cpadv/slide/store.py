@@ -328,6 +328,13 @@ class OpenSlideStore(Store):
     def __str__(self) -> str:
         return f"openslide://{self.path}"
 
+    def close(self) -> None:
+        """Release the OpenSlide handle and the direct reader's file descriptor."""
+        if self.direct is not None:
+            self.direct.close()
+        self._osr.close()
+        super().close()
+
     def with_read_only(self, read_only: bool = False) -> OpenSlideStore:
         if not read_only:
             raise ValueError(f"{self.path}: an OpenSlide store is read-only")
