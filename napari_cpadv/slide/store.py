@@ -179,8 +179,8 @@ class DirectTiles:
     the JPEG decode; for TIFF-based files whose pages are OpenSlide's levels one for one
     (generic TIFF, Aperio SVS) the tiles are read with ``os.pread`` and decoded by
     tifffile's JPEG codec instead. A level gets this path only after its first tile
-    decoded both ways matched pixel for pixel (:meth:`verify`); anything else (another
-    codec, another format, a mismatch) stays with OpenSlide.
+    decoded both ways matched pixel for pixel (``OpenSlideStore._verify_direct``); anything
+    else (another codec, another format, a mismatch) stays with OpenSlide.
     """
 
     FORMATS = ("generic-tiff", "aperio")
