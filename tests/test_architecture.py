@@ -53,3 +53,13 @@ def test_importing_the_plugin_is_cheap():
     code = f"import sys, napari_cpadv; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_npe2_manifest_validates():
+    npe2 = shutil.which("npe2", path=str(Path(sys.executable).parent))
+    if npe2 is None:
+        pytest.skip("npe2 is not installed")
+    proc = subprocess.run(
+        [npe2, "validate", "napari_cpadv"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "valid" in proc.stdout, proc.stdout + proc.stderr
