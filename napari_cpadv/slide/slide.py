@@ -214,7 +214,7 @@ def open_slide(
             da.from_array(
                 TileSource(store, level),
                 chunks=(g.tile_rows, g.tile_cols, 3),
-                name=f"cpadv-{ident[0]}-{ident[2]}-{level}",
+                name=f"cpadv-{ident[0]}-{ident[2]}-{int(direct)}-{level}",
                 lock=False,
                 asarray=False,
                 fancy=False,

@@ -350,7 +350,10 @@ class OpenSlideStore(Store):
         SlideError
             When OpenSlide cannot decode the tile.
         """
-        key = (self.path, level, tile_row, tile_col)
+        # The decoding path is part of the key: on levels OpenSlide resamples, the two
+        # paths give different pixels, and openings with and without it share the cache.
+        direct = self.direct is not None and level in self.direct.levels
+        key = (self.path, direct, level, tile_row, tile_col)
         tile = self.cache.get(key)
         if tile is not None:
             return tile
@@ -368,14 +371,15 @@ class OpenSlideStore(Store):
                 self.path, f"cannot read level {level} tile ({tile_row}, {tile_col}): {exc}"
             ) from exc
         if (rows, cols) != (g.tile_rows, g.tile_cols):  # past the edge: background
-            tile = tile.copy() if not tile.flags.writeable else tile
-            tile[rows:] = self.background
-            tile[:, cols:] = self.background
+            padded = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
+            padded[...] = self.background
+            padded[:rows, :cols] = tile[:rows, :cols]
+            tile = padded
         self.cache.put(key, tile)
         return tile
 
     def _read_openslide(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
-        """A whole tile through OpenSlide, composited, padded with background."""
+        """The tile's pixels inside the level through OpenSlide, composited on the background."""
         g = self.geometry[level]
         row0, col0 = tile_row * g.tile_rows, tile_col * g.tile_cols
         rows = min(g.tile_rows, g.rows - row0)
@@ -387,11 +391,6 @@ class OpenSlideStore(Store):
             tile = composite(rgba, self.background)
         else:
             tile = composite_premultiplied(bgra, self.background)
-        if (rows, cols) != (g.tile_rows, g.tile_cols):
-            padded = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
-            padded[...] = self.background
-            padded[:rows, :cols] = tile
-            tile = padded
         return tile
 
     # -- zarr metadata -------------------------------------------------------------------

@@ -211,3 +211,18 @@ def test_not_a_slide(tmp_path):
         open_slide(tmp_path / "missing.tif")
     with pytest.raises(SlideError, match="not a file"):
         open_slide(tmp_path)
+
+
+def test_openings_with_and_without_direct_decoding_do_not_mix_in_the_cache(slide_factory):
+    truth = slide_factory("odd-0.243", **VARIANTS["odd-0.243"])
+    fast = open_slide(truth.path)
+    slow = open_slide(truth.path, direct=False)
+    assert fast.cache is slow.cache
+    level = 1  # downsample 2.0015: OpenSlide resamples this level
+    direct = np.asarray(fast.levels[level])
+    through = np.asarray(slow.levels[level])
+    osr = openslide.OpenSlide(truth.path)
+    np.testing.assert_array_equal(through[:256, :256], _reference(osr, level, 0, 0, 256, 256))
+    page = tifffile.TiffFile(truth.path).pages[level].asarray()
+    np.testing.assert_array_equal(direct, page)
+    assert not np.array_equal(through, page)  # OpenSlide's resampled pixels, not the cache's
