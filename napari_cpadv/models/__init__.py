@@ -1,0 +1,1 @@
+"""The seeds' detectors as torch modules, their weights and their training loops (no Qt)."""
