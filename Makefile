@@ -11,7 +11,7 @@ DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcom
 export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test bench lint clean
+.PHONY: setup system-deps demo test bench lint clean weights
 
 setup: system-deps $(STAMP)
 
@@ -42,6 +42,29 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The shipped detectors: five synthetic training slides (seeds 11-15) and a held-out one
+# (seed 21, never trained on), level 2 tiles for the cell detectors, level-0 224-pixel
+# patches for ResNet-18. The commands are recorded in each weights' JSON config.
+WDATA := build/weights-data
+WOUT := sample_data/weights
+TRAIN_SEEDS := 11 12 13 14 15
+HOLDOUT_SEED := 21
+CPADV := $(BIN)/cpadv
+
+weights: setup
+	mkdir -p $(WDATA) $(WOUT)
+	for s in $(TRAIN_SEEDS) $(HOLDOUT_SEED); do \
+		test -f $(WDATA)/slide$$s.tif || $(CPADV) sample $(WDATA)/slide$$s.tif --shape 8192 8192 --seed $$s >/dev/null; \
+		test -f $(WDATA)/tiles$$s/index.csv || $(CPADV) tiles $(WDATA)/slide$$s.tif --annotations $(WDATA)/slide$$s.xml --level 2 --size 128 --out $(WDATA)/tiles$$s >/dev/null; \
+		test -f $(WDATA)/patches$$s/index.csv || $(CPADV) tiles $(WDATA)/slide$$s.tif --annotations $(WDATA)/slide$$s.xml --truth $(WDATA)/slide$$s.truth.json --level 0 --size 224 --out $(WDATA)/patches$$s >/dev/null; \
+	done
+	$(CPADV) train dae $(foreach s,$(TRAIN_SEEDS),$(WDATA)/tiles$(s)) --holdout $(WDATA)/tiles$(HOLDOUT_SEED) \
+		--ae-epochs 8 --head-epochs 100 --head-lr 3e-3 --out $(WOUT)/dae.safetensors >/dev/null
+	$(CPADV) train resnet18 $(foreach s,$(TRAIN_SEEDS),$(WDATA)/patches$(s)) --holdout $(WDATA)/patches$(HOLDOUT_SEED) \
+		--width 16 --out $(WOUT)/resnet18.safetensors >/dev/null
+	$(CPADV) train sparse $(foreach s,$(TRAIN_SEEDS),$(WDATA)/tiles$(s)) --holdout $(WDATA)/tiles$(HOLDOUT_SEED) \
+		--head-epochs 30 --head-lr 3e-3 --out $(WOUT)/sparse.safetensors >/dev/null
 
 bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py

@@ -123,9 +123,73 @@ def _tiles(args: argparse.Namespace) -> dict[str, Any]:
     if not 0 <= args.level < len(slide.levels):
         raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
     result = write_tile_dataset(
-        slide, args.annotations, level=args.level, size=args.size, out=Path(args.out)
+        slide,
+        args.annotations,
+        level=args.level,
+        size=args.size,
+        out=Path(args.out),
+        truth=args.truth,
     )
     return result
+
+
+def _stderr_progress(every: int = 10) -> Any:
+    """A progress callback printing one line to stderr every ``every`` steps."""
+
+    def show(p: Any) -> None:
+        if p.step % every == 0 or p.step == p.total:
+            extra = " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.payload.items()
+            )
+            print(f"[{p.step}/{p.total}] {extra}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _hyper(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("atoms", "size", "stride", "lam", "tau", "iterations", "width")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.device import pick_device
+    from napari_cpadv.models import weights
+    from napari_cpadv.models.train import Schedule, fit
+    from napari_cpadv.progress import drive
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise CpadvError(None, str(exc)) from exc
+    defaults = Schedule()
+    schedule = Schedule(
+        autoencoder=args.ae_epochs or defaults.autoencoder,
+        dictionary=args.dict_epochs or defaults.dictionary,
+        head=args.head_epochs or defaults.head,
+        resnet=args.epochs or defaults.resnet,
+        batch=args.batch,
+        lr=args.lr,
+        head_lr=args.head_lr,
+    )
+    try:
+        detector, record = drive(
+            fit(
+                args.detector,
+                args.data,
+                hyper=_hyper(args),
+                schedule=schedule,
+                holdout=args.holdout or (),
+                seed=args.seed,
+                device=device,
+            ),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.data[0], str(exc)) from exc
+    record["training"]["command"] = "cpadv " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    record["training"]["device"] = str(device)
+    out = weights.save(detector, args.out, **record)
+    return {"weights": str(out), "detector": args.detector, **record}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,16 +228,41 @@ def build_parser() -> argparse.ArgumentParser:
     tiles = sub.add_parser("tiles", help="tissue tiles with cell-level masks (seed 000)")
     tiles.add_argument("slide")
     tiles.add_argument("--annotations", default=None, help="ASAP .xml or QuPath .geojson")
+    tiles.add_argument(
+        "--truth", default=None, help="a synthetic slide's .truth.json: count nuclei per tile"
+    )
     tiles.add_argument("--level", type=int, default=2)
     tiles.add_argument("--size", type=int, default=512)
     tiles.add_argument("--out", required=True)
     tiles.set_defaults(run=_tiles)
+
+    train = sub.add_parser("train", help="train a detector on `cpadv tiles` folders")
+    train.add_argument("detector", choices=("dae", "sparse", "resnet18"))
+    train.add_argument("data", nargs="+", help="`cpadv tiles` folders")
+    train.add_argument("--out", required=True, help="NAME.safetensors (NAME.json beside it)")
+    train.add_argument("--holdout", nargs="*", help="tile folders to score after training")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best)")
+    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--lr", type=float, default=1e-3, help="DAE learning rate (Adam)")
+    train.add_argument("--head-lr", type=float, default=1e-3, help="cell head learning rate")
+    train.add_argument("--ae-epochs", type=int, default=None, help="DAE epochs (4)")
+    train.add_argument("--dict-epochs", type=float, default=None, help="LCA epochs (1.4)")
+    train.add_argument("--head-epochs", type=int, default=None, help="cell head epochs (10)")
+    train.add_argument("--epochs", type=int, default=None, help="ResNet-18 epochs (25)")
+    for flag, kind in (("atoms", int), ("size", int), ("stride", int), ("lam", float)):
+        train.add_argument(f"--{flag}", type=kind, default=None, help="sparse coder")
+    train.add_argument("--tau", type=float, default=None, help="sparse coder")
+    train.add_argument("--iterations", type=int, default=None, help="sparse coder")
+    train.add_argument("--width", type=int, default=None, help="ResNet-18 first-stage width")
+    train.set_defaults(run=_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpadv`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         result = args.run(args)
     except CpadvError as exc:

@@ -17,7 +17,42 @@ from napari_cpadv.slide.tiles import tissue_tiles
 from napari_cpadv.slide.tissue import tile_is_tissue
 
 INDEX = "index.csv"
-COLUMNS = ("tile", "mask", "level", "row", "col", "x0", "y0", "size", "tumour_cells")
+COLUMNS = (
+    "tile",
+    "mask",
+    "level",
+    "row",
+    "col",
+    "x0",
+    "y0",
+    "size",
+    "tumour_cells",
+    "nuclei",
+    "tumour_nuclei",
+)
+
+
+def read_nuclei(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, tumour)`` of every nucleus in a synthetic slide's ``.truth.json``.
+
+    Positions are level-0 pixels; ``tumour`` is boolean. Raises ``FormatError`` naming the
+    file when it is not such a truth file.
+    """
+    import json
+
+    from napari_cpadv.errors import FormatError
+
+    p = Path(path)
+    try:
+        nuclei = json.loads(p.read_text())["nuclei"]
+        x = np.asarray(nuclei["x"], dtype=np.float64)
+        y = np.asarray(nuclei["y"], dtype=np.float64)
+        tumour = np.asarray(nuclei["tumour"], dtype=bool)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise FormatError(p, f"not a synthetic slide's truth JSON with nuclei ({exc})") from exc
+    if not x.shape == y.shape == tumour.shape or x.ndim != 1:
+        raise FormatError(p, "nuclei x, y and tumour differ in length")
+    return x, y, tumour
 
 
 def write_tile_dataset(
@@ -27,13 +62,16 @@ def write_tile_dataset(
     level: int,
     size: int,
     out: Path,
+    truth: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Write every tile whose mean colour passes seed 000's hue rule, with its cell mask.
 
     Layout under ``out``: ``tiles/R_C.png`` (RGB), ``masks/R_C.png`` (one pixel per cell of
     4 x 4 level pixels, 255 for tumour by ``raster.CELL_POSITIVE_FRACTION``) and
     ``index.csv`` (file names, level position, level-0 position ``(x0, y0)``, size and the
-    fraction of tumour cells), written last.
+    fraction of tumour cells), written last. With a synthetic slide's ``truth`` JSON the
+    index also counts the nuclei whose centres lie in each tile, and the tumour nuclei among
+    them (seed 001's patch labels); without it both columns are -1.
     """
     from PIL import Image
 
@@ -42,6 +80,7 @@ def write_tile_dataset(
     if size % CELL:
         raise ValueError(f"{slide.path}: tile size {size} is not a multiple of {CELL}")
     anns = read_annotations(annotations) if annotations is not None else []
+    nuclei = read_nuclei(truth) if truth is not None else None
     g0, g = slide.geometry[0], slide.geometry[level]
     grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
     (out / "tiles").mkdir(parents=True, exist_ok=True)
@@ -72,6 +111,7 @@ def write_tile_dataset(
                 t.y0,
                 size,
                 round(float(label.mean()), 6),
+                *_count(nuclei, t.x0, t.y0, size * grid.ds[1], size * grid.ds[0]),
             )
         )
     text = io.StringIO()
@@ -84,5 +124,15 @@ def write_tile_dataset(
         "tiles": len(rows),
         "level": level,
         "size": size,
-        "tumour_tiles": sum(1 for r in rows if r[-1] > 0),
+        "tumour_tiles": sum(1 for r in rows if r[8] > 0),
     }
+
+
+def _count(
+    nuclei: tuple[np.ndarray, np.ndarray, np.ndarray] | None, x0: int, y0: int, w: float, h: float
+) -> tuple[int, int]:
+    if nuclei is None:
+        return -1, -1
+    x, y, tumour = nuclei
+    inside = (x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h)
+    return int(inside.sum()), int((inside & tumour).sum())

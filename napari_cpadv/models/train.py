@@ -1,0 +1,424 @@
+"""Training loops as generators (DESIGN.md: long work yields ``Progress``, returns a result).
+
+Data are ``cpadv tiles`` folders (``index.csv``, ``tiles/``, ``masks/``). Each loop runs on
+whatever ``device`` it is given (CPU or CUDA), takes a seed for every random choice, and
+stops cleanly at the next yield when the generator is closed.
+
+* ``train_dae``: Gaussian noise σ = 0.1 on the input, MSE to the clean tile (seed 000 §2.3).
+* ``train_dictionary``: LCA dictionary on tumour-free tiles (§2.4): codes by LCA with the
+  dictionary fixed, a gradient step on the reconstruction error, atoms renormalised.
+* ``train_head``: binary cross-entropy on logits against the cell masks, the autoencoder
+  frozen (§2.5). Latents are computed once (the sparse codes stored sparse).
+* ``train_resnet``: AdaDelta, lr 0.01, cross-entropy on patches labelled by seed 001's rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_cpadv.errors import FormatError
+from napari_cpadv.progress import Progress, Work
+
+POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """Tiles and their cell masks, in memory.
+
+    ``images`` ``(N, S, S, 3)`` uint8; ``masks`` ``(N, S/4, S/4)`` bool; ``tumour_cells``
+    the fraction of tumour cells per tile; ``nuclei`` and ``tumour_nuclei`` counts (-1 when
+    the folder was written without a truth file); ``names`` ``folder/tile`` for reports.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    tumour_cells: np.ndarray
+    nuclei: np.ndarray
+    tumour_nuclei: np.ndarray
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, keep: np.ndarray) -> TileSet:
+        keep = np.asarray(keep)
+        return TileSet(
+            self.images[keep],
+            self.masks[keep],
+            self.tumour_cells[keep],
+            self.nuclei[keep],
+            self.tumour_nuclei[keep],
+            tuple(np.asarray(self.names, dtype=object)[keep]),
+        )
+
+    def patch_labels(self) -> tuple[TileSet, np.ndarray]:
+        """Seed 001's rule: positive with ≥ 5 tumour nuclei, negative with none, others out."""
+        if (self.tumour_nuclei < 0).any():
+            raise ValueError("these tiles carry no nucleus counts (write them with --truth)")
+        pos = self.tumour_nuclei >= POSITIVE_NUCLEI
+        keep = pos | (self.tumour_nuclei == 0)
+        return self.subset(keep), pos[keep].astype(np.int64)
+
+
+def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
+    """Read one or more ``cpadv tiles`` folders; every tile must have the same size."""
+    from PIL import Image
+
+    images, masks, frac, nuc, tnuc, names = [], [], [], [], [], []
+    for folder in map(Path, folders):
+        index = folder / "index.csv"
+        try:
+            with open(index, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as exc:
+            raise FormatError(index, f"cannot be read ({exc.strerror}); is this a `cpadv tiles` folder?") from exc
+        for n, row in enumerate(rows, start=2):
+            try:
+                with Image.open(folder / row["tile"]) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+                with Image.open(folder / row["mask"]) as im:
+                    masks.append(np.asarray(im) > 127)
+                frac.append(float(row["tumour_cells"]))
+                nuc.append(int(row.get("nuclei") or -1))
+                tnuc.append(int(row.get("tumour_nuclei") or -1))
+            except (OSError, KeyError, ValueError) as exc:
+                raise FormatError(index, f"line {n}: {exc}") from exc
+            names.append(f"{folder.name}/{row['tile']}")
+    if not images:
+        raise FormatError(Path(folders[0]) if folders else None, "no tiles found")
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise FormatError(Path(folders[0]), f"tiles of several sizes: {sorted(shapes)}")
+    return TileSet(
+        np.stack(images),
+        np.stack(masks),
+        np.asarray(frac),
+        np.asarray(nuc),
+        np.asarray(tnuc),
+        tuple(names),
+    )
+
+
+def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` in [0, 1] on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return t.permute(0, 3, 1, 2).float().div_(255)
+
+
+def _batches(n: int, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    return [order[i : i + batch] for i in range(0, n, batch)]
+
+
+def _augment(x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, int, bool]:
+    """A random dihedral transform (tissue has no orientation); returns how to redo it."""
+    k, flip = int(rng.integers(4)), bool(rng.integers(2))
+    x = torch.rot90(x, k, dims=(-2, -1))
+    return (torch.flip(x, dims=(-1,)) if flip else x), k, flip
+
+
+def _redo(y: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    y = torch.rot90(y, k, dims=(-2, -1))
+    return torch.flip(y, dims=(-1,)) if flip else y
+
+
+def train_dae(
+    detector: Any,
+    data: TileSet,
+    *,
+    epochs: int = 4,
+    batch: int = 8,
+    lr: float = 1e-3,
+    noise: float = 0.1,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Work[list[float]]:
+    """Train ``detector.autoencoder`` to denoise; returns the mean loss of every epoch."""
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = detector.autoencoder.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[float] = []
+    total = epochs * -(-len(data) // batch)
+    step = 0
+    for epoch in range(epochs):
+        running = []
+        for idx in _batches(len(data), batch, rng):
+            clean, _, _ = _augment(to_tensor(data.images[idx], device), rng)
+            noisy = clean + noise * torch.randn(clean.shape, generator=gen, device=device)
+            loss = F.mse_loss(model(noisy), clean)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss.detach()))
+            step += 1
+            yield Progress(step, total, {"phase": "autoencoder", "epoch": epoch, "loss": running[-1]})
+        losses.append(float(np.mean(running)))
+    model.eval()
+    return losses
+
+
+def train_dictionary(
+    detector: Any,
+    data: TileSet,
+    *,
+    epochs: float = 1.4,
+    batch: int = 8,
+    crop: int = 64,
+    lr: float = 2e-3,
+    iterations: int | None = None,
+    init_from_data: bool = False,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Work[list[float]]:
+    """Learn ``detector.lca``'s dictionary on the tumour-free tiles of ``data``.
+
+    Each step sparse-codes ``batch`` random ``crop`` x ``crop`` windows (crops keep the cost
+    of LCA down; atoms see the same statistics), takes an Adam step on the reconstruction
+    error and renormalises the atoms. ``epochs`` may be fractional (the paper's 1.4).
+    With ``init_from_data`` the atoms start as random standardised windows of the tiles, so
+    that every atom is active from the first step (random atoms rarely cross λ and die).
+    Returns the loss of every step.
+    """
+    lca = detector.lca.to(device)
+    free = np.flatnonzero(data.tumour_cells == 0)
+    if free.size == 0:
+        raise ValueError("no tumour-free tiles to learn the dictionary from")
+    rng = np.random.default_rng(seed)
+    side = data.images.shape[1]
+    crop = min(crop, side) // lca.stride * lca.stride
+    per_epoch = max(1, free.size * (side // crop) ** 2 // batch)
+    total = max(1, round(epochs * per_epoch))
+    if init_from_data:
+        seed_atoms(lca, data.images[free], rng)
+    opt = torch.optim.Adam([lca.dictionary], lr=lr)
+    losses: list[float] = []
+    for step in range(1, total + 1):
+        pick = rng.choice(free, size=batch)
+        ys = rng.integers(0, side - crop + 1, size=batch)
+        xs = rng.integers(0, side - crop + 1, size=batch)
+        windows = np.stack([data.images[i, y : y + crop, x : x + crop] for i, y, x in zip(pick, ys, xs, strict=True)])
+        x = to_tensor(windows, device)
+        code = lca.encode(x, iterations=iterations)
+        loss = lca.learning_loss(x, code)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        lca.normalise()
+        losses.append(float(loss.detach()))
+        sparsity = float((code.codes == 0).float().mean())
+        yield Progress(
+            step,
+            total,
+            {"phase": "dictionary", "loss": losses[-1], "zeros": sparsity, "eta": lca.step()},
+        )
+    return losses
+
+
+@torch.no_grad()
+def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
+    """Set every atom to a random standardised window of ``images`` (then unit norm)."""
+    n, side = len(images), images.shape[1]
+    k, size = lca.atoms, lca.size
+    pick = rng.integers(0, n, size=k)
+    ys, xs = rng.integers(0, side - size + 1, size=(2, k))
+    windows = np.stack([images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)])
+    w, _, _ = lca.standardise(to_tensor(windows))
+    lca.dictionary.copy_(w.to(lca.dictionary))
+    lca.normalise()
+
+
+def latents(detector: Any, data: TileSet, *, device: torch.device | str = "cpu") -> Work[list[torch.Tensor]]:
+    """The frozen autoencoder's latent of every tile (sparse codes kept as sparse tensors)."""
+    detector.to(device).eval()
+    out: list[torch.Tensor] = []
+    with torch.no_grad():
+        for i in range(len(data)):
+            z = detector.encode(to_tensor(data.images[i : i + 1], device))
+            z = getattr(z, "codes", z)[0].cpu()
+            out.append(z.to_sparse() if detector.name == "sparse" else z)
+            yield Progress(i + 1, len(data), {"phase": "latents"})
+    return out
+
+
+def train_head(
+    detector: Any,
+    data: TileSet,
+    *,
+    epochs: int = 10,
+    batch: int = 8,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Work[list[float]]:
+    """Train ``detector.head`` on the frozen latents; returns the mean loss of every epoch."""
+    torch.manual_seed(seed)
+    z_all = yield from latents(detector, data, device=device)
+    rng = np.random.default_rng(seed)
+    head = detector.head.to(device).train()
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    masks = torch.from_numpy(data.masks).float()
+    losses: list[float] = []
+    total = epochs * -(-len(data) // batch)
+    step = 0
+    for epoch in range(epochs):
+        running = []
+        for idx in _batches(len(data), batch, rng):
+            z = torch.stack([z_all[i].to_dense() if z_all[i].is_sparse else z_all[i] for i in idx])
+            z, k, flip = _augment(z.to(device), rng)
+            target = _redo(masks[idx].to(device), k, flip)
+            loss = F.binary_cross_entropy_with_logits(head(z), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss.detach()))
+            step += 1
+            yield Progress(step, total, {"phase": "head", "epoch": epoch, "loss": running[-1]})
+        losses.append(float(np.mean(running)))
+    head.eval()
+    return losses
+
+
+def train_resnet(
+    detector: Any,
+    data: TileSet,
+    *,
+    epochs: int = 25,
+    batch: int = 16,
+    lr: float = 0.01,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Work[list[float]]:
+    """Seed 001's training: AdaDelta at lr 0.01, cross-entropy; returns per-epoch loss."""
+    torch.manual_seed(seed)
+    patches, labels = data.patch_labels()
+    if len(np.unique(labels)) < 2:
+        raise ValueError("ResNet training needs positive and negative patches")
+    rng = np.random.default_rng(seed)
+    model = detector.to(device).train()
+    opt = torch.optim.Adadelta(model.parameters(), lr=lr)
+    y_all = torch.from_numpy(labels)
+    losses: list[float] = []
+    total = epochs * -(-len(patches) // batch)
+    step = 0
+    for epoch in range(epochs):
+        running = []
+        for idx in _batches(len(patches), batch, rng):
+            x, _, _ = _augment(to_tensor(patches.images[idx], device), rng)
+            loss = F.cross_entropy(model(x), y_all[idx].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            running.append(float(loss.detach()))
+            step += 1
+            yield Progress(step, total, {"phase": "resnet", "epoch": epoch, "loss": running[-1]})
+        losses.append(float(np.mean(running)))
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict_tiles(detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8) -> np.ndarray:
+    """Tumour logits of every tile: cell grids ``(N, S/4, S/4)`` or one per patch ``(N,)``."""
+    detector.to(device).eval()
+    out = [
+        detector.tumour_logits(to_tensor(data.images[i : i + batch], device)).cpu().numpy()
+        for i in range(0, len(data), batch)
+    ]
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long each phase trains (the paper's values by default).
+
+    ``autoencoder`` epochs of the DAE (4), ``dictionary`` epochs of the LCA (1.4),
+    ``head`` epochs of a cell head (10), ``resnet`` epochs (25); ``batch`` and ``lr`` of the
+    head and DAE (the ResNet keeps seed 001's AdaDelta lr 0.01).
+    """
+
+    autoencoder: int = 4
+    dictionary: float = 1.4
+    head: int = 10
+    resnet: int = 25
+    batch: int = 8
+    lr: float = 1e-3
+    head_lr: float = 1e-3
+
+
+def holdout_metrics(detector: Any, data: TileSet, *, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Held-out scores: cell AUC-PR for the cell detectors, AUC-ROC for the classifier."""
+    from napari_cpadv.metrics.scores import accuracy, aucpr, aucroc
+
+    if detector.output == "classes":
+        patches, labels = data.patch_labels()
+        scores = predict_tiles(detector, patches, device=device)
+        return {
+            "aucroc": aucroc(labels, scores),
+            "accuracy": accuracy(labels, scores),
+            "n_patches": len(labels),
+            "n_positive": int(labels.sum()),
+        }
+    score = aucpr(data.masks, predict_tiles(detector, data, device=device))
+    return {k: v for k, v in score.to_json().items() if k != "curve"}
+
+
+def fit(
+    name: str,
+    folders: Sequence[str | os.PathLike[str]],
+    *,
+    hyper: dict[str, Any] | None = None,
+    schedule: Schedule = Schedule(),
+    holdout: Sequence[str | os.PathLike[str]] = (),
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Work[tuple[Any, dict[str, Any]]]:
+    """Train detector ``name`` from ``cpadv tiles`` folders, every phase in order.
+
+    Returns ``(detector, record)`` where ``record`` holds the losses, the data folders, the
+    seed and, when ``holdout`` folders are given, the held-out metrics.
+    """
+    from napari_cpadv.models.detector import make
+
+    torch.manual_seed(seed)
+    detector = make(name, **(hyper or {}))
+    data = load_tiles(folders)
+    s = schedule
+    losses: dict[str, list[float]] = {}
+    if name == "dae":
+        losses["autoencoder"] = yield from train_dae(
+            detector, data, epochs=s.autoencoder, batch=s.batch, lr=s.lr, seed=seed, device=device
+        )
+    if name == "sparse":
+        losses["dictionary"] = yield from train_dictionary(
+            detector, data, epochs=s.dictionary, batch=s.batch, seed=seed, device=device
+        )
+    if name == "resnet18":
+        losses["resnet"] = yield from train_resnet(detector, data, epochs=s.resnet, seed=seed, device=device)
+    else:
+        losses["head"] = yield from train_head(
+            detector, data, epochs=s.head, batch=s.batch, lr=s.head_lr, seed=seed, device=device
+        )
+    record: dict[str, Any] = {
+        "data": [str(f) for f in folders],
+        "tiles": len(data),
+        "seed": seed,
+        "schedule": s.__dict__,
+        "final_loss": {k: v[-1] for k, v in losses.items() if v},
+    }
+    metrics: dict[str, Any] = {}
+    if holdout:
+        held = load_tiles(holdout)
+        metrics = {"holdout": [str(f) for f in holdout], **holdout_metrics(detector, held, device=device)}
+    detector.to("cpu").eval()
+    return detector, {"training": record, "metrics": metrics}

@@ -1,0 +1,223 @@
+"""Detector weights: a safetensors file plus a JSON config beside it. Nothing is unpickled.
+
+``NAME.safetensors`` holds the tensors; ``NAME.json`` holds::
+
+    {"format": "napari-cpadv-weights", "version": 1, "detector": "dae",
+     "architecture": {...hyper-parameters...}, "training": {"command": ..., "seeds": ...},
+     "metrics": {...held-out scores...}, "sha256": "<of the .safetensors file>"}
+
+Loading checks, in order: the config names our format, the detector is the one asked for,
+the file's SHA-256 is the recorded one, and every tensor name and shape matches the
+architecture; each failure raises ``FormatError`` naming the file and what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from napari_cpadv.errors import FormatError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+FORMAT = "napari-cpadv-weights"
+VERSION = 1
+SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
+
+
+def paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(tensors, config)`` for a weights path given as either file or the bare stem."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (SUFFIX, ".json") else p
+    return stem.with_name(stem.name + SUFFIX), stem.with_name(stem.name + ".json")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save(
+    detector: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    training: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``detector``'s tensors and config atomically; returns the ``.safetensors`` path."""
+    from safetensors.torch import save as st_save
+
+    from napari_cpadv.annotations._io import write_atomic
+
+    tensors_path, config_path = paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()}
+    blob = st_save(state, metadata={"format": FORMAT, "detector": detector.name})
+    write_atomic(tensors_path, blob)
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "detector": detector.name,
+        "architecture": detector.config(),
+        "training": training or {},
+        "metrics": metrics or {},
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    write_atomic(config_path, (json.dumps(config, indent=2) + "\n").encode())
+    return tensors_path
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON config of a weights file, checked to be ours."""
+    tensors_path, config_path = paths(path)
+    _refuse_pickle(Path(path))
+    if not config_path.is_file():
+        raise FormatError(config_path, "missing: a napari-cpadv weights file needs its JSON config")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(config_path, f"not a readable JSON config ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise FormatError(config_path, f"not a napari-cpadv weights config (no format {FORMAT!r})")
+    if config.get("version") != VERSION:
+        raise FormatError(config_path, f"weights format version {config.get('version')!r}, expected {VERSION}")
+    return config
+
+
+def load(path: str | os.PathLike[str], *, expect: str | None = None, device: Any = None) -> Any:
+    """The detector stored at ``path``, in eval mode (on ``device`` if given).
+
+    ``expect`` names the detector the caller wants; weights of another architecture raise
+    ``FormatError`` saying which detector and hyper-parameters they hold instead.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    from napari_cpadv.models.detector import make
+
+    config = read_config(path)
+    tensors_path, _ = paths(path)
+    name = config.get("detector")
+    if expect is not None and name != expect:
+        raise FormatError(
+            tensors_path,
+            f"these weights are for the {name!r} detector "
+            f"({_describe(config.get('architecture', {}))}), not {expect!r}",
+        )
+    try:
+        blob = tensors_path.read_bytes()
+    except OSError as exc:
+        raise FormatError(tensors_path, f"cannot be read ({exc.strerror})") from exc
+    if hashlib.sha256(blob).hexdigest() != config.get("sha256"):
+        raise FormatError(tensors_path, "SHA-256 differs from the one in its config (changed or damaged)")
+    try:
+        state = st_load(blob)
+    except (SafetensorError, ValueError) as exc:
+        raise FormatError(tensors_path, f"not a safetensors file ({exc})") from exc
+    try:
+        detector = make(str(name), **config.get("architecture", {}))
+    except (TypeError, ValueError) as exc:
+        raise FormatError(tensors_path, f"architecture cannot be built: {exc}") from exc
+    check_state(detector, state, tensors_path)
+    detector.load_state_dict(state)
+    detector.eval()
+    if device is not None:
+        detector.to(device)
+    return detector
+
+
+def check_state(model: nn.Module, state: dict[str, Any], path: Path) -> None:
+    """Raise ``FormatError`` listing missing, unexpected and mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [
+        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {_few(missing)}")
+    if extra:
+        problems.append(f"unexpected {_few(extra)}")
+    if shapes:
+        problems.append(f"shapes differ: {_few(shapes)}")
+    if problems:
+        raise FormatError(path, f"does not match {type(model).__name__}: " + "; ".join(problems))
+
+
+def load_torchvision(path: str | os.PathLike[str], *, classes: int = 2) -> Any:
+    """A ``resnet18`` detector from a torchvision checkpoint, read with ``weights_only=True``.
+
+    The width is read from ``conv1.weight``; when ``fc`` has another number of classes (an
+    ImageNet checkpoint has 1000) it is left freshly initialised for fine-tuning.
+    """
+    import torch
+
+    from napari_cpadv.models.detector import make
+
+    p = Path(path)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise FormatError(p, f"not a torch checkpoint that loads without pickle code ({exc})") from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise FormatError(p, "not a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    if "conv1.weight" not in state:
+        raise FormatError(p, "not a ResNet state dict (no conv1.weight)")
+    width = int(state["conv1.weight"].shape[0])
+    detector = make("resnet18", width=width, classes=classes)
+    if "fc.weight" in state and state["fc.weight"].shape[0] != classes:
+        fresh = detector.state_dict()
+        state["fc.weight"], state["fc.bias"] = fresh["fc.weight"], fresh["fc.bias"]
+    check_state(detector, state, p)
+    detector.load_state_dict(state)
+    return detector
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise FormatError(
+            path,
+            "a pickled torch checkpoint; napari-cpadv never unpickles weights. Use a "
+            ".safetensors file with its JSON config (a torchvision resnet18 checkpoint can be "
+            "converted with napari_cpadv.models.weights.load_torchvision and save)",
+        )
+
+
+def _few(items: list[str], n: int = 4) -> str:
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _describe(arch: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in arch.items()) or "no hyper-parameters"
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "sample_data" / "weights"
+
+
+def shipped(name: str) -> Path:
+    """The weights shipped in ``sample_data/weights/`` for detector ``name``."""
+    path = SHIPPED / f"{name}{SUFFIX}"
+    if not path.is_file():
+        raise FormatError(
+            path, f"no shipped weights for {name!r} in this checkout; `make weights` trains them"
+        )
+    return path
+
+
+def resolve(name: str, weights: str | os.PathLike[str] | None) -> Any:
+    """The detector ``name`` from ``weights``, or from the shipped weights when ``None``."""
+    return load(shipped(name) if weights is None else weights, expect=name)
