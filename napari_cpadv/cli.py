@@ -152,15 +152,11 @@ def _hyper(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.device import pick_device
     from napari_cpadv.models import weights
     from napari_cpadv.models.train import Schedule, fit
     from napari_cpadv.progress import drive
 
-    try:
-        device = pick_device(args.device)
-    except ValueError as exc:
-        raise CpadvError(None, str(exc)) from exc
+    device = _device(args.device)
     defaults = Schedule()
     schedule = Schedule(
         autoencoder=args.ae_epochs or defaults.autoencoder,
@@ -190,6 +186,80 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     record["training"]["device"] = str(device)
     out = weights.save(detector, args.out, **record)
     return {"weights": str(out), "detector": args.detector, **record}
+
+
+def _device(name: str | None) -> Any:
+    from napari_cpadv.device import pick_device
+
+    try:
+        return pick_device(name)
+    except ValueError as exc:
+        raise CpadvError(None, str(exc)) from exc
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.inference.evaluate import evaluate
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    detector = resolve(args.detector, args.weights)
+    ann = Path(args.annotations)
+    truth = args.truth
+    if ann.name.endswith(".truth.json"):
+        truth, annotations = truth or ann, []
+    else:
+        annotations = read_annotations(ann)
+    if detector.output == "classes" and truth is None:
+        guess = Path(args.slide).with_suffix(".truth.json")
+        if not guess.is_file():
+            raise CpadvError(args.slide, "resnet18 is scored on nuclei: give --truth SLIDE.truth.json")
+        truth = guess
+    level = 0 if args.level is None and detector.output == "classes" else args.level
+    if level is None:
+        level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
+    try:
+        return drive(
+            evaluate(detector, slide, level=level, annotations=annotations, truth=truth,
+                     scope=args.scope, device=_device(args.device)),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+
+
+def _weights_config(args: argparse.Namespace) -> Path:
+    from napari_cpadv.models.weights import paths, shipped
+
+    return paths(args.weights or shipped(args.detector))[1]
+
+
+def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.inference.batch import Job, batch_heatmaps
+    from napari_cpadv.progress import drive
+
+    out = Path(args.out)
+    if len(args.slides) == 1 and out.suffix == ".zarr":
+        jobs = [Job(Path(args.slides[0]), out)]
+    else:
+        if out.suffix == ".zarr":
+            raise CpadvError(out, "with several slides --out is a folder; each gets STEM.heatmap.zarr")
+        out.mkdir(parents=True, exist_ok=True)
+        jobs = [Job(Path(s), out / f"{Path(s).stem}.heatmap.zarr") for s in args.slides]
+    try:
+        written = drive(
+            batch_heatmaps(
+                jobs, detector=args.detector, weights=args.weights, level=args.level,
+                scope=args.scope, scheduler=args.scheduler, workers=args.workers,
+                threads=args.threads, device=args.device,
+            ),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slides[0], str(exc)) from exc
+    return {"heatmaps": [str(p) for p in written], "detector": args.detector, "level": args.level}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,6 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--iterations", type=int, default=None, help="sparse coder")
     train.add_argument("--width", type=int, default=None, help="ResNet-18 first-stage width")
     train.set_defaults(run=_train)
+
+    ev = sub.add_parser("evaluate", help="score a detector on a slide with known truth")
+    ev.add_argument("slide")
+    ev.add_argument("annotations", help="ASAP .xml / QuPath .geojson, or a synthetic .truth.json")
+    ev.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    ev.add_argument("--weights", default=None, help="default: the shipped weights")
+    ev.add_argument("--level", type=int, default=None, help="default: the level trained at")
+    ev.add_argument("--truth", default=None, help="synthetic .truth.json (resnet18's labels)")
+    ev.add_argument("--scope", choices=("tissue", "slide"), default="tissue")
+    ev.add_argument("--device", default=None)
+    ev.set_defaults(run=_evaluate)
+
+    hm = sub.add_parser("heatmap", help="heatmap pyramids of slides, on dask.distributed")
+    hm.add_argument("slides", nargs="+")
+    hm.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    hm.add_argument("--weights", default=None, help="default: the shipped weights")
+    hm.add_argument("--level", type=int, required=True)
+    hm.add_argument("--out", required=True, help="HEATMAP.zarr, or a folder for several slides")
+    hm.add_argument("--scope", choices=("tissue", "slide"), default="tissue")
+    hm.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
+    hm.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    hm.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    hm.add_argument("--device", default=None)
+    hm.set_defaults(run=_heatmap)
     return parser
 
 

@@ -373,6 +373,13 @@ def holdout_metrics(detector: Any, data: TileSet, *, device: torch.device | str 
     return {k: v for k, v in score.to_json().items() if k != "curve"}
 
 
+def _level(folder: str | os.PathLike[str]) -> int | None:
+    """The slide level a `cpadv tiles` folder was cut at (from its first index row)."""
+    with open(Path(folder) / "index.csv", newline="") as f:
+        row = next(csv.DictReader(f), None)
+    return None if row is None else int(row["level"])
+
+
 def fit(
     name: str,
     folders: Sequence[str | os.PathLike[str]],
@@ -411,6 +418,7 @@ def fit(
         )
     record: dict[str, Any] = {
         "data": [str(f) for f in folders],
+        "level": _level(folders[0]),
         "tiles": len(data),
         "seed": seed,
         "schedule": s.__dict__,

@@ -1,0 +1,1 @@
+"""Detectors over slides: seamless tiled heatmaps, on demand for the viewer or in batch."""

@@ -1,0 +1,145 @@
+"""Heatmaps of one or many slides on dask.distributed.
+
+The client splits each slide level into groups of blocks (the same blocks as the on-demand
+store), submits one task per group, and pastes results into the slide's heatmap as they
+complete; each worker keeps its opened slides and its loaded detector between tasks. With
+no scheduler address a ``LocalCluster`` of ``workers`` single-threaded processes is
+started (torch then uses ``threads`` threads in each) and closed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_cpadv.inference.heatmap import Heatmap, Scope, Window, cell_shape, tissue_blocks, windows
+from napari_cpadv.progress import Progress, Work
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One slide to run: where its heatmap goes."""
+
+    slide: Path
+    out: Path
+
+
+def _detector(name: str, weights: str | None, device: str) -> Any:
+    from napari_cpadv.models.weights import resolve
+
+    key = f"detector|{name}|{weights}|{device}"
+    if key not in _WORKER_STATE:
+        _WORKER_STATE[key] = resolve(name, weights).to(device)
+    return _WORKER_STATE[key]
+
+
+def _slide(path: str) -> Any:
+    from napari_cpadv.slide import open_slide
+
+    key = f"slide|{path}"
+    if key not in _WORKER_STATE:
+        _WORKER_STATE[key] = open_slide(path)
+    return _WORKER_STATE[key]
+
+
+def run_group(
+    slide: str, name: str, weights: str | None, level: int, group: list[tuple[int, int, int, int]], device: str
+) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+    """Worker task: tumour logits for a group of blocks ``(row, col, rows, cols)``."""
+    import torch
+
+    from napari_cpadv.device import batch_size
+    from napari_cpadv.inference.heatmap import run_windows
+
+    det = _detector(name, weights, device)
+    dev = torch.device(device)
+    batch = batch_size(dev, tile=512) if dev.type == "cuda" else 1
+    blocks = [Window(*g) for g in group]
+    return [
+        ((w.row, w.col, w.rows, w.cols), logits)
+        for w, logits in run_windows(det, _slide(slide), level, blocks, device=dev, batch=batch)
+    ]
+
+
+def batch_heatmaps(
+    jobs: Sequence[Job],
+    *,
+    detector: str,
+    weights: str | os.PathLike[str] | None,
+    level: int,
+    scope: Scope = "tissue",
+    scheduler: str | None = None,
+    workers: int = 2,
+    threads: int = 1,
+    group: int = 4,
+    device: str | None = None,
+) -> Work[list[Path]]:
+    """Run ``detector`` over every job's slide on a dask cluster; write each heatmap pyramid.
+
+    Yields one ``Progress`` per finished group of blocks (over all slides); returns the
+    written paths. ``device`` defaults to each worker's best (``device.pick_device``).
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    from napari_cpadv.device import pick_device
+    from napari_cpadv.inference.zarr_io import write_heatmap
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.slide import open_slide
+
+    det = resolve(detector, weights)  # fail here, before any cluster starts, on bad weights
+    w_arg = None if weights is None else os.fspath(weights)
+    dev = str(device or pick_device())
+    # Plan in this process first (tissue detection computes dask arrays, which must not go
+    # to the cluster once a Client is the default scheduler).
+    plans = []
+    for job in jobs:
+        slide = open_slide(job.slide)
+        if not 0 <= level < len(slide.geometry):
+            raise ValueError(f"{job.slide}: level {level} not in 0..{len(slide.geometry) - 1}")
+        shape = cell_shape(slide, level, det.cell)
+        block = max(1, 512 // det.cell)
+        keep = tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None
+        blocks = windows(shape, block=block, keep=keep)
+        out = np.full(shape, np.nan, np.float32)
+        plans.append((job, slide, out, blocks))
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+        )
+    client = Client(scheduler if scheduler else cluster)
+    try:
+        futures = {}
+        for i, (job, _, _, blocks) in enumerate(plans):
+            for k in range(0, len(blocks), group):
+                g = [(w.row, w.col, w.rows, w.cols) for w in blocks[k : k + group]]
+                f = client.submit(run_group, str(job.slide), detector, w_arg, level, g, dev, pure=False)
+                futures[f] = i
+        total, done = len(futures), 0
+        for f in as_completed(list(futures)):
+            _, _, out, _ = plans[futures[f]]
+            for (r, c, h, w), logits in f.result():
+                out[r : r + h, c : c + w] = logits
+            done += 1
+            yield Progress(done, total, {"slide": str(plans[futures[f]][0].slide)})
+        written = []
+        for job, slide, out, _ in plans:
+            hm = Heatmap(
+                out, level, det.cell, float(slide.downsamples[level]),
+                attrs={"detector": detector, "slide": str(job.slide), "scope": scope,
+                       "weights": None if weights is None else str(weights)},
+            )
+            written.append(write_heatmap(job.out, hm, mpp=slide.mpp))
+        return written
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
