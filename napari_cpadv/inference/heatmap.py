@@ -118,7 +118,9 @@ def run_windows(
                 out = _classify(detector, x, side)
             else:
                 m = margin // cell
-                out = detector.tumour_logits(x)[:, m : m + side // cell, m : m + side // cell]
+                # a detector may offer logits meant for tiles of a larger image
+                run = getattr(detector, "slide_logits", detector.tumour_logits)
+                out = run(x)[:, m : m + side // cell, m : m + side // cell]
         out = out.float().cpu().numpy()
         for w, o in zip(group, out, strict=True):
             yield w, o[: w.rows, : w.cols]

@@ -167,10 +167,24 @@ class LCA(nn.Module):
             raise ValueError(f"image sides {tuple(x.shape[2:])} must be multiples of {self.stride}")
 
     @torch.no_grad()
-    def iterate(self, x: torch.Tensor, *, iterations: int | None = None) -> Iterator[SparseCode]:
-        """Yield the code after every LCA iteration (for energy traces and pictures)."""
+    def iterate(
+        self,
+        x: torch.Tensor,
+        *,
+        iterations: int | None = None,
+        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> Iterator[SparseCode]:
+        """Yield the code after every LCA iteration (for energy traces and pictures).
+
+        ``stats`` replaces the per-image mean and standard deviation (see
+        ``SparseDetector.slide_logits``).
+        """
         self._check(x)
-        xs, mean, std = self.standardise(x)
+        if stats is None:
+            xs, mean, std = self.standardise(x)
+        else:
+            mean, std = (s.to(x).expand(len(x), 1, 1, 1) for s in stats)
+            xs = (x - mean) / std
         eta = self.step()
         b = self.analysis(xs)
         u = torch.zeros_like(b)
@@ -181,10 +195,16 @@ class LCA(nn.Module):
             yield SparseCode(a, mean, std)
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, *, iterations: int | None = None) -> SparseCode:
+    def encode(
+        self,
+        x: torch.Tensor,
+        *,
+        iterations: int | None = None,
+        stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> SparseCode:
         """Sparse-code ``(N, 3, H, W)`` images in [0, 1]; no autograd through the loop."""
         code = None
-        for code in self.iterate(x, iterations=iterations):
+        for code in self.iterate(x, iterations=iterations, stats=stats):
             pass
         assert code is not None
         return code
@@ -243,6 +263,11 @@ class SparseDetector(nn.Module):
             channels=tuple(h["head_channels"]),
             dropout=h["head_dropout"],
         )
+        # Mean and standard deviation of the training tiles (set by the dictionary training):
+        # over a slide, tiles of background would otherwise be standardised on their own
+        # and show as seams.
+        self.register_buffer("data_mean", torch.full((1, 1, 1, 1), 0.5))
+        self.register_buffer("data_std", torch.full((1, 1, 1, 1), 0.25))
         self.multiple = max(CELL, 2 * h["stride"])
         # LCA lets every code hear its neighbours' atoms once per iteration; the influence
         # fades within a few atom widths, so three atoms of context hide every seam
@@ -263,3 +288,8 @@ class SparseDetector(nn.Module):
 
     def tumour_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self(x)
+
+    def slide_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Cell logits for tiles cut from a slide: standardised by the training data's
+        mean and deviation instead of each tile's own, so neighbouring tiles agree."""
+        return self.head(self.lca.encode(x, stats=(self.data_mean, self.data_std)).codes)

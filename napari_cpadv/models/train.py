@@ -201,6 +201,10 @@ def train_dictionary(
     total = max(1, round(epochs * per_epoch))
     if init_from_data:
         seed_atoms(lca, data.images[free], rng)
+    with torch.no_grad():
+        _, mean, std = lca.standardise(to_tensor(data.images))
+        detector.data_mean.fill_(float(mean.mean()))
+        detector.data_std.fill_(float(std.mean()))
     opt = torch.optim.Adam([lca.dictionary], lr=lr)
     losses: list[float] = []
     for step in range(1, total + 1):

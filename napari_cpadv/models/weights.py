@@ -165,9 +165,11 @@ def load_torchvision(path: str | os.PathLike[str], *, classes: int = 2) -> Any:
     from napari_cpadv.models.detector import make
 
     p = Path(path)
+    import pickle
+
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise FormatError(p, f"not a torch checkpoint that loads without pickle code ({exc})") from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]

@@ -1,0 +1,118 @@
+"""Tiled heatmaps equal the detector on the whole region; on-demand equals batch; the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.annotations import Annotation, write_annotations
+from napari_cpadv.cli import main
+from napari_cpadv.inference.batch import Job, batch_heatmaps
+from napari_cpadv.inference.heatmap import Window, heatmap, sigmoid
+from napari_cpadv.inference.ondemand import OnDemandHeatmap
+from napari_cpadv.inference.zarr_io import is_heatmap, read_heatmap
+from napari_cpadv.models import weights
+from napari_cpadv.models.detector import make
+from napari_cpadv.progress import drive
+from napari_cpadv.slide import open_slide
+
+SPARSE = {"atoms": 16, "size": 8, "stride": 4, "iterations": 20}
+
+
+@pytest.fixture(scope="module")
+def slide(small_slide):
+    return open_slide(small_slide.path)
+
+
+@pytest.fixture(scope="module")
+def dae_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae")
+
+
+def whole(det, slide, level, area):
+    """The detector on the whole area at once, with the same margin of context."""
+    m, c = det.margin, det.cell
+    x = slide.read_region(level, area.row * c - m, area.col * c - m, area.rows * c + 2 * m, area.cols * c + 2 * m)
+    run = getattr(det, "slide_logits", det.tumour_logits)
+    with torch.no_grad():
+        y = run(torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    return y[m // c : m // c + area.rows, m // c : m // c + area.cols]
+
+
+def test_stitched_dae_tiles_equal_the_whole_region(slide):
+    det = make("dae").eval()
+    area = Window(3, 5, 70, 90)
+    hm = drive(heatmap(det, slide, level=0, scope="region", area=area, block=16))
+    assert hm.logits.shape == (70, 90) and hm.origin == (3, 5)
+    np.testing.assert_allclose(hm.logits, whole(det, slide, 0, area), atol=1e-5)
+
+
+def test_stitched_sparse_tiles_match_the_whole_region_closely(slide):
+    torch.manual_seed(0)
+    det = make("sparse", **SPARSE).eval()
+    area = Window(8, 8, 64, 64)
+    hm = drive(heatmap(det, slide, level=0, scope="region", area=area, block=16))
+    ref = whole(det, slide, 0, area)
+    # LCA's competition reaches beyond any margin, but fades within it: < 1 % in probability
+    assert np.abs(sigmoid(hm.logits) - sigmoid(ref)).max() < 0.01
+
+
+def test_classifier_scores_each_patch(slide):
+    det = make("resnet18", width=4, patch=64).eval()
+    hm = drive(heatmap(det, slide, level=1, scope="slide"))
+    g = slide.geometry[1]
+    assert hm.logits.shape == (-(-g.rows // 64), -(-g.cols // 64)) and np.isfinite(hm.logits).all()
+    x = slide.read_region(1, 64, 128, 64, 64)
+    with torch.no_grad():
+        one = det.tumour_logits(torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255)
+    assert hm.logits[1, 2] == pytest.approx(float(one[0]), abs=1e-5)
+
+
+def test_tissue_scope_leaves_background_blocks_empty(slide):
+    det = make("dae").eval()
+    hm = drive(heatmap(det, slide, level=1, scope="tissue", block=32))
+    assert np.isnan(hm.logits).any() and np.isfinite(hm.logits).any()
+
+
+def test_on_demand_store_equals_the_batch_run_and_caches(slide, dae_weights, tmp_path):
+    det = weights.load(dae_weights)
+    out = tmp_path / "odd.heatmap.zarr"
+    written = drive(
+        batch_heatmaps([Job(slide.path, out)], detector="dae", weights=dae_weights, level=1,
+                       scope="slide", workers=1, device="cpu")
+    )
+    assert written == [out] and is_heatmap(out)
+    levels, attrs = read_heatmap(out)
+    assert attrs["cell_level0"] == 4 * slide.downsamples[1] and attrs["detector"] == "dae"
+    batch = levels[0][...]
+    sha = json.loads(weights.paths(dae_weights)[1].read_text())["sha256"]
+    lazy = OnDemandHeatmap(det, slide, 1, cache=tmp_path / "cache", weights_sha=sha)
+    part = lazy[10:50, 20:90]
+    assert lazy.computed == 1  # one 128-cell block covers it
+    np.testing.assert_allclose(part, batch[10:50, 20:90], atol=1e-6)
+    np.testing.assert_allclose(lazy.levels()[0].compute(), batch, atol=1e-6)
+    again = OnDemandHeatmap(det, slide, 1, cache=tmp_path / "cache", weights_sha=sha)
+    np.testing.assert_array_equal(again[:, :], lazy[:, :])
+    assert again.computed == 0  # everything came from the disk cache
+
+
+def test_cli_evaluate_reports_aucpr_with_the_null_model(small_slide, dae_weights, tmp_path, capsys):
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    xml = write_annotations(anns, tmp_path / "truth.xml")
+    code = main(["evaluate", str(small_slide.path), str(xml), "--detector", "dae",
+                 "--weights", str(dae_weights), "--level", "0"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["null_aucpr"] < 1 and 0 <= out["aucpr"] <= 1 and out["n_cells"] > 1000
+    assert len(out["curve"]["precision"]) == len(out["curve"]["recall"]) > 1
+
+
+def test_cli_refuses_weights_for_another_detector(small_slide, dae_weights, capsys):
+    code = main(["evaluate", str(small_slide.path), "x.xml", "--detector", "sparse",
+                 "--weights", str(dae_weights), "--level", "0"])
+    assert code == 2
+    assert "for the 'dae' detector" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""Shapes, the detector contract, LCA's behaviour and the weights files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.errors import FormatError
+from napari_cpadv.models import weights
+from napari_cpadv.models.dae import DAE
+from napari_cpadv.models.detector import NAMES, make, registry
+from napari_cpadv.models.lca import LCA
+from napari_cpadv.models.resnet import ResNet18
+
+from .conftest import TINY
+
+
+@pytest.mark.parametrize("side", [64, 128, 192])
+def test_dae_latent_is_half_size_with_nine_channels(side):
+    dae = DAE().eval()
+    x = torch.rand(2, 3, side, side)
+    assert dae.encode(x).shape == (2, 9, side // 2, side // 2)
+    assert dae(x).shape == x.shape
+
+
+def test_dae_layers_are_the_papers():
+    dae = DAE()
+    assert [tuple(c.weight.shape) for c in (dae.enc1, dae.enc2, dae.enc3)] == [
+        (36, 3, 8, 8),
+        (18, 36, 4, 4),
+        (9, 18, 3, 3),
+    ]
+    assert [tuple(c.weight.shape) for c in (dae.dec1, dae.dec2, dae.dec3)] == [
+        (18, 9, 3, 3),
+        (36, 18, 4, 4),
+        (3, 36, 8, 8),
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("side", [64, 128])
+def test_every_detector_keeps_the_contract(name, side):
+    det = make(name, **TINY[name]).eval()
+    assert det.name == name and registry()[name] is type(det)
+    x = torch.rand(2, 3, side, side)
+    out = det(x)
+    if det.output == "cells":
+        assert out.shape == (2, side // det.cell, side // det.cell)
+        assert det.tumour_logits(x).shape == out.shape
+        assert side % det.multiple == 0 and det.margin % det.multiple == 0
+        z = det.encode(x)
+        z = getattr(z, "codes", z)
+        assert torch.allclose(det.head(z), out, atol=1e-5)  # latent and head reachable
+    else:
+        assert out.shape == (2, 2)
+        assert det.tumour_logits(x).shape == (2,)
+    assert make(name, **det.config()).config() == det.config()
+
+
+def test_heads_score_both_latents_on_the_same_cells():
+    x = torch.rand(1, 3, 128, 128)
+    dae, sparse = make("dae").eval(), make("sparse", **TINY["sparse"]).eval()
+    assert dae(x).shape == sparse(x).shape == (1, 32, 32)
+
+
+def test_a_dictionary_atom_codes_to_one_dominant_coefficient():
+    lca = LCA(atoms=32, size=8, stride=4, lam=0.1, iterations=200, seed=1)
+    atom = lca.dictionary.detach()[5]
+    x = torch.zeros(1, 3, 32, 32)
+    x[0, :, 10:18, 10:18] = atom  # code position (3, 3) covers pixels 4·3 - 2 onwards
+    x = 0.5 + 0.2 * x  # an image in [0, 1]; the per-image standardisation undoes the affine map
+    codes = lca.encode(x).codes[0]
+    flat = codes.flatten()
+    top = torch.argsort(flat, descending=True)
+    k, r, c = np.unravel_index(int(top[0]), codes.shape)
+    assert (k, r, c) == (5, 3, 3)
+    assert flat[top[0]] > 3 * flat[top[1]]
+
+
+def test_lca_energy_decreases_and_codes_are_sparse():
+    lca = LCA(atoms=32, size=8, stride=4, lam=0.5, iterations=40)
+    x = torch.rand(2, 3, 48, 48)
+    xs, _, _ = lca.standardise(x)
+    energies = [float(lca.energy(xs, c.codes).sum()) for c in lca.iterate(x)]
+    assert all(b <= a + 1e-3 for a, b in zip(energies[1:], energies[2:], strict=False))
+    assert energies[-1] < 0.95 * energies[0]
+    code = lca.encode(x)
+    assert (code.codes >= 0).all() and (code.codes == 0).float().mean() > 0.5
+    assert code.mean.shape == code.std.shape == (2, 1, 1, 1)
+
+
+def test_lca_synthesis_is_the_transpose_of_analysis():
+    lca = LCA(atoms=8, size=8, stride=4)
+    x = torch.randn(1, 3, 32, 32)
+    a = torch.randn(1, 8, 8, 8)
+    lhs = (lca.analysis(x) * a).sum()
+    rhs = (x * lca.synthesis(a)).sum()
+    assert torch.allclose(lhs, rhs, rtol=1e-4)
+    ref = torch.nn.functional.conv_transpose2d(a, lca.dictionary, stride=4, padding=2)
+    assert torch.allclose(lca.synthesis(a), ref, atol=1e-4)
+
+
+def test_resnet_has_torchvisions_names_and_loads_a_torchvision_state_dict(tmp_path):
+    names = set(ResNet18().state_dict())
+    for key in ("conv1.weight", "bn1.running_mean", "layer1.0.conv2.weight",
+                "layer2.0.downsample.0.weight", "layer4.1.bn2.bias", "fc.weight"):
+        assert key in names
+    assert len(names) == 122  # torchvision resnet18: 62 parameters + 60 batch-norm buffers
+    imagenet = ResNet18(width=64, classes=1000).state_dict()
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(imagenet, path)
+    det = weights.load_torchvision(path)
+    assert det.fc.out_features == 2
+    assert torch.equal(det.state_dict()["layer3.1.conv1.weight"], imagenet["layer3.1.conv1.weight"])
+
+
+def test_weights_round_trip(tmp_path):
+    det = make("sparse", **TINY["sparse"])
+    path = weights.save(det, tmp_path / "w", training={"command": "test"}, metrics={"aucpr": 0.5})
+    back = weights.load(path, expect="sparse")
+    for k, v in det.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    config = json.loads(weights.paths(path)[1].read_text())
+    assert config["architecture"]["atoms"] == 16 and config["metrics"] == {"aucpr": 0.5}
+    assert not back.training
+
+
+def test_weights_of_another_architecture_are_refused_with_the_difference(tmp_path):
+    path = weights.save(make("dae"), tmp_path / "dae")
+    with pytest.raises(FormatError, match=r"for the 'dae' detector .*not 'sparse'"):
+        weights.load(path, expect="sparse")
+    config_path = weights.paths(path)[1]
+    config = json.loads(config_path.read_text())
+    config["architecture"]["channels"] = [12, 18, 9]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(FormatError, match=r"shapes differ: autoencoder.dec2.bias \(36,\) != \(12,\)"):
+        weights.load(path)
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    evil = tmp_path / "model.pt"
+    evil.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(FormatError, match="never unpickles"):
+        weights.load(evil)
+    with pytest.raises(FormatError, match="without pickle code"):
+        weights.load_torchvision(evil)
+
+
+def test_damaged_or_foreign_weights_are_refused(tmp_path):
+    path = weights.save(make("dae"), tmp_path / "dae")
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(FormatError, match="SHA-256 differs"):
+        weights.load(path)
+    other = tmp_path / "other.json"
+    other.write_text('{"format": "something else"}')
+    with pytest.raises(FormatError, match="not a napari-cpadv weights config"):
+        weights.load(other)
+    with pytest.raises(FormatError, match="missing"):
+        weights.load(tmp_path / "absent.safetensors")
