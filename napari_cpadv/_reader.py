@@ -135,6 +135,23 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
     return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
 
 
+def napari_get_heatmap_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """The reader for a ``cpadv heatmap`` zarr folder; None for any other path."""
+    from napari_cpadv.inference.zarr_io import is_heatmap
+
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return read_heatmap_file if is_heatmap(path) else None
+
+
+def read_heatmap_file(path: str | list[str]) -> list[LayerData]:
+    from napari_cpadv._heatmap_layers import read_heatmap_layers
+
+    return read_heatmap_layers(str(path[0] if isinstance(path, list) else path))
+
+
 def scale_bar(viewer: Any) -> Any:
     """The viewer's scale-bar overlay (``viewer.canvas.overlays`` since napari 0.9)."""
     canvas = getattr(viewer, "canvas", None)

@@ -1,0 +1,64 @@
+"""Heatmaps as napari image layers placed cell-for-cell on the slide (DESIGN.md, coordinates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def heatmap_layer_data(
+    values: Any,
+    *,
+    cell_level0: float,
+    origin: tuple[int, int] = (0, 0),
+    mpp: tuple[float, float] | None,
+    name: str,
+    metadata: dict[str, Any] | None = None,
+) -> LayerData:
+    """An inferno, translucent, 0-1 image layer over the slide.
+
+    ``values`` is one array or a pyramid (list, finest first) of probabilities on a grid of
+    ``cell_level0`` level-0 pixels per cell, starting at cell ``origin`` ``(row, col)``.
+    A cell's centre is ``(origin + index) * s + (s - 1) / 2`` level-0 pixels, which
+    ``scale`` and ``translate`` express in µm (or in pixels when ``mpp`` is None).
+    """
+    s = float(cell_level0)
+    um = (1.0, 1.0) if mpp is None else (mpp[1], mpp[0])  # (row, col) = (y, x)
+    scale = (s * um[0], s * um[1])
+    translate = tuple((origin[i] * s + (s - 1) / 2) * um[i] for i in range(2))
+    multiscale = isinstance(values, list) and len(values) > 1
+    kwargs = {
+        "name": name,
+        "colormap": "inferno",
+        "contrast_limits": (0.0, 1.0),
+        "opacity": 0.5,
+        "blending": "translucent",
+        "scale": scale,
+        "translate": translate,
+        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+        "multiscale": multiscale,
+        "metadata": {"cpadv_heatmap": True, "cell_level0": s, "origin": list(origin), **(metadata or {})},
+    }
+    data = values if multiscale else (values[0] if isinstance(values, list) else values)
+    return (data, kwargs, "image")
+
+
+def read_heatmap_layers(path: str) -> list[LayerData]:
+    """A ``cpadv heatmap`` zarr pyramid as a layer."""
+    from napari_cpadv.inference.zarr_io import read_heatmap
+
+    levels, attrs = read_heatmap(path)
+    mpp = tuple(attrs["mpp"]) if attrs.get("mpp") else None
+    return [
+        heatmap_layer_data(
+            [np.asarray(lv) if lv.size < 2**22 else lv for lv in levels],
+            cell_level0=attrs["cell_level0"],
+            origin=tuple(attrs.get("origin", (0, 0))),
+            mpp=mpp,  # type: ignore[arg-type]
+            name=f"{attrs.get('detector', 'heatmap')} heatmap",
+            metadata={"cpadv_source": str(path), **attrs},
+        )
+    ]

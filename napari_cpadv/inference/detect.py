@@ -1,0 +1,82 @@
+"""What the Detect widget asks for, as a plain object the tests drive without a viewer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from napari_cpadv.inference.heatmap import Heatmap, Window, heatmap
+from napari_cpadv.progress import Work
+from napari_cpadv.slide.slide import Slide
+
+DetectScope = Literal["view", "rectangle", "tissue"]
+SCOPES: tuple[DetectScope, ...] = ("view", "rectangle", "tissue")
+
+
+@dataclass
+class DetectModel:
+    """A detector (shipped or from ``weights``), a scope and a level.
+
+    ``view`` and ``rectangle`` run on a box given in level-0 pixels; ``tissue`` on every
+    tissue block of the level.
+    """
+
+    detector: str = "dae"
+    weights: str | None = None
+    scope: DetectScope = "view"
+    level: int = 2
+    device: str | None = None
+
+    def load(self) -> Any:
+        from napari_cpadv.models.weights import resolve
+
+        return resolve(self.detector, self.weights or None)
+
+    def area(self, slide: Slide, box: tuple[float, float, float, float], cell: int) -> Window:
+        """Cells of ``level`` covering a level-0 box ``(row0, col0, row1, col1)``."""
+        side = cell * float(slide.downsamples[self.level])
+        eps = 1e-3  # a box drawn in µm comes back with float32 rounding of the µm scale
+        r0, c0 = (max(0, math.floor(v / side + eps)) for v in box[:2])
+        r1, c1 = (math.ceil(v / side - eps) for v in box[2:])
+        return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
+
+    def work(
+        self, slide: Slide, *, box: tuple[float, float, float, float] | None = None, detector: Any = None
+    ) -> Work[Heatmap]:
+        """The heatmap generator for this request (``box`` for the view and rectangle)."""
+        from napari_cpadv.device import pick_device
+
+        if not 0 <= self.level < len(slide.geometry):
+            raise ValueError(f"{slide.path}: level {self.level} not in 0..{len(slide.geometry) - 1}")
+        det = detector if detector is not None else self.load()
+        device = pick_device(self.device)
+        if self.scope == "tissue":
+            return heatmap(det, slide, level=self.level, scope="tissue", device=device)
+        if box is None:
+            raise ValueError(f"scope {self.scope!r} needs a box")
+        return heatmap(det, slide, level=self.level, scope="region", area=self.area(slide, box, det.cell), device=device)
+
+
+def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any] | None:
+    """AUC-PR of a cell heatmap against annotations over the cells it computed (None when
+    it is not a cell heatmap or the window holds no tumour cell)."""
+    from napari_cpadv.annotations.raster import cell_grid
+    from napari_cpadv.geometry import Grid
+    from napari_cpadv.metrics.scores import aucpr
+
+    if hm.cell != 4:
+        return None
+    g0, g = slide.geometry[0], slide.geometry[hm.level]
+    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
+    rows, cols = hm.logits.shape
+    window = grid.window(hm.origin[0] * hm.cell, hm.origin[1] * hm.cell, rows * hm.cell, cols * hm.cell)
+    _, label = cell_grid(annotations, window)
+    valid = np.isfinite(hm.logits[: label.shape[0], : label.shape[1]])
+    logits = hm.logits[: label.shape[0], : label.shape[1]]
+    if not label[valid].any():
+        return None
+    s = aucpr(label, logits, valid=valid)
+    return {"aucpr": s.aucpr, "null_aucpr": s.null_aucpr, "n_cells": s.n_cells}

@@ -1,0 +1,191 @@
+"""The Detect dock widget: run a detector over the view, a drawn rectangle or all tissue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
+from napari_cpadv.models.detector import NAMES
+from napari_cpadv.widgets._work import start
+
+if TYPE_CHECKING:
+    import napari
+
+REGION_LAYER = "detect region"
+
+
+class DetectWidget(QWidget):
+    """Detector, scope and level; Run with a progress bar and Cancel; a heatmap layer out."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.model = DetectModel()
+        self.worker: Any = None
+        self.last_score: dict[str, Any] | None = None
+        self._detector = QComboBox()
+        self._detector.addItems(NAMES)
+        self._weights = QLineEdit()
+        self._weights.setPlaceholderText("shipped weights")
+        self._browse = QPushButton("…")
+        self._scope = QComboBox()
+        self._scope.addItems(SCOPES)
+        self._level = QSpinBox()
+        self._level.setRange(0, 16)
+        self._level.setValue(self.model.level)
+        self._run = QPushButton("Run")
+        self._cancel = QPushButton("Cancel")
+        self._cancel.setEnabled(False)
+        self._progress = QProgressBar()
+        self._status = QLabel("")
+        self._status.setWordWrap(True)
+        self._layout()
+        self._browse.clicked.connect(self._on_browse)
+        self._run.clicked.connect(self._on_run)
+
+    def _layout(self) -> None:
+        form = QFormLayout()
+        form.addRow("detector", self._detector)
+        weights = QHBoxLayout()
+        weights.addWidget(self._weights)
+        weights.addWidget(self._browse)
+        form.addRow("weights", weights)
+        form.addRow("scope", self._scope)
+        form.addRow("level", self._level)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self._run)
+        buttons.addWidget(self._cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self._progress)
+        layout.addWidget(self._status)
+        layout.addStretch()
+
+    def _on_browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Detector weights", "", "Weights (*.safetensors)")
+        if path:
+            self._weights.setText(path)
+
+    def slide_layer(self) -> Any:
+        """The slide to run on: the selected layer if it is a slide, else the first slide."""
+        active = self.viewer.layers.selection.active
+        slides = [la for la in self.viewer.layers if "cpadv_slide_path" in la.metadata]
+        if active is not None and active in slides:
+            return active
+        return slides[0] if slides else None
+
+    def _sync(self) -> None:
+        self.model.detector = self._detector.currentText()
+        self.model.weights = self._weights.text().strip() or None
+        self.model.scope = self._scope.currentText()  # type: ignore[assignment]
+        self.model.level = self._level.value()
+
+    def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
+        """The view or the last drawn rectangle, in level-0 pixels ``(r0, c0, r1, c1)``."""
+        per_px = np.asarray(layer.scale[-2:], dtype=float)  # world units per level-0 pixel
+        if self.model.scope == "view":
+            cam = getattr(self.viewer, "scene", self.viewer).camera  # napari 0.9 moved it
+            half = np.asarray(self.viewer.canvas.size, dtype=float)[-2:] / (2 * cam.zoom)
+            centre = np.asarray(cam.center, dtype=float)[-2:]
+            (r0, c0), (r1, c1) = (centre - half) / per_px, (centre + half) / per_px
+            return r0, c0, r1, c1
+        if REGION_LAYER not in self.viewer.layers or not len(self.viewer.layers[REGION_LAYER].data):
+            return None
+        shapes = self.viewer.layers[REGION_LAYER]
+        world = np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:] + shapes.translate[-2:]
+        px = world / per_px
+        return (*px.min(axis=0), *px.max(axis=0))  # type: ignore[return-value]
+
+    def _on_run(self) -> None:
+        from napari_cpadv.slide import open_slide
+
+        self._sync()
+        layer = self.slide_layer()
+        if layer is None:
+            self._notify("open a slide first")
+            return
+        box = None
+        if self.model.scope != "tissue":
+            box = self._box(layer)
+            if box is None:
+                self._notify(f"draw a rectangle in a Shapes layer named {REGION_LAYER!r} first")
+                return
+        try:
+            slide = open_slide(layer.metadata["cpadv_slide_path"])
+            detector = self.model.load()
+            work = self.model.work(slide, box=box, detector=detector)
+        except (ValueError, OSError) as exc:  # CpadvError is an Exception too
+            self._notify(str(exc))
+            return
+        except Exception as exc:
+            self._on_error(exc)
+            return
+        self._run.setEnabled(False)
+        self._status.setText(f"running {self.model.detector} at level {self.model.level}…")
+        self.worker = start(
+            lambda: work,
+            bar=self._progress,
+            cancel=self._cancel,
+            on_done=lambda hm: self._on_done(hm, slide),
+            on_error=self._on_error,
+            on_finish=self._on_finish,
+        )
+
+    def _on_done(self, hm: Any, slide: Any) -> None:
+        from napari_cpadv._heatmap_layers import heatmap_layer_data
+
+        data, kwargs, _ = heatmap_layer_data(
+            hm.probabilities(),
+            cell_level0=hm.cell * hm.downsample,
+            origin=hm.origin,
+            mpp=slide.mpp,
+            name=f"{hm.attrs.get('detector')} heatmap (level {hm.level})",
+            metadata={"cpadv_slide_path": None, "slide": str(slide.path), "level": hm.level},
+        )
+        kwargs["metadata"].pop("cpadv_slide_path")
+        self.viewer.add_image(data, **kwargs)
+        self.last_score = self._score(hm, slide)
+        text = f"done: {hm.logits.size} cells"
+        if self.last_score is not None:
+            s = self.last_score
+            text += f"; AUC-PR {s['aucpr']:.3f} (null {s['null_aucpr']:.3f}) against ground truth"
+        self._status.setText(text)
+
+    def _score(self, hm: Any, slide: Any) -> dict[str, Any] | None:
+        from napari_cpadv._annotation_layers import annotations_from_shapes
+
+        truth = [la for la in self.viewer.layers if la.name.startswith("ground truth")]
+        if not truth:
+            return None
+        data, attrs, _ = truth[0].as_layer_data_tuple()
+        return score_against(hm, slide, annotations_from_shapes(data, attrs))
+
+    def _on_error(self, exc: Exception) -> None:
+        self._notify(str(exc))
+
+    def _on_finish(self) -> None:
+        self._run.setEnabled(True)
+        if self.worker is not None and self.worker.abort_requested:
+            self._status.setText("cancelled")
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self._status.setText(message)
+        show_error(message)

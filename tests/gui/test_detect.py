@@ -1,0 +1,80 @@
+"""The Detect widget: an aligned heatmap layer, its AUC-PR against ground truth, Cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.models import weights
+from napari_cpadv.models.detector import make
+from napari_cpadv.widgets.detect import REGION_LAYER, DetectWidget
+
+from ..conftest import SAMPLE
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def dae_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae"))
+
+
+def _widget(make_napari_viewer, dae_weights, scope, level):
+    viewer = make_napari_viewer()
+    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    w = DetectWidget(viewer)
+    w._detector.setCurrentText("dae")
+    w._weights.setText(dae_weights)
+    w._scope.setCurrentText(scope)
+    w._level.setValue(level)
+    return viewer, slide, w
+
+
+def test_rectangle_gives_an_aligned_heatmap_and_its_aucpr(make_napari_viewer, qtbot, dae_weights):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, "rectangle", 1)
+    mpp = slide.scale[-1]
+    # a rectangle over part of the tumour, in µm: level-0 rows 800-1600, cols 1000-2400
+    box = np.array([[800, 1000], [800, 2400], [1600, 2400], [1600, 1000]]) * mpp
+    viewer.add_shapes([box], shape_type="rectangle", name=REGION_LAYER)
+    viewer.layers.selection.active = slide
+    w._on_run()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
+    heat = viewer.layers[-1]
+    assert heat.name.startswith("dae heatmap") and heat.colormap.name == "inferno"
+    assert tuple(heat.contrast_limits) == (0.0, 1.0) and 0 < heat.opacity < 1
+    # cell (i, j) covers level-0 pixels [8·(origin+i), +8): level 1, 4 pixels a cell
+    s = 8.0
+    assert tuple(heat.scale) == pytest.approx((s * mpp, s * mpp))
+    origin = np.asarray(heat.metadata["origin"])
+    assert tuple(origin) == (800 // 8, 1000 // 8)
+    assert tuple(heat.translate) == pytest.approx(tuple((origin * s + (s - 1) / 2) * mpp))
+    assert heat.data.shape == (100, 175)
+    # the first cell's centre, in world µm, is the centre of its 8 x 8 level-0 pixels
+    centre = heat.data_to_world((0, 0))
+    assert tuple(centre) == pytest.approx(tuple((np.array([800, 1000]) + 3.5) * mpp))
+    assert w.last_score is not None and 0 < w.last_score["null_aucpr"] < 1
+    assert "AUC-PR" in w._status.text()
+
+
+def test_cancel_stops_the_run(make_napari_viewer, qtbot, dae_weights):
+    viewer, _slide, w = _widget(make_napari_viewer, dae_weights, "tissue", 0)
+    n = len(viewer.layers)
+    w._on_run()
+    qtbot.waitUntil(lambda: w._progress.value() >= 1, timeout=60_000)
+    w._cancel.click()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
+    assert len(viewer.layers) == n and w._status.text() == "cancelled"
+    assert w._progress.value() < w._progress.maximum()
+
+
+def test_view_scope_runs_on_what_is_visible(make_napari_viewer, qtbot, dae_weights):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, "view", 2)
+    camera = getattr(viewer, "scene", viewer).camera
+    camera.center = (0, 1500 * slide.scale[-1], 2000 * slide.scale[-1])
+    camera.zoom = camera.zoom * 4
+    w._on_run()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
+    heat = viewer.layers[-1]
+    assert heat.metadata["cpadv_heatmap"] and 0 < heat.data.size < (750 // 4) * (1000 // 4)
