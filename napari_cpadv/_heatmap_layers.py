@@ -40,7 +40,12 @@ def heatmap_layer_data(
         "translate": translate,
         "units": ("um", "um") if mpp else ("pixel", "pixel"),
         "multiscale": multiscale,
-        "metadata": {"cpadv_heatmap": True, "cell_level0": s, "origin": list(origin), **(metadata or {})},
+        "metadata": {
+            "cpadv_heatmap": True,
+            "cell_level0": s,
+            "origin": list(origin),
+            **(metadata or {}),
+        },
     }
     data = values if multiscale else (values[0] if isinstance(values, list) else values)
     return (data, kwargs, "image")
@@ -57,7 +62,7 @@ def read_heatmap_layers(path: str) -> list[LayerData]:
             [np.asarray(lv) if lv.size < 2**22 else lv for lv in levels],
             cell_level0=attrs["cell_level0"],
             origin=tuple(attrs.get("origin", (0, 0))),
-            mpp=mpp,  # type: ignore[arg-type]
+            mpp=mpp,
             name=f"{attrs.get('detector', 'heatmap')} heatmap",
             metadata={"cpadv_source": str(path), **attrs},
         )

@@ -135,7 +135,9 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
     return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
 
 
-def napari_get_heatmap_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+def napari_get_heatmap_reader(
+    path: str | list[str],
+) -> Callable[[str | list[str]], list[LayerData]] | None:
     """The reader for a ``cpadv heatmap`` zarr folder; None for any other path."""
     from napari_cpadv.inference.zarr_io import is_heatmap
 

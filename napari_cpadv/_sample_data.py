@@ -31,3 +31,33 @@ def sample_slide_path() -> Path:
 def synthetic_he_slide() -> list[LayerData]:
     """The sample slide as a multiscale RGB layer."""
     return read_slide(str(sample_slide_path()))
+
+
+def _shipped_autoencoders() -> tuple[object, object]:
+    from napari_cpadv.models.weights import resolve
+
+    return resolve("dae", None), resolve("sparse", None)
+
+
+def seed000_reconstructions() -> list[LayerData]:
+    """Seed 000's Figure 2 on the sample slide's most tissue-rich level-2 tile, one layer each."""
+    from napari_cpadv.models.figures import reconstructions
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.tiles import tissue_tiles
+
+    dae, sparse = _shipped_autoencoders()
+    slide = open_slide(sample_slide_path())
+    level = min(2, len(slide.levels) - 1)
+    t = max(tissue_tiles(slide, level=level, size=128), key=lambda t: t.fraction)
+    tile = slide.read_region(level, t.row, t.col, 128, 128)
+    pictures = reconstructions(tile, dae=dae, sparse=sparse)
+    return [(p, {"name": name, "rgb": True}, "image") for name, p in pictures.items()]
+
+
+def seed000_features() -> list[LayerData]:
+    """The DAE's first-layer kernels and the LCA dictionary of the shipped weights."""
+    from napari_cpadv.models.figures import features
+
+    dae, sparse = _shipped_autoencoders()
+    pictures = features(dae=dae, sparse=sparse)
+    return [(p, {"name": name, "rgb": True}, "image") for name, p in pictures.items()]

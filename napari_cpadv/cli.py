@@ -182,7 +182,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as exc:
         raise CpadvError(args.data[0], str(exc)) from exc
-    record["training"]["command"] = "cpadv " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    record["training"]["command"] = "cpadv " + " ".join(argv)
     record["training"]["device"] = str(device)
     out = weights.save(detector, args.out, **record)
     return {"weights": str(out), "detector": args.detector, **record}
@@ -215,7 +216,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if detector.output == "classes" and truth is None:
         guess = Path(args.slide).with_suffix(".truth.json")
         if not guess.is_file():
-            raise CpadvError(args.slide, "resnet18 is scored on nuclei: give --truth SLIDE.truth.json")
+            raise CpadvError(args.slide, "resnet18 is scored on nuclei: give --truth TRUTH.json")
         truth = guess
     level = 0 if args.level is None and detector.output == "classes" else args.level
     if level is None:
@@ -245,7 +246,7 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
         jobs = [Job(Path(args.slides[0]), out)]
     else:
         if out.suffix == ".zarr":
-            raise CpadvError(out, "with several slides --out is a folder; each gets STEM.heatmap.zarr")
+            raise CpadvError(out, "with several slides, --out is a folder (STEM.heatmap.zarr each)")
         out.mkdir(parents=True, exist_ok=True)
         jobs = [Job(Path(s), out / f"{Path(s).stem}.heatmap.zarr") for s in args.slides]
     try:
@@ -260,6 +261,46 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as exc:
         raise CpadvError(args.slides[0], str(exc)) from exc
     return {"heatmaps": [str(p) for p in written], "detector": args.detector, "level": args.level}
+
+
+def _figures(args: argparse.Namespace) -> dict[str, Any]:
+    import io
+
+    from PIL import Image
+
+    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.models import figures
+    from napari_cpadv.models.weights import resolve
+
+    dae = resolve("dae", args.dae_weights)
+    sparse = resolve("sparse", args.sparse_weights)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.kind == "features":
+        pictures = figures.features(dae=dae, sparse=sparse)
+    else:
+        from napari_cpadv.slide import open_slide
+        from napari_cpadv.slide.tiles import tissue_tiles
+
+        slide = open_slide(args.slide or _sample_slide())
+        level = min(args.level, len(slide.levels) - 1)
+        tiles = sorted(tissue_tiles(slide, level=level, size=args.size), key=lambda t: -t.fraction)
+        if not tiles:
+            raise CpadvError(slide.path, f"no tissue tile of {args.size} pixels at level {level}")
+        t = tiles[0]
+        tile = slide.read_region(level, t.row, t.col, args.size, args.size)
+        pictures = figures.reconstructions(tile, dae=dae, sparse=sparse, seed=args.seed)
+        pictures["figure_2"] = figures.figure_2(pictures)
+    written = []
+    for name, picture in pictures.items():
+        buf = io.BytesIO()
+        Image.fromarray(picture).save(buf, format="PNG")
+        written.append(str(write_atomic(out / f"{name}.png", buf.getvalue())))
+    return {"figures": written}
+
+
+def _sample_slide() -> Path:
+    return Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     hm.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     hm.add_argument("--device", default=None)
     hm.set_defaults(run=_heatmap)
+
+    fig = sub.add_parser("figures", help="seed 000's reconstructions and features as PNG")
+    fig.add_argument("kind", choices=("reconstructions", "features"))
+    fig.add_argument("--out", required=True, help="folder for the PNG files")
+    fig.add_argument("--slide", default=None, help="default: the sample slide")
+    fig.add_argument("--level", type=int, default=2)
+    fig.add_argument("--size", type=int, default=128, help="tile side, level pixels")
+    fig.add_argument("--seed", type=int, default=0, help="seed of the added noise")
+    fig.add_argument("--dae-weights", default=None)
+    fig.add_argument("--sparse-weights", default=None)
+    fig.set_defaults(run=_figures)
     return parser
 
 

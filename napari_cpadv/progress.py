@@ -31,6 +31,6 @@ def drive(work: Work[R], on_progress: Callable[[Progress], None] | None = None) 
         try:
             p = next(work)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         if on_progress is not None:
             on_progress(p)

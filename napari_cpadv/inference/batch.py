@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.inference.heatmap import Heatmap, Scope, Window, cell_shape, tissue_blocks, windows
+from napari_cpadv.inference.heatmap import (
+    Heatmap,
+    Scope,
+    Window,
+    cell_shape,
+    tissue_blocks,
+    windows,
+)
 from napari_cpadv.progress import Progress, Work
 
 _WORKER_STATE: dict[str, Any] = {}
@@ -50,7 +57,12 @@ def _slide(path: str) -> Any:
 
 
 def run_group(
-    slide: str, name: str, weights: str | None, level: int, group: list[tuple[int, int, int, int]], device: str
+    slide: str,
+    name: str,
+    weights: str | None,
+    level: int,
+    group: list[tuple[int, int, int, int]],
+    device: str,
 ) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Worker task: tumour logits for a group of blocks ``(row, col, rows, cols)``."""
     import torch
@@ -105,14 +117,19 @@ def batch_heatmaps(
             raise ValueError(f"{job.slide}: level {level} not in 0..{len(slide.geometry) - 1}")
         shape = cell_shape(slide, level, det.cell)
         block = max(1, 512 // det.cell)
-        keep = tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None
+        keep = (
+            tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None
+        )
         blocks = windows(shape, block=block, keep=keep)
         out = np.full(shape, np.nan, np.float32)
         plans.append((job, slide, out, blocks))
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
             env={"OMP_NUM_THREADS": str(threads)},
         )
     client = Client(scheduler if scheduler else cluster)
@@ -121,21 +138,29 @@ def batch_heatmaps(
         for i, (job, _, _, blocks) in enumerate(plans):
             for k in range(0, len(blocks), group):
                 g = [(w.row, w.col, w.rows, w.cols) for w in blocks[k : k + group]]
-                f = client.submit(run_group, str(job.slide), detector, w_arg, level, g, dev, pure=False)
+                f = client.submit(
+                    run_group, str(job.slide), detector, w_arg, level, g, dev, pure=False
+                )
                 futures[f] = i
-        total, done = len(futures), 0
-        for f in as_completed(list(futures)):
+        total = len(futures)
+        for done, f in enumerate(as_completed(list(futures)), start=1):
             _, _, out, _ = plans[futures[f]]
             for (r, c, h, w), logits in f.result():
                 out[r : r + h, c : c + w] = logits
-            done += 1
             yield Progress(done, total, {"slide": str(plans[futures[f]][0].slide)})
         written = []
         for job, slide, out, _ in plans:
             hm = Heatmap(
-                out, level, det.cell, float(slide.downsamples[level]),
-                attrs={"detector": detector, "slide": str(job.slide), "scope": scope,
-                       "weights": None if weights is None else str(weights)},
+                out,
+                level,
+                det.cell,
+                float(slide.downsamples[level]),
+                attrs={
+                    "detector": detector,
+                    "slide": str(job.slide),
+                    "scope": scope,
+                    "weights": None if weights is None else str(weights),
+                },
             )
             written.append(write_heatmap(job.out, hm, mpp=slide.mpp))
         return written

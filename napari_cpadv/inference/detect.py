@@ -44,20 +44,33 @@ class DetectModel:
         return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
 
     def work(
-        self, slide: Slide, *, box: tuple[float, float, float, float] | None = None, detector: Any = None
+        self,
+        slide: Slide,
+        *,
+        box: tuple[float, float, float, float] | None = None,
+        detector: Any = None,
     ) -> Work[Heatmap]:
         """The heatmap generator for this request (``box`` for the view and rectangle)."""
         from napari_cpadv.device import pick_device
 
         if not 0 <= self.level < len(slide.geometry):
-            raise ValueError(f"{slide.path}: level {self.level} not in 0..{len(slide.geometry) - 1}")
+            raise ValueError(
+                f"{slide.path}: level {self.level} not in 0..{len(slide.geometry) - 1}"
+            )
         det = detector if detector is not None else self.load()
         device = pick_device(self.device)
         if self.scope == "tissue":
             return heatmap(det, slide, level=self.level, scope="tissue", device=device)
         if box is None:
             raise ValueError(f"scope {self.scope!r} needs a box")
-        return heatmap(det, slide, level=self.level, scope="region", area=self.area(slide, box, det.cell), device=device)
+        return heatmap(
+            det,
+            slide,
+            level=self.level,
+            scope="region",
+            area=self.area(slide, box, det.cell),
+            device=device,
+        )
 
 
 def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any] | None:
@@ -72,7 +85,9 @@ def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any]
     g0, g = slide.geometry[0], slide.geometry[hm.level]
     grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
     rows, cols = hm.logits.shape
-    window = grid.window(hm.origin[0] * hm.cell, hm.origin[1] * hm.cell, rows * hm.cell, cols * hm.cell)
+    window = grid.window(
+        hm.origin[0] * hm.cell, hm.origin[1] * hm.cell, rows * hm.cell, cols * hm.cell
+    )
     _, label = cell_grid(annotations, window)
     valid = np.isfinite(hm.logits[: label.shape[0], : label.shape[1]])
     logits = hm.logits[: label.shape[0], : label.shape[1]]

@@ -25,7 +25,9 @@ def cell_labels(slide: Slide, annotations: Any, level: int, shape: tuple[int, in
     return out
 
 
-def score_cells(hm: Heatmap, labels: np.ndarray, *, valid: np.ndarray | None = None) -> dict[str, Any]:
+def score_cells(
+    hm: Heatmap, labels: np.ndarray, *, valid: np.ndarray | None = None
+) -> dict[str, Any]:
     """AUC-PR of a cell heatmap (cells left NaN are not scored)."""
     from napari_cpadv.metrics.scores import aucpr
 
@@ -74,7 +76,12 @@ def evaluate(
     from napari_cpadv.metrics.scores import accuracy, aucroc
 
     hm = yield from heatmap(detector, slide, level=level, scope=scope, device=device)  # type: ignore[arg-type]
-    result: dict[str, Any] = {"detector": detector.name, "slide": str(slide.path), "level": level, "scope": scope}
+    result: dict[str, Any] = {
+        "detector": detector.name,
+        "slide": str(slide.path),
+        "level": level,
+        "scope": scope,
+    }
     if detector.output == "cells":
         result.update(score_cells(hm, cell_labels(slide, annotations, level, hm.logits.shape)))
         return result
@@ -88,7 +95,10 @@ def evaluate(
     keep &= _tissue(slide, level, hm.cell, keep)
     y, s = labels[keep], hm.logits[keep]
     result.update(
-        aucroc=aucroc(y, s), accuracy=accuracy(y, s), n_patches=int(keep.sum()), n_positive=int(y.sum())
+        aucroc=aucroc(y, s),
+        accuracy=accuracy(y, s),
+        n_patches=int(keep.sum()),
+        n_positive=int(y.sum()),
     )
     return result
 

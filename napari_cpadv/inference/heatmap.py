@@ -69,7 +69,11 @@ def cell_shape(slide: Slide, level: int, cell: int) -> tuple[int, int]:
 
 
 def windows(
-    shape: tuple[int, int], *, block: int, area: Window | None = None, keep: np.ndarray | None = None
+    shape: tuple[int, int],
+    *,
+    block: int,
+    area: Window | None = None,
+    keep: np.ndarray | None = None,
 ) -> list[Window]:
     """Blocks of ``block`` x ``block`` cells covering ``area`` (default all of ``shape``).
 
@@ -108,7 +112,13 @@ def run_windows(
         side = -(-side // detector.multiple) * detector.multiple
         tiles = np.stack(
             [
-                slide.read_region(level, w.row * cell - margin, w.col * cell - margin, side + 2 * margin, side + 2 * margin)
+                slide.read_region(
+                    level,
+                    w.row * cell - margin,
+                    w.col * cell - margin,
+                    side + 2 * margin,
+                    side + 2 * margin,
+                )
                 for w in group
             ]
         )
@@ -180,15 +190,24 @@ def heatmap(
         if area is None:
             raise ValueError("scope 'region' needs an area")
         r0, c0 = max(area.row, 0), max(area.col, 0)
-        area = Window(r0, c0, min(area.row + area.rows, shape[0]) - r0, min(area.col + area.cols, shape[1]) - c0)
+        area = Window(
+            r0,
+            c0,
+            min(area.row + area.rows, shape[0]) - r0,
+            min(area.col + area.cols, shape[1]) - c0,
+        )
         if area.rows <= 0 or area.cols <= 0:
             raise ValueError(f"{slide.path}: the area lies outside level {level}")
     else:
         area = Window(0, 0, *shape)
-    keep = tissue_blocks(slide, level, cell=detector.cell, block=block) if scope == "tissue" else None
+    keep = (
+        tissue_blocks(slide, level, cell=detector.cell, block=block) if scope == "tissue" else None
+    )
     blocks = windows(shape, block=block, area=area, keep=keep)
     out = np.full((area.rows, area.cols), np.nan, np.float32)
-    for k, (w, logits) in enumerate(run_windows(detector, slide, level, blocks, device=device, batch=batch)):
+    for k, (w, logits) in enumerate(
+        run_windows(detector, slide, level, blocks, device=device, batch=batch)
+    ):
         _paste(out, area, w, logits)
         yield Progress(k + 1, len(blocks), {"row": w.row, "col": w.col})
     return Heatmap(

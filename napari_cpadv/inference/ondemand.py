@@ -26,7 +26,19 @@ BLOCK_PIXELS = 512  # level pixels per block side; the chunk of the cache
 def cache_key(slide: Slide, detector: Any, level: int, weights_sha: str) -> str:
     """Cache name: the slide file (path, size, mtime), detector, weights and level."""
     st = os.stat(slide.path)
-    ident = f"{os.path.realpath(slide.path)}|{st.st_size}|{st.st_mtime_ns}|{detector.name}|{weights_sha}|{level}"
+    ident = "|".join(
+        map(
+            str,
+            (
+                os.path.realpath(slide.path),
+                st.st_size,
+                st.st_mtime_ns,
+                detector.name,
+                weights_sha,
+                level,
+            ),
+        )
+    )
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
@@ -86,8 +98,14 @@ class OnDemandHeatmap:
         from napari_cpadv.inference.heatmap import windows
 
         with self._lock:
-            todo = [w for w in windows(self.shape, block=self.block, area=area) if not self._done(w.row // self.block, w.col // self.block)]
-            for w, logits in run_windows(self.detector, self.slide, self.level, todo, device=self.device):
+            todo = [
+                w
+                for w in windows(self.shape, block=self.block, area=area)
+                if not self._done(w.row // self.block, w.col // self.block)
+            ]
+            for w, logits in run_windows(
+                self.detector, self.slide, self.level, todo, device=self.device
+            ):
                 self._array[w.row : w.row + w.rows, w.col : w.col + w.cols] = sigmoid(logits)
                 self.computed += 1
         return todo
@@ -95,7 +113,9 @@ class OnDemandHeatmap:
     def __getitem__(self, key: Any) -> np.ndarray:
         (rows, cols), drop = _slices(key, self.shape)
         if rows.stop > rows.start and cols.stop > cols.start:
-            self.ensure(Window(rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start))
+            self.ensure(
+                Window(rows.start, cols.start, rows.stop - rows.start, cols.stop - cols.start)
+            )
         out = np.asarray(self._array[rows, cols])
         return out[tuple(0 if d else slice(None) for d in drop)]
 
@@ -107,7 +127,9 @@ class OnDemandHeatmap:
         """Dask arrays finest first: this grid, then NaN-aware 2x means down to ``smallest``."""
         import dask.array as da
 
-        base = da.from_array(self, chunks=self.chunks, name=f"cpadv-heatmap-{self.path.stem}", asarray=False)
+        base = da.from_array(
+            self, chunks=self.chunks, name=f"cpadv-heatmap-{self.path.stem}", asarray=False
+        )
         out = [base]
         while max(out[-1].shape) > smallest:
             out.append(_halve(out[-1]))
@@ -119,7 +141,11 @@ def _halve(a: Any) -> Any:
 
     r, c = a.shape
     padded = da.pad(a, ((0, r % 2), (0, c % 2)), constant_values=np.nan)
-    blocks = padded.map_blocks(_halve_block, chunks=tuple(tuple(-(-n // 2) for n in ch) for ch in padded.chunks), dtype=np.float32)
+    blocks = padded.map_blocks(
+        _halve_block,
+        chunks=tuple(tuple(-(-n // 2) for n in ch) for ch in padded.chunks),
+        dtype=np.float32,
+    )
     return blocks
 
 
@@ -130,7 +156,9 @@ def _halve_block(b: np.ndarray) -> np.ndarray:
     q = p.reshape(r // 2, 2, c // 2, 2)
     n = np.isfinite(q).sum(axis=(1, 3))
     with np.errstate(invalid="ignore"):
-        return np.where(n > 0, np.nansum(q, axis=(1, 3)) / np.maximum(n, 1), np.nan).astype(np.float32)
+        return np.where(n > 0, np.nansum(q, axis=(1, 3)) / np.maximum(n, 1), np.nan).astype(
+            np.float32
+        )
 
 
 def _chunk_exists(array: Any, br: int, bc: int) -> bool:

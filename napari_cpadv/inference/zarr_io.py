@@ -41,7 +41,9 @@ def pyramid(values: np.ndarray, *, smallest: int = 256) -> list[np.ndarray]:
         count = np.isfinite(blocks).sum(axis=(1, 3))
         total = np.nansum(blocks, axis=(1, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
-            levels.append(np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32))
+            levels.append(
+                np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+            )
     return levels
 
 
@@ -98,7 +100,7 @@ def read_heatmap(path: str | os.PathLike[str]) -> tuple[list[Any], dict[str, Any
         raise FormatError(p, f"not a zarr group ({exc})") from exc
     if attrs.get("napari_cpadv") != KIND:
         raise FormatError(p, "not a napari-cpadv heatmap (no napari_cpadv: heatmap attribute)")
-    levels = []
+    levels: list[Any] = []
     while str(len(levels)) in group:
         levels.append(group[str(len(levels))])
     if not levels:

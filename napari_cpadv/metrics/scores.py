@@ -43,7 +43,9 @@ class PrScore:
         }
 
 
-def _flat(labels: np.ndarray, scores: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _flat(
+    labels: np.ndarray, scores: np.ndarray, valid: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape:
         raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")

@@ -13,7 +13,7 @@ class SameConv2d(nn.Conv2d):
     def __init__(self, cin: int, cout: int, k: int) -> None:
         super().__init__(cin, cout, k, padding=0)
         nn.init.xavier_uniform_(self.weight)
-        nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.bias)  # type: ignore[arg-type]  # built with bias=True
         total = k - 1
         self._pad = (total // 2, total - total // 2, total // 2, total - total // 2)
 

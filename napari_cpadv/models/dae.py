@@ -89,7 +89,7 @@ class DaeDetector(nn.Module):
 
     def __init__(self, **hyper: Any) -> None:
         super().__init__()
-        self.hyper = {
+        self.hyper: dict[str, Any] = {
             "channels": list(hyper.get("channels", (36, 18, 9))),
             "kernels": list(hyper.get("kernels", (8, 4, 3))),
             "dropout": float(hyper.get("dropout", 0.1)),

@@ -102,7 +102,7 @@ class LCA(nn.Module):
     def normalise(self) -> None:
         """Give every atom unit L2 norm (after each learning step)."""
         d = self.dictionary
-        d /= d.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
+        d.div_(d.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None])
 
     @staticmethod
     def standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,11 +203,8 @@ class LCA(nn.Module):
         stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> SparseCode:
         """Sparse-code ``(N, 3, H, W)`` images in [0, 1]; no autograd through the loop."""
-        code = None
-        for code in self.iterate(x, iterations=iterations, stats=stats):
-            pass
-        assert code is not None
-        return code
+        *_, last = self.iterate(x, iterations=iterations, stats=stats)
+        return last
 
     def decode(self, code: SparseCode) -> torch.Tensor:
         """Back to image space (differentiable in ``code.codes``)."""
@@ -235,10 +232,12 @@ class SparseDetector(nn.Module):
     name: ClassVar[str] = "sparse"
     output: ClassVar[str] = "cells"
     cell = CELL
+    data_mean: torch.Tensor
+    data_std: torch.Tensor
 
     def __init__(self, **hyper: Any) -> None:
         super().__init__()
-        self.hyper = {
+        self.hyper: dict[str, Any] = {
             "atoms": int(hyper.get("atoms", 512)),
             "size": int(hyper.get("size", 24)),
             "stride": int(hyper.get("stride", 4)),

@@ -53,6 +53,9 @@ class ResNet18(nn.Module):
         Output classes (2 for the seed's tumour / normal patches).
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, *, width: int = 64, classes: int = 2) -> None:
         super().__init__()
         self.width, self.classes = width, classes
@@ -109,7 +112,7 @@ class ResNetDetector(ResNet18):
     margin = 0
 
     def __init__(self, **hyper: Any) -> None:
-        self.hyper = {
+        self.hyper: dict[str, Any] = {
             "width": int(hyper.get("width", 64)),
             "classes": int(hyper.get("classes", 2)),
             "patch": int(hyper.get("patch", PATCH)),

@@ -81,7 +81,9 @@ def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
             with open(index, newline="") as f:
                 rows = list(csv.DictReader(f))
         except OSError as exc:
-            raise FormatError(index, f"cannot be read ({exc.strerror}); is this a `cpadv tiles` folder?") from exc
+            raise FormatError(
+                index, f"cannot be read ({exc.strerror}); is this a `cpadv tiles` folder?"
+            ) from exc
         for n, row in enumerate(rows, start=2):
             try:
                 with Image.open(folder / row["tile"]) as im:
@@ -162,7 +164,9 @@ def train_dae(
             opt.step()
             running.append(float(loss.detach()))
             step += 1
-            yield Progress(step, total, {"phase": "autoencoder", "epoch": epoch, "loss": running[-1]})
+            yield Progress(
+                step, total, {"phase": "autoencoder", "epoch": epoch, "loss": running[-1]}
+            )
         losses.append(float(np.mean(running)))
     model.eval()
     return losses
@@ -211,7 +215,12 @@ def train_dictionary(
         pick = rng.choice(free, size=batch)
         ys = rng.integers(0, side - crop + 1, size=batch)
         xs = rng.integers(0, side - crop + 1, size=batch)
-        windows = np.stack([data.images[i, y : y + crop, x : x + crop] for i, y, x in zip(pick, ys, xs, strict=True)])
+        windows = np.stack(
+            [
+                data.images[i, y : y + crop, x : x + crop]
+                for i, y, x in zip(pick, ys, xs, strict=True)
+            ]
+        )
         x = to_tensor(windows, device)
         code = lca.encode(x, iterations=iterations)
         loss = lca.learning_loss(x, code)
@@ -236,13 +245,17 @@ def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
     k, size = lca.atoms, lca.size
     pick = rng.integers(0, n, size=k)
     ys, xs = rng.integers(0, side - size + 1, size=(2, k))
-    windows = np.stack([images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)])
+    windows = np.stack(
+        [images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)]
+    )
     w, _, _ = lca.standardise(to_tensor(windows))
     lca.dictionary.copy_(w.to(lca.dictionary))
     lca.normalise()
 
 
-def latents(detector: Any, data: TileSet, *, device: torch.device | str = "cpu") -> Work[list[torch.Tensor]]:
+def latents(
+    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
+) -> Work[list[torch.Tensor]]:
     """The frozen autoencoder's latent of every tile (sparse codes kept as sparse tensors)."""
     detector.to(device).eval()
     out: list[torch.Tensor] = []
@@ -332,7 +345,9 @@ def train_resnet(
 
 
 @torch.no_grad()
-def predict_tiles(detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8) -> np.ndarray:
+def predict_tiles(
+    detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8
+) -> np.ndarray:
     """Tumour logits of every tile: cell grids ``(N, S/4, S/4)`` or one per patch ``(N,)``."""
     detector.to(device).eval()
     out = [
@@ -360,7 +375,9 @@ class Schedule:
     head_lr: float = 1e-3
 
 
-def holdout_metrics(detector: Any, data: TileSet, *, device: torch.device | str = "cpu") -> dict[str, Any]:
+def holdout_metrics(
+    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
     """Held-out scores: cell AUC-PR for the cell detectors, AUC-ROC for the classifier."""
     from napari_cpadv.metrics.scores import accuracy, aucpr, aucroc
 
@@ -415,7 +432,9 @@ def fit(
             detector, data, epochs=s.dictionary, batch=s.batch, seed=seed, device=device
         )
     if name == "resnet18":
-        losses["resnet"] = yield from train_resnet(detector, data, epochs=s.resnet, seed=seed, device=device)
+        losses["resnet"] = yield from train_resnet(
+            detector, data, epochs=s.resnet, seed=seed, device=device
+        )
     else:
         losses["head"] = yield from train_head(
             detector, data, epochs=s.head, batch=s.batch, lr=s.head_lr, seed=seed, device=device
@@ -431,6 +450,9 @@ def fit(
     metrics: dict[str, Any] = {}
     if holdout:
         held = load_tiles(holdout)
-        metrics = {"holdout": [str(f) for f in holdout], **holdout_metrics(detector, held, device=device)}
+        metrics = {
+            "holdout": [str(f) for f in holdout],
+            **holdout_metrics(detector, held, device=device),
+        }
     detector.to("cpu").eval()
     return detector, {"training": record, "metrics": metrics}

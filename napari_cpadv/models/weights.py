@@ -46,7 +46,7 @@ def sha256(path: Path) -> str:
 
 
 def save(
-    detector: nn.Module,
+    detector: Any,
     path: str | os.PathLike[str],
     *,
     training: dict[str, Any] | None = None,
@@ -76,7 +76,7 @@ def save(
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON config of a weights file, checked to be ours."""
-    tensors_path, config_path = paths(path)
+    config_path = paths(path)[1]
     _refuse_pickle(Path(path))
     if not config_path.is_file():
         raise FormatError(config_path, "missing: a napari-cpadv weights file needs its JSON config")
@@ -87,7 +87,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise FormatError(config_path, f"not a napari-cpadv weights config (no format {FORMAT!r})")
     if config.get("version") != VERSION:
-        raise FormatError(config_path, f"weights format version {config.get('version')!r}, expected {VERSION}")
+        raise FormatError(
+            config_path, f"weights format version {config.get('version')!r}, expected {VERSION}"
+        )
     return config
 
 
@@ -116,7 +118,9 @@ def load(path: str | os.PathLike[str], *, expect: str | None = None, device: Any
     except OSError as exc:
         raise FormatError(tensors_path, f"cannot be read ({exc.strerror})") from exc
     if hashlib.sha256(blob).hexdigest() != config.get("sha256"):
-        raise FormatError(tensors_path, "SHA-256 differs from the one in its config (changed or damaged)")
+        raise FormatError(
+            tensors_path, "SHA-256 differs from the one in its config (changed or damaged)"
+        )
     try:
         state = st_load(blob)
     except (SafetensorError, ValueError) as exc:
@@ -170,7 +174,9 @@ def load_torchvision(path: str | os.PathLike[str], *, classes: int = 2) -> Any:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise FormatError(p, f"not a torch checkpoint that loads without pickle code ({exc})") from exc
+        raise FormatError(
+            p, f"not a torch checkpoint that loads without pickle code ({exc})"
+        ) from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -78,7 +78,9 @@ class DetectWidget(QWidget):
         layout.addStretch()
 
     def _on_browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Detector weights", "", "Weights (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Detector weights", "", "Weights (*.safetensors)"
+        )
         if path:
             self._weights.setText(path)
 
@@ -93,7 +95,7 @@ class DetectWidget(QWidget):
     def _sync(self) -> None:
         self.model.detector = self._detector.currentText()
         self.model.weights = self._weights.text().strip() or None
-        self.model.scope = self._scope.currentText()  # type: ignore[assignment]
+        self.model.scope = SCOPES[self._scope.currentIndex()]
         self.model.level = self._level.value()
 
     def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
@@ -108,9 +110,12 @@ class DetectWidget(QWidget):
         if REGION_LAYER not in self.viewer.layers or not len(self.viewer.layers[REGION_LAYER].data):
             return None
         shapes = self.viewer.layers[REGION_LAYER]
-        world = np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:] + shapes.translate[-2:]
+        world = (
+            np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:]
+            + shapes.translate[-2:]
+        )
         px = world / per_px
-        return (*px.min(axis=0), *px.max(axis=0))  # type: ignore[return-value]
+        return (*px.min(axis=0), *px.max(axis=0))
 
     def _on_run(self) -> None:
         from napari_cpadv.slide import open_slide

@@ -36,7 +36,9 @@ def dae_weights(tmp_path_factory):
 def whole(det, slide, level, area):
     """The detector on the whole area at once, with the same margin of context."""
     m, c = det.margin, det.cell
-    x = slide.read_region(level, area.row * c - m, area.col * c - m, area.rows * c + 2 * m, area.cols * c + 2 * m)
+    x = slide.read_region(
+        level, area.row * c - m, area.col * c - m, area.rows * c + 2 * m, area.cols * c + 2 * m
+    )
     run = getattr(det, "slide_logits", det.tumour_logits)
     with torch.no_grad():
         y = run(torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255)[0].numpy()
@@ -82,8 +84,15 @@ def test_on_demand_store_equals_the_batch_run_and_caches(slide, dae_weights, tmp
     det = weights.load(dae_weights)
     out = tmp_path / "odd.heatmap.zarr"
     written = drive(
-        batch_heatmaps([Job(slide.path, out)], detector="dae", weights=dae_weights, level=1,
-                       scope="slide", workers=1, device="cpu")
+        batch_heatmaps(
+            [Job(slide.path, out)],
+            detector="dae",
+            weights=dae_weights,
+            level=1,
+            scope="slide",
+            workers=1,
+            device="cpu",
+        )
     )
     assert written == [out] and is_heatmap(out)
     levels, attrs = read_heatmap(out)
@@ -103,8 +112,19 @@ def test_on_demand_store_equals_the_batch_run_and_caches(slide, dae_weights, tmp
 def test_cli_evaluate_reports_aucpr_with_the_null_model(small_slide, dae_weights, tmp_path, capsys):
     anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
     xml = write_annotations(anns, tmp_path / "truth.xml")
-    code = main(["evaluate", str(small_slide.path), str(xml), "--detector", "dae",
-                 "--weights", str(dae_weights), "--level", "0"])
+    code = main(
+        [
+            "evaluate",
+            str(small_slide.path),
+            str(xml),
+            "--detector",
+            "dae",
+            "--weights",
+            str(dae_weights),
+            "--level",
+            "0",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert 0 < out["null_aucpr"] < 1 and 0 <= out["aucpr"] <= 1 and out["n_cells"] > 1000
@@ -112,7 +132,18 @@ def test_cli_evaluate_reports_aucpr_with_the_null_model(small_slide, dae_weights
 
 
 def test_cli_refuses_weights_for_another_detector(small_slide, dae_weights, capsys):
-    code = main(["evaluate", str(small_slide.path), "x.xml", "--detector", "sparse",
-                 "--weights", str(dae_weights), "--level", "0"])
+    code = main(
+        [
+            "evaluate",
+            str(small_slide.path),
+            "x.xml",
+            "--detector",
+            "sparse",
+            "--weights",
+            str(dae_weights),
+            "--level",
+            "0",
+        ]
+    )
     assert code == 2
     assert "for the 'dae' detector" in capsys.readouterr().err

@@ -22,5 +22,7 @@ def tile_folder(slide_factory, tmp_path_factory):
     anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
     xml = write_annotations(anns, folder / "truth.xml")
     truth_json = truth.write_json(folder / "truth.truth.json")
-    write_tile_dataset(open_slide(truth.path), xml, level=1, size=64, out=folder / "tiles", truth=truth_json)
+    write_tile_dataset(
+        open_slide(truth.path), xml, level=1, size=64, out=folder / "tiles", truth=truth_json
+    )
     return folder / "tiles"

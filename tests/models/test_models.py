@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 
@@ -86,7 +87,7 @@ def test_lca_energy_decreases_and_codes_are_sparse():
     x = torch.rand(2, 3, 48, 48)
     xs, _, _ = lca.standardise(x)
     energies = [float(lca.energy(xs, c.codes).sum()) for c in lca.iterate(x)]
-    assert all(b <= a + 1e-3 for a, b in zip(energies[1:], energies[2:], strict=False))
+    assert all(b <= a + 1e-3 for a, b in itertools.pairwise(energies))
     assert energies[-1] < 0.95 * energies[0]
     code = lca.encode(x)
     assert (code.codes >= 0).all() and (code.codes == 0).float().mean() > 0.5
@@ -106,8 +107,14 @@ def test_lca_synthesis_is_the_transpose_of_analysis():
 
 def test_resnet_has_torchvisions_names_and_loads_a_torchvision_state_dict(tmp_path):
     names = set(ResNet18().state_dict())
-    for key in ("conv1.weight", "bn1.running_mean", "layer1.0.conv2.weight",
-                "layer2.0.downsample.0.weight", "layer4.1.bn2.bias", "fc.weight"):
+    for key in (
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.conv2.weight",
+        "layer2.0.downsample.0.weight",
+        "layer4.1.bn2.bias",
+        "fc.weight",
+    ):
         assert key in names
     assert len(names) == 122  # torchvision resnet18: 62 parameters + 60 batch-norm buffers
     imagenet = ResNet18(width=64, classes=1000).state_dict()
@@ -137,7 +144,9 @@ def test_weights_of_another_architecture_are_refused_with_the_difference(tmp_pat
     config = json.loads(config_path.read_text())
     config["architecture"]["channels"] = [12, 18, 9]
     config_path.write_text(json.dumps(config))
-    with pytest.raises(FormatError, match=r"shapes differ: autoencoder.dec2.bias \(36,\) != \(12,\)"):
+    with pytest.raises(
+        FormatError, match=r"shapes differ: autoencoder.dec2.bias \(36,\) != \(12,\)"
+    ):
         weights.load(path)
 
 

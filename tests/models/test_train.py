@@ -70,7 +70,7 @@ def test_closing_a_training_generator_stops_it(data):
 
 
 def test_fit_records_the_data_and_holdout_metrics(tile_folder):
-    det, record = drive(
+    _, record = drive(
         fit("dae", [tile_folder], schedule=Schedule(autoencoder=1, head=1), holdout=[tile_folder])
     )
     assert record["training"]["level"] == 1 and record["training"]["tiles"] > 0
