@@ -72,6 +72,7 @@ weights: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_raster.py
+	$(BIN)/python benchmarks/bench_detectors.py
 
 lint: setup
 	$(BIN)/python -m pip install -q ruff mypy
