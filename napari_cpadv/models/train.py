@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,34 @@ def _redo(y: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
     return torch.flip(y, dims=(-1,)) if flip else y
 
 
+def _epochs(
+    n: int,
+    step: Callable[[np.ndarray], torch.Tensor],
+    optimiser: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    batch: int,
+    rng: np.random.Generator,
+    phase: str,
+) -> Work[list[float]]:
+    """The shared loop: shuffled batches of ``n`` items, ``step(indices)`` gives the loss to
+    minimise; yields after every batch, returns the mean loss of every epoch."""
+    losses: list[float] = []
+    total, done = epochs * -(-n // batch), 0
+    for epoch in range(epochs):
+        running = []
+        for idx in _batches(n, batch, rng):
+            loss = step(idx)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            running.append(float(loss.detach()))
+            done += 1
+            yield Progress(done, total, {"phase": phase, "epoch": epoch, "loss": running[-1]})
+        losses.append(float(np.mean(running)))
+    return losses
+
+
 def train_dae(
     detector: Any,
     data: TileSet,
@@ -149,25 +177,16 @@ def train_dae(
     rng = np.random.default_rng(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     model = detector.autoencoder.to(device).train()
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        clean, _, _ = _augment(to_tensor(data.images[idx], device), rng)
+        noisy = clean + noise * torch.randn(clean.shape, generator=gen, device=device)
+        return F.mse_loss(model(noisy), clean)
+
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses: list[float] = []
-    total = epochs * -(-len(data) // batch)
-    step = 0
-    for epoch in range(epochs):
-        running = []
-        for idx in _batches(len(data), batch, rng):
-            clean, _, _ = _augment(to_tensor(data.images[idx], device), rng)
-            noisy = clean + noise * torch.randn(clean.shape, generator=gen, device=device)
-            loss = F.mse_loss(model(noisy), clean)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running.append(float(loss.detach()))
-            step += 1
-            yield Progress(
-                step, total, {"phase": "autoencoder", "epoch": epoch, "loss": running[-1]}
-            )
-        losses.append(float(np.mean(running)))
+    losses = yield from _epochs(
+        len(data), step, opt, epochs=epochs, batch=batch, rng=rng, phase="autoencoder"
+    )
     model.eval()
     return losses
 
@@ -283,25 +302,18 @@ def train_head(
     z_all = yield from latents(detector, data, device=device)
     rng = np.random.default_rng(seed)
     head = detector.head.to(device).train()
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
     masks = torch.from_numpy(data.masks).float()
-    losses: list[float] = []
-    total = epochs * -(-len(data) // batch)
-    step = 0
-    for epoch in range(epochs):
-        running = []
-        for idx in _batches(len(data), batch, rng):
-            z = torch.stack([z_all[i].to_dense() if z_all[i].is_sparse else z_all[i] for i in idx])
-            z, k, flip = _augment(z.to(device), rng)
-            target = _redo(masks[idx].to(device), k, flip)
-            loss = F.binary_cross_entropy_with_logits(head(z), target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running.append(float(loss.detach()))
-            step += 1
-            yield Progress(step, total, {"phase": "head", "epoch": epoch, "loss": running[-1]})
-        losses.append(float(np.mean(running)))
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        z = torch.stack([z_all[i].to_dense() if z_all[i].is_sparse else z_all[i] for i in idx])
+        z, k, flip = _augment(z.to(device), rng)
+        target = _redo(masks[idx].to(device), k, flip)
+        return F.binary_cross_entropy_with_logits(head(z), target)
+
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    losses = yield from _epochs(
+        len(data), step, opt, epochs=epochs, batch=batch, rng=rng, phase="head"
+    )
     head.eval()
     return losses
 
@@ -323,23 +335,16 @@ def train_resnet(
         raise ValueError("ResNet training needs positive and negative patches")
     rng = np.random.default_rng(seed)
     model = detector.to(device).train()
-    opt = torch.optim.Adadelta(model.parameters(), lr=lr)
     y_all = torch.from_numpy(labels)
-    losses: list[float] = []
-    total = epochs * -(-len(patches) // batch)
-    step = 0
-    for epoch in range(epochs):
-        running = []
-        for idx in _batches(len(patches), batch, rng):
-            x, _, _ = _augment(to_tensor(patches.images[idx], device), rng)
-            loss = F.cross_entropy(model(x), y_all[idx].to(device))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            running.append(float(loss.detach()))
-            step += 1
-            yield Progress(step, total, {"phase": "resnet", "epoch": epoch, "loss": running[-1]})
-        losses.append(float(np.mean(running)))
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        x, _, _ = _augment(to_tensor(patches.images[idx], device), rng)
+        return F.cross_entropy(model(x), y_all[idx].to(device))
+
+    opt = torch.optim.Adadelta(model.parameters(), lr=lr)
+    losses = yield from _epochs(
+        len(patches), step, opt, epochs=epochs, batch=batch, rng=rng, phase="resnet"
+    )
     model.eval()
     return losses
 
