@@ -34,7 +34,7 @@ def test_shipped_scores_on_the_held_out_slide_meet_the_targets():
     m = {n: json.loads((SHIPPED / f"{n}.json").read_text())["metrics"] for n in NAMES}
     assert m["dae"]["aucpr"] >= 0.90 and m["dae"]["aucpr"] > 10 * m["dae"]["null_aucpr"]
     assert m["resnet18"]["aucroc"] >= 0.95
-    assert m["sparse"]["aucpr"] > 5 * m["sparse"]["null_aucpr"]
+    assert m["sparse"]["aucpr"] >= 0.90 and m["sparse"]["aucpr"] > 10 * m["sparse"]["null_aucpr"]
 
 
 @pytest.mark.slow
