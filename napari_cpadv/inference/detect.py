@@ -12,8 +12,8 @@ from napari_cpadv.inference.heatmap import Heatmap, Window, heatmap
 from napari_cpadv.progress import Work
 from napari_cpadv.slide.slide import Slide
 
-DetectScope = Literal["view", "rectangle", "tissue"]
-SCOPES: tuple[DetectScope, ...] = ("view", "rectangle", "tissue")
+DetectScope = Literal["view", "rectangle", "tissue", "pan"]
+SCOPES: tuple[DetectScope, ...] = ("view", "rectangle", "tissue", "pan")
 
 
 @dataclass
@@ -21,7 +21,8 @@ class DetectModel:
     """A detector (shipped or from ``weights``), a scope and a level.
 
     ``view`` and ``rectangle`` run on a box given in level-0 pixels; ``tissue`` on every
-    tissue block of the level.
+    tissue block of the level; ``pan`` gives an ``OnDemandHeatmap`` that computes the
+    blocks napari asks for as the user pans, cached on disk.
     """
 
     detector: str = "dae"
@@ -42,6 +43,23 @@ class DetectModel:
         r0, c0 = (max(0, math.floor(v / side + eps)) for v in box[:2])
         r1, c1 = (math.ceil(v / side - eps) for v in box[2:])
         return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
+
+    def on_demand(self, slide: Slide, *, detector: Any = None, cache: Any = None) -> Any:
+        """The whole level as an ``OnDemandHeatmap`` (cache: the user cache by default)."""
+        import json
+
+        from platformdirs import user_cache_dir
+
+        from napari_cpadv.device import pick_device
+        from napari_cpadv.inference.ondemand import OnDemandHeatmap
+        from napari_cpadv.models.weights import paths, shipped
+
+        det = detector if detector is not None else self.load()
+        config = paths(self.weights or shipped(self.detector))[1]
+        sha = json.loads(config.read_text())["sha256"] if config.is_file() else "unsaved"
+        folder = cache or f"{user_cache_dir('napari-cpadv')}/heatmaps"
+        device = pick_device(self.device)
+        return OnDemandHeatmap(det, slide, self.level, cache=folder, weights_sha=sha, device=device)
 
     def work(
         self,

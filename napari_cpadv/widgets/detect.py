@@ -38,6 +38,7 @@ class DetectWidget(QWidget):
         self.model = DetectModel()
         self.worker: Any = None
         self.last_score: dict[str, Any] | None = None
+        self.cache: str | None = None  # on-demand heatmaps: None is the user cache
         self._detector = QComboBox()
         self._detector.addItems(NAMES)
         self._weights = QLineEdit()
@@ -125,6 +126,9 @@ class DetectWidget(QWidget):
         if layer is None:
             self._notify("open a slide first")
             return
+        if self.model.scope == "pan":
+            self._add_on_demand(layer)
+            return
         box = None
         if self.model.scope != "tissue":
             box = self._box(layer)
@@ -151,6 +155,27 @@ class DetectWidget(QWidget):
             on_error=self._on_error,
             on_finish=self._on_finish,
         )
+
+    def _add_on_demand(self, layer: Any) -> None:
+        """A heatmap layer whose blocks are computed as napari shows them."""
+        from napari_cpadv._heatmap_layers import heatmap_layer_data
+        from napari_cpadv.slide import open_slide
+
+        try:
+            slide = open_slide(layer.metadata["cpadv_slide_path"])
+            lazy = self.model.on_demand(slide, cache=self.cache)
+        except (ValueError, OSError) as exc:
+            self._notify(str(exc))
+            return
+        data, kwargs, _ = heatmap_layer_data(
+            lazy.levels(),
+            cell_level0=lazy.detector.cell * float(slide.downsamples[self.model.level]),
+            mpp=slide.mpp,
+            name=f"{self.model.detector} heatmap (level {self.model.level}, on demand)",
+            metadata={"cache": str(lazy.path)},
+        )
+        self.viewer.add_image(data, **kwargs)
+        self._status.setText(f"computing blocks as you pan; cached in {lazy.path}")
 
     def _on_done(self, hm: Any, slide: Any) -> None:
         from napari_cpadv._heatmap_layers import heatmap_layer_data

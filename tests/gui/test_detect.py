@@ -78,3 +78,19 @@ def test_view_scope_runs_on_what_is_visible(make_napari_viewer, qtbot, dae_weigh
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
     heat = viewer.layers[-1]
     assert heat.metadata["cpadv_heatmap"] and 0 < heat.data.size < (750 // 4) * (1000 // 4)
+
+
+def test_pan_scope_adds_an_on_demand_layer_computed_as_shown(
+    make_napari_viewer, qtbot, dae_weights, tmp_path
+):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, "pan", 1)
+    w.cache = str(tmp_path)
+    w._on_run()
+    heat = viewer.layers[-1]
+    assert heat.multiscale and heat.name.endswith("on demand)")
+    assert tuple(heat.scale) == pytest.approx((8 * slide.scale[-1], 8 * slide.scale[-1]))
+    viewer.reset_view()
+    # napari asks for what it shows; those blocks land in the on-disk cache
+    qtbot.waitUntil(lambda: any((tmp_path).rglob("c/*/*")), timeout=120_000)
+    fine = np.asarray(heat.data[0][:64, :64])
+    assert np.isfinite(fine).all() and ((fine >= 0) & (fine <= 1)).all()
