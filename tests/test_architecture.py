@@ -41,6 +41,12 @@ from napari_cpadv.slide.tiles import tissue_tiles
 s = open_slide({str(small_slide.path)!r})
 assert s.levels[1][:10, :10].compute().shape == (10, 10, 3)
 assert tissue_tiles(s, level=0, size=128)
+from napari_cpadv.models.detector import make
+from napari_cpadv.inference.heatmap import heatmap
+from napari_cpadv.progress import drive
+import napari_cpadv.inference.batch, napari_cpadv.inference.ondemand, napari_cpadv.models.train
+hm = drive(heatmap(make('dae').eval(), s, level=2, scope='slide'))
+assert np.isfinite(hm.logits).all()
 print('ok')
 """
     )

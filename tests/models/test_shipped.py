@@ -40,6 +40,8 @@ def test_shipped_scores_on_the_held_out_slide_meet_the_targets():
 @pytest.mark.slow
 def test_shipped_dae_finds_the_sample_slides_tumour(capsys):
     # the sample slide (seed 7) was never trained on
-    assert main(["evaluate", str(SAMPLE), str(SAMPLE.with_suffix(".xml")), "--detector", "dae"]) == 0
+    assert (
+        main(["evaluate", str(SAMPLE), str(SAMPLE.with_suffix(".xml")), "--detector", "dae"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["level"] == 2 and out["aucpr"] > 0.8 > 10 * out["null_aucpr"]
