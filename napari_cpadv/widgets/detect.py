@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.errors import CpadvError
 from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
 from napari_cpadv.models.detector import NAMES
 from napari_cpadv.widgets._work import start
@@ -139,11 +140,8 @@ class DetectWidget(QWidget):
             slide = open_slide(layer.metadata["cpadv_slide_path"])
             detector = self.model.load()
             work = self.model.work(slide, box=box, detector=detector)
-        except (ValueError, OSError) as exc:  # CpadvError is an Exception too
+        except (CpadvError, ValueError, OSError) as exc:
             self._notify(str(exc))
-            return
-        except Exception as exc:
-            self._on_error(exc)
             return
         self._run.setEnabled(False)
         self._status.setText(f"running {self.model.detector} at level {self.model.level}…")
@@ -164,7 +162,7 @@ class DetectWidget(QWidget):
         try:
             slide = open_slide(layer.metadata["cpadv_slide_path"])
             lazy = self.model.on_demand(slide, cache=self.cache)
-        except (ValueError, OSError) as exc:
+        except (CpadvError, ValueError, OSError) as exc:
             self._notify(str(exc))
             return
         data, kwargs, _ = heatmap_layer_data(

@@ -94,3 +94,12 @@ def test_pan_scope_adds_an_on_demand_layer_computed_as_shown(
     qtbot.waitUntil(lambda: any((tmp_path).rglob("c/*/*")), timeout=120_000)
     fine = np.asarray(heat.data[0][:64, :64])
     assert np.isfinite(fine).all() and ((fine >= 0) & (fine <= 1)).all()
+
+
+def test_weights_of_another_detector_are_reported_not_run(make_napari_viewer, dae_weights):
+    viewer, _slide, w = _widget(make_napari_viewer, dae_weights, "tissue", 2)
+    w._detector.setCurrentText("sparse")
+    n = len(viewer.layers)
+    w._on_run()
+    assert "for the 'dae' detector" in w._status.text() and w._run.isEnabled()
+    assert len(viewer.layers) == n
