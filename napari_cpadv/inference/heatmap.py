@@ -62,6 +62,18 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def halve(values: np.ndarray) -> np.ndarray:
+    """2x NaN-aware mean of a float grid (odd sides padded with NaN): the next pyramid level."""
+    r, c = -(-values.shape[0] // 2) * 2, -(-values.shape[1] // 2) * 2
+    padded = np.full((r, c), np.nan, np.float32)
+    padded[: values.shape[0], : values.shape[1]] = values
+    blocks = padded.reshape(r // 2, 2, c // 2, 2)
+    count = np.isfinite(blocks).sum(axis=(1, 3))
+    total = np.nansum(blocks, axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
 def cell_shape(slide: Slide, level: int, cell: int) -> tuple[int, int]:
     """Cells of the whole level (partial cells at the edges count)."""
     g = slide.geometry[level]

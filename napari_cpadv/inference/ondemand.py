@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.inference.heatmap import Window, cell_shape, run_windows, sigmoid
+from napari_cpadv.inference.heatmap import Window, cell_shape, halve, run_windows, sigmoid
 from napari_cpadv.slide.slide import Slide
 
 BLOCK_PIXELS = 512  # level pixels per block side; the chunk of the cache
@@ -142,23 +142,11 @@ def _halve(a: Any) -> Any:
     r, c = a.shape
     padded = da.pad(a, ((0, r % 2), (0, c % 2)), constant_values=np.nan)
     blocks = padded.map_blocks(
-        _halve_block,
+        halve,
         chunks=tuple(tuple(-(-n // 2) for n in ch) for ch in padded.chunks),
         dtype=np.float32,
     )
     return blocks
-
-
-def _halve_block(b: np.ndarray) -> np.ndarray:
-    r, c = -(-b.shape[0] // 2) * 2, -(-b.shape[1] // 2) * 2
-    p = np.full((r, c), np.nan, np.float32)
-    p[: b.shape[0], : b.shape[1]] = b
-    q = p.reshape(r // 2, 2, c // 2, 2)
-    n = np.isfinite(q).sum(axis=(1, 3))
-    with np.errstate(invalid="ignore"):
-        return np.where(n > 0, np.nansum(q, axis=(1, 3)) / np.maximum(n, 1), np.nan).astype(
-            np.float32
-        )
 
 
 def _chunk_exists(array: Any, br: int, bc: int) -> bool:

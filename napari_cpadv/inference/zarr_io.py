@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import FormatError
-from napari_cpadv.inference.heatmap import Heatmap
+from napari_cpadv.inference.heatmap import Heatmap, halve
 
 KIND = "heatmap"
 CHUNK = 256
@@ -33,17 +33,7 @@ def pyramid(values: np.ndarray, *, smallest: int = 256) -> list[np.ndarray]:
     """``values`` and its 2x NaN-aware mean reductions until the longer side <= smallest."""
     levels = [values]
     while max(levels[-1].shape) > smallest:
-        a = levels[-1]
-        r, c = -(-a.shape[0] // 2) * 2, -(-a.shape[1] // 2) * 2
-        padded = np.full((r, c), np.nan, np.float32)
-        padded[: a.shape[0], : a.shape[1]] = a
-        blocks = padded.reshape(r // 2, 2, c // 2, 2)
-        count = np.isfinite(blocks).sum(axis=(1, 3))
-        total = np.nansum(blocks, axis=(1, 3))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            levels.append(
-                np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-            )
+        levels.append(halve(levels[-1]))
     return levels
 
 
