@@ -1,0 +1,1 @@
+"""Adversarial attacks of both seeds on the detectors (torch, no Qt)."""
