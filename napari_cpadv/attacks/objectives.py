@@ -1,0 +1,69 @@
+"""What an attack maximises, on dense cell logits or on class logits (never on sigmoid or
+softmax outputs). Each objective maps logits to ``(loss, success)`` per example: ``loss``
+``(N,)`` to be maximised, ``success`` ``(N,)`` bool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class CellObjective:
+    """Seed 000's goal on cell heatmaps ``(N, h, w)`` of logits.
+
+    Untargeted (``targeted=False``): push tumour cells of ``reference`` down and normal
+    cells up (maximise the binary cross-entropy against it); ``reference`` is the
+    ground-truth cell mask, or the clean prediction ``logits > 0`` when there is none.
+    Targeted: pull every cell towards ``reference`` (maximise minus the cross-entropy).
+    ``success`` is reached when at least ``flip`` of the cells disagree with the reference
+    (untargeted) or agree with it (targeted).
+    """
+
+    reference: torch.Tensor
+    targeted: bool = False
+    flip: float = 0.5
+
+    def __call__(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ref = self.reference.to(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, ref, reduction="none").flatten(1).mean(1)
+        agree = ((logits > 0) == (ref > 0.5)).flatten(1).float().mean(1)
+        if self.targeted:
+            return -bce, agree >= self.flip
+        return bce, (1 - agree) >= self.flip
+
+
+@dataclass(frozen=True)
+class ClassObjective:
+    """Seed 001's goal on class logits ``(N, K)``.
+
+    ``loss="ce"`` maximises the cross-entropy of the true ``labels`` (untargeted) or
+    minimises that of ``target`` (targeted); ``loss="margin"`` maximises the best other
+    logit minus the true one (or the target's logit minus the best other). ``success``
+    needs the wrong class (or the target) ahead by at least ``confidence`` in logits.
+    """
+
+    labels: torch.Tensor
+    targeted: bool = False
+    loss: str = "ce"
+    confidence: float = 0.0
+
+    def __call__(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.labels.to(logits.device).long()
+        own = logits.gather(1, y[:, None])[:, 0]
+        others = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
+        margin = own - others if self.targeted else others - own
+        if self.loss == "margin":
+            value = margin
+        elif self.loss == "ce":
+            ce = F.cross_entropy(logits, y, reduction="none")
+            value = -ce if self.targeted else ce
+        else:
+            raise ValueError(f"unknown loss {self.loss!r}: 'ce' or 'margin'")
+        return value, margin > self.confidence
