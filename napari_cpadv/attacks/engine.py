@@ -69,6 +69,7 @@ def attack(
     random_start: bool = False,
     restarts: int = 1,
     early_stop: bool = True,
+    projector: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     seed: int = 0,
 ) -> Work[AttackResult]:
     """Maximise ``objective(model(x + δ))`` by projected steps within ``budget``.
@@ -84,6 +85,11 @@ def attack(
     random_start
         Start each restart at a random point of the budget (uniform in the L∞ box, else
         a random direction of half the budget's norm); the first restart starts at 0.
+    early_stop
+        Examples that succeed stop moving (single-instance attacks keep the smallest
+        successful δ), and the loop ends when all have succeeded.
+    projector
+        Replaces ``projections.project(δ, x, budget)`` (a frozen L0 support, say).
     """
     if steps < 0 or step_size < 0 or restarts < 1:
         raise ValueError(f"steps={steps}, step_size={step_size}, restarts={restarts} out of range")
@@ -110,7 +116,11 @@ def attack(
                     break
                 (grad,) = torch.autograd.grad(loss.sum(), delta)
                 with torch.no_grad():
-                    delta = project(delta + _step(grad, rule, step_size, sparsity), x, budget)
+                    step = _step(grad, rule, step_size, sparsity)
+                    if early_stop:
+                        step[success] = 0
+                    moved = delta.detach() + step
+                    delta = project(moved, x, budget) if projector is None else projector(moved, x)
                 done += 1
                 yield Progress(
                     done,
