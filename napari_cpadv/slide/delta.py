@@ -1,0 +1,275 @@
+"""Adversarial slides: the original slide plus a sparse store of the tiles an attack changed.
+
+A delta slide is a folder ``NAME.delta.zarr`` (zarr v3) beside nothing else: its
+attributes name the original file (path, size, modification time) and list, per level,
+the native tiles that differ; one array per level holds those tiles, losslessly. Reading
+a tile asks the delta first and falls through to the original, so outside the touched
+tiles the adversarial slide is the original bit for bit.
+
+``apply`` writes an attacked region of one level: the region's tiles of that level get
+the adversarial pixels exactly; the finer levels get the perturbation δ upsampled
+(nearest) onto their own original pixels; the coarser levels have only the tiles the
+region touches recomputed, by area-averaging the level above. ``open_delta`` returns an
+ordinary ``Slide`` (dask levels, ``read_region``), so the viewer, the detectors and the
+attacks use it exactly like the original; ``export_tiff`` writes it as a tiled pyramidal
+TIFF with lossless (deflate) tiles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_cpadv.errors import SlideError
+from napari_cpadv.slide.slide import Slide, open_slide
+
+KIND = "delta-slide"
+
+
+class DeltaStore:
+    """Tiles of the delta where it has them, of the original store elsewhere."""
+
+    def __init__(
+        self, base: Any, folder: Path, group: Any, touched: dict[int, set[tuple[int, int]]]
+    ):
+        self.base, self.path, self.group, self.touched = base, folder, group, touched
+        self.geometry = base.geometry
+        self.background = base.background
+        self.cache = base.cache
+        self._lock = threading.Lock()
+
+    def read_tile(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
+        if (tile_row, tile_col) not in self.touched.get(level, ()):
+            return self.base.read_tile(level, tile_row, tile_col)
+        g = self.geometry[level]
+        r0, c0 = tile_row * g.tile_rows, tile_col * g.tile_cols
+        out = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
+        out[...] = self.background
+        part = np.asarray(self.group[str(level)][r0 : r0 + g.tile_rows, c0 : c0 + g.tile_cols])
+        out[: part.shape[0], : part.shape[1]] = part
+        return out
+
+    def write_tile(self, level: int, tile_row: int, tile_col: int, tile: np.ndarray) -> None:
+        g = self.geometry[level]
+        r0, c0 = tile_row * g.tile_rows, tile_col * g.tile_cols
+        h, w = min(g.tile_rows, g.rows - r0), min(g.tile_cols, g.cols - c0)
+        with self._lock:
+            self.group[str(level)][r0 : r0 + h, c0 : c0 + w] = tile[:h, :w]
+            self.touched.setdefault(level, set()).add((tile_row, tile_col))
+
+    def save_index(self) -> None:
+        self.group.attrs["touched"] = {
+            str(k): sorted(map(list, v)) for k, v in self.touched.items()
+        }
+
+    def close(self) -> None:
+        self.base.close()
+
+
+def _identity(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def create_delta(original: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Slide:
+    """An empty delta over ``original`` (equal to it until ``apply``) at ``folder``."""
+    import zarr
+
+    base = open_slide(original)
+    out = Path(folder)
+    if out.exists():
+        shutil.rmtree(out)
+    group = zarr.open_group(str(out), mode="w", zarr_format=3)
+    for level, g in enumerate(base.geometry):
+        group.create_array(
+            str(level),
+            shape=(g.rows, g.cols, 3),
+            chunks=(g.tile_rows, g.tile_cols, 3),
+            dtype="uint8",
+            fill_value=0,
+        )
+    group.attrs.update({"napari_cpadv": KIND, "original": _identity(base.path), "touched": {}})
+    base.close()
+    return open_delta(out)
+
+
+def open_delta(folder: str | os.PathLike[str]) -> Slide:
+    """The adversarial slide stored at ``folder`` as a ``Slide``.
+
+    Raises ``SlideError`` when the folder is not a delta slide or the original it was made
+    from is missing or has changed since.
+    """
+    import dask.array as da
+    import zarr
+
+    from napari_cpadv.slide.store import TileSource
+
+    p = Path(folder)
+    try:
+        group = zarr.open_group(str(p), mode="r+")
+        attrs: dict[str, Any] = dict(group.attrs)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+        raise SlideError(p, f"not a delta slide ({exc})") from exc
+    if attrs.get("napari_cpadv") != KIND:
+        raise SlideError(p, "not a napari-cpadv delta slide")
+    orig = attrs["original"]
+    path = Path(orig["path"])
+    if not path.is_file():
+        raise SlideError(p, f"its original slide {path} is missing")
+    if _identity(path) | {"path": orig["path"]} != orig:
+        raise SlideError(p, f"its original slide {path} has changed since the attack")
+    base = open_slide(path)
+    touched = {int(k): {tuple(t) for t in v} for k, v in attrs.get("touched", {}).items()}
+    store = DeltaStore(base.store, p, group, touched)
+    levels = tuple(
+        da.from_array(
+            TileSource(store, level),  # type: ignore[arg-type]
+            chunks=(g.tile_rows, g.tile_cols, 3),
+            name=False,
+            lock=False,
+            asarray=False,
+            fancy=False,
+            meta=np.empty((0, 0, 0), np.uint8),
+        )
+        for level, g in enumerate(base.geometry)
+    )
+    return replace(base, path=p, levels=levels, store=store)  # type: ignore[arg-type]
+
+
+def apply(slide: Slide, level: int, row: int, col: int, pixels: np.ndarray) -> dict[int, int]:
+    """Write an adversarial ``pixels`` region ``(h, w, 3)`` uint8 of ``level`` at ``(row, col)``.
+
+    Returns the number of tiles now stored for each level. The slide's dask levels are
+    rebuilt by ``open_delta``; ``read_region`` sees the change at once.
+    """
+    store = slide.store
+    if not isinstance(store, DeltaStore):
+        raise ValueError(f"{slide.path}: not a delta slide (use create_delta first)")
+    h, w = pixels.shape[:2]
+    original = store.base.read_tile  # the original's tiles, for δ
+    delta = pixels.astype(np.int16) - _region(original, slide, level, row, col, h, w).astype(
+        np.int16
+    )
+    ds = slide.downsamples
+    for k, g in enumerate(slide.geometry):
+        f = ds[level] / ds[k]
+        r0, c0 = int(np.floor(row * f)), int(np.floor(col * f))
+        r1, c1 = int(np.ceil((row + h) * f)), int(np.ceil((col + w) * f))
+        for tr in range(max(r0, 0) // g.tile_rows, (min(r1, g.rows) - 1) // g.tile_rows + 1):
+            for tc in range(max(c0, 0) // g.tile_cols, (min(c1, g.cols) - 1) // g.tile_cols + 1):
+                if k <= level:
+                    tile = _perturb(store, k, tr, tc, f, row, col, delta)
+                else:
+                    tile = _downsampled(slide, k, tr, tc, k - 1)
+                store.write_tile(k, tr, tc, tile)
+    store.save_index()
+    return {k: len(v) for k, v in store.touched.items()}
+
+
+def _region(
+    read_tile: Any, slide: Slide, level: int, row: int, col: int, h: int, w: int
+) -> np.ndarray:
+    g = slide.geometry[level]
+    out = np.empty((h, w, 3), np.uint8)
+    for tr in range(row // g.tile_rows, (row + h - 1) // g.tile_rows + 1):
+        for tc in range(col // g.tile_cols, (col + w - 1) // g.tile_cols + 1):
+            t = read_tile(level, tr, tc)
+            a0, a1 = max(row, tr * g.tile_rows), min(row + h, (tr + 1) * g.tile_rows)
+            b0, b1 = max(col, tc * g.tile_cols), min(col + w, (tc + 1) * g.tile_cols)
+            out[a0 - row : a1 - row, b0 - col : b1 - col] = t[
+                a0 - tr * g.tile_rows : a1 - tr * g.tile_rows,
+                b0 - tc * g.tile_cols : b1 - tc * g.tile_cols,
+            ]
+    return out
+
+
+def _perturb(
+    store: DeltaStore, k: int, tr: int, tc: int, f: float, row: int, col: int, delta: np.ndarray
+) -> np.ndarray:
+    """Tile ``(tr, tc)`` of level ``k`` (as fine or finer) plus δ, nearest-upsampled by ``f``."""
+    g = store.geometry[k]
+    tile = store.read_tile(k, tr, tc).astype(np.int16)
+    ys = np.arange(tr * g.tile_rows, (tr + 1) * g.tile_rows)
+    xs = np.arange(tc * g.tile_cols, (tc + 1) * g.tile_cols)
+    sy = np.floor((ys + 0.5) / f).astype(int) - row  # the level pixel each finer pixel lies in
+    sx = np.floor((xs + 0.5) / f).astype(int) - col
+    iy, ix = (sy >= 0) & (sy < delta.shape[0]), (sx >= 0) & (sx < delta.shape[1])
+    if iy.any() and ix.any():
+        d = delta[np.ix_(sy[iy], sx[ix])]
+        tile[np.ix_(iy, ix)] += d
+    return np.clip(tile, 0, 255).astype(np.uint8)
+
+
+def _downsampled(slide: Slide, k: int, tr: int, tc: int, finer: int) -> np.ndarray:
+    """Tile ``(tr, tc)`` of level ``k`` recomputed by area-averaging level ``finer``."""
+    from PIL import Image
+
+    g, gf = slide.geometry[k], slide.geometry[finer]
+    f = slide.downsamples[k] / slide.downsamples[finer]
+    r0, c0 = round(tr * g.tile_rows * f), round(tc * g.tile_cols * f)
+    hf, wf = round(g.tile_rows * f), round(g.tile_cols * f)
+    src = slide.read_region(finer, r0, c0, min(hf, gf.rows - r0), min(wf, gf.cols - c0))
+    h = max(1, min(g.tile_rows, round(src.shape[0] / f)))
+    w = max(1, min(g.tile_cols, round(src.shape[1] / f)))
+    small = np.asarray(Image.fromarray(src).resize((w, h), Image.Resampling.BOX))
+    out = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
+    out[...] = slide.background
+    out[:h, :w] = small
+    return out
+
+
+def export_tiff(slide: Slide, path: str | os.PathLike[str]) -> Path:
+    """Write ``slide`` (a delta slide or any slide) as a tiled pyramidal TIFF, deflate tiles."""
+    import tifffile
+
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.part")
+    g0 = slide.geometry[0]
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=g0.rows * g0.cols * 3 * 1.2 > 2**31) as tw:
+            for k, g in enumerate(slide.geometry):
+                tiles = (
+                    slide.store.read_tile(k, tr, tc)
+                    for tr in range(-(-g.rows // g.tile_rows))
+                    for tc in range(-(-g.cols // g.tile_cols))
+                )
+                res: dict[str, Any] = {}
+                if slide.mpp is not None:
+                    ds = slide.downsamples[k]
+                    res = {
+                        "resolution": (1e4 / (slide.mpp[0] * ds), 1e4 / (slide.mpp[1] * ds)),
+                        "resolutionunit": "CENTIMETER",
+                    }
+                tw.write(
+                    tiles,
+                    shape=(g.rows, g.cols, 3),
+                    dtype=np.uint8,
+                    tile=(g.tile_rows, g.tile_cols),
+                    compression="zlib",
+                    photometric="rgb",
+                    subfiletype=1 if k else 0,
+                    software="napari-cpadv",
+                    metadata=None,
+                    **res,
+                )
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    return out
+
+
+def is_delta(path: str | os.PathLike[str]) -> bool:
+    """Cheap test: a folder whose zarr.json names a napari-cpadv delta slide."""
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("attributes", {}).get("napari_cpadv") == KIND

@@ -1,0 +1,100 @@
+"""An adversarial slide is the original plus its perturbed tiles, and nothing else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cpadv.errors import SlideError
+from napari_cpadv.slide import open_slide
+from napari_cpadv.slide.delta import apply, create_delta, export_tiff, is_delta, open_delta
+
+
+def whole(slide, level):
+    g = slide.geometry[level]
+    return slide.read_region(level, 0, 0, g.rows, g.cols)
+
+
+@pytest.fixture
+def attacked(small_slide, tmp_path):
+    """A delta over the small slide with a level-1 region of 100 x 150 perturbed."""
+    original = open_slide(small_slide.path)
+    delta = create_delta(small_slide.path, tmp_path / "adv.delta.zarr")
+    region = original.read_region(1, 90, 120, 100, 150)
+    rng = np.random.default_rng(0)
+    noise = rng.integers(-3, 4, size=region.shape)
+    adv = np.clip(region.astype(int) + noise, 0, 255).astype(np.uint8)
+    counts = apply(delta, 1, 90, 120, adv)
+    return original, delta, adv, counts, tmp_path / "adv.delta.zarr"
+
+
+def test_the_attacked_level_holds_exactly_the_adversarial_pixels(attacked):
+    original, delta, adv, counts, _ = attacked
+    np.testing.assert_array_equal(delta.read_region(1, 90, 120, 100, 150), adv)
+    assert counts[1] >= 1 and set(counts) == {0, 1, 2}
+
+
+def test_outside_the_touched_tiles_it_is_the_original_bit_for_bit(attacked):
+    original, delta, _, _, _ = attacked
+    for level, g in enumerate(original.geometry):
+        a, b = whole(original, level), whole(delta, level)
+        touched = np.zeros(a.shape[:2], bool)
+        for tr, tc in delta.store.touched[level]:
+            touched[
+                tr * g.tile_rows : (tr + 1) * g.tile_rows, tc * g.tile_cols : (tc + 1) * g.tile_cols
+            ] = True
+        np.testing.assert_array_equal(a[~touched], b[~touched])
+        assert (a != b).any()  # every level shows the attack
+
+
+def test_finer_levels_carry_the_upsampled_perturbation(attacked):
+    original, delta, adv, _, _ = attacked
+    f = original.downsamples[1] / original.downsamples[0]
+    assert f == pytest.approx(2, rel=0.01)
+    d1 = adv.astype(int) - original.read_region(1, 90, 120, 100, 150).astype(int)
+    fine = delta.read_region(0, 180, 240, 200, 300).astype(int)
+    want = np.clip(
+        original.read_region(0, 180, 240, 200, 300).astype(int)
+        + np.repeat(np.repeat(d1, 2, 0), 2, 1),
+        0,
+        255,
+    )
+    np.testing.assert_array_equal(fine[2:-2, 2:-2], want[2:-2, 2:-2])
+
+
+def test_the_delta_reopens_and_its_dask_levels_agree(attacked):
+    _, delta, _, _, folder = attacked
+    again = open_delta(folder)
+    assert is_delta(folder)
+    for level in range(len(again.levels)):
+        np.testing.assert_array_equal(np.asarray(again.levels[level]), whole(delta, level))
+
+
+def test_export_is_a_lossless_pyramid_openslide_reads(attacked, tmp_path):
+    import tifffile
+
+    _, delta, _, _, _ = attacked
+    out = export_tiff(delta, tmp_path / "adv.tif")
+    with tifffile.TiffFile(out) as tif:  # the stored pixels of every level, losslessly
+        assert len(tif.pages) == len(delta.levels)
+        for level, page in enumerate(tif.pages):
+            np.testing.assert_array_equal(page.asarray(), whole(delta, level))
+    exported = open_slide(out)
+    assert len(exported.levels) == len(delta.levels)
+    assert exported.mpp == pytest.approx(delta.mpp)
+    # OpenSlide resamples levels whose downsample is not an integer; level 0 it gives as is
+    np.testing.assert_array_equal(whole(exported, 0), whole(delta, 0))
+
+
+def test_a_changed_original_is_refused(small_slide, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy.tif"
+    shutil.copy(small_slide.path, copy)
+    create_delta(copy, tmp_path / "d.delta.zarr")
+    with open(copy, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(SlideError, match="has changed"):
+        open_delta(tmp_path / "d.delta.zarr")
+    with pytest.raises(SlideError, match="not a"):
+        open_delta(tmp_path)
