@@ -29,7 +29,7 @@ def attacked(small_slide, tmp_path):
 
 
 def test_the_attacked_level_holds_exactly_the_adversarial_pixels(attacked):
-    original, delta, adv, counts, _ = attacked
+    _, delta, adv, counts, _ = attacked
     np.testing.assert_array_equal(delta.read_region(1, 90, 120, 100, 150), adv)
     assert counts[1] >= 1 and set(counts) == {0, 1, 2}
 
