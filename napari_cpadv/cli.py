@@ -223,8 +223,15 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
     try:
         return drive(
-            evaluate(detector, slide, level=level, annotations=annotations, truth=truth,
-                     scope=args.scope, device=_device(args.device)),
+            evaluate(
+                detector,
+                slide,
+                level=level,
+                annotations=annotations,
+                truth=truth,
+                scope=args.scope,
+                device=_device(args.device),
+            ),
             _stderr_progress(),
         )
     except ValueError as exc:
@@ -252,9 +259,15 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
     try:
         written = drive(
             batch_heatmaps(
-                jobs, detector=args.detector, weights=args.weights, level=args.level,
-                scope=args.scope, scheduler=args.scheduler, workers=args.workers,
-                threads=args.threads, device=args.device,
+                jobs,
+                detector=args.detector,
+                weights=args.weights,
+                level=args.level,
+                scope=args.scope,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                threads=args.threads,
+                device=args.device,
             ),
             _stderr_progress(),
         )
@@ -297,6 +310,75 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
         Image.fromarray(picture).save(buf, format="PNG")
         written.append(str(write_atomic(out / f"{name}.png", buf.getvalue())))
     return {"figures": written}
+
+
+def _attack(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.attacks.projections import Budget
+    from napari_cpadv.attacks.region import RegionAttack, attack_region
+    from napari_cpadv.inference.detect import score_against
+    from napari_cpadv.inference.heatmap import Window, heatmap
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.delta import open_delta
+
+    try:
+        budget = Budget(args.norm, args.budget, args.unit)
+    except ValueError as exc:
+        raise CpadvError(None, f"--budget: {exc}") from exc
+    slide = open_slide(args.slide)
+    detector = resolve(args.detector, args.weights)
+    annotations = read_annotations(args.annotations) if args.annotations else None
+    g0 = slide.geometry[0]
+    region = tuple(args.region) if args.region else (0, 0, g0.cols, g0.rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = RegionAttack(
+        args.attack, budget, args.level, steps=args.steps, tile=args.tile, seed=args.seed
+    )
+    device = _device(args.device)
+    try:
+        report = drive(
+            attack_region(
+                args.slide,
+                detector,
+                spec,
+                region=region,
+                out=out / f"{Path(args.slide).stem}.delta.zarr",
+                annotations=annotations,
+                device=device,
+            ),
+            _stderr_progress(1),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+    if annotations is not None:
+        adversarial = open_delta(report["delta"])
+        x, y, w, h = region
+        scores: dict[str, Any] = {}
+        for name in args.score_with or [args.detector]:
+            det = detector if name == args.detector else resolve(name, None)
+            if det.output != "cells":
+                continue
+            side = det.cell * slide.downsamples[args.level]
+            area = Window(int(y // side), int(x // side), int(-(-h // side)), int(-(-w // side)))
+            scores[name] = {
+                which: score_against(
+                    drive(
+                        heatmap(det, s, level=args.level, scope="region", area=area, device=device)
+                    ),
+                    s,
+                    annotations,
+                )
+                for which, s in (("clean", slide), ("attacked", adversarial))
+            }
+        report["aucpr"] = scores
+    report_path = out / "report.json"
+    from napari_cpadv.annotations._io import write_atomic
+
+    write_atomic(report_path, (json.dumps(report, indent=2) + "\n").encode())
+    return report
 
 
 def _sample_slide() -> Path:
@@ -402,6 +484,32 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--dae-weights", default=None)
     fig.add_argument("--sparse-weights", default=None)
     fig.set_defaults(run=_figures)
+
+    at = sub.add_parser("attack", help="attack a region of a slide; write an adversarial slide")
+    at.add_argument("slide")
+    at.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    at.add_argument("--weights", default=None, help="default: the shipped weights")
+    at.add_argument("--attack", required=True, choices=("fgsm", "pgd", "latent", "noise"))
+    at.add_argument("--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"))
+    at.add_argument("--budget", type=float, default=25.0)
+    at.add_argument("--unit", default="total", choices=("total", "per_pixel"))
+    at.add_argument("--steps", type=int, default=100)
+    at.add_argument(
+        "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"
+    )
+    at.add_argument("--level", type=int, default=2)
+    at.add_argument("--tile", type=int, default=512, help="attacked tile side, level pixels")
+    at.add_argument("--annotations", default=None, help="ground truth: AUC-PR before and after")
+    at.add_argument(
+        "--score-with",
+        nargs="*",
+        default=None,
+        help="detectors to score (default: the attacked one)",
+    )
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--device", default=None)
+    at.add_argument("--out", required=True, help="folder for SLIDE.delta.zarr and report.json")
+    at.set_defaults(run=_attack)
     return parser
 
 

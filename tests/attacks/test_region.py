@@ -1,0 +1,92 @@
+"""`cpadv attack` on a small slide: an adversarial slide and an honest report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.annotations import Annotation, write_annotations
+from napari_cpadv.cli import main
+from napari_cpadv.models import weights
+from napari_cpadv.models.detector import make
+from napari_cpadv.slide import open_slide
+from napari_cpadv.slide.delta import open_delta
+
+
+@pytest.fixture(scope="module")
+def dae_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae"))
+
+
+def test_cli_attack_writes_the_delta_slide_and_a_report(small_slide, dae_weights, tmp_path, capsys):
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    xml = write_annotations(anns, tmp_path / "truth.xml")
+    code = main(
+        [
+            "attack",
+            str(small_slide.path),
+            "--detector",
+            "dae",
+            "--weights",
+            dae_weights,
+            "--attack",
+            "fgsm",
+            "--budget",
+            "2.0",
+            "--steps",
+            "3",
+            "--level",
+            "1",
+            "--tile",
+            "64",
+            "--region",
+            "0",
+            "0",
+            "512",
+            "256",
+            "--annotations",
+            str(xml),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report == json.loads(capsys.readouterr().out)
+    assert report["tiles"] == 4 * 2 and report["attack"] == "fgsm"
+    # rounding to 8 bits moves each value by at most half a grey level
+    bound = 0.5 / 255 * (3 * 64 * 64) ** 0.5
+    assert all(abs(v - 2.0) <= bound for v in report["norms"]["l2_total"])
+    assert set(report["norms"]) >= {"l2_total", "l2_rms", "linf_255", "l1_mad", "l0_fraction"}
+    assert "clean" in report["aucpr"]["dae"] or report["aucpr"]["dae"] is None
+    original, adversarial = open_slide(small_slide.path), open_delta(report["delta"])
+    a = original.read_region(1, 0, 0, 128, 256)
+    b = adversarial.read_region(1, 0, 0, 128, 256)
+    assert (a != b).any() and np.abs(a.astype(int) - b).max() <= 255
+    np.testing.assert_array_equal(
+        original.read_region(1, 300, 400, 64, 64), adversarial.read_region(1, 300, 400, 64, 64)
+    )
+
+
+def test_cli_attack_refuses_a_budget_of_the_wrong_sign(small_slide, dae_weights, tmp_path, capsys):
+    code = main(
+        [
+            "attack",
+            str(small_slide.path),
+            "--detector",
+            "dae",
+            "--weights",
+            dae_weights,
+            "--attack",
+            "fgsm",
+            "--budget",
+            "-1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2 and ">= 0" in capsys.readouterr().err
