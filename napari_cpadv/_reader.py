@@ -138,14 +138,25 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
 def napari_get_heatmap_reader(
     path: str | list[str],
 ) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """The reader for a ``cpadv heatmap`` zarr folder; None for any other path."""
+    """The reader for a ``cpadv heatmap`` or a delta-slide zarr folder; None otherwise."""
     from napari_cpadv.inference.zarr_io import is_heatmap
+
+    from napari_cpadv.slide.delta import is_delta
 
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
+    if is_delta(path):
+        return read_delta_slide
     return read_heatmap_file if is_heatmap(path) else None
+
+
+def read_delta_slide(path: str | list[str]) -> list[LayerData]:
+    """An adversarial (delta) slide as a multiscale layer, exactly like its original."""
+    from napari_cpadv.slide.delta import open_delta
+
+    return [slide_layer_data(open_delta(path[0] if isinstance(path, list) else path))]
 
 
 def read_heatmap_file(path: str | list[str]) -> list[LayerData]:

@@ -103,3 +103,18 @@ def test_weights_of_another_detector_are_reported_not_run(make_napari_viewer, da
     w._on_run()
     assert "for the 'dae' detector" in w._status.text() and w._run.isEnabled()
     assert len(viewer.layers) == n
+
+
+def test_an_adversarial_slide_opens_like_its_original(make_napari_viewer, tmp_path):
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.delta import apply, create_delta
+
+    delta = create_delta(SAMPLE, tmp_path / "adv.delta.zarr")
+    region = open_slide(SAMPLE).read_region(1, 0, 0, 64, 64)
+    apply(delta, 1, 0, 0, 255 - region)
+    viewer = make_napari_viewer()
+    (adv,) = viewer.open(tmp_path / "adv.delta.zarr", plugin="napari-cpadv")
+    original, _ = viewer.open(SAMPLE, plugin="napari-cpadv")
+    assert adv.multiscale and adv.rgb and len(adv.data) == len(original.data)
+    assert tuple(adv.scale) == tuple(original.scale)
+    np.testing.assert_array_equal(np.asarray(adv.data[1][:64, :64]), 255 - region)
