@@ -140,7 +140,6 @@ def napari_get_heatmap_reader(
 ) -> Callable[[str | list[str]], list[LayerData]] | None:
     """The reader for a ``cpadv heatmap`` or a delta-slide zarr folder; None otherwise."""
     from napari_cpadv.inference.zarr_io import is_heatmap
-
     from napari_cpadv.slide.delta import is_delta
 
     if isinstance(path, list):
