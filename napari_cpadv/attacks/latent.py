@@ -16,28 +16,20 @@ from typing import Any
 
 import torch
 
+from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
 
 
 @dataclass(frozen=True)
-class LatentResult:
-    """``delta`` in image space; ``codes`` the attacked code; ``latent_success`` on the
-    attacked code through the head; ``success`` end to end after re-encoding ``x + δ``."""
+class LatentResult(AttackResult):
+    """An ``AttackResult`` (``success`` end to end, after re-encoding ``x + δ``) with the
+    attacked ``codes`` and ``latent_success``, the success on the attacked code through the
+    head."""
 
-    delta: torch.Tensor
     codes: torch.Tensor
     latent_success: torch.Tensor
-    success: torch.Tensor
-    loss: torch.Tensor
-    norms: dict[str, list[float]]
-    steps: int
-    seed: int
-
-    @property
-    def success_rate(self) -> float:
-        return float(self.success.float().mean())
 
 
 def latent_attack(
@@ -81,4 +73,13 @@ def latent_attack(
             end_loss, success = objective(detector(x + delta))
     finally:
         detector.train(was_training)
-    return LatentResult(delta, a, latent_success, success, end_loss, norms(delta), steps, seed)
+    return LatentResult(
+        delta=delta,
+        success=success,
+        loss=end_loss,
+        norms=norms(delta),
+        steps=steps,
+        seed=seed,
+        codes=a,
+        latent_success=latent_success,
+    )

@@ -22,38 +22,17 @@ def dae_weights(tmp_path_factory):
     return str(weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae"))
 
 
+def fgsm_args(slide, weights_path, budget):
+    return ["attack", str(slide), "--detector", "dae", "--weights", weights_path,
+            "--attack", "fgsm", "--budget", budget]  # fmt: skip
+
+
 def test_cli_attack_writes_the_delta_slide_and_a_report(small_slide, dae_weights, tmp_path, capsys):
     anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
     xml = write_annotations(anns, tmp_path / "truth.xml")
-    code = main(
-        [
-            "attack",
-            str(small_slide.path),
-            "--detector",
-            "dae",
-            "--weights",
-            dae_weights,
-            "--attack",
-            "fgsm",
-            "--budget",
-            "2.0",
-            "--steps",
-            "3",
-            "--level",
-            "1",
-            "--tile",
-            "64",
-            "--region",
-            "0",
-            "0",
-            "512",
-            "256",
-            "--annotations",
-            str(xml),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    extra = ["--steps", "3", "--level", "1", "--tile", "64", "--region", "0", "0", "512", "256",
+             "--annotations", str(xml), "--out", str(tmp_path / "out")]  # fmt: skip
+    code = main(fgsm_args(small_slide.path, dae_weights, "2.0") + extra)
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report == json.loads(capsys.readouterr().out)
@@ -73,20 +52,5 @@ def test_cli_attack_writes_the_delta_slide_and_a_report(small_slide, dae_weights
 
 
 def test_cli_attack_refuses_a_budget_of_the_wrong_sign(small_slide, dae_weights, tmp_path, capsys):
-    code = main(
-        [
-            "attack",
-            str(small_slide.path),
-            "--detector",
-            "dae",
-            "--weights",
-            dae_weights,
-            "--attack",
-            "fgsm",
-            "--budget",
-            "-1",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    code = main([*fgsm_args(small_slide.path, dae_weights, "-1"), "--out", str(tmp_path)])
     assert code == 2 and ">= 0" in capsys.readouterr().err
