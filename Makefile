@@ -73,6 +73,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_raster.py
 	$(BIN)/python benchmarks/bench_detectors.py
+	$(BIN)/python benchmarks/bench_attacks.py
 
 lint: setup
 	$(BIN)/python -m pip install -q ruff mypy
