@@ -293,16 +293,12 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
         pictures = figures.features(dae=dae, sparse=sparse)
     else:
         from napari_cpadv.slide import open_slide
-        from napari_cpadv.slide.tiles import tissue_tiles
+        from napari_cpadv.slide.synthetic import sample_slide_path
 
-        slide = open_slide(args.slide or _sample_slide())
-        level = min(args.level, len(slide.levels) - 1)
-        tiles = sorted(tissue_tiles(slide, level=level, size=args.size), key=lambda t: -t.fraction)
-        if not tiles:
-            raise CpadvError(slide.path, f"no tissue tile of {args.size} pixels at level {level}")
-        t = tiles[0]
-        tile = slide.read_region(level, t.row, t.col, args.size, args.size)
-        pictures = figures.reconstructions(tile, dae=dae, sparse=sparse, seed=args.seed)
+        slide = open_slide(args.slide or sample_slide_path())
+        pictures = figures.slide_reconstructions(
+            slide, level=args.level, size=args.size, dae=dae, sparse=sparse, seed=args.seed
+        )
         pictures["figure_2"] = figures.figure_2(pictures)
     written = []
     for name, picture in pictures.items():
@@ -314,10 +310,11 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
 
 def _attack(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.annotations._io import write_atomic
     from napari_cpadv.attacks.projections import Budget
     from napari_cpadv.attacks.region import RegionAttack, attack_region
     from napari_cpadv.inference.detect import score_against
-    from napari_cpadv.inference.heatmap import Window, heatmap
+    from napari_cpadv.inference.heatmap import cells_of_box, heatmap
     from napari_cpadv.models.weights import resolve
     from napari_cpadv.progress import drive
     from napari_cpadv.slide import open_slide
@@ -361,8 +358,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
             det = detector if name == args.detector else resolve(name, None)
             if det.output != "cells":
                 continue
-            side = det.cell * slide.downsamples[args.level]
-            area = Window(int(y // side), int(x // side), int(-(-h // side)), int(-(-w // side)))
+            area = cells_of_box(slide, args.level, det.cell, (y, x, y + h, x + w))
             scores[name] = {
                 which: score_against(
                     drive(
@@ -374,15 +370,8 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
                 for which, s in (("clean", slide), ("attacked", adversarial))
             }
         report["aucpr"] = scores
-    report_path = out / "report.json"
-    from napari_cpadv.annotations._io import write_atomic
-
-    write_atomic(report_path, (json.dumps(report, indent=2) + "\n").encode())
+    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     return report
-
-
-def _sample_slide() -> Path:
-    return Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
 
 
 def build_parser() -> argparse.ArgumentParser:

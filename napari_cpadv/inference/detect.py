@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from napari_cpadv.inference.heatmap import Heatmap, Window, heatmap
+from napari_cpadv.inference.heatmap import Heatmap, Window, cells_of_box, heatmap
 from napari_cpadv.progress import Work
 from napari_cpadv.slide.slide import Slide
 
@@ -38,11 +37,7 @@ class DetectModel:
 
     def area(self, slide: Slide, box: tuple[float, float, float, float], cell: int) -> Window:
         """Cells of ``level`` covering a level-0 box ``(row0, col0, row1, col1)``."""
-        side = cell * float(slide.downsamples[self.level])
-        eps = 1e-3  # a box drawn in µm comes back with float32 rounding of the µm scale
-        r0, c0 = (max(0, math.floor(v / side + eps)) for v in box[:2])
-        r1, c1 = (math.ceil(v / side - eps) for v in box[2:])
-        return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
+        return cells_of_box(slide, self.level, cell, box)
 
     def on_demand(self, slide: Slide, *, detector: Any = None, cache: Any = None) -> Any:
         """The whole level as an ``OnDemandHeatmap`` (cache: the user cache by default)."""

@@ -11,6 +11,7 @@ layer sees the same phase as on the whole region.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -72,6 +73,18 @@ def halve(values: np.ndarray) -> np.ndarray:
     total = np.nansum(blocks, axis=(1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def cells_of_box(
+    slide: Slide, level: int, cell: int, box: tuple[float, float, float, float]
+) -> Window:
+    """The cells of ``level`` (``cell`` pixels a side) covering a level-0 box
+    ``(row0, col0, row1, col1)``."""
+    side = cell * float(slide.downsamples[level])
+    eps = 1e-3  # a box drawn in µm comes back with float32 rounding of the µm scale
+    r0, c0 = (max(0, math.floor(v / side + eps)) for v in box[:2])
+    r1, c1 = (math.ceil(v / side - eps) for v in box[2:])
+    return Window(r0, c0, max(0, r1 - r0), max(0, c1 - c0))
 
 
 def cell_shape(slide: Slide, level: int, cell: int) -> tuple[int, int]:

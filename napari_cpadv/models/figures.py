@@ -42,6 +42,23 @@ def reconstructions(
     }
 
 
+def slide_reconstructions(
+    slide: Any, *, level: int, size: int, dae: Any, sparse: Any, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """``reconstructions`` of the slide's most tissue-rich ``size``-pixel tile of ``level``
+    (the coarsest level when ``level`` is beyond it)."""
+    from napari_cpadv.errors import CpadvError
+    from napari_cpadv.slide.tiles import tissue_tiles
+
+    level = min(level, len(slide.levels) - 1)
+    tiles = list(tissue_tiles(slide, level=level, size=size))
+    if not tiles:
+        raise CpadvError(slide.path, f"no tissue tile of {size} pixels at level {level}")
+    t = max(tiles, key=lambda t: t.fraction)
+    tile = slide.read_region(level, t.row, t.col, size, size)
+    return reconstructions(tile, dae=dae, sparse=sparse, seed=seed)
+
+
 def grid(images: list[np.ndarray], *, columns: int, gap: int = 2, upscale: int = 1) -> np.ndarray:
     """Lay equal-sized RGB images in rows of ``columns`` on white, each enlarged ``upscale``x."""
     h, w = images[0].shape[:2]

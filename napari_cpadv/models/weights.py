@@ -213,12 +213,11 @@ def _describe(arch: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in arch.items()) or "no hyper-parameters"
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "sample_data" / "weights"
-
-
 def shipped(name: str) -> Path:
     """The weights shipped in ``sample_data/weights/`` for detector ``name``."""
-    path = SHIPPED / f"{name}{SUFFIX}"
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    path = SAMPLE_DATA / "weights" / f"{name}{SUFFIX}"
     if not path.is_file():
         raise FormatError(
             path, f"no shipped weights for {name!r} in this checkout; `make weights` trains them"

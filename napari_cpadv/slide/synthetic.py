@@ -135,6 +135,29 @@ class SyntheticSlide:
         return out
 
 
+# -- the shipped sample -------------------------------------------------------------------
+
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
+SAMPLE_NAME = "synthetic_he.tif"
+SAMPLE_SHAPE = (3000, 4000)
+SAMPLE_SEED = 7
+
+
+def sample_slide_path() -> Path:
+    """The shipped sample slide; regenerated into the user cache when the checkout lacks it."""
+    shipped = SAMPLE_DATA / SAMPLE_NAME
+    if shipped.is_file():
+        return shipped
+    from platformdirs import user_cache_dir
+
+    cached = Path(user_cache_dir("napari-cpadv")) / SAMPLE_NAME
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        truth = make_slide(cached, shape=SAMPLE_SHAPE, seed=SAMPLE_SEED)
+        truth.write_json(cached.with_suffix(".truth.json"))
+    return cached
+
+
 # -- the scene ---------------------------------------------------------------------------
 
 

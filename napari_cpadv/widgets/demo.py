@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_cpadv._reader import scale_bar
-    from napari_cpadv._sample_data import sample_slide_path
+    from napari_cpadv.slide.synthetic import sample_slide_path
 
     path = sample_slide_path()
     viewer = napari.Viewer(title="napari-cpadv demo", show=not args.headless)
