@@ -9,7 +9,8 @@ the higher loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,10 +94,6 @@ def attack(
     """
     if steps < 0 or step_size < 0 or restarts < 1:
         raise ValueError(f"steps={steps}, step_size={step_size}, restarts={restarts} out of range")
-    module = model if isinstance(model, torch.nn.Module) else None
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
     x = x.detach()
     g = torch.Generator(device=x.device).manual_seed(seed)
     n = x.shape[0]
@@ -106,7 +103,7 @@ def attack(
     total = steps * restarts
     done = 0
     ran = 0
-    try:
+    with eval_mode(model):
         for r in range(restarts):
             delta = _start(x, budget, g) if (random_start and r > 0) else torch.zeros_like(x)
             for s in range(steps + 1):
@@ -139,10 +136,21 @@ def attack(
                 best_delta[better] = delta.detach()[better]
                 best_loss = torch.where(better, loss.detach(), best_loss)
                 best_success = best_success | success
+    return AttackResult(best_delta, best_success, best_loss, norms(best_delta), ran, seed)
+
+
+@contextmanager
+def eval_mode(model: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Put ``model`` (when it is an ``nn.Module``) in eval mode, and back as it was after."""
+    module = model if isinstance(model, torch.nn.Module) else None
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
+    try:
+        yield
     finally:
         if module is not None:
             module.train(was_training)
-    return AttackResult(best_delta, best_success, best_loss, norms(best_delta), ran, seed)
 
 
 def _start(x: torch.Tensor, budget: Budget, g: torch.Generator) -> torch.Tensor:

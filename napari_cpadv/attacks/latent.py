@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from napari_cpadv.attacks.engine import AttackResult
+from napari_cpadv.attacks.engine import AttackResult, eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
@@ -49,9 +49,7 @@ def latent_attack(
     """
     if budget is not None and budget.norm != "l2":
         raise ValueError(f"the latent attack's δ is rescaled to an L2 budget, not {budget.norm}")
-    was_training = detector.training
-    detector.eval()
-    try:
+    with eval_mode(detector):
         x = x.detach()
         code = detector.lca.encode(x)
         support = code.codes > 0
@@ -71,8 +69,6 @@ def latent_attack(
                 delta = rescale_l2_clipped(delta, x, budget.total(tuple(x.shape[1:])))
             loss, latent_success = objective(detector.head(a))
             end_loss, success = objective(detector(x + delta))
-    finally:
-        detector.train(was_training)
     return LatentResult(
         delta=delta,
         success=success,

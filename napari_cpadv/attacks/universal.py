@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from napari_cpadv.attacks import projections as P
+from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.progress import Progress, Work
 
@@ -80,10 +81,6 @@ def universal(
 
     ``step_size`` defaults to a tenth of the budget's total norm (1/255 without a norm).
     """
-    module = model if isinstance(model, torch.nn.Module) else None
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
     shape = tuple(x.shape[1:])
     size = (
         step_size
@@ -95,7 +92,7 @@ def universal(
     delta = torch.zeros(1, *shape, device=x.device)
     losses: list[float] = []
     steps_per_epoch = -(-len(x) // batch)
-    try:
+    with eval_mode(model):
         for epoch in range(epochs):
             running = []
             order = torch.from_numpy(rng.permutation(len(x)))
@@ -118,7 +115,4 @@ def universal(
                 )
             losses.append(float(np.mean(running)))
         train = success_with(model, x, delta, objective_for)
-    finally:
-        if module is not None:
-            module.train(was_training)
     return UniversalResult(delta, P.norms(delta), float(train.float().mean()), losses, seed)
