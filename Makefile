@@ -11,7 +11,7 @@ DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcom
 export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test bench lint clean weights
+.PHONY: setup system-deps demo test bench bench-torchattacks lint clean weights
 
 setup: system-deps $(STAMP)
 
@@ -74,6 +74,19 @@ bench: setup
 	$(BIN)/python benchmarks/bench_raster.py
 	$(BIN)/python benchmarks/bench_detectors.py
 	$(BIN)/python benchmarks/bench_attacks.py
+	$(MAKE) bench-torchattacks
+
+# torchattacks in an environment of its own (it declares torchvision, which no module of it
+# imports and which has no CPU build here), with the repository on PYTHONPATH.
+TAENV := benchmarks/_work/torchattacks-env
+$(TAENV)/bin/python:
+	$(PYTHON) -m venv $(TAENV)
+	$(TAENV)/bin/python -m pip install -q torch==2.13.0
+	$(TAENV)/bin/python -m pip install -q numpy scipy requests tqdm safetensors
+	$(TAENV)/bin/python -m pip install -q --no-deps torchattacks==3.5.1
+
+bench-torchattacks: $(TAENV)/bin/python
+	PYTHONPATH=. $(TAENV)/bin/python benchmarks/bench_torchattacks.py
 
 lint: setup
 	$(BIN)/python -m pip install -q ruff mypy

@@ -107,9 +107,11 @@ def attack(
         for r in range(restarts):
             delta = _start(x, budget, g) if (random_start and r > 0) else torch.zeros_like(x)
             for s in range(steps + 1):
-                delta.requires_grad_(True)
-                loss, success = objective(model(x + delta))
-                if s == steps or (early_stop and bool(success.all())):
+                final = s == steps  # only scores the last δ: no graph needed
+                with torch.set_grad_enabled(not final):
+                    delta.requires_grad_(not final)
+                    loss, success = objective(model(x + delta))
+                if final or (early_stop and bool(success.all())):
                     break
                 (grad,) = torch.autograd.grad(loss.sum(), delta)
                 with torch.no_grad():

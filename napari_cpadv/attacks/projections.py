@@ -63,9 +63,10 @@ def norms(delta: torch.Tensor) -> dict[str, list[float]]:
     c, h, w = delta.shape[1:]
     flat = delta.detach().reshape(n, -1).double()
     changed = (delta.detach().reshape(n, c, h * w) != 0).any(dim=1).sum(dim=1).double()
-    l1 = flat.abs().sum(1)
+    magnitude = flat.abs()
+    l1 = magnitude.sum(1)
     l2 = flat.norm(dim=1)
-    linf = flat.abs().amax(1) if flat.shape[1] else torch.zeros(n, dtype=torch.float64)
+    linf = magnitude.amax(1) if flat.shape[1] else torch.zeros(n, dtype=torch.float64)
     size = c * h * w
     return {
         "l0_pixels": changed.tolist(),
