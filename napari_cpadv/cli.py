@@ -308,11 +308,49 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
     return {"figures": written}
 
 
-def _attack(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.annotations import read_annotations
-    from napari_cpadv.annotations._io import write_atomic
+def _budget(args: argparse.Namespace, value: float) -> Any:
     from napari_cpadv.attacks.projections import Budget
-    from napari_cpadv.attacks.region import RegionAttack, attack_region
+
+    try:
+        return Budget(args.norm, value, args.unit)
+    except ValueError as exc:
+        raise CpadvError(None, f"--budget: {exc}") from exc
+
+
+def _spec(args: argparse.Namespace, value: float) -> Any:
+    from napari_cpadv.attacks.tiles import AttackSpec
+
+    return AttackSpec(
+        args.attack,
+        _budget(args, value),
+        args.level,
+        steps=args.steps,
+        tile=args.tile,
+        seed=args.seed,
+        epochs=args.epochs,
+    )
+
+
+def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
+    g0 = slide.geometry[0]
+    return tuple(args.region) if args.region else (0, 0, g0.cols, g0.rows)
+
+
+def _annotations(args: argparse.Namespace) -> Any:
+    from napari_cpadv.annotations import read_annotations
+
+    return read_annotations(args.annotations) if args.annotations else None
+
+
+def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:
+    from napari_cpadv.annotations._io import write_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / name, (json.dumps(report, indent=2) + "\n").encode())
+
+
+def _attack(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.attacks.region import attack_region
     from napari_cpadv.inference.detect import score_against
     from napari_cpadv.inference.heatmap import cells_of_box, heatmap
     from napari_cpadv.models.weights import resolve
@@ -320,20 +358,13 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.slide import open_slide
     from napari_cpadv.slide.delta import open_delta
 
-    try:
-        budget = Budget(args.norm, args.budget, args.unit)
-    except ValueError as exc:
-        raise CpadvError(None, f"--budget: {exc}") from exc
+    spec = _spec(args, args.budget)
     slide = open_slide(args.slide)
     detector = resolve(args.detector, args.weights)
-    annotations = read_annotations(args.annotations) if args.annotations else None
-    g0 = slide.geometry[0]
-    region = tuple(args.region) if args.region else (0, 0, g0.cols, g0.rows)
+    annotations = _annotations(args)
+    region = _region(args, slide)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    spec = RegionAttack(
-        args.attack, budget, args.level, steps=args.steps, tile=args.tile, seed=args.seed
-    )
     device = _device(args.device)
     try:
         report = drive(
@@ -345,6 +376,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
                 out=out / f"{Path(args.slide).stem}.delta.zarr",
                 annotations=annotations,
                 device=device,
+                batch=args.batch,
             ),
             _stderr_progress(1),
         )
@@ -370,8 +402,162 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
                 for which, s in (("clean", slide), ("attacked", adversarial))
             }
         report["aucpr"] = scores
-    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    _write_report(out, "report.json", report)
     return report
+
+
+def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:
+    from napari_cpadv.attacks.tiles import region_tiles, tile_side
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    try:
+        return region_tiles(
+            slide,
+            args.level,
+            _region(args, slide),
+            tile_side(detector, args.tile),
+            annotations=_annotations(args),
+            cell=detector.cell,
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+
+
+def _sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.attacks.tiles import sweep
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+
+    for value in args.budgets:
+        _budget(args, value)
+    detector = resolve(args.detector, args.weights)
+    tiles = _region_tiles(args, detector)
+    try:
+        report = drive(
+            sweep(
+                detector,
+                tiles,
+                _spec(args, args.budgets[0]),
+                args.budgets,
+                device=_device(args.device),
+                batch=args.batch,
+                noise=not args.no_noise,
+                check=args.check,
+            ),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+    report["slide"] = str(args.slide)
+    _write_report(Path(args.out), "sweep.json", report)
+    return report
+
+
+def _transfer(args: argparse.Namespace) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from napari_cpadv.attacks.tiles import NATURAL, transfer
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+
+    weights = dict(w.split("=", 1) for w in args.weights or [])
+    sources = args.sources or args.detectors
+    unknown = sorted((set(weights) | set(sources)) - set(args.detectors))
+    if unknown:
+        raise CpadvError(None, f"--weights/--sources name {unknown}, not among --detectors")
+    args.attack = args.attack or "fgsm"
+    spec = _spec(args, args.budget)
+    specs = {
+        name: spec if args.attack_all else replace(spec, attack=NATURAL[name]) for name in sources
+    }
+    detectors = {name: resolve(name, weights.get(name)) for name in args.detectors}
+    tiles = _region_tiles(args, next(iter(detectors.values())))
+    try:
+        report = drive(
+            transfer(detectors, tiles, specs, device=_device(args.device), batch=args.batch),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+    report["slide"] = str(args.slide)
+    _write_report(Path(args.out), "transfer.json", report)
+    return report
+
+
+def _universal(args: argparse.Namespace) -> dict[str, Any]:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.attacks.tiles import universal_study
+    from napari_cpadv.models.train import load_tiles
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+
+    args.attack, args.level, args.tile = "universal", 0, 0
+    spec = _spec(args, args.budget)
+    detector = resolve(args.detector, args.weights)
+    try:
+        train, held = load_tiles(args.data), load_tiles(args.holdout)
+        delta, report = drive(
+            universal_study(
+                detector,
+                train,
+                held,
+                spec,
+                positives=not args.all_tiles,
+                device=_device(args.device),
+                batch=args.batch,
+            ),
+            _stderr_progress(),
+        )
+    except ValueError as exc:
+        raise CpadvError(None, str(exc)) from exc
+    report["data"], report["holdout"] = list(args.data), list(args.holdout)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = delta[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    buf = io.BytesIO()
+    np.save(buf, d, allow_pickle=False)
+    write_atomic(out / "universal.npy", buf.getvalue())
+    scale = float(np.abs(d).max()) or 1.0  # δ amplified to the full grey range for viewing
+    picture = np.round((d / scale * 0.5 + 0.5) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG")
+    write_atomic(out / "universal.png", buf.getvalue())
+    report["delta"] = {"npy": str(out / "universal.npy"), "png": str(out / "universal.png")}
+    report["png_amplification"] = 0.5 / scale
+    _write_report(out, "report.json", report)
+    return report
+
+
+DETECTORS = ("dae", "sparse", "resnet18")
+ATTACK_NAMES = ("fgsm", "pgd", "universal", "latent", "noise")
+
+
+def _attack_options(
+    p: argparse.ArgumentParser, *, attacks: Sequence[str], required: bool = True
+) -> None:
+    p.add_argument("--attack", required=required, choices=attacks)
+    p.add_argument("--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"))
+    p.add_argument("--unit", default="total", choices=("total", "per_pixel"))
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=10, help="universal: passes over the tiles")
+    p.add_argument("--batch", type=int, default=4, help="tiles per attacked batch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+
+
+def _region_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"
+    )
+    p.add_argument("--level", type=int, default=2)
+    p.add_argument("--tile", type=int, default=512, help="attacked tile side, level pixels")
+    p.add_argument("--annotations", default=None, help="ground truth (ASAP XML, GeoJSON)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -476,29 +662,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     at = sub.add_parser("attack", help="attack a region of a slide; write an adversarial slide")
     at.add_argument("slide")
-    at.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    at.add_argument("--detector", required=True, choices=DETECTORS)
     at.add_argument("--weights", default=None, help="default: the shipped weights")
-    at.add_argument("--attack", required=True, choices=("fgsm", "pgd", "latent", "noise"))
-    at.add_argument("--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"))
+    _attack_options(at, attacks=ATTACK_NAMES)
     at.add_argument("--budget", type=float, default=25.0)
-    at.add_argument("--unit", default="total", choices=("total", "per_pixel"))
-    at.add_argument("--steps", type=int, default=100)
-    at.add_argument(
-        "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"
-    )
-    at.add_argument("--level", type=int, default=2)
-    at.add_argument("--tile", type=int, default=512, help="attacked tile side, level pixels")
-    at.add_argument("--annotations", default=None, help="ground truth: AUC-PR before and after")
+    _region_options(at)
     at.add_argument(
         "--score-with",
         nargs="*",
         default=None,
         help="detectors to score (default: the attacked one)",
     )
-    at.add_argument("--seed", type=int, default=0)
-    at.add_argument("--device", default=None)
     at.add_argument("--out", required=True, help="folder for SLIDE.delta.zarr and report.json")
     at.set_defaults(run=_attack)
+
+    sw = sub.add_parser("sweep", help="one attack over a list of budgets: a success matrix")
+    sw.add_argument("slide")
+    sw.add_argument("--detector", required=True, choices=DETECTORS)
+    sw.add_argument("--weights", default=None, help="default: the shipped weights")
+    _attack_options(sw, attacks=ATTACK_NAMES)
+    sw.add_argument("--budgets", type=float, nargs="+", required=True)
+    _region_options(sw)
+    sw.add_argument("--no-noise", action="store_true", help="skip the equal-norm noise rows")
+    sw.add_argument(
+        "--check",
+        action="store_true",
+        help="convergence check (twice the steps), one step, and the gradient",
+    )
+    sw.add_argument("--out", required=True, help="folder for sweep.json")
+    sw.set_defaults(run=_sweep)
+
+    tr = sub.add_parser("transfer", help="craft on each detector, score on every detector")
+    tr.add_argument("slide")
+    tr.add_argument("--detectors", nargs="+", default=["dae", "sparse"], choices=("dae", "sparse"))
+    tr.add_argument("--sources", nargs="*", default=None, help="default: every detector")
+    tr.add_argument(
+        "--weights", nargs="*", default=None, metavar="NAME=FILE", help="default: shipped"
+    )
+    _attack_options(tr, attacks=("fgsm", "pgd", "latent", "noise"), required=False)
+    tr.add_argument(
+        "--attack-all",
+        action="store_true",
+        help="run --attack on every source (default: each detector's own attack, "
+        "FGSM on dae and the latent attack on sparse, at --budget)",
+    )
+    tr.add_argument("--budget", type=float, default=25.0)
+    _region_options(tr)
+    tr.add_argument("--out", required=True, help="folder for transfer.json")
+    tr.set_defaults(run=_transfer)
+
+    un = sub.add_parser(
+        "universal", help="learn one δ on `cpadv tiles` folders, score it on held-out ones"
+    )
+    un.add_argument("data", nargs="+", help="`cpadv tiles` folders to learn on")
+    un.add_argument("--holdout", nargs="+", required=True, help="`cpadv tiles` folders")
+    un.add_argument("--detector", required=True, choices=DETECTORS)
+    un.add_argument("--weights", default=None, help="default: the shipped weights")
+    un.add_argument("--norm", default="linf", choices=("l1", "l2", "linf", "none"))
+    un.add_argument("--budget", type=float, default=8.0)
+    un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"))
+    un.add_argument("--epochs", type=int, default=10)
+    un.add_argument("--batch", type=int, default=16)
+    un.add_argument("--all-tiles", action="store_true", help="not only tumour tiles")
+    un.add_argument("--seed", type=int, default=0)
+    un.add_argument("--device", default=None)
+    un.add_argument("--out", required=True, help="folder for universal.npy/.png, report.json")
+    un.set_defaults(run=_universal, steps=0)
     return parser
 
 

@@ -11,8 +11,7 @@ from napari_cpadv.cli import main
 from napari_cpadv.models import weights
 from napari_cpadv.models.detector import make
 
-from ..conftest import SAMPLE
-from .conftest import TINY
+from ..conftest import SAMPLE, TINY
 
 
 def test_figures_reconstructions_and_features(tmp_path, capsys):

@@ -17,7 +17,7 @@ from napari_cpadv.models.detector import NAMES, make, registry
 from napari_cpadv.models.lca import LCA
 from napari_cpadv.models.resnet import ResNet18
 
-from .conftest import TINY
+from ..conftest import TINY
 
 
 @pytest.mark.parametrize("side", [64, 128, 192])

@@ -17,7 +17,7 @@ from napari_cpadv.models.train import (
 )
 from napari_cpadv.progress import Progress, drive
 
-from .conftest import TINY
+from ..conftest import TINY
 
 
 @pytest.fixture(scope="module")

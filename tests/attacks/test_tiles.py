@@ -1,0 +1,208 @@
+"""Attacks over the tiles of a region: budget sweeps, transfer matrices, universal studies,
+and their CLI commands (`cpadv sweep`, `transfer`, `universal`, `attack --attack universal`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.annotations import Annotation, write_annotations
+from napari_cpadv.attacks.projections import Budget
+from napari_cpadv.attacks.tiles import (
+    AttackSpec,
+    craft,
+    objective_for,
+    quantise,
+    region_tiles,
+    sweep,
+    tile_positions,
+    transfer,
+    universal_study,
+)
+from napari_cpadv.cli import main
+from napari_cpadv.models import weights
+from napari_cpadv.models.detector import make
+from napari_cpadv.models.train import load_tiles
+from napari_cpadv.progress import drive
+from napari_cpadv.slide import open_slide
+
+from ..conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def dae():
+    torch.manual_seed(0)
+    return make("dae").eval()
+
+
+@pytest.fixture(scope="module")
+def sparse():
+    torch.manual_seed(1)
+    return make("sparse", **TINY["sparse"]).eval()
+
+
+@pytest.fixture(scope="module")
+def truth_xml(small_slide, tmp_path_factory):
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    return write_annotations(anns, tmp_path_factory.mktemp("truth") / "truth.xml")
+
+
+@pytest.fixture(scope="module")
+def tiles(small_slide, truth_xml):
+    from napari_cpadv.annotations import read_annotations
+
+    slide = open_slide(small_slide.path)
+    return region_tiles(slide, 1, (0, 384, 512, 256), 64, annotations=read_annotations(truth_xml))
+
+
+def test_tile_positions_lie_on_the_level_grid_and_cover_the_region():
+    # level downsample 2: region x 100..612, y 0..300 -> level cols 50..306, rows 0..150
+    pos = tile_positions((500, 768), 2.0, (100, 0, 512, 300), 64)
+    assert pos[0] == (0, 0) and all(r % 64 == 0 and c % 64 == 0 for r, c in pos)
+    assert {c for _, c in pos} == {0, 64, 128, 192} and {r for r, _ in pos} == {0, 64}
+    assert tile_positions((500, 768), 2.0, (0, 0, 10, 10), 64) == []
+
+
+def test_region_tiles_carry_the_cell_labels_of_the_annotations(tiles):
+    # level 1 is 2.0017x: the tile grid starts at row 128 (holding level-0 y = 384)
+    assert {r for r, _ in tiles.positions} == {128, 192, 256}
+    assert tiles.x.shape == (12, 3, 64, 64) and tiles.labels.shape == (12, 16, 16)
+    assert tiles.x.min() >= 0 and tiles.x.max() <= 1
+    assert set(np.unique(tiles.labels)) == {0, 1}  # the region holds the slide's tumour
+
+
+def test_quantise_rounds_the_adversarial_image_to_8_bits():
+    x = torch.randint(0, 256, (1, 3, 8, 8)).float() / 255
+    d = quantise(x, torch.full_like(x, 0.3 / 255))
+    assert torch.allclose(((x + d) * 255).round(), (x + d) * 255, atol=1e-4)
+    assert (d.abs() < 1e-6).all()  # 0.3 grey levels round away
+
+
+def test_craft_batches_give_the_same_deltas_as_one_batch(dae, tiles):
+    x = tiles.x[:4]
+    obj = objective_for(dae, x, tiles.labels[:4])
+    spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=3)
+    one = drive(craft(dae, x, obj, spec, batch=4))
+    split = drive(craft(dae, x, obj, spec, batch=1))
+    torch.testing.assert_close(one.delta, split.delta, atol=2 / 255, rtol=0)
+    assert (one.success == split.success).all()
+
+
+def test_sweep_reports_a_success_matrix_noise_rows_and_the_checks(dae, tiles):
+    spec = AttackSpec("fgsm", Budget("l2", 0.0), 1, steps=4)
+    rep = drive(sweep(dae, tiles, spec, [2.0, 0.0, 6.0], check=True))
+    assert rep["budgets"] == [0.0, 2.0, 6.0]
+    assert np.array(rep["success"]).shape == (3, 12)
+    assert rep["rows"][0]["norms"]["l2_total"] == [0.0] * 12  # ε = 0 leaves the tiles alone
+    assert rep["rows"][0]["aucpr"] == pytest.approx(rep["clean_aucpr"])
+    aucprs = [r["aucpr"] for r in rep["rows"]]
+    assert aucprs[2] < aucprs[0]  # the attack does damage
+    for row in rep["rows"][1:]:
+        assert row["noise"]["l2_total"] == pytest.approx(row["norms"]["l2_total"], abs=0.1)
+        assert row["noise"]["damage"] < row["damage"]
+    checks = rep["checks"]
+    assert checks["doubled"]["steps"] == 8 and "one_step" in checks
+    assert checks["gradient_norm"] > 0
+    assert isinstance(rep["warnings"], list)
+
+
+def test_sweep_refuses_negative_budgets(dae, tiles):
+    spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=1)
+    with pytest.raises(ValueError, match=">= 0"):
+        drive(sweep(dae, tiles, spec, [1.0, -1.0]))
+
+
+def test_transfer_matrix_has_clean_noise_and_attack_rows(dae, sparse, tiles):
+    spec = AttackSpec("fgsm", Budget("l2", 4.0), 1, steps=3)
+    keep = np.flatnonzero(tiles.labels.any(axis=(1, 2)))[:2]  # two tiles with tumour
+    sub = type(tiles)(tiles.x[keep], [tiles.positions[k] for k in keep], tiles.labels[keep], 1, 4)
+    rep = drive(transfer({"dae": dae, "sparse": sparse}, sub, {"dae": spec}))
+    assert set(rep["aucpr"]) == {"clean", "noise (dae)", "dae"}
+    assert set(rep["aucpr"]["dae"]) == {"dae", "sparse"}
+    assert set(rep["success"]) == set(rep["aucpr"])
+    assert rep["aucpr"]["dae"]["dae"] <= rep["aucpr"]["clean"]["dae"]
+    with pytest.raises(ValueError, match="level-0 patches"):
+        drive(transfer({"dae": dae, "resnet18": make("resnet18", width=4)}, sub, {"dae": spec}))
+    with pytest.raises(ValueError, match="latent attack"):
+        drive(transfer({"dae": dae, "sparse": sparse}, sub, {"sparse": spec}))
+
+
+def test_universal_study_learns_on_training_tiles_and_scores_held_out_ones(tile_folder):
+    torch.manual_seed(0)
+    resnet = make("resnet18", width=4).eval()
+    data = load_tiles([tile_folder])
+    half = np.arange(len(data)) % 2 == 0
+    train, held = data.subset(half), data.subset(~half)
+    spec = AttackSpec("universal", Budget("linf", 32, "per_pixel"), 0, epochs=2)
+    delta, rep = drive(universal_study(resnet, train, held, spec, positives=False, batch=8))
+    assert delta.shape == (1, 3, 64, 64)
+    assert delta.abs().max() <= 32 / 255 + 1e-6
+    assert rep["held_out"]["images"] > 0 and rep["train"]["images"] > 0
+    for key in ("success_rate", "noise_success_rate", "clean_error"):
+        assert 0 <= rep["held_out"][key] <= 1
+    assert rep["norms"]["linf_255"][0] == pytest.approx(32, abs=0.01)
+
+
+def test_cli_sweep_transfer_and_universal(small_slide, truth_xml, tile_folder, tmp_path, capsys):
+    torch.manual_seed(0)
+    w = str(weights.save(make("dae"), tmp_path / "dae"))
+    common = ["--level", "1", "--tile", "64", "--region", "256", "384", "256", "256",
+              "--annotations", str(truth_xml), "--steps", "2"]  # fmt: skip
+    code = main(["sweep", str(small_slide.path), "--detector", "dae", "--weights", w, "--attack",
+                 "fgsm", "--budgets", "0", "3", "--out", str(tmp_path / "s"), *common])  # fmt: skip
+    assert code == 0
+    rep = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert rep == json.loads(capsys.readouterr().out)
+    assert len(rep["success"]) == 2 and len(rep["success"][0]) == len(rep["tiles"]) == 9
+
+    torch.manual_seed(1)
+    s = str(weights.save(make("sparse", **TINY["sparse"]), tmp_path / "sparse"))
+    code = main(["transfer", str(small_slide.path), "--weights", f"dae={w}", f"sparse={s}",
+                 "--budget", "3", "--out", str(tmp_path / "t"), *common])  # fmt: skip
+    assert code == 0
+    rep = json.loads((tmp_path / "t" / "transfer.json").read_text())
+    capsys.readouterr()
+    assert set(rep["aucpr"]) == {"clean", "noise (dae)", "noise (sparse)", "dae", "sparse"}
+    assert {k: v["attack"] for k, v in rep["attacks"].items()} == {
+        "dae": "fgsm",
+        "sparse": "latent",
+    }
+
+    r = str(weights.save(make("resnet18", width=4), tmp_path / "resnet18"))
+    code = main(["universal", str(tile_folder), "--holdout", str(tile_folder), "--detector",
+                 "resnet18", "--weights", r, "--epochs", "1", "--all-tiles",
+                 "--out", str(tmp_path / "u")])  # fmt: skip
+    assert code == 0
+    rep = json.loads((tmp_path / "u" / "report.json").read_text())
+    d = np.load(tmp_path / "u" / "universal.npy", allow_pickle=False)
+    assert d.shape == (64, 64, 3) and np.abs(d).max() <= 8 / 255 + 1e-6
+    assert (tmp_path / "u" / "universal.png").stat().st_size > 0
+    assert rep["budget"] == {"norm": "linf", "value": 8.0, "unit": "per_pixel"}
+
+
+def test_cli_attack_universal_writes_one_delta_for_every_tile(small_slide, tmp_path, capsys):
+    torch.manual_seed(0)
+    w = str(weights.save(make("dae"), tmp_path / "dae"))
+    code = main(["attack", str(small_slide.path), "--detector", "dae", "--weights", w,
+                 "--attack", "universal", "--norm", "linf", "--unit", "per_pixel",
+                 "--budget", "4", "--epochs", "2", "--level", "1", "--tile", "64",
+                 "--region", "0", "0", "256", "128", "--out", str(tmp_path / "a")])  # fmt: skip
+    assert code == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["tiles"] == 2 and rep["attack"] == "universal"
+    assert max(rep["norms"]["linf_255"]) <= 4 + 1e-6
+
+
+def test_cli_transfer_refuses_weights_of_an_unlisted_detector(small_slide, tmp_path, capsys):
+    code = main(["transfer", str(small_slide.path), "--detectors", "dae", "--weights",
+                 "sparse=x.safetensors", "--attack", "fgsm", "--out", str(tmp_path)])  # fmt: skip
+    assert code == 2 and "not among --detectors" in capsys.readouterr().err
+
+
+def test_fgsm_on_the_sparse_coder_says_to_use_the_latent_attack(sparse, tiles):
+    spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=1)
+    with pytest.raises(ValueError, match="latent attack"):
+        drive(craft(sparse, tiles.x[:1], objective_for(sparse, tiles.x[:1]), spec))
