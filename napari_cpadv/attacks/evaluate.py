@@ -2,11 +2,11 @@
 
 * ``success_vs_budget``: one attack over a list of budgets, a success matrix (seed 001
   Fig. 4), warning when success is not monotone in the budget;
-* ``aucpr_table``: cell-level AUC-PR of every detector on clean images, noise and each
-  attack's images (seed 000 Fig. 10); ``transfer_matrix`` is the same table read as
-  "crafted on A, scored on B";
 * ``sanity``: the warnings a result must carry when a rule of thumb fails (noise beats the
   white-box attack, iterative weaker than one step, zero gradients, no convergence).
+
+``attacks.tiles`` runs them over the tiles of a slide, with the AUC-PR table of every
+detector under every condition (seed 000 Fig. 10) and the transfer matrix.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import torch
 
 from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.projections import Budget
@@ -57,40 +55,6 @@ def success_vs_budget(
             + " (too few steps, a step size too large, or gradient masking)"
         )
     return Sweep(tuple(budgets), success, all_norms, tuple(warnings))
-
-
-@torch.no_grad()
-def cell_aucpr(detector: Any, x: torch.Tensor, masks: np.ndarray, *, batch: int = 4) -> float:
-    """Cell-level AUC-PR of ``detector`` on images ``x`` against ``masks`` ``(N, h, w)``."""
-    from napari_cpadv.metrics.scores import aucpr
-
-    logits = torch.cat(
-        [detector.tumour_logits(x[i : i + batch]).cpu() for i in range(0, len(x), batch)]
-    )
-    return aucpr(masks, logits.numpy()).aucpr
-
-
-def aucpr_table(
-    detectors: dict[str, Any],
-    x: torch.Tensor,
-    masks: np.ndarray,
-    conditions: dict[str, torch.Tensor],
-) -> dict[str, dict[str, float]]:
-    """AUC-PR of every detector (columns) under every condition (rows: a δ for ``x``).
-
-    Include ``"clean"`` with a zero δ to have the reference row.
-    """
-    return {
-        cond: {name: cell_aucpr(det, (x + d).clamp(0, 1), masks) for name, det in detectors.items()}
-        for cond, d in conditions.items()
-    }
-
-
-def transfer_matrix(
-    detectors: dict[str, Any], x: torch.Tensor, masks: np.ndarray, deltas: dict[str, torch.Tensor]
-) -> dict[str, dict[str, float]]:
-    """``matrix[a][b]``: AUC-PR of detector b on images perturbed against detector a."""
-    return aucpr_table(detectors, x, masks, deltas)
 
 
 def sanity(

@@ -226,6 +226,16 @@ def craft(
 
 
 @torch.no_grad()
+def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """The detector's logits on ``clip(x + δ)``, in batches."""
+    return torch.cat(
+        [
+            detector((x[i : i + batch] + delta[i : i + batch]).clamp(0, 1))
+            for i in range(0, len(x), batch)
+        ]
+    )
+
+
 def score(
     detector: Any,
     x: torch.Tensor,
@@ -233,27 +243,21 @@ def score(
     objective: Objective,
     seed: int = 0,
     steps: int = 0,
-    batch: int = 8,
 ) -> AttackResult:
     """Loss and success of ``x + δ`` under ``objective``, and δ's norms, as a result."""
-    losses, successes = [], []
-    for i in range(0, len(x), batch):
-        idx = torch.arange(i, min(i + batch, len(x)))
-        loss, success = _subset(objective, idx)(detector((x[idx] + delta[idx]).clamp(0, 1)))
-        losses.append(loss)
-        successes.append(success)
-    return AttackResult(delta, torch.cat(successes), torch.cat(losses), norms(delta), steps, seed)
+    loss, success = objective(logits_of(detector, x, delta))
+    return AttackResult(delta, success, loss, norms(delta), steps, seed)
 
 
-@torch.no_grad()
-def cell_aucpr(detector: Any, x: torch.Tensor, labels: np.ndarray, *, batch: int = 4) -> float:
-    """Cell-level AUC-PR of a cell detector on ``x`` ``(N, 3, S, S)`` against ``labels``."""
+def _aucpr(logits: torch.Tensor, labels: np.ndarray) -> float:
     from napari_cpadv.metrics.scores import aucpr
 
-    logits = torch.cat(
-        [detector.tumour_logits(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)]
-    )
-    return aucpr(np.asarray(labels), logits.numpy()).aucpr
+    return aucpr(np.asarray(labels), logits.float().cpu().numpy()).aucpr
+
+
+def cell_aucpr(detector: Any, x: torch.Tensor, labels: np.ndarray) -> float:
+    """Cell-level AUC-PR of a cell detector on ``x`` ``(N, 3, S, S)`` against ``labels``."""
+    return _aucpr(logits_of(detector, x, torch.zeros_like(x)), labels)
 
 
 def _damage(clean: float | None, after: float | None, success: float) -> float:
@@ -278,12 +282,13 @@ def _condition(
     labels: np.ndarray | None,
     clean: float | None,
 ) -> dict[str, Any]:
-    """Success, AUC-PR (with labels) and damage of one δ."""
-    res = score(detector, x, delta, objective)
-    out: dict[str, Any] = {"success_rate": res.success_rate}
+    """Success, AUC-PR (with labels) and damage of one δ, from one pass of the detector."""
+    logits = logits_of(detector, x, delta)
+    rate = float(objective(logits)[1].float().mean())
+    out: dict[str, Any] = {"success_rate": rate}
     if labels is not None:
-        out["aucpr"] = cell_aucpr(detector, (x + delta).clamp(0, 1), labels)
-    out["damage"] = _damage(clean, out.get("aucpr"), res.success_rate)
+        out["aucpr"] = _aucpr(logits, labels)
+    out["damage"] = _damage(clean, out.get("aucpr"), rate)
     return out
 
 

@@ -1,14 +1,15 @@
-"""Success against budget, AUC-PR tables and the sanity warnings."""
+"""Success against budget, the AUC-PR table of a transfer run, and the sanity warnings."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from napari_cpadv.attacks.evaluate import aucpr_table, sanity, success_vs_budget, transfer_matrix
-from napari_cpadv.attacks.objectives import CellObjective, ClassObjective
+from napari_cpadv.attacks.evaluate import sanity, success_vs_budget
+from napari_cpadv.attacks.objectives import ClassObjective
 from napari_cpadv.attacks.pgd import pgd
 from napari_cpadv.attacks.projections import Budget
+from napari_cpadv.attacks.tiles import AttackSpec, Tiles, cell_aucpr, transfer
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 
@@ -44,19 +45,20 @@ def test_a_non_monotone_sweep_is_flagged():
     assert sweep.warnings and "not monotone" in sweep.warnings[0]
 
 
-def test_aucpr_and_transfer_tables():
+def test_transfer_table_rows_with_a_zero_budget_equal_the_clean_row():
     torch.manual_seed(0)
     dets = {"dae": make("dae").eval(), "dae2": make("dae").eval()}
-    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    # 8-bit tiles, as read from a slide: a zero δ survives the rounding of x + δ
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(0)) / 255
     masks = np.zeros((2, 8, 8), np.uint8)
     masks[:, 2:6, 2:6] = 1
-    zero = torch.zeros_like(x)
-    table = aucpr_table(dets, x, masks, {"clean": zero, "noise": 0.01 * torch.randn_like(x)})
-    assert set(table) == {"clean", "noise"} and set(table["clean"]) == {"dae", "dae2"}
-    assert all(0 <= v <= 1 for row in table.values() for v in row.values())
-    matrix = transfer_matrix(dets, x, masks, {"dae": zero, "dae2": zero})
-    assert matrix["dae"] == table["clean"]
-    _ = CellObjective  # the cell objective is what the detectors are attacked with
+    tiles = Tiles(x, [(0, 0), (0, 32)], masks, 0, 4)
+    specs = {n: AttackSpec("fgsm", Budget("l2", 0.0), 0, steps=2) for n in dets}
+    rep = drive(transfer(dets, tiles, specs))
+    assert set(rep["aucpr"]) == {"clean", "noise (dae)", "noise (dae2)", "dae", "dae2"}
+    assert rep["aucpr"]["clean"] == {n: cell_aucpr(d, x, masks) for n, d in dets.items()}
+    assert rep["aucpr"]["dae"] == rep["aucpr"]["clean"] == rep["aucpr"]["noise (dae2)"]
+    assert all(0 <= v <= 1 for row in rep["aucpr"].values() for v in row.values())
 
 
 def test_sanity_warnings():
