@@ -60,3 +60,15 @@ def tile_folder(slide_factory, tmp_path_factory):
         open_slide(truth.path), xml, level=1, size=64, out=folder / "tiles", truth=truth_json
     )
     return folder / "tiles"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run only where torch sees a CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

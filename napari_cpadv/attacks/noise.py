@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 
+from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
@@ -67,11 +68,12 @@ def noise_control(
 ) -> Work[NoiseResult]:
     """Score ``draws`` noise draws of ``delta``'s norm under ``objective``."""
     losses, successes, l2s = [], [], []
-    for d in range(draws):
-        n = noise_like(delta, x, kind=kind, seed=seed + d)
-        loss, success = objective(model(x + n))
-        losses.append(loss)
-        successes.append(success)
-        l2s.append(torch.tensor(norms(n)["l2_total"]))
-        yield Progress(d + 1, draws, {"loss": float(loss.mean())})
+    with eval_mode(model):
+        for d in range(draws):
+            n = noise_like(delta, x, kind=kind, seed=seed + d)
+            loss, success = objective(model(x + n))
+            losses.append(loss)
+            successes.append(success)
+            l2s.append(torch.tensor(norms(n)["l2_total"]))
+            yield Progress(d + 1, draws, {"loss": float(loss.mean())})
     return NoiseResult(torch.stack(losses), torch.stack(successes), torch.stack(l2s), kind, seed)
