@@ -320,15 +320,20 @@ def _budget(args: argparse.Namespace, value: float) -> Any:
 def _spec(args: argparse.Namespace, value: float) -> Any:
     from napari_cpadv.attacks.tiles import AttackSpec
 
-    return AttackSpec(
-        args.attack,
-        _budget(args, value),
-        args.level,
-        steps=args.steps,
-        tile=args.tile,
-        seed=args.seed,
-        epochs=args.epochs,
-    )
+    try:
+        return AttackSpec(
+            args.attack,
+            _budget(args, value),
+            args.level,
+            steps=args.steps,
+            tile=args.tile,
+            seed=args.seed,
+            epochs=args.epochs,
+            step_size=getattr(args, "step_size", None),
+            restarts=getattr(args, "restarts", 1),
+        )
+    except ValueError as exc:
+        raise CpadvError(None, str(exc)) from exc
 
 
 def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
@@ -546,6 +551,8 @@ def _attack_options(
     p.add_argument("--unit", default="total", choices=("total", "per_pixel"))
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--epochs", type=int, default=10, help="universal: passes over the tiles")
+    p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
+    p.add_argument("--restarts", type=int, default=1, help="PGD: random restarts")
     p.add_argument("--batch", type=int, default=4, help="tiles per attacked batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)

@@ -33,8 +33,9 @@ NATURAL: dict[str, AttackName] = {"dae": "fgsm", "sparse": "latent", "resnet18":
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """What to run: attack, budget, steps, level, tile side, seed, and for ``universal``
-    its epochs."""
+    """What to run: attack, budget, steps, level, tile side, seed; ``step_size`` (``None``:
+    each attack's default; code units for the latent attack), ``restarts`` (PGD, from random
+    starts after the first) and, for ``universal``, its epochs."""
 
     attack: AttackName
     budget: Budget
@@ -43,6 +44,19 @@ class AttackSpec:
     tile: int = 512
     seed: int = 0
     epochs: int = 10
+    step_size: float | None = None
+    restarts: int = 1
+
+    def __post_init__(self) -> None:
+        if self.attack not in ATTACKS:
+            raise ValueError(f"unknown attack {self.attack!r}; choose one of {', '.join(ATTACKS)}")
+        if self.steps < 0 or self.epochs < 1 or self.restarts < 1:
+            raise ValueError(
+                f"steps {self.steps}, epochs {self.epochs}, restarts {self.restarts}: "
+                "steps must be >= 0, epochs and restarts >= 1"
+            )
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"a step size must be > 0, got {self.step_size}")
 
     def doubled(self) -> AttackSpec:
         """The same attack with twice the iterations (the convergence check)."""
@@ -193,6 +207,7 @@ def craft(
             budget=spec.budget,
             epochs=spec.epochs,
             batch=batch,
+            step_size=spec.step_size,
             seed=spec.seed,
         )
         delta = res.delta.expand_as(x)
@@ -202,17 +217,26 @@ def craft(
         for i in range(0, n, batch):
             idx = torch.arange(i, min(i + batch, n))
             xi, obj = x[idx], _subset(objective, idx)
+            extra: dict[str, Any] = {} if spec.step_size is None else {"step_size": spec.step_size}
             if spec.attack == "fgsm":
                 r = yield from fgsm(
-                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed
+                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
                 )
             elif spec.attack == "pgd":
                 r = yield from pgd(
-                    detector, xi, obj, budget=spec.budget, steps=spec.steps, seed=spec.seed
+                    detector,
+                    xi,
+                    obj,
+                    budget=spec.budget,
+                    steps=spec.steps,
+                    seed=spec.seed,
+                    restarts=spec.restarts,
+                    random_start=spec.restarts > 1,
+                    **extra,
                 )
             elif spec.attack == "latent":
                 r = yield from latent_attack(
-                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed
+                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
                 )
             else:
                 z = noise_like(torch.ones_like(xi), xi, seed=spec.seed + i)  # a direction
