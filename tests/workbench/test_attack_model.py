@@ -1,0 +1,79 @@
+"""The Attack dock's model: a run folder kept as it goes, heatmaps before and after, metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.annotations import Annotation, read_annotations, write_annotations
+from napari_cpadv.models.detector import make
+from napari_cpadv.progress import drive
+from napari_cpadv.slide import open_slide
+from napari_cpadv.slide.delta import open_delta
+from napari_cpadv.workbench.attack import METRIC_COLUMNS, AttackModel, metrics_csv, results_folder
+
+from ..conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def truth(small_slide, tmp_path_factory):
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    return read_annotations(write_annotations(anns, tmp_path_factory.mktemp("t") / "t.xml"))
+
+
+def test_attack_run_writes_its_folder_and_measures_every_detector(small_slide, truth, tmp_path):
+    torch.manual_seed(0)
+    dae, sparse = make("dae").eval(), make("sparse", **TINY["sparse"]).eval()
+    model = AttackModel(detector="dae", attack="fgsm", budget=3.0, steps=3, level=1, tile=64)
+    box = (384.0, 256.0, 640.0, 512.0)  # level-0 rows, cols around the tumour
+    out = drive(
+        model.work(
+            small_slide.path,
+            box=box,
+            results=tmp_path / "results",
+            annotations=truth,
+            detectors={"dae": dae, "sparse": sparse},
+            detector=dae,
+        )
+    )
+    run = out.folder
+    assert run.parent == tmp_path / "results"
+    for name in ("run.json", "report.json", "metrics.csv", "metrics.json"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "run.json").read_text())["model"]["budget"] == 3.0
+    for name in ("dae_before", "dae_after", "sparse_before", "sparse_after"):
+        assert (run / "heatmaps" / f"{name}.zarr").is_dir()
+    rows = {r["detector"]: r for r in out.metrics}
+    assert set(rows) == {"dae", "sparse"} and rows["dae"]["attacked"]
+    assert rows["sparse"]["success_rate"] is None
+    assert 0 <= rows["dae"]["aucpr_after"] <= 1 and 0 <= rows["dae"]["aucpr_before"] <= 1
+    assert rows["dae"]["aucpr_after"] < rows["dae"]["aucpr_before"]
+    assert rows["dae"]["psnr_db"] > 25 and 0.5 < rows["dae"]["ssim"] < 1
+    assert rows["dae"]["l2_total"] == pytest.approx(3.0 * np.sqrt(out.report["tiles"]), rel=0.05)
+    slide, adv = open_slide(small_slide.path), open_delta(out.delta)
+    delta = out.perturbation(slide, adv)
+    assert delta.shape[2] == 3 and np.abs(delta).max() > 0
+    parsed = list(csv.DictReader(io.StringIO((run / "metrics.csv").read_text())))
+    assert tuple(parsed[0]) == METRIC_COLUMNS and len(parsed) == 2
+
+
+def test_bad_requests_fail_before_anything_is_written(small_slide, tmp_path):
+    with pytest.raises(ValueError, match=">= 0"):
+        AttackModel(budget=-1.0).spec()
+    with pytest.raises(ValueError, match="empty"):
+        drive(
+            AttackModel(level=1, tile=64).work(
+                small_slide.path, box=(10, 10, 10, 50), results=tmp_path, detector=make("dae")
+            )
+        )
+    assert not any(tmp_path.iterdir())
+
+
+def test_results_folder_sits_next_to_the_slide(tmp_path):
+    assert results_folder(tmp_path / "a.tif") == tmp_path / "a.cpadv"
+    assert metrics_csv([]).strip() == ",".join(METRIC_COLUMNS)
