@@ -67,3 +67,33 @@ def read_heatmap_layers(path: str) -> list[LayerData]:
             metadata={"cpadv_source": str(path), **attrs},
         )
     ]
+
+
+def perturbation_layer_data(
+    delta: np.ndarray,
+    *,
+    level_origin: tuple[int, int],
+    downsample: float,
+    mpp: tuple[float, float] | None,
+    name: str = "perturbation",
+    metadata: dict[str, Any] | None = None,
+) -> LayerData:
+    """δ ``(rows, cols, 3)`` in grey levels, as the channel mean on a diverging colormap
+    centred on 0; the contrast limits ±max|δ| amplify it to the full colour range, and
+    the amplification is in the name (DESIGN.md's pixel-centre convention for placement)."""
+    values = np.asarray(delta, np.float32)
+    if values.ndim == 3:
+        values = values.mean(axis=2)
+    peak = float(np.abs(values).max()) or 1.0
+    um = (1.0, 1.0) if mpp is None else (mpp[1], mpp[0])
+    s = float(downsample)
+    kwargs = {
+        "name": f"{name} (x{127.5 / peak:.0f})",
+        "colormap": "PiYG",
+        "contrast_limits": (-peak, peak),
+        "scale": (s * um[0], s * um[1]),
+        "translate": tuple((level_origin[i] * s + (s - 1) / 2) * um[i] for i in range(2)),
+        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+        "metadata": {"cpadv_perturbation": True, "amplification": 127.5 / peak, **(metadata or {})},
+    }
+    return (values, kwargs, "image")

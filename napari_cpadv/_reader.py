@@ -164,6 +164,63 @@ def read_heatmap_file(path: str | list[str]) -> list[LayerData]:
     return read_heatmap_layers(str(path[0] if isinstance(path, list) else path))
 
 
+def napari_get_session_reader(
+    path: str | list[str],
+) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """The reader of a workbench session file (``*.cpadv.json``); None otherwise."""
+    p = _one_file(path)
+    if p is None or not p.name.endswith(".cpadv.json"):
+        return None
+    return read_session_file
+
+
+def read_session_file(path: str | list[str]) -> list[LayerData]:
+    """Every layer a session file records, in its order, named as it was."""
+    import warnings as _warnings
+
+    import tifffile
+
+    from napari_cpadv._annotation_layers import shapes_layer_data
+    from napari_cpadv._heatmap_layers import perturbation_layer_data, read_heatmap_layers
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.delta import open_delta
+    from napari_cpadv.workbench.session import read_session
+
+    session = read_session(path[0] if isinstance(path, list) else path)
+    for w in session.warnings:
+        _warnings.warn(f"{session.path}: {w}", UserWarning, stacklevel=2)
+    slide = open_slide(session.slide)
+    layers: list[LayerData] = []
+    for rec in session.layers:
+        if rec.kind == "slide":
+            data = slide_layer_data(open_slide(rec.path))
+        elif rec.kind == "adversarial":
+            data = slide_layer_data(open_delta(rec.path))
+            data[1]["metadata"]["cpadv_adversarial"] = True
+        elif rec.kind == "heatmap":
+            data = read_heatmap_layers(rec.path)[0]
+        elif rec.kind == "annotations":
+            data = shapes_layer_data(read_annotations(rec.path), name=rec.name, mpp=slide.mpp)
+        else:  # perturbation
+            pv = rec.provenance
+            data = perturbation_layer_data(
+                tifffile.imread(rec.path),
+                level_origin=tuple(pv["level_box"][:2]),
+                downsample=float(slide.downsamples[pv["level"]]),
+                mpp=slide.mpp,
+                metadata=pv,
+            )
+        data[1]["name"] = rec.name
+        data[1].setdefault("metadata", {})["cpadv_provenance"] = {
+            "kind": rec.kind,
+            "path": rec.path,
+            **rec.provenance,
+        }
+        layers.append(data)
+    return layers
+
+
 def scale_bar(viewer: Any) -> Any:
     """The viewer's scale-bar overlay (``viewer.canvas.overlays`` since napari 0.9)."""
     canvas = getattr(viewer, "canvas", None)

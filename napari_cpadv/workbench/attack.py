@@ -153,6 +153,13 @@ class AttackModel:
             self.level, level_box[0], level_box[1], *_size(level_box)
         )
         image = image_metrics(original, perturbed)
+        from napari_cpadv.workbench.export import write_perturbation
+
+        write_perturbation(perturbed.astype(np.float32) - original, run / "perturbation.tif")
+        report["weights_sha256"] = {
+            n: _weights_sha(n, self.weights if n == self.detector else None) for n in detectors
+        }
+        report["model"] = asdict(self)
         table = [
             {
                 "detector": name,
@@ -193,6 +200,58 @@ class AttackOutcome:
         level = self.report["level"]
         a = slide.read_region(level, r0, c0, *_size(self.level_box)).astype(np.float32)
         return adversarial.read_region(level, r0, c0, *_size(self.level_box)) - a
+
+    def records(self) -> list[Any]:
+        """Session-file records of this run's layers: the adversarial slide, the
+        perturbation and the heatmaps before and after, each with its provenance."""
+        from napari_cpadv.workbench.session import LayerRecord
+
+        r = self.report
+        common = {
+            "slide": r["slide"],
+            "attack": r["model"],
+            "seed": r["seed"],
+            "run": str(self.folder),
+        }
+        out = [
+            LayerRecord(
+                "adversarial",
+                f"adversarial ({r['detector']}, {r['attack']})",
+                str(self.delta),
+                common,
+            ),
+            LayerRecord(
+                "perturbation",
+                "perturbation",
+                str(self.folder / "perturbation.tif"),
+                {**common, "level": r["level"], "level_box": list(self.level_box)},
+            ),
+        ]
+        for name in self.heatmaps:
+            for when in ("before", "after"):
+                out.append(
+                    LayerRecord(
+                        "heatmap",
+                        f"{name} heatmap {when}",
+                        str(self.folder / "heatmaps" / f"{name}_{when}.zarr"),
+                        {
+                            **common,
+                            "detector": name,
+                            "weights_sha256": r["weights_sha256"].get(name),
+                        },
+                    )
+                )
+        return out
+
+
+def _weights_sha(name: str, weights: str | None) -> str | None:
+    from napari_cpadv.models.weights import paths, shipped
+
+    try:
+        config = paths(weights or shipped(name))[1]
+        return json.loads(config.read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
 
 
 def _size(box: tuple[int, int, int, int]) -> tuple[int, int]:

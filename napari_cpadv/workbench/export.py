@@ -1,0 +1,118 @@
+"""What the Export dock writes: annotations QuPath and ASAP read, masks, the adversarial
+region as a lossless TIFF, and the metrics. Every file is written under a temporary name
+and moved into place, so a failed export leaves an existing file as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def heatmap_annotations(hm: Any, *, threshold: float = 0.5, cls: str = "Tumor") -> list[Any]:
+    """A heatmap thresholded at ``threshold`` as polygons in level-0 pixels."""
+    from napari_cpadv.annotations.raster import mask_to_annotations
+
+    s = hm.cell * hm.downsample
+    values = np.nan_to_num(hm.probabilities(), nan=0.0)
+    return mask_to_annotations(
+        values,
+        threshold=threshold,
+        ds=(s, s),
+        level=hm.level,
+        cls=cls,
+        origin=(hm.origin[1] * s, hm.origin[0] * s),
+    )
+
+
+def write_heatmap_annotations(
+    hm: Any, path: str | os.PathLike[str], *, threshold: float = 0.5
+) -> Path:
+    """``.geojson`` (QuPath) or ``.xml`` (ASAP), by extension."""
+    from napari_cpadv.annotations import write_annotations
+
+    return write_annotations(heatmap_annotations(hm, threshold=threshold), path)
+
+
+def write_heatmap_mask(
+    hm: Any,
+    path: str | os.PathLike[str],
+    *,
+    mpp: tuple[float, float] | None,
+    threshold: float = 0.5,
+) -> Path:
+    """The thresholded heatmap as a label TIFF on its cell grid (1 = tumour), with
+    resolution tags that lay it over the slide."""
+    from napari_cpadv.annotations.masks import write_mask_tiff
+
+    mask = (np.nan_to_num(hm.probabilities(), nan=0.0) >= threshold).astype(np.uint8)
+    s = hm.cell * hm.downsample
+    return write_mask_tiff(mask, path, mpp=mpp, downsample=(s, s))
+
+
+def write_region_tiff(
+    slide: Any, level: int, box: tuple[int, int, int, int], path: str | os.PathLike[str]
+) -> Path:
+    """The level pixels of ``box`` ``(r0, c0, r1, c1)`` as one lossless (deflate) TIFF page,
+    with the level's resolution and the region's level-0 origin in its description."""
+    import tifffile
+
+    r0, c0, r1, c1 = box
+    pixels = slide.read_region(level, r0, c0, r1 - r0, c1 - c0)
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.part")
+    ds = float(slide.downsamples[level])
+    extra: dict[str, Any] = {}
+    if slide.mpp is not None:
+        extra = {
+            "resolution": (1e4 / (slide.mpp[0] * ds), 1e4 / (slide.mpp[1] * ds)),
+            "resolutionunit": "CENTIMETER",
+        }
+    meta = {"level": level, "level0_origin_xy": [c0 * ds, r0 * ds], "source": str(slide.path)}
+    try:
+        tifffile.imwrite(
+            tmp,
+            pixels,
+            photometric="rgb",
+            compression="zlib",
+            description=json.dumps(meta),
+            metadata=None,
+            software="napari-cpadv",
+            **extra,
+        )
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    return out
+
+
+def write_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """The metrics table as ``.csv`` or ``.json``, by extension."""
+    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.workbench.attack import metrics_csv
+
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return write_atomic(p, metrics_csv(rows).encode())
+    if p.suffix.lower() == ".json":
+        return write_atomic(p, (json.dumps({"metrics": rows}, indent=2) + "\n").encode())
+    raise ValueError(f"{p}: metrics are written as .csv or .json")
+
+
+def write_perturbation(delta: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """δ ``(rows, cols, 3)`` in grey levels as a float32 TIFF (lossless, deflate)."""
+    import tifffile
+
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        tifffile.imwrite(tmp, np.asarray(delta, np.float32), compression="zlib", metadata=None)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    return out
