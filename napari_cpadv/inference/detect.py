@@ -87,8 +87,9 @@ class DetectModel:
 
 
 def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any] | None:
-    """AUC-PR of a cell heatmap against annotations over the cells it computed (None when
-    it is not a cell heatmap or the window holds no tumour cell)."""
+    """AUC-PR of a cell heatmap against annotations over the cells it computed, with the
+    (thinned) PR curve; None when it is not a cell heatmap or the window holds no tumour
+    cell."""
     from napari_cpadv.annotations.raster import cell_grid
     from napari_cpadv.geometry import Grid
     from napari_cpadv.metrics.scores import aucpr
@@ -107,4 +108,10 @@ def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any]
     if not label[valid].any():
         return None
     s = aucpr(label, logits, valid=valid)
-    return {"aucpr": s.aucpr, "null_aucpr": s.null_aucpr, "n_cells": s.n_cells}
+    return {
+        "aucpr": s.aucpr,
+        "null_aucpr": s.null_aucpr,
+        "n_cells": s.n_cells,
+        "precision": s.precision.tolist(),
+        "recall": s.recall.tolist(),
+    }

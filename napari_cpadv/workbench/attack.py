@@ -140,7 +140,7 @@ class AttackModel:
         ds = float(slide.downsamples[self.level])
         attacked_box = tuple(v * ds for v in level_box)
         heatmaps: dict[str, tuple[Any, Any]] = {}
-        scores: dict[str, tuple[float | None, float | None]] = {}
+        scores: dict[str, tuple[Any, Any]] = {}
         for k, (name, d) in enumerate(detectors.items()):
             pair = yield from _before_after(d, slide, adversarial, self.level, attacked_box, device)
             heatmaps[name] = pair
@@ -164,8 +164,8 @@ class AttackModel:
             {
                 "detector": name,
                 "attacked": name == self.detector,
-                "aucpr_before": scores[name][0],
-                "aucpr_after": scores[name][1],
+                "aucpr_before": scores[name][0]["aucpr"] if scores[name][0] else None,
+                "aucpr_after": scores[name][1]["aucpr"] if scores[name][1] else None,
                 "success_rate": report["success_rate"] if name == self.detector else None,
                 **image,
             }
@@ -175,6 +175,7 @@ class AttackModel:
         report["level_box"] = list(level_box)
         report["metrics"] = table
         write_json(run / "report.json", report)
+        report["pr_curves"] = {n: {"before": b, "after": a} for n, (b, a) in scores.items()}
         write_json(run / "metrics.json", {"metrics": table})
         (run / "metrics.csv").write_text(metrics_csv(table))
         return AttackOutcome(
@@ -273,15 +274,14 @@ def _before_after(
     return before, after
 
 
-def _scores(
-    pair: tuple[Any, Any], slide: Any, annotations: Any
-) -> tuple[float | None, float | None]:
+def _scores(pair: tuple[Any, Any], slide: Any, annotations: Any) -> tuple[Any, Any]:
+    """``score_against`` before and after (AUC-PR and PR curve), or ``None``s."""
     from napari_cpadv.inference.detect import score_against
 
     if annotations is None:
         return None, None
-    out = [score_against(hm, slide, annotations) for hm in pair]
-    return tuple(s["aucpr"] if s else None for s in out)  # type: ignore[return-value]
+    before, after = (score_against(hm, slide, annotations) for hm in pair)
+    return before, after
 
 
 def _write_heatmap(path: Path, hm: Any, slide: Any, name: str) -> None:
