@@ -37,21 +37,36 @@ def attack_region(
     annotations: Any = None,
     device: Any = "cpu",
     batch: int = 4,
+    tissue_only: bool = False,
 ) -> Work[dict[str, Any]]:
     """Attack ``region`` (level-0 ``x, y, w, h``) and write ``out`` (a ``.delta.zarr``).
 
     With ``annotations`` a cell detector is attacked against their cell labels, else
-    against its own clean prediction. Returns the report (JSON-ready).
+    against its own clean prediction; ``tissue_only`` skips tiles without tissue (seed
+    000's hue rule). Returns the report (JSON-ready).
     """
+    from napari_cpadv.slide import open_slide
     from napari_cpadv.slide.delta import apply, create_delta
 
     started = time.perf_counter()
-    delta_slide = create_delta(slide_path, out)
+    original = open_slide(slide_path)
+    if not 0 <= spec.level < len(original.geometry):
+        raise ValueError(f"level {spec.level} not in 0..{len(original.geometry) - 1}")
     side = tile_side(detector, spec.tile)
-    g = delta_slide.geometry[spec.level]
-    positions = tile_positions((g.rows, g.cols), delta_slide.downsamples[spec.level], region, side)
+    g = original.geometry[spec.level]
+    positions = tile_positions((g.rows, g.cols), original.downsamples[spec.level], region, side)
+    if tissue_only:
+        from napari_cpadv.slide.tiles import tissue_tiles
+
+        tissue = {
+            (t.row, t.col)
+            for t in tissue_tiles(original, level=spec.level, size=side, min_fraction=0.0)
+            if t.fraction > 0
+        }
+        positions = [p for p in positions if p in tissue]
     if not positions:
         raise ValueError(f"the region holds no whole {side}-pixel tile of level {spec.level}")
+    delta_slide = create_delta(slide_path, out)  # only now: a refused request writes nothing
     detector.to(device).eval()
     cells = detector.output == "cells"
     step = len(positions) if spec.attack == "universal" else batch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -22,12 +21,13 @@ from qtpy.QtWidgets import (
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
 from napari_cpadv.models.detector import NAMES
+from napari_cpadv.widgets._view import REGION_LAYER, box, ground_truth, notify, slide_layer
 from napari_cpadv.widgets._work import start
 
 if TYPE_CHECKING:
     import napari
 
-REGION_LAYER = "detect region"
+__all__ = ["REGION_LAYER", "DetectWidget"]
 
 
 class DetectWidget(QWidget):
@@ -87,12 +87,7 @@ class DetectWidget(QWidget):
             self._weights.setText(path)
 
     def slide_layer(self) -> Any:
-        """The slide to run on: the selected layer if it is a slide, else the first slide."""
-        active = self.viewer.layers.selection.active
-        slides = [la for la in self.viewer.layers if "cpadv_slide_path" in la.metadata]
-        if active is not None and active in slides:
-            return active
-        return slides[0] if slides else None
+        return slide_layer(self.viewer)
 
     def _sync(self) -> None:
         self.model.detector = self._detector.currentText()
@@ -101,23 +96,7 @@ class DetectWidget(QWidget):
         self.model.level = self._level.value()
 
     def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
-        """The view or the last drawn rectangle, in level-0 pixels ``(r0, c0, r1, c1)``."""
-        per_px = np.asarray(layer.scale[-2:], dtype=float)  # world units per level-0 pixel
-        if self.model.scope == "view":
-            cam = getattr(self.viewer, "scene", self.viewer).camera  # napari 0.9 moved it
-            half = np.asarray(self.viewer.canvas.size, dtype=float)[-2:] / (2 * cam.zoom)
-            centre = np.asarray(cam.center, dtype=float)[-2:]
-            (r0, c0), (r1, c1) = (centre - half) / per_px, (centre + half) / per_px
-            return r0, c0, r1, c1
-        if REGION_LAYER not in self.viewer.layers or not len(self.viewer.layers[REGION_LAYER].data):
-            return None
-        shapes = self.viewer.layers[REGION_LAYER]
-        world = (
-            np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:]
-            + shapes.translate[-2:]
-        )
-        px = world / per_px
-        return (*px.min(axis=0), *px.max(axis=0))
+        return box(self.viewer, layer, self.model.scope)
 
     def _on_run(self) -> None:
         from napari_cpadv.slide import open_slide
@@ -196,13 +175,8 @@ class DetectWidget(QWidget):
         self._status.setText(text)
 
     def _score(self, hm: Any, slide: Any) -> dict[str, Any] | None:
-        from napari_cpadv._annotation_layers import annotations_from_shapes
-
-        truth = [la for la in self.viewer.layers if la.name.startswith("ground truth")]
-        if not truth:
-            return None
-        data, attrs, _ = truth[0].as_layer_data_tuple()
-        return score_against(hm, slide, annotations_from_shapes(data, attrs))
+        annotations = ground_truth(self.viewer)
+        return None if annotations is None else score_against(hm, slide, annotations)
 
     def _on_error(self, exc: Exception) -> None:
         self._notify(str(exc))
@@ -213,7 +187,4 @@ class DetectWidget(QWidget):
             self._status.setText("cancelled")
 
     def _notify(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self._status.setText(message)
-        show_error(message)
+        notify(self._status, message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,11 +94,13 @@ class AttackModel:
         annotations: Any = None,
         detectors: dict[str, Any] | None = None,
         detector: Any = None,
+        tissue_only: bool = False,
     ) -> Work[AttackOutcome]:
         """Attack the tiles of ``box`` (level-0 ``row0, col0, row1, col1``) and measure.
 
         ``detectors`` (name to detector) get heatmaps before and after (default: the
-        attacked one); the run is written to a new folder of ``results``.
+        attacked one); the run is written to a new folder of ``results``, removed again
+        when the request is refused. ``tissue_only`` skips tiles without tissue.
         """
         from napari_cpadv.attacks.region import attack_region
         from napari_cpadv.device import pick_device
@@ -122,7 +125,7 @@ class AttackModel:
             run / "run.json", {"model": asdict(self), "slide": str(slide.path), "box": list(box)}
         )
         started = time.perf_counter()
-        report = yield from attack_region(
+        work = attack_region(
             slide.path,
             det,
             spec,
@@ -131,7 +134,18 @@ class AttackModel:
             annotations=annotations if det.output == "cells" else None,
             device=device,
             batch=1,
+            tissue_only=tissue_only,
         )
+        try:
+            first = next(work)
+        except StopIteration as stop:  # nothing to report progress on: cannot happen
+            first, report = None, stop.value
+        except ValueError:
+            shutil.rmtree(run)  # refused before any tile: leave no trace
+            raise
+        if first is not None:
+            yield first
+            report = yield from work
         adversarial = open_delta(run / "adversarial.delta.zarr")
         side = report["tile"]
         rows = [p[0] for p in report["positions"]]

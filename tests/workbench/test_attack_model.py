@@ -71,7 +71,13 @@ def test_bad_requests_fail_before_anything_is_written(small_slide, tmp_path):
                 small_slide.path, box=(10, 10, 10, 50), results=tmp_path, detector=make("dae")
             )
         )
-    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="no whole 64-pixel tile"):
+        drive(
+            AttackModel(level=1, tile=64).work(
+                small_slide.path, box=(0, 0, 20, 20), results=tmp_path, detector=make("dae")
+            )
+        )
+    assert not any(tmp_path.iterdir())  # refused requests leave no run folder
 
 
 def test_results_folder_sits_next_to_the_slide(tmp_path):

@@ -1,0 +1,65 @@
+"""What the docks read from the viewer: the slide layer, the visible box, a drawn rectangle,
+notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+REGION_LAYER = "detect region"
+
+
+def slide_layer(viewer: Any) -> Any:
+    """The slide to work on: the selected layer if it is an original slide, else the first."""
+    active = viewer.layers.selection.active
+    slides = [
+        la
+        for la in viewer.layers
+        if "cpadv_slide_path" in la.metadata and not la.metadata.get("cpadv_adversarial")
+    ]
+    if active is not None and active in slides:
+        return active
+    return slides[0] if slides else None
+
+
+def camera(viewer: Any) -> Any:
+    return getattr(viewer, "scene", viewer).camera  # napari 0.9 moved it
+
+
+def box(viewer: Any, layer: Any, scope: str) -> tuple[float, float, float, float] | None:
+    """The view or the last drawn rectangle (a Shapes layer named ``REGION_LAYER``) in
+    level-0 pixels ``(r0, c0, r1, c1)``; None when there is no rectangle."""
+    per_px = np.asarray(layer.scale[-2:], dtype=float)  # world units per level-0 pixel
+    if scope == "view":
+        cam = camera(viewer)
+        half = np.asarray(viewer.canvas.size, dtype=float)[-2:] / (2 * cam.zoom)
+        centre = np.asarray(cam.center, dtype=float)[-2:]
+        (r0, c0), (r1, c1) = (centre - half) / per_px, (centre + half) / per_px
+        return r0, c0, r1, c1
+    if REGION_LAYER not in viewer.layers or not len(viewer.layers[REGION_LAYER].data):
+        return None
+    shapes = viewer.layers[REGION_LAYER]
+    world = (
+        np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:] + shapes.translate[-2:]
+    )
+    px = world / per_px
+    return (*px.min(axis=0), *px.max(axis=0))
+
+
+def ground_truth(viewer: Any) -> Any:
+    """Annotations of the first layer named ``ground truth…``, or None."""
+    from napari_cpadv._annotation_layers import annotations_from_shapes
+
+    truth = [la for la in viewer.layers if la.name.startswith("ground truth")]
+    if not truth:
+        return None
+    data, attrs, _ = truth[0].as_layer_data_tuple()
+    return annotations_from_shapes(data, attrs)
+
+
+def notify(status: Any, message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    status.setText(message)
+    show_error(message)
