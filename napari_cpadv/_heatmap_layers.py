@@ -69,6 +69,20 @@ def read_heatmap_layers(path: str) -> list[LayerData]:
     ]
 
 
+def level_layer_kwargs(
+    *, level_origin: tuple[int, int], downsample: float, mpp: tuple[float, float] | None
+) -> dict[str, Any]:
+    """``scale``/``translate``/``units`` of an image on one slide level's pixel grid whose
+    first pixel is level pixel ``level_origin`` (DESIGN.md's pixel-centre convention)."""
+    um = (1.0, 1.0) if mpp is None else (mpp[1], mpp[0])
+    s = float(downsample)
+    return {
+        "scale": (s * um[0], s * um[1]),
+        "translate": tuple((level_origin[i] * s + (s - 1) / 2) * um[i] for i in range(2)),
+        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+    }
+
+
 def perturbation_layer_data(
     delta: np.ndarray,
     *,
@@ -80,20 +94,38 @@ def perturbation_layer_data(
 ) -> LayerData:
     """δ ``(rows, cols, 3)`` in grey levels, as the channel mean on a diverging colormap
     centred on 0; the contrast limits ±max|δ| amplify it to the full colour range, and
-    the amplification is in the name (DESIGN.md's pixel-centre convention for placement)."""
+    the amplification is in the name."""
     values = np.asarray(delta, np.float32)
     if values.ndim == 3:
         values = values.mean(axis=2)
     peak = float(np.abs(values).max()) or 1.0
-    um = (1.0, 1.0) if mpp is None else (mpp[1], mpp[0])
-    s = float(downsample)
     kwargs = {
         "name": f"{name} (x{127.5 / peak:.0f})",
         "colormap": "PiYG",
         "contrast_limits": (-peak, peak),
-        "scale": (s * um[0], s * um[1]),
-        "translate": tuple((level_origin[i] * s + (s - 1) / 2) * um[i] for i in range(2)),
-        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+        **level_layer_kwargs(level_origin=level_origin, downsample=downsample, mpp=mpp),
         "metadata": {"cpadv_perturbation": True, "amplification": 127.5 / peak, **(metadata or {})},
     }
     return (values, kwargs, "image")
+
+
+def saliency_layer_data(
+    values: np.ndarray,
+    *,
+    level_origin: tuple[int, int],
+    downsample: float,
+    mpp: tuple[float, float] | None,
+    name: str,
+    limit: float,
+) -> LayerData:
+    """A gradient-saliency map on a level's pixel grid, magma, 0 to ``limit`` (one limit
+    for the maps before and after, so they compare)."""
+    kwargs = {
+        "name": name,
+        "colormap": "magma",
+        "contrast_limits": (0.0, float(limit) or 1.0),
+        "blending": "additive",
+        **level_layer_kwargs(level_origin=level_origin, downsample=downsample, mpp=mpp),
+        "metadata": {"cpadv_saliency": True},
+    }
+    return (np.asarray(values, np.float32), kwargs, "image")

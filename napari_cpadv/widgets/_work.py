@@ -22,13 +22,26 @@ def start(
     """Run ``make_work()`` off the GUI thread; the bar follows it, ``cancel`` stops it.
 
     Cancelling stops the generator at its next yield; nothing is delivered to ``on_done``.
+    A refusal of the request (``CpadvError``, ``ValueError``, ``OSError``: bad input, not a
+    bug) goes to ``on_error`` alone; anything else also reaches napari's error handler.
     Returns the started worker.
     """
     from napari.qt.threading import thread_worker
 
+    from napari_cpadv.errors import CpadvError
+
     @thread_worker
     def run() -> Any:
-        return (yield from make_work())
+        try:
+            return (yield from make_work())
+        except (CpadvError, ValueError, OSError) as exc:
+            return _Refused(exc)
+
+    def done(value: Any) -> None:
+        if isinstance(value, _Refused):
+            on_error(value.error)
+        else:
+            on_done(value)
 
     worker = run()
 
@@ -37,7 +50,7 @@ def start(
         bar.setValue(p.step)
 
     worker.yielded.connect(show)
-    worker.returned.connect(on_done)
+    worker.returned.connect(done)
     worker.errored.connect(on_error)
     worker.finished.connect(on_finish)
     worker.finished.connect(lambda: cancel.setEnabled(False))
@@ -46,3 +59,10 @@ def start(
     bar.setValue(0)
     worker.start()
     return worker
+
+
+class _Refused:
+    """What the worker returns when the request was refused."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error

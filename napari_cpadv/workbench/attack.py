@@ -358,3 +358,22 @@ def results_folder(slide_path: str | Path) -> Path:
     """The default results folder: ``SLIDE_STEM.cpadv`` next to the slide."""
     p = Path(slide_path)
     return p.with_name(p.stem + ".cpadv")
+
+
+def saliency_pair(
+    detector: Any, slide: Any, adversarial: Any, level: int, box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient saliency of ``detector`` on the level pixels of ``box`` before and after
+    the attack (``attacks.saliency``), tile by tile of the detector's multiple."""
+    import torch
+
+    from napari_cpadv.attacks.saliency import saliency
+
+    r0, c0, r1, c1 = box
+    out = []
+    for s in (slide, adversarial):
+        img = s.read_region(level, r0, c0, r1 - r0, c1 - c0)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float().div(255)
+        device = next(iter(detector.parameters())).device
+        out.append(saliency(detector, x.to(device))[0].cpu().numpy())
+    return out[0], out[1]

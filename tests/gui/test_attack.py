@@ -1,0 +1,138 @@
+"""The Attack dock on a real viewer: layers in place, flip, blink, grid, Cancel, refusals,
+saliency, and a session file that restores the layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.models import weights
+from napari_cpadv.models.detector import make
+from napari_cpadv.widgets._view import REGION_LAYER
+from napari_cpadv.widgets.attack import AttackWidget
+
+from ..conftest import SAMPLE
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def dae_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return str(weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae"))
+
+
+def _widget(make_napari_viewer, dae_weights, tmp_path, region="rectangle"):
+    viewer = make_napari_viewer()
+    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    w = AttackWidget(viewer)
+    w._detector.setCurrentText("dae")
+    w._weights.setText(dae_weights)
+    w._attack.setCurrentText("fgsm")
+    w._budget.setValue(2.0)
+    w._steps.setValue(2)
+    w._level.setValue(1)
+    w._tile.setValue(64)
+    w._region.setCurrentText(region)
+    w._results.setText(str(tmp_path / "results"))
+    return viewer, slide, w
+
+
+def _rectangle(viewer, slide, rows, cols):
+    mpp = slide.scale[-1]
+    (r0, r1), (c0, c1) = rows, cols
+    box = np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]]) * mpp
+    viewer.add_shapes([box], shape_type="rectangle", name=REGION_LAYER)
+    viewer.layers.selection.active = slide
+
+
+def test_attack_adds_aligned_layers_and_the_comparison_works(
+    make_napari_viewer, qtbot, dae_weights, tmp_path
+):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path)
+    _rectangle(viewer, slide, (800, 1056), (1000, 1256))
+    w._on_run()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
+    assert w.outcome is not None, w._status.text()
+    names = [la.name for la in viewer.layers]
+    adv = viewer.layers["adversarial (dae, fgsm)"]
+    assert names.index(adv.name) == names.index(slide.name) + 1
+    assert tuple(adv.scale) == tuple(slide.scale) and len(adv.data) == len(slide.data)
+    pert = next(la for la in viewer.layers if la.name.startswith("perturbation"))
+    ds = 2.0  # level 1 of the sample
+    r0, c0 = w.outcome.level_box[:2]
+    mpp = slide.scale[-1]
+    assert tuple(pert.scale) == pytest.approx((ds * mpp, ds * mpp))
+    assert tuple(pert.translate) == pytest.approx(((r0 * ds + 0.5) * mpp, (c0 * ds + 0.5) * mpp))
+    lo, hi = pert.contrast_limits
+    assert lo == -hi  # centred on 0
+    assert {"dae heatmap before", "dae heatmap after"} <= set(names)
+    # the metrics table: one column per detector, AUC-PR from the open ground truth
+    assert w._table.columnCount() == 1 and w._table.item(0, 0).text() == "True"
+    assert w.copy_metrics().startswith("detector,attacked")
+    # flip in place: the camera stays where it was
+    cam = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    centre, zoom = tuple(cam.center), cam.zoom
+    shown = w.compare.showing()
+    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, "F")
+    flipped = w.compare.showing()
+    if flipped == shown:  # the key goes to the canvas's own handler on some platforms
+        w.compare.flip()
+    assert w.compare.showing() != shown
+    assert tuple(cam.center) == centre and cam.zoom == zoom
+    w.compare.blink(True, 20)
+    seen = set()
+    for _ in range(40):
+        qtbot.wait(30)
+        seen.add(w.compare.showing())
+    w.compare.blink(False)
+    assert seen == {"original", "adversarial"}
+    w._grid.setChecked(True)
+    assert w.compare.grid_enabled and adv.visible
+    cam.zoom = zoom * 2  # one camera for every cell of the grid
+    assert viewer.canvas.grid.enabled and len({id(cam)}) == 1
+    w._grid.setChecked(False)
+    assert not w.compare.grid_enabled
+    # saliency before and after
+    w.add_saliency()
+    sal = [la for la in viewer.layers if "saliency" in la.name]
+    assert len(sal) == 2 and sal[0].data.shape == sal[1].data.shape
+    # the session file restores the same layers
+    path = w.save_session(tmp_path / "s.cpadv.json")
+    other = make_napari_viewer()
+    restored = other.open(str(path), plugin="napari-cpadv")
+    assert [la.name for la in restored] == [rec.name for rec in w.records]
+
+
+def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_path):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path)
+    n = len(viewer.layers)
+    w._budget.setValue(-1.0)
+    w._on_run()
+    assert ">= 0" in w._status.text() and len(viewer.layers) == n
+    w._budget.setValue(2.0)
+    w._on_run()  # no rectangle drawn yet
+    assert "rectangle" in w._status.text() and len(viewer.layers) == n
+    _rectangle(viewer, slide, (0, 10), (0, 10))  # holds no whole tile
+    n = len(viewer.layers)
+    w._on_run()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
+    assert "no whole" in w._status.text() and len(viewer.layers) == n
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+    empty = make_napari_viewer()
+    w2 = AttackWidget(empty)
+    w2._on_run()
+    assert w2._status.text() == "open a slide first" and not len(empty.layers)
+
+
+def test_cancel_stops_within_a_step(make_napari_viewer, qtbot, dae_weights, tmp_path):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path)
+    w._steps.setValue(10_000)
+    _rectangle(viewer, slide, (800, 1056), (1000, 1256))
+    n = len(viewer.layers)
+    w._on_run()
+    qtbot.waitUntil(lambda: w._progress.value() >= 2, timeout=60_000)
+    w._cancel.click()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
+    assert len(viewer.layers) == n and w._status.text().startswith("cancelled")
