@@ -63,3 +63,9 @@ def notify(status: Any, message: str) -> None:
 
     status.setText(message)
     show_error(message)
+
+
+def find_dock(viewer: Any, cls: type) -> Any:
+    """The first docked widget of type ``cls`` in the viewer's window, or None."""
+    docks = getattr(getattr(viewer, "window", None), "dock_widgets", {}) or {}
+    return next((w for w in docks.values() if isinstance(w, cls)), None)

@@ -288,6 +288,12 @@ class AttackWidget(QWidget):
             self.records.append(LayerRecord("slide", original.name, str(slide.path)))
         self.records += outcome.records()
         self.show_metrics(outcome.metrics)
+        from napari_cpadv.widgets._view import find_dock
+        from napari_cpadv.widgets.plots import PlotsWidget
+
+        plots = find_dock(self.viewer, PlotsWidget)
+        if plots is not None:
+            plots.set_report(outcome.report)
         self._status.setText(
             f"done: {r['tiles']} tiles, success {r['success_rate']:.2f}; saved in {outcome.folder}"
         )

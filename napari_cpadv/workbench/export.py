@@ -14,17 +14,33 @@ import numpy as np
 
 def heatmap_annotations(hm: Any, *, threshold: float = 0.5, cls: str = "Tumor") -> list[Any]:
     """A heatmap thresholded at ``threshold`` as polygons in level-0 pixels."""
+    return grid_annotations(
+        hm.probabilities(), hm.cell * hm.downsample, hm.origin, threshold=threshold, cls=cls,
+        level=hm.level,
+    )  # fmt: skip
+
+
+def grid_annotations(
+    values: np.ndarray,
+    cell_level0: float,
+    origin: tuple[int, int],
+    *,
+    threshold: float = 0.5,
+    cls: str = "Tumor",
+    level: int = 0,
+) -> list[Any]:
+    """Probabilities on a cell grid (``cell_level0`` level-0 pixels a cell, first cell at
+    ``origin`` (row, col)) thresholded into polygons in level-0 pixels; NaN is outside."""
     from napari_cpadv.annotations.raster import mask_to_annotations
 
-    s = hm.cell * hm.downsample
-    values = np.nan_to_num(hm.probabilities(), nan=0.0)
+    s = float(cell_level0)
     return mask_to_annotations(
-        values,
+        np.nan_to_num(np.asarray(values, np.float32), nan=0.0),
         threshold=threshold,
         ds=(s, s),
-        level=hm.level,
+        level=level,
         cls=cls,
-        origin=(hm.origin[1] * s, hm.origin[0] * s),
+        origin=(origin[1] * s, origin[0] * s),
     )
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
+from napari_cpadv.annotations import read_annotations
 from napari_cpadv.models import weights
 from napari_cpadv.models.detector import make
-from napari_cpadv.widgets._view import REGION_LAYER
+from napari_cpadv.slide.delta import open_delta
+from napari_cpadv.widgets._view import REGION_LAYER, ground_truth
 from napari_cpadv.widgets.attack import AttackWidget
+from napari_cpadv.widgets.export import ExportWidget
+from napari_cpadv.widgets.plots import PlotsWidget
 
 from ..conftest import SAMPLE
 
@@ -51,10 +56,18 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     make_napari_viewer, qtbot, dae_weights, tmp_path
 ):
     viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path)
-    _rectangle(viewer, slide, (800, 1056), (1000, 1256))
+    plots = PlotsWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Attack")
+    viewer.window.add_dock_widget(plots, name="Plots")
+    _rectangle(viewer, slide, (1300, 1556), (1800, 2056))
     w._on_run()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
     assert w.outcome is not None, w._status.text()
+    # the Plots dock drew the PR curves of this run
+    assert plots._kind.currentText().startswith("PR curves")
+    legend = plots.figure.axes[0].get_legend().get_texts()
+    assert [t.get_text().split(" (")[0] for t in legend] == ["dae before", "dae after"]
+    assert plots.save(tmp_path / "pr.svg").stat().st_size > 0
     names = [la.name for la in viewer.layers]
     adv = viewer.layers["adversarial (dae, fgsm)"]
     assert names.index(adv.name) == names.index(slide.name) + 1
@@ -98,8 +111,27 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     w.add_saliency()
     sal = [la for la in viewer.layers if "saliency" in la.name]
     assert len(sal) == 2 and sal[0].data.shape == sal[1].data.shape
+    # exports read back equal
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export, name="Export")
+    truth = export.export_truth(tmp_path / "truth.geojson")
+    assert len(read_annotations(truth)) == len(ground_truth(viewer))
+    export._heatmap.setCurrentText("dae heatmap before")
+    export._threshold.setValue(0.5)
+    values = viewer.layers["dae heatmap before"].data
+    anns = read_annotations(export.export_heatmap(tmp_path / "heat.geojson"))
+    assert bool(anns) == bool((values >= 0.5).any())
+    mask = tifffile.imread(export.export_mask(tmp_path / "mask.tif"), level=0)
+    np.testing.assert_array_equal(mask, (np.nan_to_num(values) >= 0.5).astype(np.uint8))
+    region = tifffile.imread(export.export_region(tmp_path / "adv.tif"))
+    b = w.outcome.level_box
+    np.testing.assert_array_equal(
+        region, open_delta(w.outcome.delta).read_region(1, b[0], b[1], b[2] - b[0], b[3] - b[1])
+    )
+    assert export.export_metrics(tmp_path / "m.csv").read_text().startswith("detector,")
     # the session file restores the same layers
-    path = w.save_session(tmp_path / "s.cpadv.json")
+    path = export.export_session(tmp_path / "s.json")
+    assert path.name == "s.cpadv.json"
     other = make_napari_viewer()
     restored = other.open(str(path), plugin="napari-cpadv")
     assert [la.name for la in restored] == [rec.name for rec in w.records]
@@ -129,7 +161,7 @@ def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_pat
 def test_cancel_stops_within_a_step(make_napari_viewer, qtbot, dae_weights, tmp_path):
     viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path)
     w._steps.setValue(10_000)
-    _rectangle(viewer, slide, (800, 1056), (1000, 1256))
+    _rectangle(viewer, slide, (1300, 1556), (1800, 2056))
     n = len(viewer.layers)
     w._on_run()
     qtbot.waitUntil(lambda: w._progress.value() >= 2, timeout=60_000)
