@@ -429,34 +429,38 @@ def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:
         raise CpadvError(args.slide, str(exc)) from exc
 
 
+def _slide_report(args: argparse.Namespace, work: Any, name: str) -> dict[str, Any]:
+    """Run a report generator over a slide's tiles; write ``OUT/name``; errors name the slide."""
+    from napari_cpadv.progress import drive
+
+    try:
+        report = drive(work, _stderr_progress())
+    except ValueError as exc:
+        raise CpadvError(args.slide, str(exc)) from exc
+    report["slide"] = str(args.slide)
+    _write_report(Path(args.out), name, report)
+    return dict(report)
+
+
 def _sweep(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.attacks.tiles import sweep
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.progress import drive
 
     for value in args.budgets:
         _budget(args, value)
     detector = resolve(args.detector, args.weights)
     tiles = _region_tiles(args, detector)
-    try:
-        report = drive(
-            sweep(
-                detector,
-                tiles,
-                _spec(args, args.budgets[0]),
-                args.budgets,
-                device=_device(args.device),
-                batch=args.batch,
-                noise=not args.no_noise,
-                check=args.check,
-            ),
-            _stderr_progress(),
-        )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
-    report["slide"] = str(args.slide)
-    _write_report(Path(args.out), "sweep.json", report)
-    return report
+    work = sweep(
+        detector,
+        tiles,
+        _spec(args, args.budgets[0]),
+        args.budgets,
+        device=_device(args.device),
+        batch=args.batch,
+        noise=not args.no_noise,
+        check=args.check,
+    )
+    return _slide_report(args, work, "sweep.json")
 
 
 def _transfer(args: argparse.Namespace) -> dict[str, Any]:
@@ -464,7 +468,6 @@ def _transfer(args: argparse.Namespace) -> dict[str, Any]:
 
     from napari_cpadv.attacks.tiles import NATURAL, transfer
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.progress import drive
 
     weights = dict(w.split("=", 1) for w in args.weights or [])
     sources = args.sources or args.detectors
@@ -478,16 +481,8 @@ def _transfer(args: argparse.Namespace) -> dict[str, Any]:
     }
     detectors = {name: resolve(name, weights.get(name)) for name in args.detectors}
     tiles = _region_tiles(args, next(iter(detectors.values())))
-    try:
-        report = drive(
-            transfer(detectors, tiles, specs, device=_device(args.device), batch=args.batch),
-            _stderr_progress(),
-        )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
-    report["slide"] = str(args.slide)
-    _write_report(Path(args.out), "transfer.json", report)
-    return report
+    work = transfer(detectors, tiles, specs, device=_device(args.device), batch=args.batch)
+    return _slide_report(args, work, "transfer.json")
 
 
 def _universal(args: argparse.Namespace) -> dict[str, Any]:

@@ -163,6 +163,26 @@ def _subset(objective: Objective, idx: torch.Tensor) -> Objective:
     raise TypeError(f"cannot take a subset of {type(objective).__name__}")
 
 
+def _universal(
+    detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, batch: int
+) -> Work[Any]:
+    """``attacks.universal.universal`` with ``spec``'s budget, epochs, step size and seed."""
+    from napari_cpadv.attacks.universal import universal
+
+    return (
+        yield from universal(
+            detector,
+            x,
+            lambda idx: _subset(objective, idx),
+            budget=spec.budget,
+            epochs=spec.epochs,
+            batch=batch,
+            step_size=spec.step_size,
+            seed=spec.seed,
+        )
+    )
+
+
 def quantise(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """δ after ``x + δ`` is rounded to 8 bits (what a saved adversarial image holds)."""
     return (x + delta).clamp(0, 1).mul(255).round().div(255) - x
@@ -186,7 +206,6 @@ def craft(
     from napari_cpadv.attacks.noise import noise_like
     from napari_cpadv.attacks.pgd import pgd
     from napari_cpadv.attacks.projections import rescale_l2_clipped
-    from napari_cpadv.attacks.universal import universal
 
     n = len(x)
     name = getattr(detector, "name", None)
@@ -200,16 +219,7 @@ def craft(
     if spec.attack == "noise" and spec.budget.norm != "l2":
         raise ValueError("the noise control is scaled to an L2 budget")
     if spec.attack == "universal":
-        res = yield from universal(
-            detector,
-            x,
-            lambda idx: _subset(objective, idx),
-            budget=spec.budget,
-            epochs=spec.epochs,
-            batch=batch,
-            step_size=spec.step_size,
-            seed=spec.seed,
-        )
+        res = yield from _universal(detector, x, objective, spec, batch)
         delta = res.delta.expand_as(x)
         steps = spec.epochs * -(-n // batch)
     else:
@@ -609,7 +619,6 @@ def universal_study(
     Returns δ ``(1, 3, S, S)`` and the report.
     """
     from napari_cpadv.attacks.noise import noise_like
-    from napari_cpadv.attacks.universal import universal
 
     if spec.attack != "universal":
         raise ValueError(f"a universal study runs the universal attack, not {spec.attack}")
@@ -627,15 +636,7 @@ def universal_study(
         raise ValueError(f"training tiles are {tuple(x.shape[2:])}, held-out {tuple(xh.shape[2:])}")
     x, xh = x.to(device), xh.to(device)
     obj, obj_h = _target_objective(detector, target), _target_objective(detector, target_h)
-    res = yield from universal(
-        detector,
-        x,
-        lambda idx: _subset(obj, idx),
-        budget=spec.budget,
-        epochs=spec.epochs,
-        batch=batch,
-        seed=spec.seed,
-    )
+    res = yield from _universal(detector, x, obj, spec, batch)
     delta = res.delta
     trained = score(detector, x, quantise(x, delta.expand_as(x)), obj)
     dh = quantise(xh, delta.expand_as(xh))

@@ -76,12 +76,12 @@ class Comparison:
         return self.timer.isActive()
 
     def side_by_side(self, on: bool) -> None:
-        """napari's grid, one cell per layer, one shared camera; the adversarial slide is
-        shown in its own cell."""
+        """napari's grid, one cell per layer (the original first, in layer-list order from
+        the bottom), one shared camera; the adversarial slide is shown in its own cell."""
         grid = self._grid()
         if on:
             self.blink(False)
             if self.ready():
                 self.adversarial.visible = True
-            grid.stride = 1
+            grid.stride = -1  # bottom layer (the original) in the top-left cell
         grid.enabled = on
