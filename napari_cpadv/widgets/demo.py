@@ -29,7 +29,9 @@ LEVEL, TILE = 2, 128
 RMS = 25 / (512 * 512 * 3) ** 0.5
 
 
-def _shot(viewer: Any, out: Path | None, name: str, shots: list[str]) -> None:
+def _shot(
+    viewer: Any, out: Path | None, name: str, shots: list[str], *, canvas_only: bool = False
+) -> None:
     from qtpy.QtWidgets import QApplication
 
     QApplication.processEvents()
@@ -38,7 +40,7 @@ def _shot(viewer: Any, out: Path | None, name: str, shots: list[str]) -> None:
     from PIL import Image
 
     path = out / f"{name}.png"
-    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
+    Image.fromarray(viewer.screenshot(canvas_only=canvas_only, flash=False)).save(path)
     shots.append(str(path))
 
 
@@ -54,7 +56,6 @@ def _frame(viewer: Any, layer: Any) -> None:
     cam = camera(viewer)
     cam.zoom = cam.zoom * 0.9 * min(rows / (r1 - r0), cols / (c1 - c0))
     cam.center = (0.0, (r0 + r1) / 2 * per_px, (c0 + c1) / 2 * per_px)
-    print("DEBUG zoom", cam.zoom, cam.center, rows, cols, viewer.canvas.size, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     shots: list[str] = []
     path = sample_slide_path()
-    viewer = napari.Viewer(title="napari-cpadv demo", show=not args.headless)
+    # shown even headless (on the virtual display): a hidden window sizes napari 0.9's grid
+    # cells wrongly, and the screenshots would not be what a user sees
+    viewer = napari.Viewer(title="napari-cpadv demo", show=True)
     viewer.window.resize(1600, 1000)
     layers = viewer.open(path, plugin="napari-cpadv")
     original = layers[0]
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             viewer.layers.remove(name)
     attack._grid.setChecked(True)
     _frame(viewer, original)
-    _shot(viewer, out, "4-side-by-side", shots)
+    # the grid's cells are drawn right only in a canvas grab (napari 0.9 with the docks)
+    _shot(viewer, out, "4-side-by-side", shots, canvas_only=True)
 
     if not args.headless:
         napari.run()
