@@ -126,7 +126,9 @@ def write_perturbation(delta: np.ndarray, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     tmp = out.with_name(f".{out.name}.part")
     try:
-        tifffile.imwrite(tmp, np.asarray(delta, np.float32), compression="zlib", metadata=None)
+        values = np.asarray(delta, np.float32)
+        rgb: dict[str, Any] = {"photometric": "rgb"} if values.ndim == 3 else {}
+        tifffile.imwrite(tmp, values, compression="zlib", metadata=None, **rgb)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
