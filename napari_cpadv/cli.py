@@ -95,22 +95,19 @@ def _convert(args: argparse.Namespace) -> dict[str, Any]:
 
 def _mask(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.annotations import read_annotations
-    from napari_cpadv.annotations.masks import write_mask_tiff
-    from napari_cpadv.annotations.raster import Grid, rasterize
     from napari_cpadv.slide import open_slide
+    from napari_cpadv.workbench.export import write_annotation_mask
 
     slide = open_slide(args.slide)
     if not 0 <= args.level < len(slide.levels):
         raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
-    anns = read_annotations(args.annotations)
-    g0, g = slide.geometry[0], slide.geometry[args.level]
-    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
-    mask = rasterize(anns, grid)
-    out = write_mask_tiff(mask, args.out, mpp=slide.mpp, downsample=grid.ds)
+    out, mask = write_annotation_mask(
+        slide, read_annotations(args.annotations), args.level, args.out
+    )
     return {
         "mask": str(out),
         "level": args.level,
-        "shape": [g.rows, g.cols],
+        "shape": list(mask.shape),
         "tumour_fraction": float(mask.mean()),
     }
 

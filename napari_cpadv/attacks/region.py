@@ -32,14 +32,15 @@ def attack_region(
     detector: Any,
     spec: AttackSpec,
     *,
-    region: tuple[int, int, int, int],
+    region: tuple[int, int, int, int] | list[tuple[int, int, int, int]],
     out: str | os.PathLike[str],
     annotations: Any = None,
     device: Any = "cpu",
     batch: int = 4,
     tissue_only: bool = False,
 ) -> Work[dict[str, Any]]:
-    """Attack ``region`` (level-0 ``x, y, w, h``) and write ``out`` (a ``.delta.zarr``).
+    """Attack ``region`` (level-0 ``x, y, w, h``, or a list of them: their tiles together)
+    and write ``out`` (a ``.delta.zarr``).
 
     With ``annotations`` a cell detector is attacked against their cell labels, else
     against its own clean prediction; ``tissue_only`` skips tiles without tissue (seed
@@ -54,7 +55,14 @@ def attack_region(
         raise ValueError(f"level {spec.level} not in 0..{len(original.geometry) - 1}")
     side = tile_side(detector, spec.tile)
     g = original.geometry[spec.level]
-    positions = tile_positions((g.rows, g.cols), original.downsamples[spec.level], region, side)
+    regions = region if isinstance(region, list) else [region]
+    positions = list(
+        dict.fromkeys(
+            p
+            for r in regions
+            for p in tile_positions((g.rows, g.cols), original.downsamples[spec.level], r, side)
+        )
+    )
     if tissue_only:
         from napari_cpadv.slide.tiles import tissue_tiles
 

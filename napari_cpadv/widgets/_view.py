@@ -37,14 +37,29 @@ def box(viewer: Any, layer: Any, scope: str) -> tuple[float, float, float, float
         centre = np.asarray(cam.center, dtype=float)[-2:]
         (r0, c0), (r1, c1) = (centre - half) / per_px, (centre + half) / per_px
         return r0, c0, r1, c1
+    found = boxes(viewer, layer, selected=False)
+    return found[-1] if found else None
+
+
+def boxes(
+    viewer: Any, layer: Any, *, selected: bool = True
+) -> list[tuple[float, float, float, float]]:
+    """Level-0 boxes ``(r0, c0, r1, c1)`` of the shapes in the ``REGION_LAYER`` Shapes
+    layer: the selected ones (all when none is selected, or with ``selected=False``)."""
     if REGION_LAYER not in viewer.layers or not len(viewer.layers[REGION_LAYER].data):
-        return None
+        return []
     shapes = viewer.layers[REGION_LAYER]
-    world = (
-        np.asarray(shapes.data[-1], dtype=float)[:, -2:] * shapes.scale[-2:] + shapes.translate[-2:]
-    )
-    px = world / per_px
-    return (*px.min(axis=0), *px.max(axis=0))
+    per_px = np.asarray(layer.scale[-2:], dtype=float)
+    chosen = sorted(shapes.selected_data) if selected else []
+    out = []
+    for i in chosen or range(len(shapes.data)):
+        world = (
+            np.asarray(shapes.data[i], dtype=float)[:, -2:] * shapes.scale[-2:]
+            + shapes.translate[-2:]
+        )
+        px = world / per_px
+        out.append((*px.min(axis=0), *px.max(axis=0)))
+    return out
 
 
 def ground_truth(viewer: Any) -> Any:

@@ -1,6 +1,7 @@
 """The Attack dock: attack the detectors from the viewer, compare, measure.
 
-Target detector, attack and its parameters, region (view, drawn rectangle, all tissue),
+Target detector, attack and its parameters, region (view, drawn rectangle, the selected
+shapes of the region layer, all tissue),
 the device in use; Run with a progress bar and Cancel (stops within one step). Results
 arrive as layers with the slide's scale: the adversarial slide, the perturbation
 (amplified, diverging colormap centred on 0) and the heatmaps before and after of every
@@ -36,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
-from napari_cpadv.widgets._view import box, ground_truth, notify, slide_layer
+from napari_cpadv.widgets._view import box, boxes, ground_truth, notify, slide_layer
 from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
 from napari_cpadv.workbench.attack import METRIC_COLUMNS, AttackModel, metrics_csv
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 ATTACKS = ("fgsm", "pgd", "latent", "universal", "noise")
 NORMS = ("l2", "linf", "l1", "l0", "none")
-REGIONS = ("view", "rectangle", "tissue")
+REGIONS = ("view", "rectangle", "selected tiles", "tissue")
 
 
 class AttackWidget(QWidget):
@@ -205,11 +206,17 @@ class AttackWidget(QWidget):
             return
         scope = self._region.currentText()
         slide_path = layer.metadata["cpadv_slide_path"]
+        region: Any
         if scope == "tissue":
             rows, cols = layer.data[0].shape[:2]
             region = (0.0, 0.0, float(rows), float(cols))
+        elif scope == "selected tiles":
+            region = boxes(self.viewer, layer)
+            if not region:
+                notify(self._status, "draw tiles in a Shapes layer named 'detect region'")
+                return
         else:
-            region = box(self.viewer, layer, scope)  # type: ignore[assignment]
+            region = box(self.viewer, layer, scope)
             if region is None:
                 notify(self._status, "draw a rectangle in a Shapes layer named 'detect region'")
                 return

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -43,10 +44,15 @@ class ExportWidget(QWidget):
         form = QFormLayout()
         form.addRow("heatmap", self._heatmap)
         form.addRow("threshold", self._threshold)
+        self._level = QSpinBox()
+        self._level.setRange(0, 16)
+        self._level.setValue(2)
+        form.addRow("mask level", self._level)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         for label, filt, fn in (
             ("Ground truth…", "GeoJSON (*.geojson);;ASAP XML (*.xml)", self.export_truth),
+            ("Ground truth as mask TIFF…", "TIFF (*.tif)", self.export_truth_mask),
             ("Heatmap as annotations…", "GeoJSON (*.geojson);;ASAP XML (*.xml)",
              self.export_heatmap),
             ("Heatmap as mask TIFF…", "TIFF (*.tif)", self.export_mask),
@@ -106,6 +112,14 @@ class ExportWidget(QWidget):
         if annotations is None:
             raise ValueError("no 'ground truth' layer is open")
         return write_annotations(annotations, path)
+
+    def export_truth_mask(self, path: str | Path) -> Path:
+        from napari_cpadv.workbench.export import write_annotation_mask
+
+        annotations = ground_truth(self.viewer)
+        if annotations is None:
+            raise ValueError("no 'ground truth' layer is open")
+        return write_annotation_mask(self._slide(), annotations, self._level.value(), path)[0]
 
     def export_heatmap(self, path: str | Path) -> Path:
         from napari_cpadv.annotations import write_annotations

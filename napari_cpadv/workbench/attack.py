@@ -89,14 +89,15 @@ class AttackModel:
         self,
         slide_path: str | Path,
         *,
-        box: tuple[float, float, float, float],
+        box: tuple[float, float, float, float] | list[tuple[float, float, float, float]],
         results: str | Path,
         annotations: Any = None,
         detectors: dict[str, Any] | None = None,
         detector: Any = None,
         tissue_only: bool = False,
     ) -> Work[AttackOutcome]:
-        """Attack the tiles of ``box`` (level-0 ``row0, col0, row1, col1``) and measure.
+        """Attack the tiles of ``box`` (level-0 ``row0, col0, row1, col1``, or a list of
+        boxes: selected tiles) and measure.
 
         ``detectors`` (name to detector) get heatmaps before and after (default: the
         attacked one); the run is written to a new folder of ``results``, removed again
@@ -117,9 +118,13 @@ class AttackModel:
         detectors = dict(detectors or {})
         detectors.setdefault(self.detector, det)
         device = pick_device(self.device)
-        r0, c0, r1, c1 = box
-        if r1 <= r0 or c1 <= c0:
+        boxes = box if isinstance(box, list) else [box]
+        if not boxes or any(b[2] <= b[0] or b[3] <= b[1] for b in boxes):
             raise ValueError("the region is empty")
+        regions = [
+            (int(c0), int(r0), int(np.ceil(c1 - c0)), int(np.ceil(r1 - r0)))
+            for r0, c0, r1, c1 in boxes
+        ]
         run = new_run(results, f"{self.detector}-{self.attack}")
         write_json(
             run / "run.json", {"model": asdict(self), "slide": str(slide.path), "box": list(box)}
@@ -129,7 +134,7 @@ class AttackModel:
             slide.path,
             det,
             spec,
-            region=(int(c0), int(r0), int(np.ceil(c1 - c0)), int(np.ceil(r1 - r0))),
+            region=regions,
             out=run / "adversarial.delta.zarr",
             annotations=annotations if det.output == "cells" else None,
             device=device,

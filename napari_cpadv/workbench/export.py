@@ -69,6 +69,23 @@ def write_heatmap_mask(
     return write_mask_tiff(mask, path, mpp=mpp, downsample=(s, s))
 
 
+def write_annotation_mask(
+    slide: Any, annotations: Any, level: int, path: str | os.PathLike[str]
+) -> tuple[Path, np.ndarray]:
+    """Annotations rasterised on a whole slide level (1 = tumour) as a pyramidal label TIFF
+    laid over the slide; returns the path and the mask."""
+    from napari_cpadv.annotations.masks import write_mask_tiff
+    from napari_cpadv.annotations.raster import rasterize
+    from napari_cpadv.geometry import Grid
+
+    if not 0 <= level < len(slide.geometry):
+        raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.geometry) - 1}")
+    g0, g = slide.geometry[0], slide.geometry[level]
+    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
+    mask = rasterize(annotations, grid)
+    return write_mask_tiff(mask, path, mpp=slide.mpp, downsample=grid.ds), mask
+
+
 def write_region_tiff(
     slide: Any, level: int, box: tuple[int, int, int, int], path: str | os.PathLike[str]
 ) -> Path:

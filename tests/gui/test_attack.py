@@ -116,6 +116,9 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     viewer.window.add_dock_widget(export, name="Export")
     truth = export.export_truth(tmp_path / "truth.geojson")
     assert len(read_annotations(truth)) == len(ground_truth(viewer))
+    export._level.setValue(2)
+    truth_mask = tifffile.imread(export.export_truth_mask(tmp_path / "truth.tif"), level=0)
+    assert truth_mask.shape == tuple(slide.data[2].shape[:2]) and truth_mask.any()
     export._heatmap.setCurrentText("dae heatmap before")
     export._threshold.setValue(0.5)
     values = viewer.layers["dae heatmap before"].data
@@ -168,3 +171,25 @@ def test_cancel_stops_within_a_step(make_napari_viewer, qtbot, dae_weights, tmp_
     w._cancel.click()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
     assert len(viewer.layers) == n and w._status.text().startswith("cancelled")
+
+
+def test_selected_tiles_attack_only_the_selected_shapes(
+    make_napari_viewer, qtbot, dae_weights, tmp_path
+):
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path, "selected tiles")
+    w._attack.setCurrentText("noise")
+    mpp = slide.scale[-1]
+    shapes = [
+        np.array([[r0, c0], [r0, c0 + 128], [r0 + 128, c0 + 128], [r0 + 128, c0]]) * mpp
+        for r0, c0 in ((1280, 1792), (0, 0), (512, 2560))
+    ]
+    layer = viewer.add_shapes(shapes, shape_type="rectangle", name=REGION_LAYER)
+    layer.selected_data = {0, 2}
+    viewer.layers.selection.active = slide
+    w._on_run()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
+    assert w.outcome is not None, w._status.text()
+    # level 1 is 2x: the 64-pixel level-1 tiles under shapes 0 and 2, none under shape 1
+    positions = w.outcome.report["positions"]
+    assert [640, 896] in positions and [256, 1280] in positions
+    assert all(c >= 800 for _, c in positions)  # shape 1 (at column 0) is not selected

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from napari_cpadv.annotations import Annotation, read_annotations, write_annotations
+from napari_cpadv.attacks.tiles import tile_positions
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
@@ -83,3 +84,19 @@ def test_bad_requests_fail_before_anything_is_written(small_slide, tmp_path):
 def test_results_folder_sits_next_to_the_slide(tmp_path):
     assert results_folder(tmp_path / "a.tif") == tmp_path / "a.cpadv"
     assert metrics_csv([]).strip() == ",".join(METRIC_COLUMNS)
+
+
+def test_several_boxes_attack_the_union_of_their_tiles(small_slide, tmp_path):
+    torch.manual_seed(0)
+    model = AttackModel(detector="dae", attack="noise", budget=1.0, level=1, tile=64)
+    boxes = [(0.0, 0.0, 128.0, 128.0), (256.0, 512.0, 384.0, 640.0), (0.0, 0.0, 128.0, 128.0)]
+    out = drive(model.work(small_slide.path, box=boxes, results=tmp_path, detector=make("dae")))
+    slide = open_slide(small_slide.path)
+    g, ds = slide.geometry[1], slide.downsamples[1]
+    expected = []
+    for r0, c0, r1, c1 in boxes:
+        for p in tile_positions((g.rows, g.cols), ds, (c0, r0, c1 - c0, r1 - r0), 64):
+            if list(p) not in expected:
+                expected.append(list(p))
+    assert out.report["positions"] == expected and len(expected) < 3 * 4  # the repeat is not
+    assert [0, 0] in expected

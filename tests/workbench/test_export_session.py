@@ -81,6 +81,23 @@ def test_mask_and_region_tiffs_read_back_equal(outcome, small_slide, tmp_path):
     assert meta["level"] == 1
 
 
+def test_annotation_mask_reads_back_equal(small_slide, tmp_path):
+    from napari_cpadv.annotations import Annotation
+    from napari_cpadv.annotations.raster import rasterize
+    from napari_cpadv.geometry import Grid
+    from napari_cpadv.workbench.export import write_annotation_mask
+
+    slide = open_slide(small_slide.path)
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    path, mask = write_annotation_mask(slide, anns, 1, tmp_path / "truth.tif")
+    g0, g = slide.geometry[0], slide.geometry[1]
+    expected = rasterize(anns, Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols)))
+    np.testing.assert_array_equal(tifffile.imread(path, level=0), expected)
+    assert mask.any()
+    with pytest.raises(ValueError, match="level 9"):
+        write_annotation_mask(slide, anns, 9, tmp_path / "x.tif")
+
+
 def test_metrics_exports(outcome, tmp_path):
     write_metrics(outcome.metrics, tmp_path / "m.csv")
     write_metrics(outcome.metrics, tmp_path / "m.json")
