@@ -559,6 +559,31 @@ def _region_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations", default=None, help="ground truth (ASAP XML, GeoJSON)")
 
 
+def _study_create(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.study.build import PRESETS, build_study, manifest_hash, pairs_from_folder
+
+    preset = PRESETS.get(args.preset or "", {})
+    pairs = pairs_from_folder(args.pairs)
+    path = build_study(
+        pairs,
+        args.out,
+        replicates=args.replicates or preset.get("replicates", 2),
+        seed=args.seed,
+        min_gap=args.min_gap or preset.get("min_gap", 2),
+        questions=args.questions or preset.get("questions"),
+    )
+    manifest = json.loads(path.read_text())
+    return {
+        "manifest": str(path),
+        "manifest_sha256": manifest_hash(path),
+        "key": str(Path(args.out) / "key.json"),
+        "study_id": manifest["study_id"],
+        "cases": len(pairs),
+        "presentations": len(manifest["order"]),
+        "seed": args.seed,
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cpadv", description="Adversarial audits of tumour detectors on whole-slide images."
@@ -727,6 +752,19 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--device", default=None)
     un.add_argument("--out", required=True, help="folder for universal.npy/.png, report.json")
     un.set_defaults(run=_universal, steps=0)
+    st = sub.add_parser("study", help="blinded perceptibility studies")
+    st_sub = st.add_subparsers(dest="study_command", required=True)
+    sc = st_sub.add_parser("create", help="build a study from original/adversarial pairs")
+    sc.add_argument("pairs", help="a folder of <case>_original / <case>_adversarial images")
+    sc.add_argument("--out", required=True, help="the study folder (manifest.json, key.json)")
+    sc.add_argument("--replicates", type=int, default=None, help="presentations per image (2)")
+    sc.add_argument("--min-gap", type=int, default=None, help="same image at least this apart")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument(
+        "--questions", nargs="+", default=None, choices=("tumour", "confidence", "count", "altered")
+    )
+    sc.add_argument("--preset", choices=("seed001",), default=None, help="seed 001's design")
+    sc.set_defaults(run=_study_create)
     return parser
 
 

@@ -1,0 +1,232 @@
+"""Build a blinded study from original/adversarial pairs (seed 001 §2.3).
+
+Each image of each pair is presented ``replicates`` times, in an order shuffled with a
+recorded seed under two constraints: two presentations of the same image are at least
+``min_gap`` positions apart, and the two members of a pair are never adjacent. Each
+presentation gets an opaque random token and is written as ``images/<token>.tif`` in one
+container for both conditions: 8-bit RGB, uncompressed (a perturbed image must not give
+itself away by compressing worse), no metadata beyond the pixels' own tags.
+
+``manifest.json`` (written once, never rewritten) holds the study id, creation time,
+versions, seed, constraints, questions, the presentation order as tokens, each token's
+image SHA-256, and the SHA-256 of ``key.json``. ``key.json`` (the owner's, to be kept away
+from readers) maps each token to its case, condition, replicate, source file, ground truth
+and attack parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_cpadv.errors import CpadvError
+
+CONDITIONS = ("original", "adversarial")
+PAIR_NAME = re.compile(r"^(?P<case>.+)_(?P<condition>original|adversarial)\.(png|tif|tiff)$", re.I)
+
+# seed 001's design: tumour present by the rule of at least 5 tumour cells, each image twice
+QUESTIONS: dict[str, dict[str, Any]] = {
+    "tumour": {
+        "kind": "choice",
+        "text": "Is tumour present (at least 5 tumour cells)?",
+        "options": ["no", "yes"],
+        "keys": ["n", "y"],
+    },
+    "confidence": {"kind": "scale", "text": "Confidence", "min": 1, "max": 5},
+    "count": {"kind": "count", "text": "How many tumour cells?"},
+    "altered": {
+        "kind": "choice",
+        "text": "Was this image altered?",
+        "options": ["no", "yes"],
+        "keys": ["a", "s"],
+    },
+}
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed001": {"questions": ["tumour"], "replicates": 2, "min_gap": 2}
+}
+
+
+class StudyError(CpadvError):
+    """A study that cannot be built or read as asked."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One case: its original and adversarial images, ground truth, attack parameters."""
+
+    case: str
+    original: Path
+    adversarial: Path
+    truth: Any = None
+    attack: dict[str, Any] = field(default_factory=dict)
+
+
+def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
+    """``<case>_original.<ext>`` with ``<case>_adversarial.<ext>`` (PNG or TIFF); a
+    ``truth.json`` beside them (``{case: value}``) is attached when present."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise StudyError(root, "is not a folder of image pairs")
+    found: dict[str, dict[str, Path]] = {}
+    for p in sorted(root.iterdir()):
+        m = PAIR_NAME.match(p.name)
+        if m:
+            found.setdefault(m["case"], {})[m["condition"].lower()] = p
+    lonely = sorted(c for c, v in found.items() if len(v) != 2)
+    if lonely:
+        raise StudyError(root, f"cases without both images: {', '.join(lonely[:5])}")
+    if not found:
+        raise StudyError(root, "holds no <case>_original / <case>_adversarial pairs")
+    truth: dict[str, Any] = {}
+    if (root / "truth.json").is_file():
+        try:
+            truth = json.loads((root / "truth.json").read_text())
+        except ValueError as exc:
+            raise StudyError(root / "truth.json", f"is not JSON ({exc})") from exc
+    return [Pair(c, v["original"], v["adversarial"], truth.get(c)) for c, v in found.items()]
+
+
+def constrained_order(
+    n_cases: int, replicates: int, min_gap: int, seed: int, *, tries: int = 2000
+) -> list[tuple[int, str, int]]:
+    """(case, condition, replicate) presentations shuffled under the constraints.
+
+    A seeded randomised greedy: place one presentation at a time, choosing at random among
+    those that keep the constraints; start again (same generator) on a dead end.
+    """
+    rng = np.random.default_rng(seed)
+    items = [(c, cond, r) for c in range(n_cases) for cond in CONDITIONS for r in range(replicates)]
+    for _ in range(tries):
+        left = list(items)
+        order: list[tuple[int, str, int]] = []
+        while left:
+            ok = [k for k, it in enumerate(left) if _fits(order, it, min_gap)]
+            if not ok:
+                break
+            order.append(left.pop(ok[int(rng.integers(len(ok)))]))
+        if not left:
+            return order
+    raise StudyError(
+        None,
+        f"no order of {len(items)} presentations keeps the same image {min_gap} apart and pair "
+        "members apart: use more cases, fewer replicates or a smaller gap",
+    )
+
+
+def _fits(order: list[tuple[int, str, int]], item: tuple[int, str, int], min_gap: int) -> bool:
+    case, cond, _ = item
+    if order and order[-1][0] == case and order[-1][1] != cond:
+        return False  # the two members of a pair never adjacent
+    for back, (c, d, _) in enumerate(reversed(order[-max(min_gap - 1, 0) :]), start=1):
+        if c == case and d == cond and back < min_gap:
+            return False
+    return True
+
+
+def _present(src: Path, dst: Path, shape: tuple[int, ...] | None) -> tuple[str, tuple[int, ...]]:
+    """Write ``src`` as the study's container; returns the file's SHA-256 and the shape."""
+    import tifffile
+    from PIL import Image
+
+    try:
+        with Image.open(src) as im:
+            pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as exc:
+        raise StudyError(src, f"cannot be read as an image ({exc})") from exc
+    if shape is not None and pixels.shape != shape:
+        raise StudyError(src, f"is {pixels.shape[1]}x{pixels.shape[0]}, its pair member is "
+                         f"{shape[1]}x{shape[0]}: both must be the same size")  # fmt: skip
+    tmp = dst.with_name(f".{dst.name}.part")
+    tifffile.imwrite(tmp, pixels, photometric="rgb", compression=None, metadata=None, software=None)
+    os.replace(tmp, dst)
+    return hashlib.sha256(dst.read_bytes()).hexdigest(), pixels.shape
+
+
+def build_study(
+    pairs: list[Pair],
+    out: str | os.PathLike[str],
+    *,
+    replicates: int = 2,
+    seed: int = 0,
+    min_gap: int = 2,
+    questions: list[str] | None = None,
+) -> Path:
+    """Write the study folder; returns ``manifest.json``'s path."""
+    from napari_cpadv.workbench.session import versions
+
+    questions = questions or ["tumour"]
+    unknown = [q for q in questions if q not in QUESTIONS]
+    if unknown:
+        raise StudyError(None, f"unknown questions {unknown}; choose from {', '.join(QUESTIONS)}")
+    if replicates < 1 or min_gap < 1:
+        raise StudyError(None, f"replicates {replicates} and min gap {min_gap} must be >= 1")
+    root = Path(out)
+    if (root / "manifest.json").exists():
+        raise StudyError(root, "already holds a study (manifest.json is written once)")
+    order = constrained_order(len(pairs), replicates, min_gap, seed)
+    images = root / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    tokens: list[dict[str, str]] = []
+    key: dict[str, dict[str, Any]] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
+    for case_i, cond, rep in order:
+        pair = pairs[case_i]
+        token = secrets.token_hex(8)
+        src = pair.original if cond == "original" else pair.adversarial
+        digest, shape = _present(src, images / f"{token}.tif", shapes.get(case_i))
+        shapes[case_i] = shape
+        tokens.append({"token": token, "file": f"images/{token}.tif", "sha256": digest})
+        key[token] = {
+            "case": pair.case,
+            "condition": cond,
+            "replicate": rep,
+            "source": str(src),
+            "truth": pair.truth,
+            "attack": pair.attack,
+        }
+    key_bytes = (json.dumps({"tokens": key}, indent=2, default=str) + "\n").encode()
+    key_path = root / "key.json"
+    _write_once(key_path, key_bytes)
+    manifest = {
+        "format": "napari-cpadv study",
+        "version": 1,
+        "study_id": str(uuid.uuid4()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
+        "seed": seed,
+        "replicates": replicates,
+        "min_gap": min_gap,
+        "questions": {q: QUESTIONS[q] for q in questions},
+        "order": [t["token"] for t in tokens],
+        "tokens": tokens,
+        "key_sha256": hashlib.sha256(key_bytes).hexdigest(),
+    }
+    path = root / "manifest.json"
+    _write_once(path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return path
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data``, durably; never overwrite."""
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.link(tmp, path)  # fails if it exists
+    tmp.unlink()
+
+
+def manifest_hash(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a manifest file: where every reader's log chains from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,104 @@
+"""Building a blinded study: the order's constraints, identical containers, the key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from napari_cpadv.study.build import (
+    StudyError,
+    build_study,
+    constrained_order,
+    pairs_from_folder,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 8), st.integers(1, 3), st.integers(1, 3), st.integers(0, 10_000))
+def test_order_keeps_its_constraints_and_depends_only_on_the_seed(n, reps, gap, seed):
+    try:
+        order = constrained_order(n, reps, gap, seed)
+    except StudyError:
+        return  # some small designs have no valid order; that is said, not faked
+    assert order == constrained_order(n, reps, gap, seed)
+    assert sorted(order) == sorted(
+        (c, d, r) for c in range(n) for d in ("original", "adversarial") for r in range(reps)
+    )
+    for i, (c, d, _) in enumerate(order):
+        if i:
+            assert not (order[i - 1][0] == c and order[i - 1][1] != d)  # pair never adjacent
+        for j in range(i + 1, min(i + gap, len(order))):
+            assert order[j][:2] != (c, d)  # the same image at least `gap` apart
+
+
+def _pairs(folder, n=4, size=(24, 32)):
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(a).save(folder / f"case{k}_original.png")
+        Image.fromarray(b).save(folder / f"case{k}_adversarial.tif")
+    (folder / "truth.json").write_text(json.dumps({f"case{k}": k % 2 for k in range(n)}))
+    return folder
+
+
+def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
+    (tmp_path / "pairs").mkdir()
+    src = _pairs(tmp_path / "pairs")
+    pairs = pairs_from_folder(src)
+    manifest_path = build_study(pairs, tmp_path / "study", replicates=2, seed=7, min_gap=2)
+    manifest = json.loads(manifest_path.read_text())
+    key_bytes = (tmp_path / "study" / "key.json").read_bytes()
+    assert manifest["key_sha256"] == hashlib.sha256(key_bytes).hexdigest()
+    key = json.loads(key_bytes)["tokens"]
+    assert len(manifest["order"]) == 4 * 2 * 2 == len(key)
+    text = manifest_path.read_text()
+    assert "original" not in text and "adversarial" not in text and "case" not in text
+    sizes, tags = {}, {}
+    for t in manifest["tokens"]:
+        f = tmp_path / "study" / t["file"]
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == t["sha256"]
+        with tifffile.TiffFile(f) as tf:
+            page = tf.pages[0]
+            assert page.compression == 1 and page.dtype == np.uint8
+            tags[key[t["token"]]["condition"]] = sorted(
+                (tag.name, str(tag.value)) for tag in page.tags
+                if tag.name not in ("StripOffsets",)
+            )  # fmt: skip
+        sizes.setdefault(key[t["token"]]["condition"], set()).add(f.stat().st_size)
+    assert sizes["original"] == sizes["adversarial"]  # same bytes count: uncompressed
+    assert tags["original"] == tags["adversarial"]  # same tags, nothing that tells them apart
+    assert {v["truth"] for v in key.values()} == {0, 1}
+    with pytest.raises(StudyError, match="written once"):
+        build_study(pairs, tmp_path / "study")
+
+
+def test_bad_pair_folders_are_named(tmp_path):
+    (tmp_path / "a_original.png").write_bytes(b"")
+    with pytest.raises(StudyError, match="without both images: a"):
+        pairs_from_folder(tmp_path)
+    (tmp_path / "a_adversarial.png").write_bytes(b"not a png")
+    pairs = pairs_from_folder(tmp_path)
+    with pytest.raises(StudyError, match="cannot be read as an image"):
+        build_study(pairs * 3, tmp_path / "s", replicates=1, min_gap=1)
+
+
+def test_cli_study_create(tmp_path, capsys):
+    from napari_cpadv.cli import main
+
+    (tmp_path / "pairs").mkdir()
+    _pairs(tmp_path / "pairs", n=3)
+    code = main(["study", "create", str(tmp_path / "pairs"), "--out", str(tmp_path / "s"),
+                 "--preset", "seed001", "--seed", "3"])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["presentations"] == 3 * 2 * 2 and out["cases"] == 3
+    code = main(["study", "create", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t")])
+    assert code == 2 and "nowhere" in capsys.readouterr().err
