@@ -84,3 +84,24 @@ def find_dock(viewer: Any, cls: type) -> Any:
     """The first docked widget of type ``cls`` in the viewer's window, or None."""
     docks = getattr(getattr(viewer, "window", None), "dock_widgets", {}) or {}
     return next((w for w in docks.values() if isinstance(w, cls)), None)
+
+
+class RunControls:
+    """What every running dock has: a detector picker (shipped names, a weights file) and
+    Run, Cancel, a progress bar and a status line."""
+
+    def __init__(self) -> None:
+        from qtpy.QtWidgets import QComboBox, QLabel, QLineEdit, QProgressBar, QPushButton
+
+        from napari_cpadv.models.detector import NAMES
+
+        self.detector = QComboBox()
+        self.detector.addItems(NAMES)
+        self.weights = QLineEdit()
+        self.weights.setPlaceholderText("shipped weights")
+        self.run = QPushButton("Run")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)

@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -37,7 +36,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
-from napari_cpadv.widgets._view import box, boxes, ground_truth, notify, slide_layer
+from napari_cpadv.widgets._view import RunControls, box, boxes, ground_truth, notify, slide_layer
 from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
 from napari_cpadv.workbench.attack import METRIC_COLUMNS, AttackModel, metrics_csv
@@ -63,10 +62,10 @@ class AttackWidget(QWidget):
         self.outcome: Any = None
         self.records: list[Any] = []
         self.compare = Comparison(viewer)
-        self._detector = QComboBox()
-        self._detector.addItems(NAMES)
-        self._weights = QLineEdit()
-        self._weights.setPlaceholderText("shipped weights")
+        controls = RunControls()
+        self._detector, self._weights = controls.detector, controls.weights
+        self._run, self._cancel = controls.run, controls.cancel
+        self._progress, self._status = controls.progress, controls.status
         self._attack = QComboBox()
         self._attack.addItems(ATTACKS)
         self._norm = QComboBox()
@@ -100,12 +99,6 @@ class AttackWidget(QWidget):
         self._results = QLineEdit()
         self._results.setPlaceholderText("SLIDE.cpadv next to the slide")
         self._device = QLabel(f"device: {pick_device(None)}")
-        self._run = QPushButton("Run")
-        self._cancel = QPushButton("Cancel")
-        self._cancel.setEnabled(False)
-        self._progress = QProgressBar()
-        self._status = QLabel("")
-        self._status.setWordWrap(True)
         self._table = QTableWidget(len(METRIC_COLUMNS) - 1, 0)
         self._table.setVerticalHeaderLabels(list(METRIC_COLUMNS[1:]))
         self._copy = QPushButton("Copy")

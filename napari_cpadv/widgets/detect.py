@@ -9,9 +9,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -20,8 +17,14 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
-from napari_cpadv.models.detector import NAMES
-from napari_cpadv.widgets._view import REGION_LAYER, box, ground_truth, notify, slide_layer
+from napari_cpadv.widgets._view import (
+    REGION_LAYER,
+    RunControls,
+    box,
+    ground_truth,
+    notify,
+    slide_layer,
+)
 from napari_cpadv.widgets._work import start
 
 if TYPE_CHECKING:
@@ -40,22 +43,16 @@ class DetectWidget(QWidget):
         self.worker: Any = None
         self.last_score: dict[str, Any] | None = None
         self.cache: str | None = None  # on-demand heatmaps: None is the user cache
-        self._detector = QComboBox()
-        self._detector.addItems(NAMES)
-        self._weights = QLineEdit()
-        self._weights.setPlaceholderText("shipped weights")
+        controls = RunControls()
+        self._detector, self._weights = controls.detector, controls.weights
+        self._run, self._cancel = controls.run, controls.cancel
+        self._progress, self._status = controls.progress, controls.status
         self._browse = QPushButton("…")
         self._scope = QComboBox()
         self._scope.addItems(SCOPES)
         self._level = QSpinBox()
         self._level.setRange(0, 16)
         self._level.setValue(self.model.level)
-        self._run = QPushButton("Run")
-        self._cancel = QPushButton("Cancel")
-        self._cancel.setEnabled(False)
-        self._progress = QProgressBar()
-        self._status = QLabel("")
-        self._status.setWordWrap(True)
         self._layout()
         self._browse.clicked.connect(self._on_browse)
         self._run.clicked.connect(self._on_run)
