@@ -252,12 +252,10 @@ class AttackWidget(QWidget):
         from napari_cpadv._heatmap_layers import heatmap_layer_data, perturbation_layer_data
         from napari_cpadv._reader import read_delta_slide
         from napari_cpadv.slide import open_slide
-        from napari_cpadv.slide.delta import open_delta
         from napari_cpadv.workbench.session import LayerRecord
 
         self.outcome = outcome
         slide = open_slide(original.metadata["cpadv_slide_path"])
-        adversarial = open_delta(outcome.delta)
         r = outcome.report
         index = list(self.viewer.layers).index(original) + 1
         data, kwargs, _ = read_delta_slide(str(outcome.delta))[0]
@@ -267,7 +265,7 @@ class AttackWidget(QWidget):
         self.viewer.layers.move(list(self.viewer.layers).index(adv_layer), index)
         ds = float(slide.downsamples[r["level"]])
         data, kwargs, _ = perturbation_layer_data(
-            outcome.perturbation(slide, adversarial),
+            outcome.perturbation(),
             level_origin=outcome.level_box[:2],
             downsample=ds,
             mpp=slide.mpp,

@@ -214,12 +214,12 @@ class AttackOutcome:
     heatmaps: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     level_box: tuple[int, int, int, int] = (0, 0, 0, 0)
 
-    def perturbation(self, slide: Any, adversarial: Any) -> np.ndarray:
-        """δ over the attacked tiles, ``(rows, cols, 3)`` float32 in grey levels."""
-        r0, c0 = self.level_box[:2]
-        level = self.report["level"]
-        a = slide.read_region(level, r0, c0, *_size(self.level_box)).astype(np.float32)
-        return adversarial.read_region(level, r0, c0, *_size(self.level_box)) - a
+    def perturbation(self) -> np.ndarray:
+        """δ over the attacked tiles, ``(rows, cols, 3)`` float32 in grey levels (the run's
+        ``perturbation.tif``)."""
+        import tifffile
+
+        return np.asarray(tifffile.imread(self.folder / "perturbation.tif"), np.float32)
 
     def records(self) -> list[Any]:
         """Session-file records of this run's layers: the adversarial slide, the

@@ -57,7 +57,13 @@ def test_attack_run_writes_its_folder_and_measures_every_detector(small_slide, t
     assert rows["dae"]["psnr_db"] > 25 and 0.5 < rows["dae"]["ssim"] < 1
     assert rows["dae"]["l2_total"] == pytest.approx(3.0 * np.sqrt(out.report["tiles"]), rel=0.05)
     slide, adv = open_slide(small_slide.path), open_delta(out.delta)
-    delta = out.perturbation(slide, adv)
+    delta = out.perturbation()
+    b = out.level_box
+    np.testing.assert_array_equal(
+        delta,
+        adv.read_region(1, b[0], b[1], b[2] - b[0], b[3] - b[1]).astype(np.float32)
+        - slide.read_region(1, b[0], b[1], b[2] - b[0], b[3] - b[1]),
+    )
     assert delta.shape[2] == 3 and np.abs(delta).max() > 0
     parsed = list(csv.DictReader(io.StringIO((run / "metrics.csv").read_text())))
     assert tuple(parsed[0]) == METRIC_COLUMNS and len(parsed) == 2
