@@ -146,12 +146,11 @@ def region_tiles(
 def objective_for(detector: Any, x: torch.Tensor, labels: np.ndarray | None = None) -> Objective:
     """Untargeted objective of ``detector`` on ``x``: against the cell ``labels`` when given,
     else against the clean prediction (cells: ``logits > 0``; classes: the argmax)."""
-    with torch.no_grad():
-        clean = torch.cat([detector(x[i : i + 8]) for i in range(0, len(x), 8)])
+    if detector.output == "cells" and labels is not None:  # no pass of the detector needed
+        return CellObjective(torch.from_numpy(np.asarray(labels)).float().to(x.device))
+    clean = logits_of(detector, x, torch.zeros_like(x))
     if detector.output == "classes":
         return ClassObjective(clean.argmax(1))
-    if labels is not None:
-        return CellObjective(torch.from_numpy(np.asarray(labels)).float().to(clean.device))
     return CellObjective((clean > 0).float())
 
 
@@ -195,7 +194,7 @@ def craft(
     spec: AttackSpec,
     *,
     batch: int = 4,
-) -> Work[AttackResult]:
+) -> Work[Scored]:
     """Run ``spec``'s attack on ``x`` (on ``x``'s device) in batches; δ rounded to 8 bits.
 
     ``universal`` learns one δ on all of ``x`` and adds it to every image; ``noise`` is
@@ -270,6 +269,14 @@ def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 
     )
 
 
+@dataclass(frozen=True)
+class Scored(AttackResult):
+    """An ``AttackResult`` that keeps the detector's ``logits`` on ``x + δ``, so that what
+    is scored next (AUC-PR) needs no second pass of the detector."""
+
+    logits: torch.Tensor
+
+
 def score(
     detector: Any,
     x: torch.Tensor,
@@ -277,10 +284,11 @@ def score(
     objective: Objective,
     seed: int = 0,
     steps: int = 0,
-) -> AttackResult:
-    """Loss and success of ``x + δ`` under ``objective``, and δ's norms, as a result."""
-    loss, success = objective(logits_of(detector, x, delta))
-    return AttackResult(delta, success, loss, norms(delta), steps, seed)
+) -> Scored:
+    """Loss and success of ``x + δ`` under ``objective``, δ's norms and the logits."""
+    logits = logits_of(detector, x, delta)
+    loss, success = objective(logits)
+    return Scored(delta, success, loss, norms(delta), steps, seed, logits=logits)
 
 
 def _aucpr(logits: torch.Tensor, labels: np.ndarray) -> float:
@@ -315,9 +323,12 @@ def _condition(
     objective: Objective,
     labels: np.ndarray | None,
     clean: float | None,
+    logits: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Success, AUC-PR (with labels) and damage of one δ, from one pass of the detector."""
-    logits = logits_of(detector, x, delta)
+    """Success, AUC-PR (with labels) and damage of one δ, from one pass of the detector
+    (none when its ``logits`` on ``x + δ`` are given)."""
+    if logits is None:
+        logits = logits_of(detector, x, delta)
     rate = float(objective(logits)[1].float().mean())
     out: dict[str, Any] = {"success_rate": rate}
     if labels is not None:
@@ -357,7 +368,7 @@ def sweep(
     x = tiles.x.to(device)
     labels = tiles.labels if detector.output == "cells" else None
     objective = objective_for(detector, x, labels)
-    results: dict[float, AttackResult] = {}
+    results: dict[float, Scored] = {}
 
     def run(b: Budget) -> Work[AttackResult]:
         res = yield from craft(detector, x, objective, replace(spec, budget=b), batch=batch)
@@ -372,7 +383,7 @@ def sweep(
     for b in budgets:
         res = results[b.value]
         row: dict[str, Any] = {"budget": b.value, "norms": res.norms}
-        row.update(_condition(detector, x, res.delta, objective, labels, clean))
+        row.update(_condition(detector, x, res.delta, objective, labels, clean, res.logits))
         if noise:
             n = quantise(x, noise_like(res.delta, x, seed=spec.seed))
             row["noise"] = _condition(detector, x, n, objective, labels, clean)
@@ -506,7 +517,7 @@ def transfer(
     warnings: list[str] = []
     labels = _scorable(tiles.labels, warnings)
     deltas: dict[str, torch.Tensor] = {"clean": torch.zeros_like(x)}
-    crafted: dict[str, AttackResult] = {}
+    crafted: dict[str, Scored] = {}
     for k, name in enumerate(sources):
         spec = specs[name]
         res = yield from craft(detectors[name], x, objectives[name], spec, batch=batch)
@@ -515,14 +526,20 @@ def transfer(
         yield Progress(k + 1, len(sources), {"source": name})
     for name in sources:
         deltas[name] = crafted[name].delta
+    known: dict[
+        tuple[str, str], torch.Tensor
+    ] = {  # logits already computed: clean tiles, and each source on its own δ
+        ("clean", n): logits_of(d, x, deltas["clean"]) for n, d in detectors.items()
+    }
+    known.update({(n, n): crafted[n].logits for n in sources})
     clean = (
-        {n: cell_aucpr(d, x, labels) for n, d in detectors.items()}
+        {n: _aucpr(known["clean", n], labels) for n in detectors}
         if labels is not None
         else dict.fromkeys(detectors)
     )
     table = {
         row: {
-            n: _condition(d, x, delta, objectives[n], labels, clean[n])
+            n: _condition(d, x, delta, objectives[n], labels, clean[n], known.get((row, n)))
             for n, d in detectors.items()
         }
         for row, delta in deltas.items()
@@ -677,7 +694,7 @@ def universal_study(
     }
     if labels_h is not None and labels_h.any():
         report["held_out"]["aucpr"] = {
-            "clean": cell_aucpr(detector, xh, labels_h),
-            "universal": cell_aucpr(detector, (xh + dh).clamp(0, 1), labels_h),
+            "clean": _aucpr(clean_h.logits, labels_h),
+            "universal": _aucpr(attacked.logits, labels_h),
         }
     return delta, report
