@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score
 
-from napari_cpadv.study.stats import (
+from napari_cpadv.metrics.study import (
     binomial_test,
     cohen_kappa,
     confusion,
