@@ -560,10 +560,21 @@ def _region_options(p: argparse.ArgumentParser) -> None:
 
 
 def _study_create(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.study.build import PRESETS, build_study, manifest_hash, pairs_from_folder
+    from napari_cpadv.study.build import (
+        PRESETS,
+        build_study,
+        manifest_hash,
+        pairs_from_folder,
+        pairs_from_runs,
+    )
 
     preset = PRESETS.get(args.preset or "", {})
-    pairs = pairs_from_folder(args.pairs)
+    runs = [p for p in args.pairs if (Path(p) / "report.json").is_file()]
+    if runs and len(runs) != len(args.pairs):
+        raise CpadvError(None, "give either one folder of image pairs or workbench run folders")
+    if not runs and len(args.pairs) != 1:
+        raise CpadvError(None, "give one folder of <case>_original / <case>_adversarial images")
+    pairs = pairs_from_runs(runs, truth=args.truth) if runs else pairs_from_folder(args.pairs[0])
     path = build_study(
         pairs,
         args.out,
@@ -571,6 +582,8 @@ def _study_create(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         min_gap=args.min_gap or preset.get("min_gap", 2),
         questions=args.questions or preset.get("questions"),
+        allow_corrections=args.allow_corrections,
+        view_tracking=args.track_view,
     )
     manifest = json.loads(path.read_text())
     return {
@@ -581,6 +594,27 @@ def _study_create(args: argparse.Namespace) -> dict[str, Any]:
         "cases": len(pairs),
         "presentations": len(manifest["order"]),
         "seed": args.seed,
+    }
+
+
+def _study_analyze(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.study.analyze import analyze
+
+    summary = analyze(args.study, args.key, args.out)
+    return {
+        "out": str(Path(args.out)),
+        "readers": {
+            name: {
+                cond: {
+                    k: e.get(k)
+                    for k in ("n", "tp", "fn", "tn", "fp", "sensitivity", "specificity")
+                    if k in e
+                }
+                for cond, e in s["by_condition"].items()
+            }
+            for name, s in summary["readers"].items()
+        },
+        "notes": summary["notes"],
     }
 
 
@@ -755,7 +789,12 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", help="blinded perceptibility studies")
     st_sub = st.add_subparsers(dest="study_command", required=True)
     sc = st_sub.add_parser("create", help="build a study from original/adversarial pairs")
-    sc.add_argument("pairs", help="a folder of <case>_original / <case>_adversarial images")
+    sc.add_argument(
+        "pairs",
+        nargs="+",
+        help="a folder of <case>_original / <case>_adversarial images, or workbench run folders",
+    )
+    sc.add_argument("--truth", default=None, help="runs: a .truth.json (default: the slide's)")
     sc.add_argument("--out", required=True, help="the study folder (manifest.json, key.json)")
     sc.add_argument("--replicates", type=int, default=None, help="presentations per image (2)")
     sc.add_argument("--min-gap", type=int, default=None, help="same image at least this apart")
@@ -764,7 +803,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--questions", nargs="+", default=None, choices=("tumour", "confidence", "count", "altered")
     )
     sc.add_argument("--preset", choices=("seed001",), default=None, help="seed 001's design")
+    sc.add_argument(
+        "--allow-corrections", action="store_true", help="readers may revise answered cases"
+    )
+    sc.add_argument(
+        "--track-view", type=float, default=0.0, metavar="S", help="sample the camera every S s"
+    )
     sc.set_defaults(run=_study_create)
+    sa = st_sub.add_parser("analyze", help="unblind and analyse a study (needs the key)")
+    sa.add_argument("study", help="the study folder")
+    sa.add_argument("--key", required=True, help="the study's key.json")
+    sa.add_argument("--out", required=True, help="folder for answers.csv, summary.json, ...")
+    sa.set_defaults(run=_study_analyze)
     return parser
 
 

@@ -62,13 +62,23 @@ class StudyError(CpadvError):
 
 @dataclass(frozen=True)
 class Pair:
-    """One case: its original and adversarial images, ground truth, attack parameters."""
+    """One case: its original and adversarial images (files, or ``(rows, cols, 3)`` uint8
+    arrays with ``sources`` naming where they came from), ground truth, attack parameters."""
 
     case: str
-    original: Path
-    adversarial: Path
+    original: Path | np.ndarray
+    adversarial: Path | np.ndarray
     truth: Any = None
     attack: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, str] | None = None
+
+    def image(self, condition: str) -> Path | np.ndarray:
+        return self.original if condition == "original" else self.adversarial
+
+    def source(self, condition: str) -> str:
+        if self.sources is not None:
+            return self.sources[CONDITIONS.index(condition)]
+        return str(self.image(condition))
 
 
 def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
@@ -94,6 +104,65 @@ def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
         except ValueError as exc:
             raise StudyError(root / "truth.json", f"is not JSON ({exc})") from exc
     return [Pair(c, v["original"], v["adversarial"], truth.get(c)) for c, v in found.items()]
+
+
+TUMOUR_CELLS = 5
+"""Seed 001's rule: an image shows tumour when it holds at least 5 tumour cells."""
+
+
+def pairs_from_runs(
+    runs: list[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
+) -> list[Pair]:
+    """One case per attacked tile of workbench runs (``AttackModel.work`` folders): the
+    original tile read from the slide, the adversarial one from the run's delta slide.
+
+    Ground truth is the number of tumour nuclei in the tile, from ``truth`` or the slide's
+    own ``.truth.json`` beside it (synthetic slides); ``tumour`` is ``count >= 5``. Without
+    either, cases carry no truth and the analysis reports rates without sensitivity.
+    """
+    from napari_cpadv.annotations.dataset import read_nuclei
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.delta import open_delta
+
+    pairs: list[Pair] = []
+    for folder in runs:
+        run = Path(folder)
+        try:
+            report = json.loads((run / "report.json").read_text())
+            level, side = int(report["level"]), int(report["tile"])
+            positions = [(int(r), int(c)) for r, c in report["positions"]]
+            slide_path = Path(report["slide"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StudyError(run, f"is not a finished workbench run ({exc})") from exc
+        slide = open_slide(slide_path)
+        adversarial = open_delta(run / "adversarial.delta.zarr")
+        found = Path(truth) if truth else slide_path.with_suffix(".truth.json")
+        nuclei = read_nuclei(found) if found.is_file() else None
+        if truth and nuclei is None:
+            raise StudyError(truth, "does not exist")
+        ds = float(slide.downsamples[level])
+        for r, c in positions:
+            case = f"{run.name}-L{level}-r{r}-c{c}"
+            value = None
+            if nuclei is not None:
+                x, y, tumour = nuclei
+                x0, y0, x1, y1 = c * ds, r * ds, (c + side) * ds, (r + side) * ds
+                cells = int((tumour & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)).sum())
+                value = {"tumour": cells >= TUMOUR_CELLS, "tumour_cells": cells}
+            where = f"level {level}, row {r}, col {c}, {side} px"
+            pairs.append(
+                Pair(
+                    case,
+                    slide.read_region(level, r, c, side, side),
+                    adversarial.read_region(level, r, c, side, side),
+                    value,
+                    dict(report.get("model") or {}),
+                    (f"{slide_path} ({where})", f"{run / 'adversarial.delta.zarr'} ({where})"),
+                )
+            )
+    if not pairs:
+        raise StudyError(None, "the runs hold no attacked tiles")
+    return pairs
 
 
 def constrained_order(
@@ -133,18 +202,25 @@ def _fits(order: list[tuple[int, str, int]], item: tuple[int, str, int], min_gap
     return True
 
 
-def _present(src: Path, dst: Path, shape: tuple[int, ...] | None) -> tuple[str, tuple[int, ...]]:
+def _present(
+    src: Path | np.ndarray, dst: Path, shape: tuple[int, ...] | None, name: str
+) -> tuple[str, tuple[int, ...]]:
     """Write ``src`` as the study's container; returns the file's SHA-256 and the shape."""
     import tifffile
     from PIL import Image
 
-    try:
-        with Image.open(src) as im:
-            pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise StudyError(src, f"cannot be read as an image ({exc})") from exc
+    if isinstance(src, np.ndarray):
+        if src.ndim != 3 or src.shape[2] != 3 or src.dtype != np.uint8:
+            raise StudyError(name, f"is {src.dtype} {src.shape}, not an RGB uint8 image")
+        pixels = src
+    else:
+        try:
+            with Image.open(src) as im:
+                pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except OSError as exc:
+            raise StudyError(src, f"cannot be read as an image ({exc})") from exc
     if shape is not None and pixels.shape != shape:
-        raise StudyError(src, f"is {pixels.shape[1]}x{pixels.shape[0]}, its pair member is "
+        raise StudyError(name, f"is {pixels.shape[1]}x{pixels.shape[0]}, its pair member is "
                          f"{shape[1]}x{shape[0]}: both must be the same size")  # fmt: skip
     tmp = dst.with_name(f".{dst.name}.part")
     tifffile.imwrite(tmp, pixels, photometric="rgb", compression=None, metadata=None, software=None)
@@ -160,8 +236,15 @@ def build_study(
     seed: int = 0,
     min_gap: int = 2,
     questions: list[str] | None = None,
+    allow_corrections: bool = False,
+    view_tracking: float = 0.0,
 ) -> Path:
-    """Write the study folder; returns ``manifest.json``'s path."""
+    """Write the study folder; returns ``manifest.json``'s path.
+
+    ``allow_corrections`` lets a reader go back to an answered case (a correction is a new
+    ``answer_revised`` event); ``view_tracking`` (seconds, 0 = off) samples the camera's
+    centre and zoom while a case is shown.
+    """
     from napari_cpadv.workbench.session import versions
 
     questions = questions or ["tumour"]
@@ -170,6 +253,12 @@ def build_study(
         raise StudyError(None, f"unknown questions {unknown}; choose from {', '.join(QUESTIONS)}")
     if replicates < 1 or min_gap < 1:
         raise StudyError(None, f"replicates {replicates} and min gap {min_gap} must be >= 1")
+    if not pairs:
+        raise StudyError(None, "a study needs at least one original/adversarial pair")
+    if len({p.case for p in pairs}) != len(pairs):
+        raise StudyError(None, "two pairs share a case name")
+    if not 0 <= view_tracking <= 60:
+        raise StudyError(None, f"view tracking every {view_tracking} s: give 0 (off) to 60 s")
     root = Path(out)
     if (root / "manifest.json").exists():
         raise StudyError(root, "already holds a study (manifest.json is written once)")
@@ -182,15 +271,17 @@ def build_study(
     for case_i, cond, rep in order:
         pair = pairs[case_i]
         token = secrets.token_hex(8)
-        src = pair.original if cond == "original" else pair.adversarial
-        digest, shape = _present(src, images / f"{token}.tif", shapes.get(case_i))
+        src = pair.image(cond)
+        digest, shape = _present(
+            src, images / f"{token}.tif", shapes.get(case_i), pair.source(cond)
+        )
         shapes[case_i] = shape
         tokens.append({"token": token, "file": f"images/{token}.tif", "sha256": digest})
         key[token] = {
             "case": pair.case,
             "condition": cond,
-            "replicate": rep,
-            "source": str(src),
+            "replicate": rep + 1,
+            "source": pair.source(cond),
             "truth": pair.truth,
             "attack": pair.attack,
         }
@@ -207,6 +298,8 @@ def build_study(
         "replicates": replicates,
         "min_gap": min_gap,
         "questions": {q: QUESTIONS[q] for q in questions},
+        "allow_corrections": bool(allow_corrections),
+        "view_tracking_s": float(view_tracking),
         "order": [t["token"] for t in tokens],
         "tokens": tokens,
         "key_sha256": hashlib.sha256(key_bytes).hexdigest(),

@@ -18,6 +18,7 @@ from napari_cpadv.study.build import (
     constrained_order,
     pairs_from_folder,
 )
+from tests.study.conftest import make_pairs as _pairs
 
 
 @settings(max_examples=40, deadline=None)
@@ -36,17 +37,6 @@ def test_order_keeps_its_constraints_and_depends_only_on_the_seed(n, reps, gap, 
             assert not (order[i - 1][0] == c and order[i - 1][1] != d)  # pair never adjacent
         for j in range(i + 1, min(i + gap, len(order))):
             assert order[j][:2] != (c, d)  # the same image at least `gap` apart
-
-
-def _pairs(folder, n=4, size=(24, 32)):
-    rng = np.random.default_rng(0)
-    for k in range(n):
-        a = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-        b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(a).save(folder / f"case{k}_original.png")
-        Image.fromarray(b).save(folder / f"case{k}_adversarial.tif")
-    (folder / "truth.json").write_text(json.dumps({f"case{k}": k % 2 for k in range(n)}))
-    return folder
 
 
 def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
@@ -85,9 +75,13 @@ def test_bad_pair_folders_are_named(tmp_path):
     with pytest.raises(StudyError, match="without both images: a"):
         pairs_from_folder(tmp_path)
     (tmp_path / "a_adversarial.png").write_bytes(b"not a png")
+    for name in ("b_original.png", "b_adversarial.png", "c_original.png", "c_adversarial.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name)
     pairs = pairs_from_folder(tmp_path)
-    with pytest.raises(StudyError, match="cannot be read as an image"):
-        build_study(pairs * 3, tmp_path / "s", replicates=1, min_gap=1)
+    with pytest.raises(StudyError, match="a_adversarial.png: cannot be read as an image"):
+        build_study(pairs, tmp_path / "s", replicates=1, min_gap=1)
+    with pytest.raises(StudyError, match="share a case name"):
+        build_study(pairs * 2, tmp_path / "t", replicates=1, min_gap=1)
 
 
 def test_cli_study_create(tmp_path, capsys):

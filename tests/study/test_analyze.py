@@ -1,0 +1,200 @@
+"""Unblinding and analysis: verification first, then tables that match hand counts and
+scipy / scikit-learn, and the exports (long CSV, iMRMC, summary.json, HTML)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from scipy.stats import wilcoxon as scipy_wilcoxon
+from sklearn.metrics import cohen_kappa_score
+
+from napari_cpadv.metrics.study import fleiss_kappa
+from napari_cpadv.study.analyze import CSV_COLUMNS, analyze
+from napari_cpadv.study.build import StudyError
+from napari_cpadv.study.log import StudyLogError
+from napari_cpadv.study.read import ReaderSession, Study
+from tests.study.conftest import make_study
+from tests.study.test_read import Clock
+
+
+def _read(study_dir, reader, decide, ms):
+    """Answer every case as ``decide(key entry)`` says, spending ``ms(key entry)`` on it."""
+    key = json.loads((study_dir / "key.json").read_text())["tokens"]
+    clock = Clock()
+    with ReaderSession(study_dir, reader, clock=clock) as s:
+        while not s.done:
+            s.show()
+            clock.wait(ms(key[s.showing]))
+            s.answer(**decide(key[s.showing]))
+    return key
+
+
+def _truth(k):
+    return "yes" if k["truth"] else "no"
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("analysis")
+    study = make_study(root, questions=["tumour", "altered"])
+    # A: right on originals, "no" on every adversarial copy, and spots every alteration
+    _read(
+        study,
+        "A",
+        lambda k: {
+            "tumour": _truth(k) if k["condition"] == "original" else "no",
+            "altered": "yes" if k["condition"] == "adversarial" else "no",
+        },
+        lambda k: 1000 if k["condition"] == "original" else 2000 + 100 * k["replicate"],
+    )
+    # B: right everywhere but one false positive (case0, original, 2nd replicate)
+    _read(
+        study,
+        "B",
+        lambda k: {
+            "tumour": "yes"
+            if (k["case"], k["condition"], k["replicate"]) == ("case0", "original", 2)
+            else _truth(k),
+            "altered": "no",
+        },
+        lambda k: 500,
+    )
+    key = _read(study, "C", lambda k: {"tumour": "yes", "altered": "yes"}, lambda k: 700)
+    out = root / "out"
+    return study, key, out, analyze(study, study / "key.json", out)
+
+
+def test_tables_match_hand_counts(analysed):
+    _, _, _, summary = analysed
+    a = summary["readers"]["A"]
+    o, adv = a["by_condition"]["original"], a["by_condition"]["adversarial"]
+    assert (o["tp"], o["fn"], o["tn"], o["fp"]) == (4, 0, 4, 0)
+    assert (adv["tp"], adv["fn"], adv["tn"], adv["fp"]) == (0, 4, 4, 0)
+    assert adv["sensitivity"] == 0 and o["sensitivity"] == 1
+    assert adv["sensitivity_ci95"][0] == 0 and adv["sensitivity_ci95"][1] == pytest.approx(
+        0.4899, abs=1e-4
+    )  # Wilson 0/4
+    p = a["paired"]
+    assert (p["both_tumour"], p["original_tumour_adversarial_not"]) == (0, 4)
+    assert (p["original_not_adversarial_tumour"], p["both_not"]) == (0, 4)
+    assert (p["tp_original"], p["tp_adversarial"], p["positives"]) == (4, 0, 4)
+    assert p["mcnemar_exact_p"] == pytest.approx(binomtest(4, 4, 0.5).pvalue) == 0.125
+    assert p["cohen_kappa"] == pytest.approx(cohen_kappa_score([0, 0, 1, 1] * 2, [0] * 8))
+    assert a["replicate_agreement"]["both"] == {"n": 8, "agreement": 1.0, "cohen_kappa": 1.0}
+    assert a["time_ms"]["original"]["median"] == 1000
+    assert a["time_ms"]["adversarial"]["median"] == 2150
+    ref = scipy_wilcoxon([1000] * 8, [2100] * 4 + [2200] * 4)
+    assert a["time_paired_wilcoxon"]["p_value"] == pytest.approx(ref.pvalue)
+    assert a["altered"]["correct"] == 16
+    assert a["altered"]["binomial_p_vs_chance"] == pytest.approx(binomtest(16, 16).pvalue)
+
+    b = summary["readers"]["B"]
+    bo = b["by_condition"]["original"]
+    assert (bo["tp"], bo["fn"], bo["tn"], bo["fp"]) == (4, 0, 3, 1)
+    assert b["paired"]["original_tumour_adversarial_not"] == 1
+    rep = b["replicate_agreement"]["original"]
+    x, y = [0, 1, 0, 1], [1, 1, 0, 1]  # case0..3, replicates 1 and 2
+    assert rep["agreement"] == 0.75
+    assert rep["cohen_kappa"] == pytest.approx(cohen_kappa_score(x, y))
+    assert b["altered"]["correct"] == 8 and b["altered"]["said_altered"]["adversarial"] == 0
+
+    pooled = summary["readers"]["all readers"]
+    assert pooled["by_condition"]["adversarial"]["tp"] == 0 + 4 + 4
+    assert pooled["presentations"] == 48
+
+
+def test_fleiss_kappa_over_three_readers(analysed):
+    _study, key, _, summary = analysed
+    votes = {"A": {}, "B": {}, "C": {}}
+    for t, k in key.items():
+        truth = int(bool(k["truth"]))
+        orig = k["condition"] == "original"
+        votes["A"][t] = truth if orig else 0
+        votes["B"][t] = 1 if (k["case"], orig, k["replicate"]) == ("case0", True, 2) else truth
+        votes["C"][t] = 1
+    table = np.array([[sum(v[t] == c for v in votes.values()) for c in (0, 1)] for t in key])
+    assert summary["fleiss"]["readers"] == 3
+    assert summary["fleiss"]["both"]["items"] == 16
+    assert summary["fleiss"]["both"]["fleiss_kappa"] == pytest.approx(fleiss_kappa(table))
+
+
+def test_exports(analysed):
+    _study, key, out, _ = analysed
+    with open(out / "answers.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 3 * 16
+    mine = [r for r in rows if r["reader_id"] == "A"]
+    one = next(r for r in mine if key[r["token"]]["condition"] == "adversarial")
+    assert one["condition"] == "adversarial" and one["label"] == "0" and one["altered"] == "1"
+    assert one["source_id"] == key[one["token"]]["case"] and one["duration_ms"].startswith("2")
+    lines = (out / "study.imrmc").read_text().splitlines()
+    data = lines[lines.index("BEGIN DATA:") + 1 :]
+    assert "NR: 3" in lines and "N0: 2" in lines and "N1: 2" in lines and "NM: 2" in lines
+    assert sorted(x for x in data if x.startswith("-1,")) == [
+        "-1,case0,0,0", "-1,case1,0,1", "-1,case2,0,0", "-1,case3,0,1",
+    ]  # fmt: skip
+    assert "A,case1,adversarial,0" in data and "A,case1,original,1" in data
+    assert len(data) == 4 + 3 * 4 * 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["readers"]["A"]["paired"]["mcnemar_exact_p"] == 0.125
+    report = (out / "report.html").read_text()
+    assert "McNemar" in report and "Fleiss" in report and "plots/sensitivity.png" in report
+    assert (out / "plots" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_key_and_every_log_are_verified_before_anything_is_written(tmp_path):
+    study = make_study(tmp_path)
+    _read(study, "A", lambda k: {"tumour": _truth(k)}, lambda k: 10)
+    bad_key = tmp_path / "key.json"
+    text = (study / "key.json").read_text()
+    bad_key.write_text(text.replace('"case0"', '"case9"', 1))
+    with pytest.raises(StudyError, match="not this study's key"):
+        analyze(study, bad_key, tmp_path / "out1")
+    assert not (tmp_path / "out1").exists()
+    log = study / "logs" / "A.jsonl"
+    data = bytearray(log.read_bytes())
+    data[data.index(b'"tumour":"no"') + 11] = ord("x")  # "no" -> "xo" on some answer line
+    log.write_bytes(bytes(data))
+    with pytest.raises(StudyLogError, match=r"A\.jsonl: line \d+ does not match its hash"):
+        analyze(study, study / "key.json", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+
+
+def test_partial_studies_and_unknown_truth(tmp_path):
+    from napari_cpadv.study.build import build_study, pairs_from_folder
+    from tests.study.conftest import make_pairs
+
+    folder = make_pairs(tmp_path / "pairs", 3)
+    (folder / "truth.json").unlink()
+    build_study(pairs_from_folder(folder), tmp_path / "s", seed=1)
+    with pytest.raises(StudyError, match="no reader has answered"):
+        analyze(tmp_path / "s", tmp_path / "s" / "key.json", tmp_path / "out")
+    with ReaderSession(tmp_path / "s", "A") as s:
+        for _ in range(5):
+            s.show()
+            s.answer(tumour="yes")
+    summary = analyze(tmp_path / "s", tmp_path / "s" / "key.json", tmp_path / "out")
+    assert "A: 7 of 12 cases not answered yet" in summary["notes"]
+    assert "sensitivity" not in summary["readers"]["A"]["by_condition"]["original"]
+    assert not (tmp_path / "out" / "study.imrmc").exists()
+    assert Study(tmp_path / "s").readers() == ["A"]
+
+
+def test_cli_study_analyze(tmp_path, capsys):
+    from napari_cpadv.cli import main
+
+    study = make_study(tmp_path)
+    _read(study, "A", lambda k: {"tumour": _truth(k)}, lambda k: 10)
+    code = main(["study", "analyze", str(study), "--key", str(study / "key.json"),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["readers"]["A"]["original"]["tp"] == 4
+    code = main(["study", "analyze", str(study), "--key", str(study / "manifest.json"),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2 and "not this study's key" in capsys.readouterr().err
