@@ -23,6 +23,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ QUESTIONS: dict[str, dict[str, Any]] = {
         "kind": "choice",
         "text": "Was this image altered?",
         "options": ["no", "yes"],
-        "keys": ["a", "s"],
+        "keys": ["u", "a"],  # unaltered, altered
     },
 }
 PRESETS: dict[str, dict[str, Any]] = {
@@ -111,7 +112,7 @@ TUMOUR_CELLS = 5
 
 
 def pairs_from_runs(
-    runs: list[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
+    runs: Sequence[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
 ) -> list[Pair]:
     """One case per attacked tile of workbench runs (``AttackModel.work`` folders): the
     original tile read from the slide, the adversarial one from the run's delta slide.

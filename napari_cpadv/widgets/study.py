@@ -1,0 +1,549 @@
+"""The study docks: Build (the owner), Read (the pathologist, locked down), Analyse (the
+owner, with the key). The work is ``napari_cpadv.study``'s; these only show it.
+
+Reader mode shows one case at a time, as an image layer named by its opaque token with no
+metadata and no file path; while a study is read, every other dock, the layer list and
+the layer controls are hidden, the window title names only the study and the reader, and
+any layer added from elsewhere is removed. Answers come from buttons or keys (bound on the
+viewer and the case layer, so they work with the canvas focused) and are in the log,
+fsynced, before the next case appears.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt, QTimer, QUrl
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_cpadv.errors import CpadvError
+from napari_cpadv.widgets._view import camera, notify
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_cpadv.study.read import ReaderSession
+
+
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str, file: str | None = None) -> QWidget:
+    """A line edit with a Browse… button (a folder, or a file matching ``file``)."""
+    row = QWidget()
+    lay = QHBoxLayout(row)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit)
+    browse = QPushButton("Browse…")
+
+    def pick() -> None:
+        if file is None:
+            got = QFileDialog.getExistingDirectory(parent, title)
+        else:
+            got, _ = QFileDialog.getOpenFileName(parent, title, "", file)
+        if got:
+            edit.setText(got)
+
+    browse.clicked.connect(pick)
+    lay.addWidget(browse)
+    return row
+
+
+class StudyBuilderWidget(QWidget):
+    """Build a study from a folder of image pairs or from workbench runs."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        from napari_cpadv.study.build import PRESETS, QUESTIONS
+
+        super().__init__()
+        self.viewer = viewer
+        self.sources = QListWidget()
+        self.sources.setToolTip(
+            "one folder of <case>_original / <case>_adversarial images, or workbench run folders"
+        )
+        add = QPushButton("Add folder…")
+        add.clicked.connect(self._add)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.sources.clear)
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("a new folder for the study")
+        self.replicates = QSpinBox()
+        self.replicates.setRange(1, 10)
+        self.replicates.setValue(2)
+        self.min_gap = QSpinBox()
+        self.min_gap.setRange(1, 1000)
+        self.min_gap.setValue(2)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.questions = {q: QCheckBox(spec["text"]) for q, spec in QUESTIONS.items()}
+        self.questions["tumour"].setChecked(True)
+        self.questions["tumour"].setEnabled(False)  # the question every study asks
+        self.corrections = QCheckBox("readers may revise answered cases")
+        self.track = QDoubleSpinBox()
+        self.track.setRange(0, 60)
+        self.track.setSuffix(" s (0: off)")
+        preset = QPushButton("Seed 001's design")
+        preset.clicked.connect(lambda: self.apply_preset(PRESETS["seed001"]))
+        self.build_button = QPushButton("Build study")
+        self.build_button.clicked.connect(self._on_build)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("output", _folder_row(self.out, self, "Study folder"))
+        form.addRow("presentations per image", self.replicates)
+        form.addRow("same image at least", self.min_gap)
+        form.addRow("seed", self.seed)
+        form.addRow("camera sampled every", self.track)
+        questions = QGroupBox("questions")
+        qlay = QVBoxLayout(questions)
+        for box in self.questions.values():
+            qlay.addWidget(box)
+        qlay.addWidget(self.corrections)
+        buttons = QHBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(clear)
+        buttons.addWidget(preset)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("pairs folder or workbench runs"))
+        layout.addWidget(self.sources)
+        layout.addLayout(buttons)
+        layout.addLayout(form)
+        layout.addWidget(questions)
+        layout.addWidget(self.build_button)
+        layout.addWidget(self.status)
+
+    def _add(self) -> None:
+        got = QFileDialog.getExistingDirectory(self, "Pairs folder or workbench run")
+        if got:
+            self.sources.addItem(got)
+
+    def apply_preset(self, preset: dict[str, Any]) -> None:
+        self.replicates.setValue(preset["replicates"])
+        self.min_gap.setValue(preset["min_gap"])
+        for q, box in self.questions.items():
+            box.setChecked(q in preset["questions"])
+
+    def _on_build(self) -> None:
+        self.build()
+
+    def build(self) -> Path | None:
+        """Build the study; returns the manifest's path (None when refused, said why)."""
+        from napari_cpadv.study.build import (
+            StudyError,
+            build_study,
+            pairs_from_folder,
+            pairs_from_runs,
+        )
+
+        items = [self.sources.item(i) for i in range(self.sources.count())]
+        folders = [it.text() for it in items if it is not None]
+        try:
+            if not folders or not self.out.text():
+                raise StudyError(None, "add the pairs (a folder or runs) and name the study folder")
+            runs = [f for f in folders if (Path(f) / "report.json").is_file()]
+            if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
+                raise StudyError(None, "give either one folder of image pairs or workbench runs")
+            pairs = pairs_from_runs(runs) if runs else pairs_from_folder(folders[0])
+            path = build_study(
+                pairs,
+                self.out.text(),
+                replicates=self.replicates.value(),
+                seed=self.seed.value(),
+                min_gap=self.min_gap.value(),
+                questions=[q for q, box in self.questions.items() if box.isChecked()],
+                allow_corrections=self.corrections.isChecked(),
+                view_tracking=self.track.value(),
+            )
+        except (CpadvError, OSError) as exc:
+            notify(self.status, str(exc))
+            return None
+        n = len(pairs) * 2 * self.replicates.value()
+        self.status.setText(
+            f"Built {path.parent}: {len(pairs)} cases, {n} presentations. Give readers the "
+            "folder without key.json; keep the key yourself."
+        )
+        return path
+
+
+class StudyReaderWidget(QWidget):
+    """Reader mode (see the module docstring)."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.session: ReaderSession | None = None
+        self.pending: dict[str, Any] = {}
+        self.layer: Any = None
+        self._saved: dict[str, Any] = {}
+        self._keys: dict[str, Any] = {}
+        self._last_view: tuple[Any, ...] | None = None
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.sample_view)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self.folder = QLineEdit()
+        self.reader = QLineEdit()
+        self.reader.setPlaceholderText("your reader id, e.g. path01")
+        self.start_button = QPushButton("Start reading")
+        self.start_button.clicked.connect(self._on_start)
+        self.setup = QWidget()
+        form = QFormLayout(self.setup)
+        form.addRow("study folder", _folder_row(self.folder, self, "Study folder"))
+        form.addRow("reader", self.reader)
+        form.addRow(self.start_button)
+
+        self.reading = QWidget()
+        self.progress = QLabel("")
+        self.progress.setStyleSheet("font-size: 14pt")
+        self.answers_box = QVBoxLayout()
+        self.next_button = QPushButton("Next (Enter)")
+        self.next_button.clicked.connect(self.submit)
+        self.pause_button = QPushButton("Pause (P)")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.back_button = QPushButton("Back (B)")
+        self.back_button.clicked.connect(self.back)
+        self.stop_button = QPushButton("Stop for now")
+        self.stop_button.clicked.connect(self.stop)
+        rlay = QVBoxLayout(self.reading)
+        rlay.addWidget(self.progress)
+        rlay.addLayout(self.answers_box)
+        row = QHBoxLayout()
+        for b in (self.back_button, self.pause_button, self.next_button):
+            row.addWidget(b)
+        rlay.addLayout(row)
+        rlay.addWidget(self.stop_button)
+        self.reading.hide()
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.setup)
+        layout.addWidget(self.reading)
+        layout.addWidget(self.status)
+        layout.addStretch()
+        self._choice_buttons: dict[str, dict[Any, QPushButton]] = {}
+        self._count: QSpinBox | None = None
+
+    # -- starting and stopping -------------------------------------------------------
+    def _on_start(self) -> None:
+        self.start()
+
+    def start(self, folder: str | None = None, reader: str | None = None) -> bool:
+        """Open the reader's session and lock the viewer down; False when refused."""
+        from napari_cpadv.study.read import ReaderSession
+
+        if self.session is not None:
+            return True
+        if len(self.viewer.layers):
+            notify(
+                self.status,
+                "Reader mode needs an empty viewer: close the open layers first (or open a "
+                "new napari window), so nothing but the case is on screen.",
+            )
+            return False
+        try:
+            self.session = ReaderSession(folder or self.folder.text(), reader or self.reader.text())
+        except CpadvError as exc:
+            notify(self.status, str(exc))
+            return False
+        self.status.setText(" ".join(self.session.notes))
+        self._build_answers()
+        self._lock()
+        self.setup.hide()
+        self.reading.show()
+        self.back_button.setVisible(self.session.study.allow_corrections)
+        if self.session.done:
+            self._finish()
+        else:
+            self.show_case()
+        return True
+
+    def stop(self) -> None:
+        """Close the session (answers are already saved) and give the viewer back."""
+        if self.session is None:
+            return
+        n, total = len(self.session.answers), self.session.total
+        self.session.close()
+        self.session = None
+        self._unlock()
+        self.reading.hide()
+        self.setup.show()
+        if n < total:
+            self.status.setText(
+                f"{n} of {total} answered and saved. Start again to continue at case {n + 1}."
+            )
+
+    def _finish(self) -> None:
+        assert self.session is not None
+        total = self.session.total
+        self.stop()
+        self.status.setText(f"All {total} cases answered and saved. Thank you.")
+
+    def _lock(self) -> None:
+        assert self.session is not None
+        win = getattr(self.viewer, "window", None)
+        qt = getattr(win, "_qt_viewer", None)
+        hidden = []
+        for dock in [
+            getattr(qt, "dockLayerList", None),
+            getattr(qt, "dockLayerControls", None),
+            *[_dock_of(w) for w in (getattr(win, "dock_widgets", None) or {}).values()],
+        ]:
+            if dock is not None and dock is not _dock_of(self) and not dock.isHidden():
+                dock.hide()
+                hidden.append(dock)
+        self._saved = {"title": self.viewer.title, "hidden": hidden}
+        self.viewer.title = (
+            f"Reader study {self.session.study.study_id[:8]} — {self.session.reader}"
+        )
+        self.viewer.layers.events.inserted.connect(self._guard)
+        self._keys = self._key_actions()
+        for key, fn in self._keys.items():
+            self._saved.setdefault("keys", {})[key] = self.viewer.bind_key(
+                key, lambda _v, f=fn: f(), overwrite=True
+            )
+        if self.session.study.view_tracking_s > 0:
+            self._timer.start(int(self.session.study.view_tracking_s * 1000))
+
+    def _unlock(self) -> None:
+        self._timer.stop()
+        self.viewer.layers.events.inserted.disconnect(self._guard)
+        if self.layer is not None and self.layer in self.viewer.layers:
+            self.viewer.layers.remove(self.layer)
+        self.layer = None
+        for key, old in self._saved.get("keys", {}).items():
+            self.viewer.bind_key(key, old, overwrite=True)
+        self.viewer.title = self._saved.get("title", "napari")
+        for dock in self._saved.get("hidden", []):
+            dock.show()
+        self._saved = {}
+
+    def _guard(self, event: Any) -> None:
+        """Only the current case may be on screen while reading: anything else added is
+        removed as soon as napari has finished adding it."""
+        layer = event.value
+        if layer is not self.layer:
+            QTimer.singleShot(0, lambda: self._drop(layer))
+
+    def _drop(self, layer: Any) -> None:
+        if layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+            notify(self.status, "Reader mode shows the study's cases only.")
+
+    # -- answers ------------------------------------------------------------------------
+    def _build_answers(self) -> None:
+        assert self.session is not None
+        while self.answers_box.count():
+            item = self.answers_box.takeAt(0)
+            old = item.widget() if item is not None else None
+            if old is not None:
+                old.deleteLater()
+        self._choice_buttons = {}
+        self._count = None
+        for name, q in self.session.study.questions.items():
+            group = QGroupBox(q["text"])
+            lay = QHBoxLayout(group)
+            if q["kind"] == "count":
+                self._count = QSpinBox()
+                self._count.setRange(-1, 100_000)
+                self._count.setSpecialValueText("–")
+                self._count.setValue(-1)
+                lay.addWidget(self._count)
+            else:
+                if q["kind"] == "choice":
+                    pairs = list(zip(q["options"], q["keys"], strict=True))
+                else:
+                    pairs = [(v, str(v)) for v in range(q["min"], q["max"] + 1)]
+                self._choice_buttons[name] = {}
+                for value, key in pairs:
+                    b = QPushButton(f"{value} ({key.upper()})" if q["kind"] == "choice" else key)
+                    b.setCheckable(True)
+                    b.clicked.connect(lambda _=False, n=name, v=value: self.choose(n, v))
+                    lay.addWidget(b)
+                    self._choice_buttons[name][value] = b
+            self.answers_box.addWidget(group)
+
+    def _key_actions(self) -> dict[str, Any]:
+        assert self.session is not None
+        keys: dict[str, Any] = {
+            "Enter": self.submit,
+            "P": self.toggle_pause,
+        }
+        if self.session.study.allow_corrections:
+            keys["B"] = self.back
+        for name, q in self.session.study.questions.items():
+            if q["kind"] == "choice":
+                for value, key in zip(q["options"], q["keys"], strict=True):
+                    keys[key.upper()] = lambda n=name, v=value: self.choose(n, v)
+            elif q["kind"] == "scale":
+                for v in range(q["min"], q["max"] + 1):
+                    keys[str(v)] = lambda n=name, v=v: self.choose(n, v)
+        return keys
+
+    def keyPressEvent(self, event: Any) -> None:
+        enter = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        text = "Enter" if event.key() in enter else event.text()
+        fn = self._keys.get(text.upper()) if self.session is not None and text else None
+        if fn is None:
+            super().keyPressEvent(event)
+            return
+        fn()
+
+    def choose(self, name: str, value: Any) -> None:
+        if self.session is None or self.session.paused:
+            return
+        self.pending[name] = value
+        for v, b in self._choice_buttons.get(name, {}).items():
+            b.setChecked(v == value)
+
+    def submit(self) -> None:
+        """Record the answer (durably) and show the next case."""
+        from napari_cpadv.study.build import StudyError
+
+        if self.session is None:
+            return
+        answer = dict(self.pending)
+        if self._count is not None and self._count.value() >= 0:
+            answer["count"] = self._count.value()
+        try:
+            self.session.answer(**answer)
+        except StudyError as exc:
+            self.status.setText(exc.reason)
+            return
+        self.status.setText("")
+        if self.session.done:
+            self._finish()
+        else:
+            self.show_case()
+
+    def back(self) -> None:
+        if self.session is None:
+            return
+        token = self.session.previous()
+        if token is None:
+            self.status.setText("No answered case to go back to.")
+            return
+        self.show_case(token)
+        self.status.setText("Correcting an earlier answer: it is kept, and the new one added.")
+
+    def toggle_pause(self) -> None:
+        if self.session is None or self.layer is None:
+            return
+        if self.session.paused:
+            self.session.resume()
+            self.layer.visible = True
+            self.pause_button.setText("Pause (P)")
+        else:
+            self.session.pause()
+            self.layer.visible = False
+            self.pause_button.setText("Resume (P)")
+
+    def show_case(self, token: str | None = None) -> None:
+        """Put a case (default: the first unanswered) on screen, alone."""
+        import tifffile
+
+        assert self.session is not None
+        try:
+            path = self.session.show(token)
+        except CpadvError as exc:
+            notify(self.status, str(exc))
+            return
+        pixels = tifffile.imread(path)
+        shown = path.stem  # the token
+        old = self.layer
+        self.layer = None
+        if old is not None and old in self.viewer.layers:
+            self.viewer.layers.remove(old)
+        from napari.layers import Image
+
+        self.layer = Image(pixels, name=shown, rgb=True)  # nothing but the pixels
+        self.viewer.add_layer(self.layer)
+        for key, fn in self._keys.items():
+            self.layer.bind_key(key, lambda _la, f=fn: f(), overwrite=True)
+        self.viewer.reset_view()
+        self._last_view = None
+        self.pending = {}
+        for buttons in self._choice_buttons.values():
+            for b in buttons.values():
+                b.setChecked(False)
+        if self._count is not None:
+            self._count.setValue(-1)
+        index = self.session.study.order.index(shown) + 1
+        self.progress.setText(f"Case {index} of {self.session.total}")
+
+    def sample_view(self) -> None:
+        """One camera sample (centre, zoom) when it moved since the last one."""
+        if self.session is None or self.session.showing is None:
+            return
+        cam = camera(self.viewer)
+        now = (tuple(round(float(v), 1) for v in cam.center[-2:]), round(float(cam.zoom), 4))
+        if now != self._last_view:
+            self.session.view(now[0], now[1])
+            self._last_view = now
+
+
+class StudyAnalysisWidget(QWidget):
+    """Unblind and analyse (the owner, with the key); shows the HTML report."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.folder = QLineEdit()
+        self.key = QLineEdit()
+        self.out = QLineEdit()
+        self.run_button = QPushButton("Analyse")
+        self.run_button.clicked.connect(self._on_run)
+        self.report = QTextBrowser()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("study folder", _folder_row(self.folder, self, "Study folder"))
+        form.addRow("key", _folder_row(self.key, self, "The study's key", "key (*.json)"))
+        form.addRow("results folder", _folder_row(self.out, self, "Results folder"))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.report, 1)
+        layout.addWidget(self.status)
+
+    def _on_run(self) -> None:
+        self.analyse()
+
+    def analyse(self) -> dict[str, Any] | None:
+        from napari_cpadv.study.analyze import analyze
+
+        folder, key = self.folder.text(), self.key.text()
+        # by default beside the key, never inside the study folder readers are given
+        out = self.out.text() or (str(Path(key).parent / "analysis") if key else "")
+        try:
+            if not folder or not key:
+                raise CpadvError(None, "give the study folder and its key")
+            summary = analyze(folder, key, out)
+        except (CpadvError, OSError) as exc:
+            notify(self.status, str(exc))
+            return None
+        self.report.setSource(QUrl.fromLocalFile(str(Path(out).resolve() / "report.html")))
+        self.status.setText(f"Written to {out}: answers.csv, summary.json, report.html.")
+        return summary
+
+
+def _dock_of(widget: Any) -> Any:
+    """The dock widget holding ``widget`` (or None)."""
+    w = widget
+    while w is not None and not isinstance(w, QDockWidget):
+        w = w.parent()
+    return w

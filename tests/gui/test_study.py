@@ -1,0 +1,183 @@
+"""The study docks on a real viewer: a whole small study read with the keyboard, blinding
+of what the reader sees, resume, corrections, view tracking, building and analysing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from qtpy.QtCore import Qt
+
+from napari_cpadv.study.log import read_log
+from napari_cpadv.study.read import Study
+from napari_cpadv.widgets.export import ExportWidget
+from napari_cpadv.widgets.study import (
+    StudyAnalysisWidget,
+    StudyBuilderWidget,
+    StudyReaderWidget,
+)
+from tests.study.conftest import make_pairs, make_study
+
+pytestmark = pytest.mark.gui
+
+
+def _key(study_dir):
+    return json.loads((study_dir / "key.json").read_text())["tokens"]
+
+
+def _press(owner, key):
+    """Call what ``owner``'s own keymap binds to ``key`` (what napari does on a key press
+    with the canvas focused)."""
+    fn = next(f for k, f in owner.keymap.items() if str(k).upper() == key)
+    fn(owner)
+
+
+def _reader(make_napari_viewer, study_dir, reader="path01", *, other_dock=True):
+    viewer = make_napari_viewer()
+    if other_dock:
+        viewer.window.add_dock_widget(ExportWidget(viewer), name="Export")
+    w = StudyReaderWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Study reader")
+    assert w.start(str(study_dir), reader)
+    return viewer, w
+
+
+def test_a_whole_study_read_with_the_keyboard_and_blind(make_napari_viewer, qtbot, tmp_path):
+    study_dir = make_study(tmp_path, n=3, questions=["tumour", "confidence"])
+    study, key = Study(study_dir), _key(study_dir)
+    viewer, w = _reader(make_napari_viewer, study_dir)
+    qt = viewer.window._qt_viewer
+    title = viewer.window._qt_window.windowTitle()
+    assert qt.dockLayerList.isHidden() and qt.dockLayerControls.isHidden()
+    export_dock = viewer.window._wrapped_dock_widgets["Export"]
+    assert (
+        export_dock.isHidden()
+        and not viewer.window._wrapped_dock_widgets["Study reader"].isHidden()
+    )
+
+    seen, pressed = [], {}
+    for n in range(len(study.order)):
+        assert len(viewer.layers) == 1
+        layer = viewer.layers[0]
+        token = layer.name
+        assert token == study.order[n] and w.progress.text() == f"Case {n + 1} of 12"
+        # what the reader can see carries nothing of the condition
+        seen.append(
+            (dict(layer.metadata), layer.source.path, viewer.window._qt_window.windowTitle())
+        )
+        assert str(tmp_path) not in seen[-1][2] and token not in seen[-1][2]
+        if n == 0:  # Enter before answering: refused, the case stays
+            qtbot.keyClick(w, Qt.Key.Key_Return)
+            assert "first" in w.status.text() and viewer.layers[0].name == token
+        answer = "Y" if key[token]["truth"] else "N"
+        conf = str(1 + n % 5)
+        if n == 1:  # with the canvas focused: the case layer's own key bindings
+            _press(layer, answer)
+            _press(layer, conf)
+        else:
+            qtbot.keyClicks(w, answer.lower() + conf)
+        pressed[token] = ("yes" if answer == "Y" else "no", int(conf))
+        qtbot.keyClick(w, Qt.Key.Key_Return)
+        if n == 4:  # a layer from elsewhere is removed at once
+            viewer.add_image(np.zeros((4, 4)), name="heatmap")
+            qtbot.waitUntil(lambda: [la.name for la in viewer.layers] == [study.order[5]])
+
+    assert len({(str(m), p, t) for m, p, t in seen}) == 1  # identical for every case
+    assert seen[0] == ({}, None, title)
+    assert "All 12 cases answered" in w.status.text()
+    assert len(viewer.layers) == 0 and w.session is None
+    assert viewer.window._qt_window.windowTitle() == "napari"
+    assert not export_dock.isHidden() and not qt.dockLayerList.isHidden()
+    events = read_log(study.log_path("path01"), study.hash).events
+    got = {e["token"]: (e["answers"]["tumour"], e["answers"]["confidence"])
+           for e in events if e["event"] == "answer"}  # fmt: skip
+    assert got == pressed
+    assert [e["event"] for e in events][-1] == "session_end" and events[-1]["complete"]
+    assert "Y" not in viewer.keymap and all(
+        str(k).upper() != "Y" for k in viewer.keymap
+    )  # key bindings given back
+
+
+def test_resume_pause_and_refusals(make_napari_viewer, qtbot, tmp_path):
+    study_dir = make_study(tmp_path, n=3)
+    viewer, w = _reader(make_napari_viewer, study_dir, other_dock=False)
+    for _ in range(3):
+        qtbot.keyClicks(w, "n")
+        qtbot.keyClick(w, Qt.Key.Key_Return)
+    qtbot.keyClick(w, Qt.Key.Key_P)
+    assert not viewer.layers[0].visible and w.session.paused
+    qtbot.keyClicks(w, "y")
+    assert "tumour" not in w.pending  # no answering while paused
+    qtbot.keyClick(w, Qt.Key.Key_P)
+    assert viewer.layers[0].visible
+    assert not w.back_button.isVisible()  # this study allows no corrections
+    w.stop()
+    assert "3 of 12 answered and saved" in w.status.text()
+    w2 = StudyReaderWidget(viewer)
+    viewer.add_image(np.zeros((4, 4)))
+    assert not w2.start(str(study_dir), "path01") and "empty viewer" in w2.status.text()
+    viewer.layers.clear()
+    assert w2.start(str(study_dir), "path01")
+    assert w2.progress.text() == "Case 4 of 12"
+    assert viewer.layers[0].name == Study(study_dir).order[3]
+    w2.stop()
+    w3 = StudyReaderWidget(viewer)
+    assert not w3.start(str(study_dir), "../x") and "reader id" in w3.status.text()
+
+
+def test_corrections_and_view_tracking(make_napari_viewer, qtbot, tmp_path):
+    study_dir = make_study(tmp_path, n=3, allow_corrections=True, view_tracking=0.5)
+    study = Study(study_dir)
+    viewer, w = _reader(make_napari_viewer, study_dir, other_dock=False)
+    assert w._timer.isActive() and w._timer.interval() == 500
+    viewer.camera.zoom *= 2
+    w.sample_view()
+    w.sample_view()  # unchanged: no second sample
+    qtbot.keyClicks(w, "n")
+    qtbot.keyClick(w, Qt.Key.Key_Return)
+    qtbot.keyClicks(w, "b")  # back to the first case
+    assert viewer.layers[0].name == study.order[0] and w.progress.text() == "Case 1 of 12"
+    qtbot.keyClicks(w, "y")
+    qtbot.keyClick(w, Qt.Key.Key_Return)
+    assert viewer.layers[0].name == study.order[1]  # on to the first unanswered case
+    w.stop()
+    events = read_log(study.log_path("path01"), study.hash).events
+    views = [e for e in events if e["event"] == "view"]
+    assert len(views) == 1 and views[0]["token"] == study.order[0] and views[0]["zoom"] > 0
+    revised = [e for e in events if e["event"] == "answer_revised"]
+    assert len(revised) == 1 and revised[0]["answers"] == {"tumour": "yes"}
+
+
+def test_build_then_analyse_from_the_docks(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    builder = StudyBuilderWidget(viewer)
+    assert builder.build() is None and "add the pairs" in builder.status.text()
+    builder.sources.addItem(str(make_pairs(tmp_path / "pairs", 3)))
+    builder.out.setText(str(tmp_path / "study"))
+    builder.questions["altered"].setChecked(True)
+    builder.seed.setValue(11)
+    manifest = builder.build()
+    assert manifest is not None and "3 cases, 12 presentations" in builder.status.text()
+    m = json.loads(manifest.read_text())
+    assert list(m["questions"]) == ["tumour", "altered"] and m["seed"] == 11
+    assert builder.build() is None and "written once" in builder.status.text()
+    builder.apply_preset({"questions": ["tumour"], "replicates": 2, "min_gap": 2})
+    assert not builder.questions["altered"].isChecked()
+
+    reader = StudyReaderWidget(viewer)
+    assert reader.start(str(tmp_path / "study"), "path01")
+    while reader.session is not None:
+        reader.choose("tumour", "yes")
+        reader.choose("altered", "no")
+        reader.submit()
+    analysis = StudyAnalysisWidget(viewer)
+    analysis.folder.setText(str(tmp_path / "study"))
+    analysis.key.setText(str(tmp_path / "study" / "manifest.json"))
+    assert analysis.analyse() is None and "not this study's key" in analysis.status.text()
+    analysis.key.setText(str(tmp_path / "study" / "key.json"))
+    summary = analysis.analyse()
+    assert summary is not None
+    assert summary["readers"]["path01"]["by_condition"]["original"]["tp"] == 2
+    assert "McNemar" in analysis.report.toHtml()
+    assert (tmp_path / "study" / "analysis" / "summary.json").is_file()
