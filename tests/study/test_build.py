@@ -65,6 +65,16 @@ def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
         sizes.setdefault(key[t["token"]]["condition"], set()).add(f.stat().st_size)
     assert sizes["original"] == sizes["adversarial"]  # same bytes count: uncompressed
     assert tags["original"] == tags["adversarial"]  # same tags, nothing that tells them apart
+    # byte for byte, outside the pixels every presented file is the same
+    shells = set()
+    for t in manifest["tokens"]:
+        data = bytearray((tmp_path / "study" / t["file"]).read_bytes())
+        with tifffile.TiffFile(tmp_path / "study" / t["file"]) as tf:
+            page = tf.pages[0]
+            for off, n in zip(page.dataoffsets, page.databytecounts, strict=True):
+                data[off : off + n] = bytes(n)
+        shells.add(bytes(data))
+    assert len(shells) == 1
     assert {v["truth"] for v in key.values()} == {0, 1}
     with pytest.raises(StudyError, match="written once"):
         build_study(pairs, tmp_path / "study")
