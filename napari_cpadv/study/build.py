@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.progress import Progress, Work
 
 CONDITIONS = ("original", "adversarial")
 PAIR_NAME = re.compile(r"^(?P<case>.+)_(?P<condition>original|adversarial)\.(png|tif|tiff)$", re.I)
@@ -229,7 +231,14 @@ def _present(
     return hashlib.sha256(dst.read_bytes()).hexdigest(), pixels.shape
 
 
-def build_study(
+def build_study(pairs: list[Pair], out: str | os.PathLike[str], **options: Any) -> Path:
+    """Write the study folder (see ``study_work``); returns ``manifest.json``'s path."""
+    from napari_cpadv.progress import drive
+
+    return drive(study_work(pairs, out, **options))
+
+
+def study_work(
     pairs: list[Pair],
     out: str | os.PathLike[str],
     *,
@@ -239,15 +248,16 @@ def build_study(
     questions: list[str] | None = None,
     allow_corrections: bool = False,
     view_tracking: float = 0.0,
-) -> Path:
-    """Write the study folder; returns ``manifest.json``'s path.
+) -> Work[Path]:
+    """Write the study folder, one presented image a step; returns ``manifest.json``'s path.
+
+    A build that fails or is cancelled removes what it wrote (nothing half-built is left to
+    be mistaken for a study).
 
     ``allow_corrections`` lets a reader go back to an answered case (a correction is a new
     ``answer_revised`` event); ``view_tracking`` (seconds, 0 = off) samples the camera's
     centre and zoom while a case is shown.
     """
-    from napari_cpadv.workbench.session import versions
-
     questions = questions or ["tumour"]
     unknown = [q for q in questions if q not in QUESTIONS]
     if unknown:
@@ -263,13 +273,42 @@ def build_study(
     root = Path(out)
     if (root / "manifest.json").exists():
         raise StudyError(root, "already holds a study (manifest.json is written once)")
+    if (root / "images").exists() or (root / "key.json").exists():
+        raise StudyError(root, "holds images or a key but no manifest: choose a new folder")
     order = constrained_order(len(pairs), replicates, min_gap, seed)
+    created = not root.exists()
     images = root / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True)
+    try:
+        path = yield from _write_study(
+            pairs, root, order, questions,
+            {"seed": seed, "replicates": replicates, "min_gap": min_gap,
+             "allow_corrections": bool(allow_corrections),
+             "view_tracking_s": float(view_tracking)},
+        )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(images, ignore_errors=True)
+        (root / "key.json").unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_study(
+    pairs: list[Pair],
+    root: Path,
+    order: list[tuple[int, str, int]],
+    questions: list[str],
+    design: dict[str, Any],
+) -> Work[Path]:
+    from napari_cpadv.workbench.session import versions
+
+    images = root / "images"
     tokens: list[dict[str, str]] = []
     key: dict[str, dict[str, Any]] = {}
     shapes: dict[int, tuple[int, ...]] = {}
-    for case_i, cond, rep in order:
+    for step, (case_i, cond, rep) in enumerate(order, start=1):
         pair = pairs[case_i]
         token = secrets.token_hex(8)
         src = pair.image(cond)
@@ -286,6 +325,7 @@ def build_study(
             "truth": pair.truth,
             "attack": pair.attack,
         }
+        yield Progress(step, len(order))
     key_bytes = (json.dumps({"tokens": key}, indent=2, default=str) + "\n").encode()
     key_path = root / "key.json"
     _write_once(key_path, key_bytes)
@@ -295,12 +335,9 @@ def build_study(
         "study_id": str(uuid.uuid4()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
-        "seed": seed,
-        "replicates": replicates,
-        "min_gap": min_gap,
+        **{k: design[k] for k in ("seed", "replicates", "min_gap")},
         "questions": {q: QUESTIONS[q] for q in questions},
-        "allow_corrections": bool(allow_corrections),
-        "view_tracking_s": float(view_tracking),
+        **{k: design[k] for k in ("allow_corrections", "view_tracking_s")},
         "order": [t["token"] for t in tokens],
         "tokens": tokens,
         "key_sha256": hashlib.sha256(key_bytes).hexdigest(),

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QTextBrowser,
@@ -100,6 +101,10 @@ class StudyBuilderWidget(QWidget):
         preset.clicked.connect(lambda: self.apply_preset(PRESETS["seed001"]))
         self.build_button = QPushButton("Build study")
         self.build_button.clicked.connect(self._on_build)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.progress = QProgressBar()
+        self.manifest: Path | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -123,7 +128,11 @@ class StudyBuilderWidget(QWidget):
         layout.addLayout(buttons)
         layout.addLayout(form)
         layout.addWidget(questions)
-        layout.addWidget(self.build_button)
+        run = QHBoxLayout()
+        run.addWidget(self.build_button)
+        run.addWidget(self.cancel)
+        layout.addLayout(run)
+        layout.addWidget(self.progress)
         layout.addWidget(self.status)
 
     def _add(self) -> None:
@@ -140,43 +149,57 @@ class StudyBuilderWidget(QWidget):
     def _on_build(self) -> None:
         self.build()
 
-    def build(self) -> Path | None:
-        """Build the study; returns the manifest's path (None when refused, said why)."""
-        from napari_cpadv.study.build import (
-            StudyError,
-            build_study,
-            pairs_from_folder,
-            pairs_from_runs,
-        )
+    def build(self) -> Any:
+        """Build the study in a worker (progress, Cancel); returns the worker, or None when
+        the request is refused (said why)."""
+        from napari_cpadv.study.build import pairs_from_folder, pairs_from_runs, study_work
+        from napari_cpadv.widgets._work import start
 
         items = [self.sources.item(i) for i in range(self.sources.count())]
         folders = [it.text() for it in items if it is not None]
-        try:
-            if not folders or not self.out.text():
-                raise StudyError(None, "add the pairs (a folder or runs) and name the study folder")
-            runs = [f for f in folders if (Path(f) / "report.json").is_file()]
-            if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
-                raise StudyError(None, "give either one folder of image pairs or workbench runs")
-            pairs = pairs_from_runs(runs) if runs else pairs_from_folder(folders[0])
-            path = build_study(
-                pairs,
-                self.out.text(),
-                replicates=self.replicates.value(),
-                seed=self.seed.value(),
-                min_gap=self.min_gap.value(),
-                questions=[q for q, box in self.questions.items() if box.isChecked()],
-                allow_corrections=self.corrections.isChecked(),
-                view_tracking=self.track.value(),
-            )
-        except (CpadvError, OSError) as exc:
-            notify(self.status, str(exc))
+        runs = [f for f in folders if (Path(f) / "report.json").is_file()]
+        if not folders or not self.out.text():
+            notify(self.status, "Add the pairs (a folder or runs) and name the study folder.")
             return None
-        n = len(pairs) * 2 * self.replicates.value()
-        self.status.setText(
-            f"Built {path.parent}: {len(pairs)} cases, {n} presentations. Give readers the "
-            "folder without key.json; keep the key yourself."
+        if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
+            notify(self.status, "Give either one folder of image pairs or workbench runs.")
+            return None
+        out = self.out.text()
+        options: dict[str, Any] = {
+            "replicates": self.replicates.value(),
+            "seed": self.seed.value(),
+            "min_gap": self.min_gap.value(),
+            "questions": [q for q, box in self.questions.items() if box.isChecked()],
+            "allow_corrections": self.corrections.isChecked(),
+            "view_tracking": self.track.value(),
+        }
+
+        def work() -> Any:
+            pairs = pairs_from_runs(runs) if runs else pairs_from_folder(folders[0])
+            return (yield from study_work(pairs, out, **options))
+
+        def done(path: Path) -> None:
+            import json
+
+            n = len(json.loads(path.read_text())["order"])
+            self.manifest = path
+            self.status.setText(
+                f"Built {path.parent}: {n} presentations. Give readers the folder without "
+                "key.json; keep the key yourself."
+            )
+
+        self.manifest = None
+        self.build_button.setEnabled(False)
+        self.status.setText("Building…")
+        self.worker = start(
+            work,
+            bar=self.progress,
+            cancel=self.cancel,
+            on_done=done,
+            on_error=lambda exc: notify(self.status, str(exc)),
+            on_finish=lambda: self.build_button.setEnabled(True),
         )
-        return path
+        return self.worker
 
 
 class StudyReaderWidget(QWidget):

@@ -149,19 +149,27 @@ def test_corrections_and_view_tracking(make_napari_viewer, qtbot, tmp_path):
     assert len(revised) == 1 and revised[0]["answers"] == {"tumour": "yes"}
 
 
-def test_build_then_analyse_from_the_docks(make_napari_viewer, tmp_path):
+def _build(qtbot, builder):
+    worker = builder.build()
+    if worker is not None:
+        qtbot.waitUntil(builder.build_button.isEnabled, timeout=60_000)
+    return builder.manifest
+
+
+def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     builder = StudyBuilderWidget(viewer)
-    assert builder.build() is None and "add the pairs" in builder.status.text()
+    assert _build(qtbot, builder) is None and "Add the pairs" in builder.status.text()
     builder.sources.addItem(str(make_pairs(tmp_path / "pairs", 3)))
     builder.out.setText(str(tmp_path / "study"))
     builder.questions["altered"].setChecked(True)
     builder.seed.setValue(11)
-    manifest = builder.build()
-    assert manifest is not None and "3 cases, 12 presentations" in builder.status.text()
+    manifest = _build(qtbot, builder)
+    assert manifest is not None and "12 presentations" in builder.status.text()
+    assert builder.progress.value() == 12 and builder.progress.maximum() == 12
     m = json.loads(manifest.read_text())
     assert list(m["questions"]) == ["tumour", "altered"] and m["seed"] == 11
-    assert builder.build() is None and "written once" in builder.status.text()
+    assert _build(qtbot, builder) is None and "written once" in builder.status.text()
     builder.apply_preset({"questions": ["tumour"], "replicates": 2, "min_gap": 2})
     assert not builder.questions["altered"].isChecked()
 

@@ -17,6 +17,7 @@ from napari_cpadv.study.build import (
     build_study,
     constrained_order,
     pairs_from_folder,
+    study_work,
 )
 from tests.study.conftest import make_pairs as _pairs
 
@@ -90,8 +91,24 @@ def test_bad_pair_folders_are_named(tmp_path):
     pairs = pairs_from_folder(tmp_path)
     with pytest.raises(StudyError, match="a_adversarial.png: cannot be read as an image"):
         build_study(pairs, tmp_path / "s", replicates=1, min_gap=1)
+    assert not (tmp_path / "s").exists()  # a failed build leaves nothing behind
     with pytest.raises(StudyError, match="share a case name"):
         build_study(pairs * 2, tmp_path / "t", replicates=1, min_gap=1)
+
+
+def test_a_cancelled_build_leaves_nothing_and_progress_counts_images(tmp_path):
+    pairs = pairs_from_folder(_pairs(tmp_path / "pairs"))
+    (tmp_path / "mine").mkdir()
+    work = study_work(pairs, tmp_path / "mine", replicates=2)
+    steps = [next(work) for _ in range(3)]
+    assert [(p.step, p.total) for p in steps] == [(1, 16), (2, 16), (3, 16)]
+    work.close()  # Cancel
+    assert list((tmp_path / "mine").iterdir()) == []  # the folder was there before: kept
+    manifest = build_study(pairs, tmp_path / "mine", replicates=2)
+    assert manifest.is_file()
+    (tmp_path / "half" / "images").mkdir(parents=True)
+    with pytest.raises(StudyError, match="no manifest: choose a new folder"):
+        build_study(pairs, tmp_path / "half")
 
 
 def test_cli_study_create(tmp_path, capsys):
