@@ -86,7 +86,8 @@ class Pair:
 
 def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
     """``<case>_original.<ext>`` with ``<case>_adversarial.<ext>`` (PNG or TIFF); a
-    ``truth.json`` beside them (``{case: value}``) is attached when present."""
+    ``truth.json`` beside them (``{case: true | false | tumour-cell count}``, a count of at
+    least 5 meaning tumour) is attached when present."""
     root = Path(folder)
     if not root.is_dir():
         raise StudyError(root, "is not a folder of image pairs")
