@@ -170,10 +170,11 @@ def answer_rows(
         unanswered = len(study.order) - len(final)
         if unanswered:
             notes.append(f"{reader}: {unanswered} of {len(study.order)} cases not answered yet")
-    for rel, sha in study._files.values():
-        path = study.folder / rel
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            notes.append(f"{path}: no longer matches the SHA-256 the manifest recorded")
+    for token in study.order:
+        try:
+            study.image(token)
+        except StudyError as exc:
+            notes.append(str(exc))
     return rows, notes
 
 

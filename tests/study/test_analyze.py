@@ -178,8 +178,11 @@ def test_partial_studies_and_unknown_truth(tmp_path):
         for _ in range(5):
             s.show()
             s.answer(tumour="yes")
+    last = Study(tmp_path / "s").order[-1]
+    (tmp_path / "s" / "images" / f"{last}.tif").write_bytes(b"II*\0swapped")
     summary = analyze(tmp_path / "s", tmp_path / "s" / "key.json", tmp_path / "out")
     assert "A: 7 of 12 cases not answered yet" in summary["notes"]
+    assert any(f"{last}.tif: does not match the SHA-256" in n for n in summary["notes"])
     assert "sensitivity" not in summary["readers"]["A"]["by_condition"]["original"]
     assert not (tmp_path / "out" / "study.imrmc").exists()
     assert Study(tmp_path / "s").readers() == ["A"]
