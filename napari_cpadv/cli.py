@@ -560,21 +560,10 @@ def _region_options(p: argparse.ArgumentParser) -> None:
 
 
 def _study_create(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.study.build import (
-        PRESETS,
-        build_study,
-        manifest_hash,
-        pairs_from_folder,
-        pairs_from_runs,
-    )
+    from napari_cpadv.study.build import PRESETS, build_study, manifest_hash, pairs_from
 
     preset = PRESETS.get(args.preset or "", {})
-    runs = [p for p in args.pairs if (Path(p) / "report.json").is_file()]
-    if runs and len(runs) != len(args.pairs):
-        raise CpadvError(None, "give either one folder of image pairs or workbench run folders")
-    if not runs and len(args.pairs) != 1:
-        raise CpadvError(None, "give one folder of <case>_original / <case>_adversarial images")
-    pairs = pairs_from_runs(runs, truth=args.truth) if runs else pairs_from_folder(args.pairs[0])
+    pairs = pairs_from(args.pairs, truth=args.truth)
     path = build_study(
         pairs,
         args.out,

@@ -169,6 +169,17 @@ def pairs_from_runs(
     return pairs
 
 
+def pairs_from(
+    folders: Sequence[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
+) -> list[Pair]:
+    """The pairs of one folder of image pairs, or of workbench run folders (those holding a
+    ``report.json``); a mix of the two, or several pair folders, is refused."""
+    runs = [f for f in folders if (Path(f) / "report.json").is_file()]
+    if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
+        raise StudyError(None, "give either one folder of image pairs or workbench run folders")
+    return pairs_from_runs(runs, truth=truth) if runs else pairs_from_folder(folders[0])
+
+
 def constrained_order(
     n_cases: int, replicates: int, min_gap: int, seed: int, *, tries: int = 2000
 ) -> list[tuple[int, str, int]]:

@@ -152,17 +152,13 @@ class StudyBuilderWidget(QWidget):
     def build(self) -> Any:
         """Build the study in a worker (progress, Cancel); returns the worker, or None when
         the request is refused (said why)."""
-        from napari_cpadv.study.build import pairs_from_folder, pairs_from_runs, study_work
+        from napari_cpadv.study.build import pairs_from, study_work
         from napari_cpadv.widgets._work import start
 
         items = [self.sources.item(i) for i in range(self.sources.count())]
         folders = [it.text() for it in items if it is not None]
-        runs = [f for f in folders if (Path(f) / "report.json").is_file()]
         if not folders or not self.out.text():
             notify(self.status, "Add the pairs (a folder or runs) and name the study folder.")
-            return None
-        if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
-            notify(self.status, "Give either one folder of image pairs or workbench runs.")
             return None
         out = self.out.text()
         options: dict[str, Any] = {
@@ -175,8 +171,7 @@ class StudyBuilderWidget(QWidget):
         }
 
         def work() -> Any:
-            pairs = pairs_from_runs(runs) if runs else pairs_from_folder(folders[0])
-            return (yield from study_work(pairs, out, **options))
+            return (yield from study_work(pairs_from(folders), out, **options))
 
         def done(path: Path) -> None:
             import json
