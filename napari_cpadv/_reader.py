@@ -18,6 +18,7 @@ SLIDE_SUFFIXES = (
     ".vmu",
     ".bif",
     ".svslide",
+    ".dcm",
 )
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -49,12 +50,36 @@ def napari_get_reader(path: str | list[str]) -> Callable[[str | list[str]], list
     return read_slide
 
 
+def napari_get_dicom_folder_reader(
+    path: str | list[str],
+) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """:func:`read_slide` for a folder holding a DICOM whole-slide image; never raises."""
+    try:
+        p = Path(path[0] if isinstance(path, list) and len(path) == 1 else path)  # type: ignore[arg-type]
+        return read_slide if p.is_dir() and dicom_in_folder(p) is not None else None
+    except Exception:  # the contract: a reader that cannot tell says None and lets others try
+        return None
+
+
+def dicom_in_folder(folder: Path) -> Path | None:
+    """A ``.dcm`` file of the folder that OpenSlide opens as a DICOM slide (OpenSlide finds the
+    series' other files beside it), or ``None``."""
+    import openslide
+
+    for f in sorted(folder.glob("*.dcm")):
+        if f.is_file() and openslide.OpenSlide.detect_format(f) == "dicom":
+            return f
+    return None
+
+
 def _damaged_slide(p: Path) -> bool:
     """A file OpenSlide cannot identify that is still meant to be a slide.
 
     Vendor extensions only OpenSlide reads count, and so does a TIFF whose first page is
     tiled or unreadable (a truncated slide); a plain stripped TIFF is left to other readers.
     """
+    if p.suffix.lower() == ".dcm":
+        return False  # DICOM of another modality (CT, MR): not ours
     if p.suffix.lower() not in (".tif", ".tiff"):
         return True
     with p.open("rb") as f:
@@ -62,11 +87,12 @@ def _damaged_slide(p: Path) -> bool:
             return False
     import tifffile
 
-    try:
-        with tifffile.TiffFile(p) as tf:
-            return bool(tf.pages.first.is_tiled)
-    except Exception:  # a damaged TIFF: ours to report, with the reason
-        return True
+    from napari_cpadv.slide.slide import tiff_damage, tifffile_messages
+
+    if tiff_damage(p) is not None:
+        return True  # a damaged TIFF: ours to report, with the reason
+    with tifffile_messages(), tifffile.TiffFile(p) as tf:
+        return bool(tf.pages.first.is_tiled)
 
 
 def read_slide(path: str | list[str]) -> list[LayerData]:
@@ -84,6 +110,13 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
     from napari_cpadv.slide import open_slide
 
     p = Path(path[0] if isinstance(path, list) else path)
+    if p.is_dir():
+        dcm = dicom_in_folder(p)
+        if dcm is None:
+            from napari_cpadv.errors import SlideError
+
+            raise SlideError(p, "the folder holds no DICOM whole-slide image")
+        p = dcm
     if _is_cpadv_mask(p):
         return [_mask_layer_data(p)]
     slide = open_slide(p)
@@ -230,17 +263,16 @@ def scale_bar(viewer: Any) -> Any:
 
 
 def _scale_bar_in_um() -> None:
-    """Show the current viewer's scale bar in micrometres, as pathologists read slides.
+    """Show the current viewer's scale bar, as pathologists read slides.
 
-    napari may reset ``unit`` to follow the layers' units, which the reader sets to µm.
+    Its unit comes from the layers' ``units`` (µm, set by :func:`slide_layer_data`):
+    napari 0.9 ignores ``ScaleBar.unit`` and warns when it is set.
     """
     import napari
 
     viewer = napari.current_viewer()
     if viewer is not None:
-        bar = scale_bar(viewer)
-        bar.unit = "um"
-        bar.visible = True
+        scale_bar(viewer).visible = True
 
 
 def _open_slide_mpp() -> tuple[float, float] | None:
@@ -260,8 +292,10 @@ def _open_slide_mpp() -> tuple[float, float] | None:
 def _is_cpadv_mask(p: Path) -> bool:
     import tifffile
 
+    from napari_cpadv.slide.slide import tifffile_messages
+
     try:
-        with tifffile.TiffFile(p) as tf:
+        with tifffile_messages(), tifffile.TiffFile(p) as tf:
             page = tf.pages.first
             return page.samplesperpixel == 1 and page.software == "napari-cpadv"
     except Exception:  # not a TIFF tifffile reads: not one of our masks

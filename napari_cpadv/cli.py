@@ -19,6 +19,7 @@ def _info(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(args.slide)
+    slide.validate()
     return {
         "path": str(slide.path),
         "vendor": slide.vendor,
@@ -30,9 +31,11 @@ def _info(args: argparse.Namespace) -> dict[str, Any]:
                 "downsample": g.downsample,
                 "tile_width": g.tile_cols,
                 "tile_height": g.tile_rows,
+                "pixels": "stored" if slide.store.stored(k) else "openslide",
             }
-            for g in slide.geometry
+            for k, g in enumerate(slide.geometry)
         ],
+        "levels_left_out": list(slide.store.left_out),
         "properties": dict(slide.properties),
     }
 

@@ -30,7 +30,9 @@ def test_sample_then_info(tmp_path, capsys):
         "downsample": 1.0,
         "tile_width": 512,
         "tile_height": 512,
+        "pixels": "stored",
     }
+    assert info["levels_left_out"] == []
     assert info["properties"]["openslide.vendor"] == "generic-tiff"
 
 

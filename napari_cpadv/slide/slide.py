@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,23 @@ _caches: weakref.WeakValueDictionary[tuple[str, int, int], TileCache] = (
 )
 _caches_lock = threading.Lock()
 _shared_executor: Executor | None = None
+
+VALIDATE_TILES = 64
+"""At most this many tiles of the coarsest level are decoded by :meth:`Slide.validate`."""
+SCREEN_RESOLUTIONS_DPI = (72.0, 96.0)
+"""Resolutions TIFF writers record by default (screen dpi), never a microscope's."""
+
+
+def memory_limit() -> int:
+    """Bytes one operation may hold for a whole level: half the machine's memory, or
+    ``CPADV_MAX_MEMORY`` (bytes) when set."""
+    env = os.environ.get("CPADV_MAX_MEMORY")
+    if env:
+        return int(float(env))
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,11 +150,13 @@ class Slide:
         return out
 
     def validate(self) -> None:
-        """Decode the coarsest level whole and the last tile of every level.
+        """Decode the coarsest level (a bounded sample of it) and the last tile of every level.
 
         A truncated file loses the tiles written last (the coarse levels and the end of
         each level), so this catches truncation and most corruption cheaply, before a
-        viewer shows anything.
+        viewer shows anything. The work is bounded whatever size the file declares: at most
+        :data:`VALIDATE_TILES` tiles of the coarsest level (its corners and centre when it
+        has more), plus one tile a level.
 
         Raises
         ------
@@ -143,12 +164,35 @@ class Slide:
             When any of those tiles cannot be decoded.
         """
         coarsest = len(self.geometry) - 1
-        grid = self.geometry[coarsest].grid
-        for tr in range(grid[0]):
-            for tc in range(grid[1]):
-                self.store.read_tile(coarsest, tr, tc)
+        rows, cols = self.geometry[coarsest].grid
+        if rows * cols <= VALIDATE_TILES:
+            sample = {(tr, tc) for tr in range(rows) for tc in range(cols)}
+        else:
+            sample = {(0, 0), (0, cols - 1), (rows - 1, 0), (rows // 2, cols // 2)}
+        for tr, tc in sorted(sample):
+            self.store.read_tile(coarsest, tr, tc)
         for level, g in enumerate(self.geometry):
             self.store.read_tile(level, g.grid[0] - 1, g.grid[1] - 1)
+
+    def check_in_memory(self, level: int, what: str, *, bytes_per_pixel: float = 3) -> None:
+        """Refuse work that holds a whole level in memory when the level is too large.
+
+        Raises
+        ------
+        SlideError
+            When ``rows * cols * bytes_per_pixel`` exceeds :func:`memory_limit`, naming the
+            level, its size and what would have needed it.
+        """
+        g = self.geometry[level]
+        need = g.rows * g.cols * bytes_per_pixel
+        limit = memory_limit()
+        if need > limit:
+            raise SlideError(
+                self.path,
+                f"{what} needs level {level} ({g.cols} x {g.rows} pixels) in memory, "
+                f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB allowed; "
+                "use a coarser level",
+            )
 
     def close(self) -> None:
         """Release the OpenSlide handle and file; the levels can no longer be read."""
@@ -189,10 +233,20 @@ def open_slide(
     if not p.is_file():
         raise SlideError(p, "no such file" if not p.exists() else "not a file")
     try:
+        with p.open("rb"):
+            pass
+    except PermissionError:
+        raise SlideError(p, "permission denied: the file cannot be read") from None
+    except OSError as exc:
+        raise SlideError(p, f"cannot read the file ({exc.strerror})") from None
+    try:
         vendor = openslide.OpenSlide.detect_format(p)
     except Exception as exc:  # detect_format raises on unreadable files in some builds
         raise SlideError(p, f"OpenSlide cannot read the file: {exc}") from exc
     if vendor is None:
+        damage = tiff_damage(p)
+        if damage is not None:
+            raise SlideError(p, f"a damaged TIFF (truncated?): {damage}")
         raise SlideError(p, "not a whole-slide image OpenSlide can read (unsupported format)")
     try:
         osr = openslide.OpenSlide(p)
@@ -227,7 +281,7 @@ def open_slide(
         path=p,
         levels=tuple(levels),
         downsamples=tuple(g.downsample for g in store.geometry),
-        mpp=_mpp(props),
+        mpp=slide_mpp(props),
         properties=props,
         geometry=store.geometry,
         store=store,
@@ -235,7 +289,13 @@ def open_slide(
     )
 
 
-def _mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:
+def slide_mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:
+    """µm per level-0 pixel ``(x, y)`` from OpenSlide's properties, or ``None``.
+
+    A generic TIFF's resolution tags are a microscope resolution only when they are not
+    what TIFF writers put there by default: no unit, or 72 or 96 dots per inch (also when
+    written per centimetre) is a screen resolution, and the slide opens in pixels.
+    """
     try:
         x = float(props["openslide.mpp-x"])
         y = float(props["openslide.mpp-y"])
@@ -243,7 +303,58 @@ def _mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:
         return None
     if not (x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y)):
         return None
+    if props.get("openslide.vendor") == "generic-tiff":
+        unit = props.get("tiff.ResolutionUnit")
+        if unit not in ("inch", "centimeter"):
+            return None
+        per_inch = 25400.0 / x  # pixels per inch
+        if any(abs(per_inch - dpi) < 0.01 * dpi for dpi in SCREEN_RESOLUTIONS_DPI):
+            return None
     return (x, y)
+
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@contextlib.contextmanager
+def tifffile_messages() -> Iterator[list[str]]:
+    """Collect what tifffile logs (``invalid offset to first page``, ...) instead of letting
+    it reach the console; the caller turns it into its own error."""
+    logger = logging.getLogger("tifffile")
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def tiff_damage(p: Path) -> str | None:
+    """Why a file that starts as a TIFF cannot be read as one, or ``None`` (not a TIFF, or
+    a TIFF tifffile reads)."""
+    import tifffile
+
+    with p.open("rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return None
+    failure = None
+    with tifffile_messages() as messages:
+        try:
+            with tifffile.TiffFile(p) as tf:
+                tf.pages.first  # noqa: B018 (reading the first page is the check)
+        except Exception as exc:  # any parse failure is the damage to report
+            failure = f"{type(exc).__name__}: {exc}"
+    if messages:  # tifffile's own words ("invalid offset to first page 1000000")
+        return "; ".join(m.split("> ", 1)[-1] for m in messages)
+    return failure
 
 
 def _default_executor() -> Executor:

@@ -169,30 +169,66 @@ class _PageTiles:
     counts: tuple[int, ...]
     tables: bytes | None
     across: int
+    tile: tuple[int, int]
+    compression: int
+    rgb_jpeg: bool
     decode: Any
 
 
-class DirectTiles:
-    """JPEG tiles of a tiled TIFF's pages decoded without OpenSlide's painting pass.
+# An Adobe APP14 segment with transform 0: tells libjpeg that three-component data is RGB,
+# not YCbCr. Aperio writes RGB JPEG tiles (photometric RGB) without any marker that says so;
+# OpenSlide sets the colour space by hand, simplejpeg has no such option, so it goes in the
+# stream.
+_ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
 
-    OpenSlide paints every pixel it returns through cairo, which costs about three times
-    the JPEG decode; for TIFF-based files whose pages are OpenSlide's levels one for one
-    (generic TIFF, Aperio SVS) the tiles are read with ``os.pread`` and decoded by
-    tifffile's JPEG codec instead. A level gets this path only after its first tile
-    decoded both ways matched pixel for pixel (``OpenSlideStore._verify_direct``); anything
-    else (another codec, another format, a mismatch) stays with OpenSlide.
+
+def _decode_jpeg(data: bytes, page: _PageTiles) -> np.ndarray:
+    """One JPEG tile with libjpeg's corrupt-data warnings raised as errors, as OpenSlide does.
+
+    simplejpeg's ``strict`` decode is the only maintained binding that stops on libjpeg
+    warnings (imagecodecs and Pillow show a damaged tile's garbage without a word).
+    """
+    import simplejpeg
+
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("tile data does not start with a JPEG start-of-image marker")
+    head = b"\xff\xd8" + (_ADOBE_RGB if page.rgb_jpeg else b"")
+    tables = page.tables[2:-2] if page.tables else b""  # SOI ... EOI: keep what lies between
+    return simplejpeg.decode_jpeg(head + tables + data[2:], colorspace="RGB", strict=True)
+
+
+class DirectTiles:
+    """The pixels each tiled TIFF page stores, decoded straight from the file.
+
+    For TIFF-based formats whose pages are OpenSlide's levels one for one (generic TIFF,
+    Aperio SVS, Philips TIFF), a level is the page's own pixels: tiles are read with
+    ``os.pread`` and decoded by their codec (JPEG through simplejpeg, strict; JPEG 2000 as
+    Aperio 33003/33005, deflate, LZW, zstd, none through tifffile's imagecodecs). This is
+    exact where OpenSlide is not: on a level whose downsample is not an integer OpenSlide
+    resamples every tile by its own fraction of a pixel. It also skips OpenSlide's painting
+    pass, about three times the JPEG decode. A level gets this path only after its first
+    tile (at offset 0, where OpenSlide does not resample) decoded both ways matched pixel
+    for pixel (``OpenSlideStore._verify_direct``); anything else stays with OpenSlide.
     """
 
-    FORMATS = ("generic-tiff", "aperio")
+    FORMATS = ("generic-tiff", "aperio", "philips")
 
-    def __init__(self, path: str, geometry: tuple[LevelGeometry, ...]) -> None:
+    def __init__(
+        self,
+        path: str,
+        geometry: tuple[LevelGeometry, ...],
+        background: tuple[int, int, int] = (255, 255, 255),
+    ) -> None:
         import tifffile
 
         self.path = path
+        self.background = background
         self.levels: dict[int, _PageTiles] = {}
         self._fd: int | None = None
+        from napari_cpadv.slide.slide import tifffile_messages
+
         try:
-            with tifffile.TiffFile(path) as tf:
+            with tifffile_messages(), tifffile.TiffFile(path) as tf:
                 pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage) and p.is_tiled]
                 for level, g in enumerate(geometry):
                     match = [
@@ -200,10 +236,10 @@ class DirectTiles:
                         for p in pages
                         if (p.imagelength, p.imagewidth, p.tilelength, p.tilewidth)
                         == (g.rows, g.cols, g.tile_rows, g.tile_cols)
-                        and p.compression == 7
                         and p.samplesperpixel == 3
                         and p.bitspersample == 8
                         and p.planarconfig == 1
+                        and p.imagedepth == 1
                     ]
                     if len(match) == 1:
                         p = match[0]
@@ -212,6 +248,9 @@ class DirectTiles:
                             tuple(p.databytecounts),
                             p.jpegtables,
                             -(-g.cols // g.tile_cols),
+                            (g.tile_rows, g.tile_cols),
+                            int(p.compression),
+                            int(p.compression) == 7 and int(p.photometric) == 2,
                             p.decode,
                         )
         except Exception:  # a file tifffile cannot parse: OpenSlide alone reads it
@@ -228,18 +267,27 @@ class DirectTiles:
         self.close()
 
     def read(self, level: int, tile_row: int, tile_col: int) -> np.ndarray | None:
-        """The decoded tile ``(tile_rows, tile_cols, 3)``, or ``None`` without a direct path."""
+        """The decoded tile ``(tile_rows, tile_cols, 3)``, or ``None`` without a direct path.
+
+        A tile the file leaves out (sparse) is the background colour, as OpenSlide shows it.
+        """
         page = self.levels.get(level)
         if page is None or self._fd is None:
             return None
         index = tile_row * page.across + tile_col
         offset, count = page.offsets[index], page.counts[index]
         if count == 0:
-            return None  # a sparse (absent) tile: OpenSlide decides what it shows
+            tile = np.empty((*page.tile, 3), np.uint8)  # left out of the file (sparse)
+            tile[...] = self.background
+            return tile
         data = os.pread(self._fd, count, offset)
         if len(data) != count:
             raise OSError(f"file ends {count - len(data)} bytes early (truncated?)")
+        if page.compression == 7:
+            return _decode_jpeg(data, page)
         seg = page.decode(data, index, jpegtables=page.tables)[0]
+        if seg is None:
+            raise ValueError("the tile's codec is not available")
         return np.ascontiguousarray(np.asarray(seg).reshape(seg.shape[-3:]))
 
     def drop(self, level: int) -> None:
@@ -294,36 +342,59 @@ class OpenSlideStore(Store):
         super().__init__(read_only=True)
         self.path = os.fspath(path)
         self._osr = osr
+        self._osr_lock = threading.Lock()
         self.cache = cache
         self._executor = executor
-        self.geometry = level_geometry(osr)
+        every = level_geometry(osr)
         self.background = parse_background(osr.properties.get("openslide.background-color"))
-        self._metadata = self._build_metadata()
         self.direct: DirectTiles | None = None
         if direct and osr.properties.get("openslide.vendor") in DirectTiles.FORMATS:
-            self.direct = DirectTiles(self.path, self.geometry)
-            self._verify_direct()
+            self.direct = DirectTiles(self.path, every, self.background)
+            self._verify_direct(every)
+        # A level read through OpenSlide whose downsample is not an integer would come out
+        # resampled by a different fraction of a pixel in every tile (OpenSlide maps each
+        # level-0 location back onto the level); such levels are left out, and napari's
+        # pyramid uses the others. With direct=False every level is OpenSlide's, as it is.
+        self.sources = tuple(
+            k
+            for k, g in enumerate(every)
+            if k == 0
+            or not direct
+            or float(g.downsample).is_integer()
+            or (self.direct is not None and k in self.direct.levels)
+        )
+        self.left_out = tuple(k for k in range(len(every)) if k not in self.sources)
+        self.geometry = tuple(every[k] for k in self.sources)
+        self._metadata = self._build_metadata()
 
-    def _verify_direct(self) -> None:
-        """Keep the direct path only on levels whose first tile matches OpenSlide exactly."""
+    def _verify_direct(self, geometry: tuple[LevelGeometry, ...]) -> None:
+        """Keep the direct path only on levels whose first tile matches OpenSlide exactly.
+
+        The first tile sits at offset 0, where OpenSlide reads the stored pixels even on a
+        level whose downsample is not an integer.
+        """
         assert self.direct is not None
         for level in list(self.direct.levels):
             try:
                 fast = self.direct.read(level, 0, 0)
-                slow = self._read_openslide(level, 0, 0)
+                slow = self._read_openslide(level, 0, 0, geometry[level])
             except Exception:  # let the tile's real read raise, through OpenSlide
                 self.direct.drop(level)
                 continue
-            g = self.geometry[level]
+            g = geometry[level]
             rows, cols = min(g.tile_rows, g.rows), min(g.tile_cols, g.cols)
             if fast is None or not np.array_equal(fast[:rows, :cols], slow[:rows, :cols]):
                 self.direct.drop(level)
 
+    def stored(self, level: int) -> bool:
+        """Whether ``level`` is decoded from the file's own pixels (not painted by OpenSlide)."""
+        return self.direct is not None and self.sources[level] in self.direct.levels
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, OpenSlideStore) and other._osr is self._osr
+        return other is self
 
     def __hash__(self) -> int:
-        return id(self._osr)
+        return id(self)
 
     def __str__(self) -> str:
         return f"openslide://{self.path}"
@@ -352,8 +423,8 @@ class OpenSlideStore(Store):
         """
         # The decoding path is part of the key: on levels OpenSlide resamples, the two
         # paths give different pixels, and openings with and without it share the cache.
-        direct = self.direct is not None and level in self.direct.levels
-        key = (self.path, direct, level, tile_row, tile_col)
+        direct = self.stored(level)
+        key = (self.path, direct, self.sources[level], tile_row, tile_col)
         tile = self.cache.get(key)
         if tile is not None:
             return tile
@@ -363,9 +434,12 @@ class OpenSlideStore(Store):
         if rows <= 0 or cols <= 0 or tile_row < 0 or tile_col < 0:
             raise SlideError(self.path, f"tile ({tile_row}, {tile_col}) lies outside level {level}")
         try:
-            tile = self.direct.read(level, tile_row, tile_col) if self.direct else None
+            tile = None
+            if direct:
+                assert self.direct is not None
+                tile = self.direct.read(self.sources[level], tile_row, tile_col)
             if tile is None:
-                tile = self._read_openslide(level, tile_row, tile_col)
+                tile = self._read_fresh(level, tile_row, tile_col)
         except Exception as exc:  # OpenSlideError, codec errors, short reads
             raise SlideError(
                 self.path, f"cannot read level {level} tile ({tile_row}, {tile_col}): {exc}"
@@ -378,16 +452,55 @@ class OpenSlideStore(Store):
         self.cache.put(key, tile)
         return tile
 
-    def _read_openslide(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
-        """The tile's pixels inside the level through OpenSlide, composited on the background."""
+    def _read_fresh(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
+        """A tile through OpenSlide, on a handle no other tile's error has spoilt.
+
+        OpenSlide's error state sticks to its handle: after one tile fails, every read of
+        that handle fails with the same message (OpenSlide's documentation: the object
+        must be closed and reopened). So a failed read reopens the file and tries once
+        more on the fresh handle; a tile that fails there is damaged itself, and the
+        handle is replaced again so that the tiles after it still read.
+        """
         g = self.geometry[level]
+        osr = self._osr
+        try:
+            return self._read_openslide(self.sources[level], tile_row, tile_col, g, osr)
+        except Exception:
+            osr = self._reopen(osr)
+        try:
+            return self._read_openslide(self.sources[level], tile_row, tile_col, g, osr)
+        except Exception:
+            self._reopen(osr)
+            raise
+
+    def _reopen(self, failed: openslide.OpenSlide) -> openslide.OpenSlide:
+        """A fresh handle in place of ``failed`` (once, however many threads saw it fail)."""
+        import openslide
+
+        with self._osr_lock:
+            if self._osr is failed:
+                # The old handle is released when the last read holding it returns.
+                self._osr = openslide.OpenSlide(self.path)
+            return self._osr
+
+    def _read_openslide(
+        self,
+        level: int,
+        tile_row: int,
+        tile_col: int,
+        g: LevelGeometry,
+        osr: openslide.OpenSlide | None = None,
+    ) -> np.ndarray:
+        """The tile's pixels inside OpenSlide's ``level`` (of geometry ``g``), composited on
+        the background."""
+        osr = self._osr if osr is None else osr
         row0, col0 = tile_row * g.tile_rows, tile_col * g.tile_cols
         rows = min(g.tile_rows, g.rows - row0)
         cols = min(g.tile_cols, g.cols - col0)
         location = (round(col0 * g.downsample), round(row0 * g.downsample))
-        bgra = read_bgra(self._osr, location, level, (cols, rows))
+        bgra = read_bgra(osr, location, level, (cols, rows))
         if bgra is None:
-            rgba = np.asarray(self._osr.read_region(location, level, (cols, rows)))
+            rgba = np.asarray(osr.read_region(location, level, (cols, rows)))
             tile = composite(rgba, self.background)
         else:
             tile = composite_premultiplied(bgra, self.background)

@@ -1,0 +1,276 @@
+"""Slides other tools and scanners wrote (tests/data/README.md says where each comes from),
+and files made damaged from them byte by byte: exact pixels, loud and local failures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import openslide
+import pytest
+import tifffile
+
+from napari_cpadv.errors import SlideError
+from napari_cpadv.slide import open_slide
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CMU = DATA / "cmu_small_region.svs"
+TIFF_SLIDES = ["cmu_small_region.svs", "small.svs", "boxes.tiff"]
+
+
+def _stored(path: Path, page: int) -> np.ndarray:
+    return tifffile.TiffFile(path).pages[page].asarray()
+
+
+@pytest.mark.parametrize("name", TIFF_SLIDES)
+def test_every_level_is_the_pixels_the_file_stores(name):
+    slide = open_slide(DATA / name)
+    osr = openslide.OpenSlide(DATA / name)
+    assert len(slide.levels) == osr.level_count  # nothing left out: every level is stored
+    for level in range(len(slide.levels)):
+        assert slide.store.stored(level)
+        np.testing.assert_array_equal(np.asarray(slide.levels[level]), _stored(DATA / name, level))
+
+
+def test_non_integer_downsamples_are_not_resampled_tile_by_tile():
+    # boxes.tiff levels 2 and 3 have downsamples 4.016 and 8.086: OpenSlide paints each of
+    # their tiles shifted by its own fraction of a pixel; the file's pixels have no seams
+    slide = open_slide(DATA / "boxes.tiff")
+    assert not float(slide.downsamples[2]).is_integer()
+    through = np.asarray(open_slide(DATA / "boxes.tiff", direct=False).levels[2])
+    stored = _stored(DATA / "boxes.tiff", 2)
+    assert not np.array_equal(through, stored)  # the old path: resampled
+    np.testing.assert_array_equal(np.asarray(slide.levels[2]), stored)
+
+
+def test_jpeg2000_aperio_levels_are_stored_pixels(tmp_path):
+    # Aperio's JPEG 2000 (compression 33005, RGB) with a level at downsample 2.0039
+    img = tifffile.imread(CMU)[:512, :512]
+    half = img[: 2 * 255, : 2 * 255].reshape(255, 2, 255, 2, 3).mean(axis=(1, 3)).astype(np.uint8)
+    path = tmp_path / "j2k.svs"
+    with tifffile.TiffWriter(path) as tw:
+        desc = "Aperio Image Library v11.2.1 \r\n512x512 (256x256) J2K/KDU Q=70|MPP = 0.4990"
+        for k, level in enumerate((img, half)):
+            tw.write(
+                level,
+                tile=(256, 256),
+                compression=33005,
+                photometric="rgb",
+                description=desc if k == 0 else "Aperio Image Library v11.2.1 \r\nlevel",
+                metadata=None,
+            )
+    slide = open_slide(path)
+    assert slide.vendor == "aperio" and slide.downsamples[1] == pytest.approx(512 / 255)
+    for level in (0, 1):
+        assert slide.store.stored(level)
+        np.testing.assert_array_equal(np.asarray(slide.levels[level]), _stored(path, level))
+
+
+# -- damaged files ----------------------------------------------------------------------
+
+
+def _damage(src: Path, out: Path, index: int, how: str, page: int = 0) -> Path:
+    data = bytearray(src.read_bytes())
+    with tifffile.TiffFile(src) as tf:
+        off, n = tf.pages[page].dataoffsets[index], tf.pages[page].databytecounts[index]
+    if how == "random64":  # 64 bytes in the middle of the entropy-coded data
+        mid = off + n // 2
+        data[mid : mid + 64] = np.random.default_rng(index).integers(0, 256, 64, np.uint8).tobytes()
+    else:  # "zero-half": the second half of the tile zeroed
+        data[off + n // 2 : off + n] = bytes(n - n // 2)
+    out.write_bytes(bytes(data))
+    return out
+
+
+ACROSS = -(-2220 // 240)  # tiles across cmu_small_region.svs
+MESSAGES = {
+    "random64": "Corrupt JPEG data: premature end of data segment",
+    "zero-half": "Premature end of JPEG file",
+}
+
+
+@pytest.mark.parametrize("how", sorted(MESSAGES))
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_corrupt_jpeg_tile_is_refused_on_every_path(tmp_path, how, direct):
+    bad = _damage(CMU, tmp_path / "bad.svs", index=ACROSS + 3, how=how)  # tile (1, 3)
+    osr = openslide.OpenSlide(bad)
+    with pytest.raises(openslide.OpenSlideError, match=MESSAGES[how]):
+        osr.read_region((3 * 240, 240), 0, (240, 240))
+    slide = open_slide(bad, direct=direct)
+    assert slide.store.stored(0) == direct
+    with pytest.raises(SlideError, match=r"bad\.svs.*level 0 tile \(1, 3\).*" + MESSAGES[how]):
+        slide.levels[0][240:480, 720:960].compute()
+    with pytest.raises(SlideError, match=r"level 0 tile \(1, 3\)"):
+        slide.read_region(0, 200, 700, 100, 100)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_failed_tile_fails_alone_and_each_error_names_its_own_tile(tmp_path, direct):
+    once = _damage(CMU, tmp_path / "once.svs", index=ACROSS + 3, how="random64")
+    bad = _damage(once, tmp_path / "two.svs", index=3 * ACROSS + 5, how="zero-half")
+    slide = open_slide(bad, direct=direct)
+    intact = np.asarray(open_slide(CMU).levels[0])
+    with pytest.raises(SlideError, match=r"tile \(1, 3\)"):
+        slide.store.read_tile(0, 1, 3)
+    # every other tile still reads, exactly (OpenSlide's handle was reopened after the error)
+    for tr, tc in [(0, 0), (2, 7), (5, 1), (12, 9)]:
+        tile = slide.store.read_tile(0, tr, tc)
+        r, c = tr * 240, tc * 240
+        want = intact[r : r + 240, c : c + 240]
+        np.testing.assert_array_equal(tile[: want.shape[0], : want.shape[1]], want)
+    with pytest.raises(SlideError, match=r"tile \(3, 5\).*Premature end of JPEG file"):
+        slide.store.read_tile(0, 3, 5)
+    with pytest.raises(SlideError, match=r"tile \(1, 3\).*premature end of data segment"):
+        slide.store.read_tile(0, 1, 3)
+    np.testing.assert_array_equal(slide.store.read_tile(0, 0, 1), intact[:240, 240:480])
+
+
+def test_unreadable_svs_is_refused_by_info_with_exit_2(tmp_path):
+    # openslide-python's unreadable.svs opens but its tile cannot be decoded
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_cpadv.cli", "info", str(DATA / "unreadable.svs")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreadable.svs" in lines[0] and "tile (0, 0)" in lines[0]
+    with pytest.raises(SlideError, match="unopenable.tiff.*Unsupported TIFF compression"):
+        open_slide(DATA / "unopenable.tiff")
+
+
+def test_a_file_without_read_permission_says_so(tmp_path, monkeypatch):
+    target = tmp_path / "locked.svs"
+    shutil.copy(DATA / "small.svs", target)
+    real_open = Path.open
+
+    def deny(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", deny)
+    with pytest.raises(SlideError, match="locked.svs: permission denied"):
+        open_slide(target)
+    if os.geteuid() != 0:  # root reads every file: the real check only as a user
+        monkeypatch.undo()
+        target.chmod(0)
+        with pytest.raises(SlideError, match="permission denied"):
+            open_slide(target)
+
+
+def test_a_truncated_first_page_offset_is_a_clear_error_not_a_console_warning(tmp_path, capfd):
+    data = bytearray(CMU.read_bytes()[:5000])
+    data[4:8] = (10**6).to_bytes(4, "little")  # first page beyond the end of the file
+    bad = tmp_path / "cut.svs"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(SlideError, match="cut.svs: a damaged TIFF.*invalid offset to first page"):
+        open_slide(bad)
+    from napari_cpadv._reader import napari_get_reader
+
+    reader = napari_get_reader(str(bad))
+    assert reader is not None
+    with pytest.raises(SlideError, match="invalid offset"):
+        reader(str(bad))
+    assert "invalid offset" not in capfd.readouterr().err
+
+
+# -- resolution -------------------------------------------------------------------------
+
+
+def test_a_tiff_writers_72_dpi_default_is_not_a_microscope_resolution():
+    from napari_cpadv._reader import read_slide
+
+    osr = openslide.OpenSlide(DATA / "boxes.tiff")
+    assert float(osr.properties["openslide.mpp-x"]) == pytest.approx(352.78, abs=0.01)
+    slide = open_slide(DATA / "boxes.tiff")
+    assert slide.mpp is None
+    with pytest.warns(UserWarning, match="boxes.tiff: the slide records no microns per pixel"):
+        [(_, kwargs, _)] = read_slide(str(DATA / "boxes.tiff"))
+    assert kwargs["units"] == ("pixel", "pixel")
+    assert open_slide(CMU).mpp == pytest.approx((0.499, 0.499))
+
+
+@pytest.mark.parametrize(
+    ("unit", "per_unit", "expected"),
+    [
+        ("inch", 96.0, None),
+        ("inch", 72.0, None),
+        ("centimeter", 96 / 2.54, None),
+        ("centimeter", 1e4 / 0.25, (0.25, 0.25)),
+        ("none", 1e4 / 0.25, None),
+    ],
+)
+def test_resolution_tags_of_generic_tiffs(tmp_path, unit, per_unit, expected):
+    path = tmp_path / f"res-{unit}.tif"
+    tifffile.imwrite(
+        path,
+        np.full((256, 256, 3), 200, np.uint8),
+        tile=(128, 128),
+        photometric="rgb",
+        resolution=(per_unit, per_unit),
+        resolutionunit={"inch": 2, "centimeter": 3, "none": 1}[unit],
+        metadata=None,
+    )
+    mpp = open_slide(path).mpp
+    assert mpp == (pytest.approx(expected) if expected else None)
+
+
+# -- hostile sizes ----------------------------------------------------------------------
+
+
+def test_validate_does_bounded_work_on_a_huge_declared_size(tmp_path):
+    path = tmp_path / "huge.tif"
+    side = 200_000  # 152,000 tiles declared, every one left out of the file
+    empty = (b"" for _ in range((-(-side // 512)) ** 2))
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(
+            empty,
+            shape=(side, side, 3),
+            dtype=np.uint8,
+            tile=(512, 512),
+            photometric="rgb",
+            compression="jpeg",
+        )
+    assert path.stat().st_size < 4 * 2**20
+    slide = open_slide(path)
+    assert slide.levels[0].shape == (side, side, 3)
+    reads: list[tuple[int, int, int]] = []
+    original = slide.store.read_tile
+    slide.store.read_tile = lambda *k: reads.append(k) or original(*k)  # type: ignore[method-assign]
+    slide.validate()
+    assert 0 < len(reads) <= 64 + len(slide.levels)
+    with pytest.raises(SlideError, match=r"huge.tif: .* needs level 0 \(200000 x 200000 pixels\)"):
+        slide.check_in_memory(0, "a tissue mask")
+
+
+# -- DICOM ------------------------------------------------------------------------------
+
+
+def test_dicom_slides_are_offered_to_the_napari_reader(tmp_path):
+    from napari_cpadv._reader import napari_get_dicom_folder_reader, napari_get_reader
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for name in ("boxes_0.dcm", "boxes_1.dcm"):
+        shutil.copy(DATA / name, folder / name)
+    reader = napari_get_reader(str(folder / "boxes_0.dcm"))
+    assert reader is not None
+    [(data, kwargs, kind)] = reader(str(folder / "boxes_0.dcm"))
+    osr = openslide.OpenSlide(folder / "boxes_0.dcm")
+    assert kind == "image" and kwargs["metadata"]["properties"]["openslide.vendor"] == "dicom"
+    assert kwargs["units"] == ("um", "um") and kwargs["scale"] == pytest.approx((0.499, 0.499))
+    want = np.asarray(osr.read_region((0, 0), 0, osr.level_dimensions[0]))[..., :3]
+    np.testing.assert_array_equal(np.asarray(data[0]), want)
+    folder_reader = napari_get_dicom_folder_reader(str(folder))
+    assert folder_reader is not None
+    [(data2, _, _)] = folder_reader(str(folder))
+    np.testing.assert_array_equal(np.asarray(data2[0]), want)
+    assert napari_get_dicom_folder_reader(str(tmp_path / "nothing")) is None
+    other = tmp_path / "ct.dcm"
+    other.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)  # a DICOM, not a slide
+    assert napari_get_reader(str(other)) is None
