@@ -1,4 +1,9 @@
-"""Annotations <-> napari layer data (Shapes and Labels). No napari import: plain layer tuples."""
+"""Annotations <-> napari layer data (Shapes, Points). No napari import: plain layer tuples.
+
+Areas are polygons and lines are paths of one Shapes layer; points are a Points layer. Both
+carry each object's class, kind, name and id as layer features, so that saving the layers
+gives back the objects that were read.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,36 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.annotations.model import Annotation, exclusions_as_holes
+from napari_cpadv.annotations.model import Annotation
 from napari_cpadv.geometry import rowcol_to_xy, xy_to_rowcol
 
 LayerData = tuple[Any, dict[str, Any], str]
+
+
+def annotation_layers(
+    annotations: Sequence[Annotation],
+    *,
+    name: str,
+    mpp: tuple[float, float] | None,
+    source: Path | None = None,
+) -> list[LayerData]:
+    """A Shapes layer for areas and lines (when there are any, or nothing else) and a
+    Points layer ``"<name> points"`` for points (when there are any)."""
+    points = [a for a in annotations if a.geometry == "points"]
+    shapes = [a for a in annotations if a.geometry != "points"]
+    out = []
+    if shapes or not points:
+        out.append(shapes_layer_data(shapes, name=name, mpp=mpp, source=source))
+    if points:
+        out.append(points_layer_data(points, name=f"{name} points", mpp=mpp, source=source))
+    return out
+
+
+def _scale(mpp: tuple[float, float] | None) -> dict[str, Any]:
+    return {
+        "scale": (1.0, 1.0) if mpp is None else (mpp[1], mpp[0]),
+        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+    }
 
 
 def shapes_layer_data(
@@ -21,36 +52,73 @@ def shapes_layer_data(
     mpp: tuple[float, float] | None,
     source: Path | None = None,
 ) -> LayerData:
-    """A Shapes layer: one polygon per exterior and per hole, edges coloured by class.
+    """A Shapes layer: one polygon per exterior and per hole, one path per line, edges
+    coloured by class.
 
     Data are level-0 pixels ``(row, col)``; ``scale`` is the slide's µm per level-0 pixel so
     the layer lies exactly on a slide opened in µm (or pixels when ``mpp`` is None).
     """
     data: list[np.ndarray] = []
     edges: list[str] = []
-    props: dict[str, list[Any]] = {"class": [], "kind": [], "name": [], "hole": []}
+    types: list[str] = []
+    props: dict[str, list[Any]] = {"class": [], "kind": [], "name": [], "hole": [], "id": []}
     for a in annotations:
+        if a.geometry == "points":
+            raise ValueError("points belong in a Points layer (points_layer_data)")
         for k, ring in enumerate(a.rings):
             data.append(xy_to_rowcol(ring))
-            edges.append(a.color)
+            edges.append(a.shown_color)
+            types.append("path" if a.geometry == "line" else "polygon")
             props["class"].append(a.cls)
             props["kind"].append(a.kind)
             props["name"].append(a.name)
-            props["hole"].append(k > 0 or a.is_exclusion)
-    scale = (1.0, 1.0) if mpp is None else (mpp[1], mpp[0])
+            props["hole"].append(k > 0)
+            props["id"].append(a.id)
     kwargs = {
         "name": name,
-        "shape_type": "polygon",
+        "shape_type": types or "polygon",
         "edge_color": edges or "yellow",
         "face_color": "transparent",
         "opacity": 1.0,
         "edge_width": _edge_width(annotations),
         "properties": props,
-        "scale": scale,
-        "units": ("um", "um") if mpp else ("pixel", "pixel"),
+        **_scale(mpp),
         "metadata": {"cpadv_mpp": mpp, "cpadv_source": str(source) if source else None},
     }
     return (data, kwargs, "shapes")
+
+
+def points_layer_data(
+    annotations: Sequence[Annotation],
+    *,
+    name: str,
+    mpp: tuple[float, float] | None,
+    source: Path | None = None,
+) -> LayerData:
+    """A Points layer: every point of every points object, filled with its class colour."""
+    data = [xy_to_rowcol(a.exterior) for a in annotations]
+    per_point = [len(a.exterior) for a in annotations]
+
+    def each(values: list[Any]) -> list[Any]:
+        return [v for v, n in zip(values, per_point, strict=True) for _ in range(n)]
+
+    props = {
+        "class": each([a.cls for a in annotations]),
+        "kind": each([a.kind for a in annotations]),
+        "name": each([a.name for a in annotations]),
+        "id": each([a.id for a in annotations]),
+    }
+    kwargs = {
+        "name": name,
+        "face_color": each([a.shown_color for a in annotations]) or "yellow",
+        "border_width": 0,
+        "size": max(8.0, _edge_width(annotations) * 4),
+        "properties": props,
+        **_scale(mpp),
+        "metadata": {"cpadv_mpp": mpp, "cpadv_source": str(source) if source else None},
+    }
+    rows = np.concatenate(data) if data else np.zeros((0, 2))
+    return (rows, kwargs, "points")
 
 
 def _edge_width(annotations: Sequence[Annotation]) -> float:
@@ -62,6 +130,29 @@ def _edge_width(annotations: Sequence[Annotation]) -> float:
     return max(2.0, extent / 100)
 
 
+def _to_level0(data: Any, attributes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's ``scale`` and the µm-to-pixel divisor recorded in its metadata."""
+    scale = np.asarray(attributes.get("scale", (1.0, 1.0)), dtype=np.float64)[-2:]
+    mpp = (attributes.get("metadata") or {}).get("cpadv_mpp")
+    per_px = np.array([mpp[1], mpp[0]]) if mpp else np.ones(2)
+    return scale, per_px
+
+
+def _colours(values: Any, n: int) -> list[str | None]:
+    arr = np.asarray(values) if values is not None else None
+    if arr is None or arr.ndim != 2 or len(arr) < n:
+        return [None] * n
+    return [
+        "#{:02X}{:02X}{:02X}".format(*(round(255 * float(c)) for c in arr[i][:3]))
+        for i in range(n)
+    ]
+
+
+def _column(props: dict[str, Any], key: str, default: Any, n: int) -> list[Any]:
+    values = props.get(key)
+    return list(values) if values is not None and len(values) == n else [default] * n
+
+
 def annotations_from_shapes(
     data: Sequence[np.ndarray], attributes: dict[str, Any]
 ) -> list[Annotation]:
@@ -69,32 +160,73 @@ def annotations_from_shapes(
 
     Vertices are taken to world units with the layer's scale and divided by the slide's
     µm per pixel recorded in the layer's metadata (absent: the world is level-0 pixels).
-    Shapes flagged ``hole`` become holes of the tumour polygon holding them.
+    A shape flagged ``hole`` is a hole of the polygon with its id (as read); drawn paths
+    are lines.
     """
-    scale = np.asarray(attributes.get("scale", (1.0, 1.0)), dtype=np.float64)[-2:]
-    mpp = (attributes.get("metadata") or {}).get("cpadv_mpp")
-    per_px = np.array([mpp[1], mpp[0]]) if mpp else np.ones(2)
+    scale, per_px = _to_level0(data, attributes)
     props = attributes.get("properties") or {}
     n = len(data)
-    cls = list(props.get("class", ["Tumor"] * n))
-    hole = list(props.get("hole", [False] * n))
-    kind = list(props.get("kind", ["annotation"] * n))
-    names = list(props.get("name", [""] * n))
-    edges = attributes.get("edge_color")
-    out = []
+    cls = _column(props, "class", "Tumor", n)
+    hole = _column(props, "hole", False, n)
+    kind = _column(props, "kind", "annotation", n)
+    names = _column(props, "name", "", n)
+    ids = _column(props, "id", None, n)
+    types = attributes.get("shape_type")
+    types = [types] * n if isinstance(types, str) or types is None else list(types)
+    colours = _colours(attributes.get("edge_color"), n)
+    out: list[Annotation] = []
+    by_id: dict[str, int] = {}
     for i, verts in enumerate(data):
-        rc = np.asarray(verts, dtype=np.float64)[:, -2:] * scale / per_px
-        colour = "#F4FA58"
-        if edges is not None and len(np.shape(edges)) == 2 and i < len(edges):
-            r, g, b = (round(255 * float(c)) for c in np.asarray(edges)[i][:3])
-            colour = f"#{r:02X}{g:02X}{b:02X}"
+        xy = rowcol_to_xy(np.asarray(verts, dtype=np.float64)[:, -2:] * scale / per_px)
+        owner = by_id.get(str(ids[i])) if ids[i] else None
+        if hole[i] and owner is not None:
+            a = out[owner]
+            out[owner] = a.with_(holes=(*a.holes, xy))
+            continue
+        geometry = "line" if str(types[i] or "polygon") in ("path", "line") else "polygon"
+        a = Annotation(
+            xy,
+            cls=str(cls[i]),
+            color=colours[i] or "#F4FA58",
+            kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
+            name=str(names[i]),
+            geometry=geometry,  # type: ignore[arg-type]
+            **({"id": str(ids[i])} if ids[i] else {}),
+        )
+        if ids[i]:
+            by_id[str(ids[i])] = len(out)
+        out.append(a)
+    return out
+
+
+def annotations_from_points(data: Any, attributes: dict[str, Any]) -> list[Annotation]:
+    """Points layer data back to points objects: points sharing an id (as read) form one
+    object, every other point is an object of its own."""
+    scale, per_px = _to_level0(data, attributes)
+    rows = np.asarray(data, dtype=np.float64).reshape(-1, np.shape(data)[-1] if len(data) else 2)
+    xy = rowcol_to_xy(rows[:, -2:] * scale / per_px) if len(rows) else np.zeros((0, 2))
+    props = attributes.get("properties") or {}
+    n = len(xy)
+    cls = _column(props, "class", "", n)
+    kind = _column(props, "kind", "annotation", n)
+    names = _column(props, "name", "", n)
+    ids = _column(props, "id", None, n)
+    colours = _colours(attributes.get("face_color"), n)
+    groups: dict[str, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(str(ids[i]) if ids[i] else f"#{i}", []).append(i)
+    out = []
+    for key, members in groups.items():
+        i = members[0]
         out.append(
             Annotation(
-                rowcol_to_xy(rc),
-                cls="_2" if hole[i] else str(cls[i]),
-                color=colour,
+                xy[members],
+                cls=str(cls[i]),
+                color=colours[i],
                 kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
                 name=str(names[i]),
+                geometry="points",
+                **({} if key.startswith("#") else {"id": key}),
             )
         )
-    return exclusions_as_holes(out)
+    return out

@@ -127,11 +127,11 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
     for suffix in (".xml", ".geojson"):
         truth = p.with_suffix(suffix)
         if truth.is_file():
-            from napari_cpadv._annotation_layers import shapes_layer_data
+            from napari_cpadv._annotation_layers import annotation_layers
             from napari_cpadv.annotations import read_annotations
 
-            layers.append(
-                shapes_layer_data(
+            layers.extend(
+                annotation_layers(
                     read_annotations(truth), name="ground truth", mpp=slide.mpp, source=truth
                 )
             )
@@ -159,13 +159,14 @@ def napari_get_annotation_reader(
 
 
 def read_annotation_file(path: str | list[str]) -> list[LayerData]:
-    """Annotations as a Shapes layer, in µm on the slide open in the viewer, else in pixels."""
-    from napari_cpadv._annotation_layers import shapes_layer_data
+    """Annotations as a Shapes layer (areas, lines) and a Points layer (points), in µm on the
+    slide open in the viewer, else in pixels."""
+    from napari_cpadv._annotation_layers import annotation_layers
     from napari_cpadv.annotations import read_annotations
 
     p = Path(path[0] if isinstance(path, list) else path)
     anns = read_annotations(p)
-    return [shapes_layer_data(anns, name=p.name, mpp=_open_slide_mpp(), source=p)]
+    return annotation_layers(anns, name=p.name, mpp=_open_slide_mpp(), source=p)
 
 
 def napari_get_heatmap_reader(
@@ -213,7 +214,7 @@ def read_session_file(path: str | list[str]) -> list[LayerData]:
 
     import tifffile
 
-    from napari_cpadv._annotation_layers import shapes_layer_data
+    from napari_cpadv._annotation_layers import annotation_layers
     from napari_cpadv._heatmap_layers import perturbation_layer_data, read_heatmap_layers
     from napari_cpadv.annotations import read_annotations
     from napari_cpadv.slide import open_slide
@@ -234,7 +235,7 @@ def read_session_file(path: str | list[str]) -> list[LayerData]:
         elif rec.kind == "heatmap":
             data = read_heatmap_layers(rec.path)[0]
         elif rec.kind == "annotations":
-            data = shapes_layer_data(read_annotations(rec.path), name=rec.name, mpp=slide.mpp)
+            data = annotation_layers(read_annotations(rec.path), name=rec.name, mpp=slide.mpp)[0]
         else:  # perturbation
             pv = rec.provenance
             data = perturbation_layer_data(

@@ -1,4 +1,5 @@
-"""npe2 writers: Shapes to QuPath GeoJSON or ASAP XML, Labels to a pyramidal TIFF mask."""
+"""npe2 writers: Shapes and Points to QuPath GeoJSON or ASAP XML, Labels to a pyramidal
+TIFF mask."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ def write_shapes_xml(path: str, data: Any, attributes: dict[str, Any]) -> list[s
     from napari_cpadv.annotations.asap import write_asap
 
     return [str(write_asap(annotations_from_shapes(data, attributes), path))]
+
+
+def write_points_geojson(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    from napari_cpadv._annotation_layers import annotations_from_points
+    from napari_cpadv.annotations.geojson import write_geojson
+
+    return [str(write_geojson(annotations_from_points(data, attributes), path))]
+
+
+def write_points_xml(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
+    from napari_cpadv._annotation_layers import annotations_from_points
+    from napari_cpadv.annotations.asap import write_asap
+
+    return [str(write_asap(annotations_from_points(data, attributes), path))]
 
 
 def write_labels_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:

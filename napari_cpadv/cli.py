@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,11 @@ def _convert(args: argparse.Namespace) -> dict[str, Any]:
     if src.suffix.lower() == dst.suffix.lower():
         raise CpadvError(dst, f"converting needs two formats; both are {src.suffix}")
     anns = read_annotations(src)
-    if dst.suffix.lower() != ".xml":  # GeoJSON has holes: Camelyon's _2 regions become them
+    if args.exclusions_as_holes:  # for QuPath's area measurements; the mask is the same
         anns = exclusions_as_holes(anns)
     write_annotations(anns, dst)
-    return {"input": str(src), "output": str(dst), "polygons": len(anns)}
+    geometries = {g: sum(a.geometry == g for a in anns) for g in ("polygon", "points", "line")}
+    return {"input": str(src), "output": str(dst), "objects": len(anns), **geometries}
 
 
 def _mask(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,14 +106,23 @@ def _mask(args: argparse.Namespace) -> dict[str, Any]:
     slide = open_slide(args.slide)
     if not 0 <= args.level < len(slide.levels):
         raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
-    out, mask = write_annotation_mask(
-        slide, read_annotations(args.annotations), args.level, args.out
+    written = write_annotation_mask(
+        slide,
+        read_annotations(args.annotations),
+        args.level,
+        args.out,
+        allow_empty=args.allow_empty,
     )
+    for line in written.notes.lines():
+        warnings.warn(f"{args.annotations}: {line}", UserWarning, stacklevel=1)
     return {
-        "mask": str(out),
+        "mask": str(written.path),
         "level": args.level,
-        "shape": list(mask.shape),
-        "tumour_fraction": float(mask.mean()),
+        "shape": list(written.shape),
+        "tumour_pixels": written.tumour_pixels,
+        "tumour_fraction": written.tumour_fraction,
+        "not_rasterised": written.notes.not_areas,
+        "classes_not_painted": written.notes.other_classes,
     }
 
 
@@ -634,6 +645,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser("convert", help="ASAP XML <-> QuPath GeoJSON, by extension")
     convert.add_argument("input")
     convert.add_argument("output")
+    convert.add_argument(
+        "--exclusions-as-holes",
+        action="store_true",
+        help="cut exclusion areas (_2, normal, Exclusion) out of the other areas, exactly "
+        "where they lie, instead of keeping them as objects of their own",
+    )
     convert.set_defaults(run=_convert)
 
     mask = sub.add_parser("mask", help="annotations to a pyramidal TIFF mask of a slide level")
@@ -641,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("annotations")
     mask.add_argument("--level", type=int, default=0)
     mask.add_argument("--out", required=True)
+    mask.add_argument(
+        "--allow-empty", action="store_true", help="write the mask even when it holds no tumour"
+    )
     mask.set_defaults(run=_mask)
 
     tiles = sub.add_parser("tiles", help="tissue tiles with cell-level masks (seed 000)")
@@ -814,8 +834,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpadv`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = None if argv is None else list(argv)
+
+    def one_line(message: Warning | str, *_: object, **__: object) -> None:
+        print(f"cpadv {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        result = args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line  # a warning is one line, as errors are
+            result = args.run(args)
     except CpadvError as exc:
         print(f"cpadv {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -63,52 +63,62 @@ class Grid:
         return Grid(rows, cols, self.ds, row0, col0)
 
 
+FILL_CHUNK = 2**21
+"""Edge-row crossings computed at once by :func:`fill_polygon` (bounds its memory)."""
+
+
 def fill_polygon(out: np.ndarray, rings: Sequence[np.ndarray], grid: Grid, value: int) -> None:
     """Scanline even-odd fill of one polygon (its rings together) into ``out``.
 
     A pixel is filled when its centre is inside: level pixel ``(r, c)`` of ``grid`` has its
     centre at level-0 ``((col0 + c + 0.5) * ds_x, (row0 + r + 0.5) * ds_y)``. Vertices beyond
     the grid are clipped.
+
+    Memory is bounded by the part of ``out`` the polygon covers, whatever its number of
+    vertices: each edge toggles the parity of the pixels right of where it crosses a row's
+    centre line (one byte per covered pixel), and the crossings are made
+    :data:`FILL_CHUNK` at a time. (scikit-image's ``polygon`` and matplotlib's ``Path`` hold
+    every vertex against every row or pixel, which is what this avoids.)
     """
-    ys_all = np.concatenate([r[:, 1] for r in rings]) / grid.ds[0] - grid.row0
-    r_lo = max(int(np.ceil(ys_all.min() - 0.5)), 0)
-    r_hi = min(int(np.floor(ys_all.max() - 0.5)), grid.rows - 1)
-    if r_hi < r_lo:
-        return
-    x0, y0, x1, y1 = [], [], [], []
+    xs, ys = [], []
     for ring in rings:
-        x = ring[:, 0] / grid.ds[1] - grid.col0
-        y = ring[:, 1] / grid.ds[0] - grid.row0
-        x0.append(x)
-        y0.append(y)
-        x1.append(np.roll(x, -1))
-        y1.append(np.roll(y, -1))
-    ex0, ey0, ex1, ey1 = (np.concatenate(v) for v in (x0, y0, x1, y1))
-    keep = ey0 != ey1
-    ex0, ey0, ex1, ey1 = ex0[keep], ey0[keep], ex1[keep], ey1[keep]
-    yc = np.arange(r_lo, r_hi + 1, dtype=np.float64)[:, None] + 0.5
+        xs.append(ring[:, 0] / grid.ds[1] - grid.col0)
+        ys.append(ring[:, 1] / grid.ds[0] - grid.row0)
+    ex0 = np.concatenate(xs)
+    ey0 = np.concatenate(ys)
+    ex1 = np.concatenate([np.roll(x, -1) for x in xs])
+    ey1 = np.concatenate([np.roll(y, -1) for y in ys])
     lo, hi = np.minimum(ey0, ey1), np.maximum(ey0, ey1)
-    spans = (lo <= yc) & (yc < hi)  # half-open: a vertex is counted once
-    xc = ex0 + (yc - ey0) * (ex1 - ex0) / (ey1 - ey0)
-    xc = np.where(spans, xc, np.inf)
-    xc.sort(axis=1)
-    n = spans.sum(axis=1)
-    pairs = xc[:, : 2 * (xc.shape[1] // 2)]
-    k = np.arange(pairs.shape[1] // 2)[None, :]
-    valid = k < (n // 2)[:, None]
-    if not valid.any():
+    # rows whose centre line y = r + 0.5 an edge crosses, half-open (lo <= y < hi), so that
+    # a vertex is counted once
+    first = np.maximum(np.ceil(lo - 0.5), 0)
+    last = np.minimum(np.ceil(hi - 0.5) - 1, grid.rows - 1)
+    keep = (ey0 != ey1) & (last >= first)
+    if not keep.any():
         return
-    # pixel c is inside when start <= c + 0.5 < stop; fill spans via a difference array
-    finite = np.where(np.isfinite(pairs), pairs, 0.0)
-    starts = np.clip(np.ceil(finite[:, 0::2] - 0.5), 0, grid.cols).astype(np.int64)
-    stops = np.clip(np.ceil(finite[:, 1::2] - 0.5), 0, grid.cols).astype(np.int64)
-    c_lo = int(starts[valid].min())
-    c_hi = int(stops[valid].max())
+    ex0, ey0, ex1, ey1 = ex0[keep], ey0[keep], ex1[keep], ey1[keep]
+    first, last = first[keep].astype(np.int64), last[keep].astype(np.int64)
+    r_lo, r_hi = int(first.min()), int(last.max())
+    c_lo = int(np.clip(np.ceil(min(ex0.min(), ex1.min()) - 0.5), 0, grid.cols))
+    c_hi = int(np.clip(np.ceil(max(ex0.max(), ex1.max()) - 0.5), 0, grid.cols))
     if c_hi <= c_lo:
         return
-    rows_idx = np.broadcast_to(np.arange(len(n))[:, None], starts.shape)[valid]
-    diff = np.zeros((len(n), c_hi - c_lo + 1), np.int32)
-    np.add.at(diff, (rows_idx, starts[valid] - c_lo), 1)
-    np.add.at(diff, (rows_idx, stops[valid] - c_lo), -1)
-    inside = np.cumsum(diff, axis=1)[:, :-1] > 0
+    toggles = np.zeros((r_hi - r_lo + 1, c_hi - c_lo + 1), np.uint8)
+    counts = last - first + 1
+    ends = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        base = int(ends[start - 1]) if start else 0
+        stop = int(np.searchsorted(ends, base + FILL_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        n = counts[start:stop]
+        edge = np.repeat(np.arange(start, stop), n)
+        offset = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        row = first[edge] + offset
+        yc = row + 0.5
+        x = ex0[edge] + (yc - ey0[edge]) * (ex1[edge] - ex0[edge]) / (ey1[edge] - ey0[edge])
+        col = np.clip(np.ceil(x - 0.5), c_lo, c_hi).astype(np.int64) - c_lo
+        np.add.at(toggles, (row - r_lo, col), 1)  # uint8 wraps: only the parity counts
+        start = stop
+    inside = (np.cumsum(toggles, axis=1, dtype=np.uint8) & 1)[:, :-1].view(bool)
     out[r_lo : r_hi + 1, c_lo:c_hi][inside] = value

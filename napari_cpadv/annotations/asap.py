@@ -1,26 +1,38 @@
 """ASAP XML (Camelyon16/17): ``ASAP_Annotations/Annotations/Annotation/Coordinates/Coordinate``.
 
 Coordinates are level-0 pixels, sorted by ``Order``; polygons are not closed by repeating
-the first point. ASAP has no holes: Camelyon16's ``_2`` group marks non-tumour regions
-inside tumour, painted after the tumour groups. Parsing uses defusedxml, which refuses
-DTDs, entity expansion and external entities.
+the first point. ``Polygon``, ``Spline`` and ``Rectangle`` are areas (ASAP fills them all
+when it makes masks), ``Dot`` and ``PointSet`` are points, ``Measurement`` is a line. ASAP
+has no holes: Camelyon16's ``_2`` group marks non-tumour regions inside tumour, painted
+after the tumour groups. ``PartOfGroup="None"`` is ASAP's "no group" (an unclassified
+object). Parsing uses defusedxml, which refuses DTDs, entity expansion and external
+entities.
+
+What ASAP cannot carry is written as attributes ASAP ignores, so that our own files come
+back as they went: ``HoleOf`` (the index of the annotation a ``_2`` polygon is a hole of)
+and ``PartOf`` (the first part of a multi-part object).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from napari_cpadv.annotations._io import normalise_colour, write_atomic
-from napari_cpadv.annotations.model import DEFAULT_COLOURS, Annotation, holes_as_exclusions
+from napari_cpadv.annotations.model import Annotation, Geometry, holes_as_exclusions
 from napari_cpadv.errors import FormatError
 
 AREA_TYPES = ("Polygon", "Spline", "Rectangle")
-POINT_TYPES = ("Dot", "PointSet", "Measurement")
+POINT_TYPES = ("Dot", "PointSet")
+LINE_TYPES = ("Measurement",)
+NO_GROUP = "None"
+_MIN_VERTICES = {"polygon": 3, "points": 1, "line": 2}
 
 
 def _parse(path: Path) -> ET.Element:
@@ -37,6 +49,8 @@ def _parse(path: Path) -> ET.Element:
         raise FormatError(path, "XML referring to external entities is refused") from None
     except ET.ParseError as exc:
         raise FormatError(path, f"not well-formed XML ({exc})") from None
+    except RecursionError:
+        raise FormatError(path, "XML nested too deep") from None
     except OSError as exc:
         raise FormatError(path, f"cannot read the file ({exc.strerror})") from None
     return tree.getroot()
@@ -54,80 +68,158 @@ def _float(text: str | None, path: Path, where: str) -> float:
     return value
 
 
+def _geometry(kind: str) -> Geometry | None:
+    if kind in AREA_TYPES:
+        return "polygon"
+    if kind in POINT_TYPES:
+        return "points"
+    if kind in LINE_TYPES:
+        return "line"
+    return None
+
+
+def _coordinates(el: ET.Element, p: Path, where: str) -> np.ndarray:
+    coords = []
+    for j, c in enumerate(el.iterfind("Coordinates/Coordinate")):
+        order = c.get("Order")
+        key = _float(order, p, f"{where} coordinate {j} Order") if order is not None else j
+        x = _float(c.get("X"), p, f"{where} coordinate {j} X")
+        coords.append((key, x, _float(c.get("Y"), p, f"{where} coordinate {j} Y")))
+    coords.sort(key=lambda t: t[0])
+    return np.array([(x, y) for _, x, y in coords], np.float64).reshape(-1, 2)
+
+
 def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
-    """Read the area annotations of an ASAP XML file (points and dots are skipped).
+    """Read the areas, points and lines of an ASAP XML file.
+
+    An annotation of a type ASAP does not define, or with too few coordinates for its type,
+    is skipped, and one warning counts what was skipped; the rest of the file is read.
 
     Raises
     ------
     FormatError
-        Malformed or hostile XML, a wrong root element, or bad coordinates; the message
-        names the file.
+        Malformed or hostile XML, a wrong root element, or coordinates that are not
+        finite numbers; the message names the file and the annotation.
     """
     p = Path(path)
     root = _parse(p)
     if root.tag != "ASAP_Annotations":
         raise FormatError(p, f"root element is <{root.tag}>, expected <ASAP_Annotations>")
     groups = {g.get("Name", ""): g.get("Color") for g in root.iterfind("AnnotationGroups/Group")}
-    out = []
+    out: list[Annotation | None] = []
+    holes: list[tuple[int, np.ndarray]] = []
+    parts: dict[int, int] = {}
+    skipped: Counter[str] = Counter()
     for i, el in enumerate(root.iterfind("Annotations/Annotation")):
         kind = el.get("Type", "Polygon")
-        name = el.get("Name", f"Annotation {i}")
-        if kind in POINT_TYPES:
+        name = el.get("Name")
+        where = f"annotation {i}" + (f" ({name!r})" if name else "")
+        geometry = _geometry(kind)
+        if geometry == "points" and el.get("Line") == "1":
+            geometry = "line"  # a line longer than ASAP's Measurement, written by us
+        if geometry is None:
+            skipped[f"Type {kind!r}"] += 1
+            out.append(None)
             continue
-        if kind not in AREA_TYPES:
-            raise FormatError(p, f"annotation {name!r} has unknown Type {kind!r}")
-        where = f"annotation {name!r}"
-        coords = []
-        for j, c in enumerate(el.iterfind("Coordinates/Coordinate")):
-            order = c.get("Order")
-            key = _float(order, p, f"{where} coordinate {j} Order") if order is not None else j
-            coords.append(
-                (
-                    key,
-                    _float(c.get("X"), p, f"{where} coordinate {j} X"),
-                    _float(c.get("Y"), p, f"{where} coordinate {j} Y"),
-                )
-            )
-        if len(coords) < 3:
-            raise FormatError(p, f"{where} has {len(coords)} coordinates; a polygon needs 3")
-        coords.sort(key=lambda t: t[0])
-        group = el.get("PartOfGroup", "None")
-        colour = el.get("Color") or groups.get(group) or DEFAULT_COLOURS.get(group, "#F4FA58")
+        xy = _coordinates(el, p, where)
+        if len(xy) < _MIN_VERTICES[geometry]:
+            skipped[f"{kind} with {len(xy)} coordinates"] += 1
+            out.append(None)
+            continue
+        hole_of = _index(el.get("HoleOf"), i)
+        if hole_of is not None and geometry == "polygon":
+            holes.append((hole_of, xy))
+            out.append(None)
+            continue
+        part_of = _index(el.get("PartOf"), i)
+        if part_of is not None:
+            parts[i] = part_of
+        group = el.get("PartOfGroup", NO_GROUP)
+        colour = el.get("Color") or groups.get(group)
         out.append(
             Annotation(
-                np.array([(x, y) for _, x, y in coords]),
-                cls=group,
-                color=normalise_colour(colour, p),
-                name=name,
+                xy,
+                cls="" if group == NO_GROUP else group,
+                color=None if colour is None else normalise_colour(colour, p, where),
+                name=name or "",
+                geometry=geometry,
+                properties={"asap_type": kind} if kind not in ("Polygon", "Dot") else {},
             )
         )
-    return out
+    for owner, ring in holes:  # our own holes, by index: no guessing where they belong
+        a = out[owner] if owner < len(out) else None
+        if a is None or not a.is_area:
+            skipped["HoleOf an annotation that is not a polygon"] += 1
+            continue
+        out[owner] = a.with_(holes=(*a.holes, ring))
+    for i, first in parts.items():
+        a, b = out[i], out[first] if first < len(out) else None
+        if a is not None and b is not None:
+            out[i] = a.with_(id=b.id)
+    if skipped:
+        what = ", ".join(f"{n} x {k}" for k, n in sorted(skipped.items()))
+        warnings.warn(
+            f"{p}: skipped {sum(skipped.values())} annotation(s) that are not areas, points "
+            f"or lines ASAP defines: {what}",
+            UserWarning,
+            stacklevel=2,
+        )
+    return [a for a in out if a is not None]
+
+
+def _index(text: str | None, here: int) -> int | None:
+    """An index attribute of ours that points before ``here``, else ``None``."""
+    if text is None or not text.isdigit():
+        return None
+    k = int(text)
+    return k if k < here else None
+
+
+def _type(a: Annotation) -> str:
+    kept = a.properties.get("asap_type")
+    if isinstance(kept, str) and _geometry(kept) == a.geometry:
+        return kept
+    if a.geometry == "points":
+        return "Dot" if len(a.exterior) == 1 else "PointSet"
+    if a.geometry == "line":
+        # ASAP has one kind of line, the two-point Measurement; a longer line is kept as a
+        # PointSet of its vertices (its order kept), flagged so that it comes back a line
+        return "Measurement" if len(a.exterior) == 2 else "PointSet"
+    return "Polygon"
 
 
 def to_asap_xml(annotations: Sequence[Annotation]) -> bytes:
-    """ASAP XML for the annotations; holes become ``_2`` polygons after their tumour."""
+    """ASAP XML for the annotations; holes become ``_2`` polygons after their polygon."""
     flat = holes_as_exclusions(annotations)
-    # Camelyon's ordered overwrite: exclusions after every tumour polygon.
-    flat = [a for a in flat if not a.is_exclusion] + [a for a in flat if a.is_exclusion]
     root = ET.Element("ASAP_Annotations")
     anns = ET.SubElement(root, "Annotations")
-    groups: dict[str, str] = {}
-    for i, a in enumerate(flat):
-        el = ET.SubElement(
-            anns,
-            "Annotation",
-            Name=a.name or f"Annotation {i}",
-            Type="Polygon",
-            PartOfGroup=a.cls,
-            Color=a.color,
-        )
+    groups: dict[str, str | None] = {}
+    first_part: dict[str, int] = {}
+    for i, (a, owner) in enumerate(flat):
+        attrs = {"Type": _type(a), "PartOfGroup": a.cls or NO_GROUP}
+        if a.name:
+            attrs["Name"] = a.name
+        if a.color:
+            attrs["Color"] = a.color
+        if owner >= 0:
+            attrs["HoleOf"] = str(owner)
+        elif a.id in first_part:
+            attrs["PartOf"] = str(first_part[a.id])
+        else:
+            first_part[a.id] = i
+        if a.geometry == "line" and attrs["Type"] == "PointSet":
+            attrs["Line"] = "1"
+        el = ET.SubElement(anns, "Annotation", attrs)
         coords = ET.SubElement(el, "Coordinates")
         for k, (x, y) in enumerate(a.exterior):
             ET.SubElement(coords, "Coordinate", Order=str(k), X=repr(float(x)), Y=repr(float(y)))
-        groups.setdefault(a.cls, a.color)
+        if a.cls:
+            groups.setdefault(a.cls, a.color)
     grp = ET.SubElement(root, "AnnotationGroups")
     for name, colour in groups.items():
-        g = ET.SubElement(grp, "Group", Name=name, PartOfGroup="None", Color=colour)
+        g = ET.SubElement(grp, "Group", Name=name, PartOfGroup=NO_GROUP)
+        if colour:
+            g.set("Color", colour)
         ET.SubElement(g, "Attributes")
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

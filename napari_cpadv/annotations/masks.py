@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,55 @@ def mask_pyramid(mask: np.ndarray, *, min_side: int = MASK_TILE) -> list[np.ndar
     return levels
 
 
+def _reduce(m: np.ndarray) -> np.ndarray:
+    """Max of each 2 x 2 (the last row and column padded with 0)."""
+    h, w = (m.shape[0] + 1) // 2 * 2, (m.shape[1] + 1) // 2 * 2
+    padded = np.zeros((h, w), m.dtype)
+    padded[: m.shape[0], : m.shape[1]] = m
+    return padded.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+
+
+def write_mask_bands(
+    shape: tuple[int, int],
+    band: Callable[[int, int], np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    mpp: tuple[float, float] | None,
+    downsample: tuple[float, float] = (1.0, 1.0),
+    before_replace: Callable[[], None] | None = None,
+) -> Path:
+    """Write a label mask painted band by band, never whole in memory, as
+    :func:`write_mask_tiff` would write it.
+
+    ``band(r0, r1)`` returns rows ``r0:r1`` of the mask, ``(r1 - r0, cols)`` uint8; it is
+    called for :data:`MASK_TILE` rows at a time, in order, and each band's tiles go to the
+    file as they come. The reduced levels (a quarter of the mask and less) are kept in
+    memory and written after it. ``before_replace`` may raise to leave any file already at
+    ``path`` as it was.
+    """
+    rows, cols = shape
+    reduced = max(rows, cols) > MASK_TILE and min(rows, cols) > 1
+    half = np.zeros(((rows + 1) // 2, (cols + 1) // 2), np.uint8) if reduced else None
+
+    def tiles() -> Iterator[np.ndarray]:
+        for r0 in range(0, rows, MASK_TILE):
+            b = np.asarray(band(r0, min(r0 + MASK_TILE, rows)), np.uint8)
+            if half is not None:
+                half[r0 // 2 : r0 // 2 + (b.shape[0] + 1) // 2] = _reduce(b)
+            for c0 in range(0, cols, MASK_TILE):
+                tile = np.zeros((MASK_TILE, MASK_TILE), np.uint8)
+                part = b[:, c0 : c0 + MASK_TILE]
+                tile[: part.shape[0], : part.shape[1]] = part
+                yield tile
+
+    pages: list[Any] = [tiles()]
+    if half is not None:
+        pages.append(half)  # filled by the time the first page's tiles are all written
+    return _write_pages(
+        pages, shape, path, mpp=mpp, downsample=downsample, before_replace=before_replace
+    )
+
+
 def write_mask_tiff(
     mask: np.ndarray,
     path: str | os.PathLike[str],
@@ -44,35 +94,64 @@ def write_mask_tiff(
     downsample
         ``(ds_y, ds_x)`` of the level the mask was painted at.
     """
-    import tifffile
-
     m = np.asarray(mask)
     if m.ndim != 2:
         raise FormatError(path, f"a mask must be 2-D, got shape {m.shape}")
+    m = m.astype(np.uint8)
+    return _write_pages(mask_pyramid(m), m.shape, path, mpp=mpp, downsample=downsample)
+
+
+def _write_pages(
+    pages: list[Any],
+    shape: tuple[int, int],
+    path: str | os.PathLike[str],
+    *,
+    mpp: tuple[float, float] | None,
+    downsample: tuple[float, float],
+    before_replace: Callable[[], None] | None = None,
+) -> Path:
+    """The pyramid's pages, the first maybe an iterator of tiles, each further level the
+    2 x 2 max of the one before, to a temporary name, then moved into place."""
+    import tifffile
+
     out = Path(path)
     tmp = out.with_name(f".{out.name}.part")
-    m = m.astype(np.uint8)
+    rows, cols = shape
     try:
-        with tifffile.TiffWriter(tmp, bigtiff=m.size > 2**31) as tw:
-            for i, level in enumerate(mask_pyramid(m)):
+        with tifffile.TiffWriter(tmp, bigtiff=rows * cols > 2**31) as tw:
+            level_shape = shape
+            i = 0
+            queue = list(pages)
+            while queue:
+                level = queue.pop(0)
+                if not isinstance(level, np.ndarray):
+                    data, kw = level, {"shape": shape, "dtype": np.uint8}
+                else:
+                    data, kw, level_shape = level, {}, level.shape
+                    if not queue and max(level.shape) > MASK_TILE and min(level.shape) > 1:
+                        queue.append(_reduce(level))
                 res: dict[str, Any] = {}
                 if mpp is not None:
-                    fy = m.shape[0] / level.shape[0] * downsample[0]
-                    fx = m.shape[1] / level.shape[1] * downsample[1]
+                    fy = rows / level_shape[0] * downsample[0]
+                    fx = cols / level_shape[1] * downsample[1]
                     res = {
                         "resolution": (1e4 / (mpp[0] * fx), 1e4 / (mpp[1] * fy)),
                         "resolutionunit": "CENTIMETER",
                     }
                 tw.write(
-                    level,
+                    data,
                     tile=(MASK_TILE, MASK_TILE),
                     compression="deflate",
                     photometric="minisblack",
                     subfiletype=1 if i else 0,
                     software="napari-cpadv",
                     metadata=None,
+                    **kw,
                     **res,
                 )
+                i += 1
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

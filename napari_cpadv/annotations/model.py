@@ -7,18 +7,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from napari_cpadv.geometry import points_in_ring
-
 Kind = Literal["annotation", "detection"]
+Geometry = Literal["polygon", "points", "line"]
+Role = Literal["tumour", "exclusion", "other"]
 
-TUMOUR_GROUPS = ("Tumor", "_0", "_1", "metastases")
-"""ASAP groups that mark tumour (Camelyon16: Tumor, _0, _1; Camelyon17: metastases)."""
-EXCLUSION_GROUPS = ("_2", "normal")
-"""ASAP groups that mark non-tumour regions inside tumour, painted after the tumour groups."""
+TUMOUR_GROUPS = ("_0", "_1", "Tumor", "Tumour", "metastases")
+"""Groups and classes that mark tumour (Camelyon16 ``_0``/``_1``, Camelyon17 ``metastases``,
+QuPath ``Tumor``); matched without regard to case."""
+EXCLUSION_GROUPS = ("_2", "normal", "Exclusion", "Exclude")
+"""Groups that mark non-tumour regions inside tumour (Camelyon16 ``_2``, Camelyon17
+``normal``), painted after the tumour groups; matched without regard to case."""
+
+_ROLES: dict[str, Role] = {
+    **{g.lower(): "tumour" for g in TUMOUR_GROUPS},
+    **{g.lower(): "exclusion" for g in EXCLUSION_GROUPS},
+}
 
 DEFAULT_COLOURS = {
     "Tumor": "#F4FA58",
@@ -28,13 +35,19 @@ DEFAULT_COLOURS = {
     "_2": "#64FE2E",
     "normal": "#64FE2E",
 }
+FALLBACK_COLOUR = "#F4FA58"
 
 
-def _ring(points: object) -> np.ndarray:
+def role(cls: str) -> Role:
+    """What a group or class name means for ground truth: tumour, exclusion or other."""
+    return _ROLES.get(cls.strip().lower(), "other")
+
+
+def _ring(points: object, geometry: str = "polygon") -> np.ndarray:
     arr = np.asarray(points, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"a ring must be (n, 2) x-y vertices, got shape {arr.shape}")
-    if len(arr) > 1 and np.array_equal(arr[0], arr[-1]):
+        raise ValueError(f"vertices must be (n, 2) x-y positions, got shape {arr.shape}")
+    if geometry == "polygon" and len(arr) > 1 and np.array_equal(arr[0], arr[-1]):
         arr = arr[:-1]  # stored open: the first vertex is not repeated
     arr.setflags(write=False)
     return arr
@@ -67,18 +80,35 @@ class Annotation:
     exterior: np.ndarray
     holes: tuple[np.ndarray, ...] = ()
     cls: str = "Tumor"
-    color: str = "#F4FA58"
+    color: str | None = FALLBACK_COLOUR
     kind: Kind = "annotation"
     name: str = ""
     measurements: Mapping[str, float] = field(default_factory=dict)
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    geometry: Geometry = "polygon"
+    properties: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "exterior", _ring(self.exterior))
+        if self.geometry not in ("polygon", "points", "line"):
+            raise ValueError(f"geometry must be polygon, points or line, got {self.geometry!r}")
+        object.__setattr__(self, "exterior", _ring(self.exterior, self.geometry))
         object.__setattr__(self, "holes", tuple(_ring(h) for h in self.holes))
+        if self.holes and self.geometry != "polygon":
+            raise ValueError(f"only polygons have holes, not {self.geometry}")
         object.__setattr__(self, "measurements", MappingProxyType(dict(self.measurements)))
+        object.__setattr__(self, "properties", MappingProxyType(dict(self.properties)))
         if self.kind not in ("annotation", "detection"):
             raise ValueError(f"kind must be 'annotation' or 'detection', got {self.kind!r}")
+
+    @property
+    def is_area(self) -> bool:
+        """Whether it covers an area (a polygon); points and lines do not."""
+        return self.geometry == "polygon"
+
+    @property
+    def shown_color(self) -> str:
+        """The colour to draw it in: its own, else its class's default."""
+        return self.color or DEFAULT_COLOURS.get(self.cls, FALLBACK_COLOUR)
 
     @property
     def rings(self) -> tuple[np.ndarray, ...]:
@@ -93,11 +123,11 @@ class Annotation:
 
     @property
     def is_tumour(self) -> bool:
-        return self.cls in TUMOUR_GROUPS or self.cls.lower() == "tumor"
+        return role(self.cls) == "tumour"
 
     @property
     def is_exclusion(self) -> bool:
-        return self.cls in EXCLUSION_GROUPS
+        return role(self.cls) == "exclusion"
 
     def with_(self, **changes: object) -> Annotation:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -110,44 +140,67 @@ class Annotation:
 
 
 def exclusions_as_holes(annotations: Sequence[Annotation]) -> list[Annotation]:
-    """Camelyon16's ``_2`` polygons turned into holes of the polygons that hold them.
-
-    An exclusion whose first vertex lies in no tumour polygon is kept as it is.
+    """Exclusion areas (Camelyon16 ``_2``, Camelyon17 ``normal``) cut out of every other
+    area exactly where they lie: an area operation (shapely), so an exclusion that crosses
+    a polygon's edge removes only what it covers, and one polygon may become several parts
+    (sharing the id, written as one MultiPolygon). Exclusions that cut nothing, points and
+    lines are kept as they are.
     """
-    tumours = [a for a in annotations if not a.is_exclusion]
-    extra: dict[int, list[np.ndarray]] = {}
-    left = []
-    for ex in (a for a in annotations if a.is_exclusion):
-        x, y = ex.exterior[0]
-        owner = next(
-            (
-                i
-                for i, t in enumerate(tumours)
-                if points_in_ring(np.array([x]), np.array([y]), t.exterior)[0]
-            ),
-            None,
-        )
-        if owner is None:
-            left.append(ex)
-        else:
-            extra.setdefault(owner, []).append(ex.exterior)
-    out = [t.with_(holes=(*t.holes, *extra[i])) if i in extra else t for i, t in enumerate(tumours)]
-    return out + left
+    import shapely
 
-
-def holes_as_exclusions(annotations: Iterable[Annotation]) -> list[Annotation]:
-    """Holes written out as separate ``_2`` polygons (ASAP XML has no holes)."""
-    out = []
+    areas = [a for a in annotations if a.is_area]
+    exclusions = [a for a in areas if a.is_exclusion]
+    if not exclusions:
+        return list(annotations)
+    cut_shapes = [shapely.Polygon(e.exterior, e.holes) for e in exclusions]
+    tree = shapely.STRtree(cut_shapes)
+    used: set[int] = set()
+    out: list[Annotation] = []
     for a in annotations:
-        out.append(a.with_(holes=()))
-        for k, h in enumerate(a.holes):
+        if not a.is_area or a.is_exclusion:
+            continue
+        poly = shapely.make_valid(shapely.Polygon(a.exterior, a.holes))
+        hits = [int(k) for k in tree.query(poly, predicate="intersects")]
+        hits = [k for k in hits if shapely.intersection(poly, cut_shapes[k]).area > 0]
+        if not hits:
+            out.append(a)
+            continue
+        used.update(hits)
+        rest = poly.difference(shapely.union_all([cut_shapes[k] for k in hits]))
+        for part in _polygons(rest):
             out.append(
-                Annotation(
-                    h,
-                    cls="_2",
-                    color=DEFAULT_COLOURS["_2"],
-                    kind=a.kind,
-                    name=f"{a.name or a.cls} hole {k + 1}",
+                a.with_(
+                    exterior=np.asarray(part.exterior.coords)[:-1],
+                    holes=tuple(np.asarray(h.coords)[:-1] for h in part.interiors),
+                )
+            )
+    out.extend(e for k, e in enumerate(exclusions) if k not in used)
+    out.extend(a for a in annotations if not a.is_area)
+    return out
+
+
+def _polygons(geom: Any) -> list[Any]:
+    import shapely
+
+    if isinstance(geom, shapely.Polygon):
+        return [] if geom.is_empty else [geom]
+    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
+
+
+def holes_as_exclusions(annotations: Iterable[Annotation]) -> list[tuple[Annotation, int]]:
+    """Holes written out as separate ``_2`` polygons (ASAP XML has no holes), each with the
+    index (in the returned list) of the polygon it is a hole of; other entries have -1."""
+    out: list[tuple[Annotation, int]] = []
+    for a in annotations:
+        owner = len(out)
+        out.append((a.with_(holes=()), -1))
+        for h in a.holes:
+            out.append(
+                (
+                    Annotation(
+                        h, cls="_2", color=DEFAULT_COLOURS["_2"], kind=a.kind, name=""
+                    ),
+                    owner,
                 )
             )
     return out

@@ -9,7 +9,9 @@ the exclusion groups (``_2``) clear what they cover.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,8 +38,9 @@ def rasterize(
     Parameters
     ----------
     annotations
-        Polygons in level-0 pixels. With ``tumour_only`` (Camelyon semantics) only tumour
-        classes paint 1; otherwise every non-exclusion class does.
+        In level-0 pixels; only areas (polygons) are painted, points and lines are not
+        (:class:`RasterNotes` counts them). With ``tumour_only`` (Camelyon semantics) only
+        tumour classes paint 1; otherwise every non-exclusion class does.
     grid
         The level window to paint (true downsample per axis). Coordinates beyond it are
         clipped.
@@ -55,17 +58,51 @@ def rasterize(
         bx0, by0, bx1, by1 = a.bbox
         return bx1 >= x_lo and bx0 <= x_hi and by1 >= y_lo and by0 <= y_hi
 
-    positive = [
-        a
-        for a in annotations
-        if not a.is_exclusion and (a.is_tumour or not tumour_only) and visible(a)
-    ]
-    for a in positive:
-        fill_polygon(out, a.rings, grid, 1)
-    for a in annotations:
-        if a.is_exclusion and visible(a):
+    areas = [a for a in annotations if a.is_area and visible(a)]
+    for a in areas:
+        if not a.is_exclusion and (a.is_tumour or not tumour_only):
+            fill_polygon(out, a.rings, grid, 1)
+    for a in areas:
+        if a.is_exclusion:
             fill_polygon(out, a.rings, grid, 0)
     return out
+
+
+@dataclass(frozen=True)
+class RasterNotes:
+    """What :func:`rasterize` leaves out of a set of annotations, to tell the user.
+
+    Attributes
+    ----------
+    not_areas
+        Points and lines by geometry (a mask paints areas only).
+    other_classes
+        Areas by class that is neither tumour nor exclusion (not painted under Camelyon
+        semantics, never silently taken for tumour).
+    """
+
+    not_areas: dict[str, int]
+    other_classes: dict[str, int]
+
+    @classmethod
+    def of(cls, annotations: Sequence[Annotation]) -> RasterNotes:
+        not_areas = Counter(a.geometry for a in annotations if not a.is_area)
+        other = Counter(
+            a.cls or "(no class)"
+            for a in annotations
+            if a.is_area and not a.is_tumour and not a.is_exclusion
+        )
+        return cls(dict(not_areas), dict(other))
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.not_areas:
+            what = ", ".join(f"{n} {k}" for k, n in sorted(self.not_areas.items()))
+            out.append(f"not rasterised (not areas): {what}")
+        if self.other_classes:
+            what = ", ".join(f"{k!r} x {n}" for k, n in sorted(self.other_classes.items()))
+            out.append(f"areas of classes neither tumour nor exclusion, not painted: {what}")
+        return out
 
 
 def cell_fraction(mask: np.ndarray, cell: int = CELL) -> np.ndarray:

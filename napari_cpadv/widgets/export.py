@@ -119,7 +119,7 @@ class ExportWidget(QWidget):
         annotations = ground_truth(self.viewer)
         if annotations is None:
             raise ValueError("no 'ground truth' layer is open")
-        return write_annotation_mask(self._slide(), annotations, self._level.value(), path)[0]
+        return write_annotation_mask(self._slide(), annotations, self._level.value(), path).path
 
     def export_heatmap(self, path: str | Path) -> Path:
         from napari_cpadv.annotations import write_annotations

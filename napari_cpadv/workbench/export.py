@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from napari_cpadv.annotations.model import Annotation
+from napari_cpadv.annotations.raster import RasterNotes
+from napari_cpadv.errors import FormatError
 
 
 def heatmap_annotations(hm: Any, *, threshold: float = 0.5, cls: str = "Tumor") -> list[Any]:
@@ -69,21 +75,94 @@ def write_heatmap_mask(
     return write_mask_tiff(mask, path, mpp=mpp, downsample=(s, s))
 
 
+@dataclass(frozen=True)
+class AnnotationMask:
+    """A written annotation mask: where, its size, what it holds and what it left out."""
+
+    path: Path
+    level: int
+    shape: tuple[int, int]
+    tumour_pixels: int
+    notes: RasterNotes
+
+    @property
+    def tumour_fraction(self) -> float:
+        return self.tumour_pixels / max(1, self.shape[0] * self.shape[1])
+
+
 def write_annotation_mask(
-    slide: Any, annotations: Any, level: int, path: str | os.PathLike[str]
-) -> tuple[Path, np.ndarray]:
+    slide: Any,
+    annotations: Sequence[Annotation],
+    level: int,
+    path: str | os.PathLike[str],
+    *,
+    allow_empty: bool = True,
+) -> AnnotationMask:
     """Annotations rasterised on a whole slide level (1 = tumour) as a pyramidal label TIFF
-    laid over the slide; returns the path and the mask."""
-    from napari_cpadv.annotations.masks import write_mask_tiff
+    laid over the slide, painted and written a band of rows at a time, so that memory is
+    bounded by the band and the reduced levels (under a third of the mask), never by the
+    number of vertices.
+
+    Raises
+    ------
+    SlideError
+        When even the reduced levels would not fit in memory.
+    FormatError
+        With ``allow_empty=False``, when no tumour pixel falls on the level (any file
+        already at ``path`` is left as it was).
+    """
+    from napari_cpadv.annotations.masks import write_mask_bands
     from napari_cpadv.annotations.raster import rasterize
     from napari_cpadv.geometry import Grid
 
     if not 0 <= level < len(slide.geometry):
         raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.geometry) - 1}")
+    slide.check_in_memory(level, "a mask's reduced levels", bytes_per_pixel=1 / 3)
     g0, g = slide.geometry[0], slide.geometry[level]
     grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
-    mask = rasterize(annotations, grid)
-    return write_mask_tiff(mask, path, mpp=slide.mpp, downsample=grid.ds), mask
+    areas = [a for a in annotations if a.is_area]
+    tumour = [0]
+
+    def band(r0: int, r1: int) -> np.ndarray:
+        m = rasterize(areas, grid.window(r0, 0, r1 - r0, grid.cols))
+        tumour[0] += int(np.count_nonzero(m))
+        return m
+
+    notes = RasterNotes.of(annotations)
+
+    def refuse_empty() -> None:
+        if tumour[0] == 0 and not allow_empty:
+            raise FormatError(path, _empty_reason(annotations, g0, notes))
+
+    out = write_mask_bands(
+        (g.rows, g.cols),
+        band,
+        path,
+        mpp=slide.mpp,
+        downsample=grid.ds,
+        before_replace=refuse_empty,
+    )
+    return AnnotationMask(out, level, (g.rows, g.cols), tumour[0], notes)
+
+
+def _empty_reason(annotations: Sequence[Annotation], g0: Any, notes: RasterNotes) -> str:
+    if not annotations:
+        return "the annotation file holds no annotation: the mask would be empty"
+    tumours = [a for a in annotations if a.is_area and a.is_tumour]
+    if not tumours:
+        classes = sorted({a.cls or "(no class)" for a in annotations})
+        return f"no annotation is a tumour area (classes: {', '.join(classes)}): empty mask"
+    on = [a for a in tumours if a.bbox[0] < g0.cols and a.bbox[1] < g0.rows]
+    on = [a for a in on if a.bbox[2] > 0 and a.bbox[3] > 0]
+    if not on:
+        x0 = min(a.bbox[0] for a in tumours)
+        y0 = min(a.bbox[1] for a in tumours)
+        return (
+            f"none of the {len(tumours)} tumour annotations lies on the slide "
+            f"({g0.cols} x {g0.rows} level-0 pixels; they start at x {x0:.0f}, y {y0:.0f}): "
+            "the mask would be empty"
+        )
+    return "the tumour annotations cover no pixel centre of this level: the mask would be empty"
 
 
 def write_region_tiff(

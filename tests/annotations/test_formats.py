@@ -52,7 +52,8 @@ def camelyon_xml(tmp_path):
 
 def test_asap_read_sorts_by_order_and_keeps_groups(camelyon_xml):
     anns = read_asap(camelyon_xml)
-    assert [a.cls for a in anns] == ["_0", "_2"]
+    assert [a.cls for a in anns] == ["_0", "_2", ""]  # PartOfGroup="None": no group
+    assert [a.geometry for a in anns] == ["polygon", "polygon", "points"]
     np.testing.assert_array_equal(
         anns[0].exterior, [[10, 10.25], [60.5, 10.25], [60.5, 60], [10, 60]]
     )
@@ -127,14 +128,16 @@ def test_geojson_accepts_bare_list_and_legacy_object_type(tmp_path):
 def test_conversion_preserves_geometry(camelyon_xml, tmp_path):
     anns = read_annotations(camelyon_xml)
     geo = write_annotations(exclusions_as_holes(anns), tmp_path / "t.geojson")
-    [tumour] = read_annotations(geo)
+    tumour, dot = read_annotations(geo)
     assert len(tumour.holes) == 1  # the _2 polygon became a hole
+    assert dot.geometry == "points" and dot.cls == ""
     back = read_annotations(write_annotations([tumour], tmp_path / "back.xml"))
     grid = Grid(80, 80)
     m0 = rasterize(anns, grid)
     np.testing.assert_array_equal(rasterize([tumour], grid), m0)
     np.testing.assert_array_equal(rasterize(back, grid), m0)
-    assert [a.cls for a in back] == ["_0", "_2"]
+    [again] = back  # the hole comes back a hole of its polygon (HoleOf), not a new object
+    assert again.cls == "_0" and again.same_geometry(tumour, atol=0)
 
 
 BAD_XML = {
@@ -175,10 +178,10 @@ def test_bad_xml_raises_quickly_naming_the_file(tmp_path, name):
             {
                 "type": "FeatureCollection",
                 "features": [
-                    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}
+                    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1]}}
                 ],
             },
-            "Point",
+            "feature 0 is not a list of",
         ),
         ({"type": "Topology"}, "FeatureCollection"),
     ],
