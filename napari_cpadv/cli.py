@@ -840,6 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("always")  # printed, whatever filters the caller set
             warnings.showwarning = one_line  # a warning is one line, as errors are
             result = args.run(args)
     except CpadvError as exc:

@@ -19,7 +19,7 @@ import os
 import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +35,32 @@ NO_GROUP = "None"
 _MIN_VERTICES = {"polygon": 3, "points": 1, "line": 2}
 
 
-def _parse(path: Path) -> ET.Element:
+def _elements(path: Path) -> Iterator[ET.Element]:
+    """The file's ``Annotation`` and ``Group`` elements, parsed as a stream: each is handed
+    over complete and then cleared, so memory stays bounded by one annotation however many
+    coordinates the file holds (a Camelyon16 level-0 outline can have 10^6)."""
     import defusedxml
     import defusedxml.ElementTree as DET
 
     try:
-        tree = DET.parse(path, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        events = DET.iterparse(
+            path, events=("start", "end"), forbid_dtd=True, forbid_entities=True,
+            forbid_external=True,
+        )  # fmt: skip
+        root = None
+        for event, el in events:
+            if root is None:
+                root = el
+                if el.tag != "ASAP_Annotations":
+                    raise FormatError(
+                        path, f"root element is <{el.tag}>, expected <ASAP_Annotations>"
+                    )
+            if event == "end" and el.tag in ("Annotation", "Group"):
+                yield el
+                el.clear()
+                root.clear()  # drop the finished siblings' references
+        if root is None:
+            raise FormatError(path, "empty XML")
     except defusedxml.DTDForbidden:
         raise FormatError(path, "XML with a DTD is refused (possible entity attack)") from None
     except defusedxml.EntitiesForbidden:
@@ -53,7 +73,6 @@ def _parse(path: Path) -> ET.Element:
         raise FormatError(path, "XML nested too deep") from None
     except OSError as exc:
         raise FormatError(path, f"cannot read the file ({exc.strerror})") from None
-    return tree.getroot()
 
 
 def _float(text: str | None, path: Path, where: str) -> float:
@@ -102,15 +121,17 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
         finite numbers; the message names the file and the annotation.
     """
     p = Path(path)
-    root = _parse(p)
-    if root.tag != "ASAP_Annotations":
-        raise FormatError(p, f"root element is <{root.tag}>, expected <ASAP_Annotations>")
-    groups = {g.get("Name", ""): g.get("Color") for g in root.iterfind("AnnotationGroups/Group")}
-    out: list[Annotation | None] = []
+    groups: dict[str, str | None] = {}
+    found: list[tuple[Annotation, str | None, str] | None] = []
     holes: list[tuple[int, np.ndarray]] = []
     parts: dict[int, int] = {}
     skipped: Counter[str] = Counter()
-    for i, el in enumerate(root.iterfind("Annotations/Annotation")):
+    i = -1
+    for el in _elements(p):
+        if el.tag == "Group":
+            groups.setdefault(el.get("Name", ""), el.get("Color"))
+            continue
+        i += 1
         kind = el.get("Type", "Polygon")
         name = el.get("Name")
         where = f"annotation {i}" + (f" ({name!r})" if name else "")
@@ -119,33 +140,41 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
             geometry = "line"  # a line longer than ASAP's Measurement, written by us
         if geometry is None:
             skipped[f"Type {kind!r}"] += 1
-            out.append(None)
+            found.append(None)
             continue
         xy = _coordinates(el, p, where)
         if len(xy) < _MIN_VERTICES[geometry]:
             skipped[f"{kind} with {len(xy)} coordinates"] += 1
-            out.append(None)
+            found.append(None)
             continue
         hole_of = _index(el.get("HoleOf"), i)
         if hole_of is not None and geometry == "polygon":
             holes.append((hole_of, xy))
-            out.append(None)
+            found.append(None)
             continue
         part_of = _index(el.get("PartOf"), i)
         if part_of is not None:
             parts[i] = part_of
         group = el.get("PartOfGroup", NO_GROUP)
-        colour = el.get("Color") or groups.get(group)
-        out.append(
-            Annotation(
-                xy,
-                cls="" if group == NO_GROUP else group,
-                color=None if colour is None else normalise_colour(colour, p, where),
-                name=name or "",
-                geometry=geometry,
-                properties={"asap_type": kind} if kind not in ("Polygon", "Dot") else {},
-            )
+        ann = Annotation(
+            xy,
+            cls="" if group == NO_GROUP else group,
+            color=None,
+            name=name or "",
+            geometry=geometry,
+            properties={"asap_type": kind} if kind not in ("Polygon", "Dot") else {},
         )
+        found.append((ann, el.get("Color"), where))
+    out: list[Annotation | None] = []
+    for item in found:  # colours last: the groups come after the annotations in the file
+        if item is None:
+            out.append(None)
+            continue
+        ann, colour, where = item
+        colour = colour or groups.get(ann.cls or NO_GROUP)
+        if colour is not None:
+            ann = ann.with_(color=normalise_colour(colour, p, where))
+        out.append(ann)
     for owner, ring in holes:  # our own holes, by index: no guessing where they belong
         a = out[owner] if owner < len(out) else None
         if a is None or not a.is_area:

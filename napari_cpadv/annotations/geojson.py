@@ -139,8 +139,9 @@ def _feature(f: Any, i: int, p: Path) -> list[Annotation]:
         name = cls_obj.get("name", "")
         raw = cls_obj.get("color", cls_obj.get("colorRGB"))
         colour = None if raw is None else normalise_colour(raw, p, where)
-    if "color" in props:  # older QuPath's object colour: checked, kept as it is
-        normalise_colour(props["color"], p, where)
+    if "color" in props:  # older QuPath's object colour: checked, kept as it is, and the
+        own = normalise_colour(props["color"], p, where)  # colour of an unclassified object
+        colour = colour if cls_obj is not None else own
     meas = _measurements(props.get("measurements") or {}, p, where)
     label = props.get("name")
     if label is not None and not isinstance(label, str):
@@ -262,6 +263,8 @@ def to_geojson(annotations: Sequence[Annotation]) -> dict[str, Any]:
             props["objectType"] = first.kind
         if first.cls:
             props["classification"] = {"name": first.cls, "color": rgb(first.shown_color)}
+        elif first.color and "color" not in props:  # an unclassified object's own colour
+            props["color"] = rgb(first.color)
         if first.name:
             props["name"] = first.name
         if first.measurements:

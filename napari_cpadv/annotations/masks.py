@@ -18,20 +18,18 @@ def mask_pyramid(mask: np.ndarray, *, min_side: int = MASK_TILE) -> list[np.ndar
     """The mask and its 2x reductions (max of each 2 x 2, so no region vanishes)."""
     levels = [mask]
     while max(levels[-1].shape) > min_side and min(levels[-1].shape) > 1:
-        m = levels[-1]
-        h, w = (m.shape[0] + 1) // 2 * 2, (m.shape[1] + 1) // 2 * 2
-        padded = np.zeros((h, w), m.dtype)
-        padded[: m.shape[0], : m.shape[1]] = m
-        levels.append(padded.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3)))
+        levels.append(_reduce(levels[-1]))
     return levels
 
 
 def _reduce(m: np.ndarray) -> np.ndarray:
-    """Max of each 2 x 2 (the last row and column padded with 0)."""
-    h, w = (m.shape[0] + 1) // 2 * 2, (m.shape[1] + 1) // 2 * 2
-    padded = np.zeros((h, w), m.dtype)
-    padded[: m.shape[0], : m.shape[1]] = m
-    return padded.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
+    """Max of each 2 x 2 (past the last row and column: 0), allocating only the result."""
+    out = m[0::2, 0::2].copy()
+    for dr, dc in ((0, 1), (1, 0), (1, 1)):
+        part = m[dr::2, dc::2]
+        view = out[: part.shape[0], : part.shape[1]]
+        np.maximum(view, part, out=view)
+    return out
 
 
 def write_mask_bands(
