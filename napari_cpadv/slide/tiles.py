@@ -58,6 +58,7 @@ def tissue_tiles(
     if not 0 <= min_fraction <= 1:
         raise ValueError(f"{slide.path}: min_fraction must lie in [0, 1], got {min_fraction}")
     m = choose_mask_level(slide, level=level, size=size) if mask_level is None else mask_level
+    slide.check_in_memory(m, "the tissue mask", bytes_per_pixel=3 + 8 + 16)
     mask = tissue_mask(np.asarray(slide.levels[m]), method=method).astype(np.float64)
     integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1))
     integral[1:, 1:] = mask.cumsum(0).cumsum(1)

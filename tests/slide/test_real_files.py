@@ -274,3 +274,28 @@ def test_dicom_slides_are_offered_to_the_napari_reader(tmp_path):
     other = tmp_path / "ct.dcm"
     other.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)  # a DICOM, not a slide
     assert napari_get_reader(str(other)) is None
+
+
+def test_whole_level_work_on_a_huge_level_is_refused_with_its_size(tmp_path, monkeypatch):
+    from napari_cpadv.annotations import Annotation
+    from napari_cpadv.inference.evaluate import cell_labels
+    from napari_cpadv.slide.tiles import tissue_tiles
+
+    path = tmp_path / "big.tif"
+    empty = (b"" for _ in range(-(-30_000 // 512) * -(-40_000 // 512)))
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(
+            empty,
+            shape=(30_000, 40_000, 3),
+            dtype=np.uint8,
+            tile=(512, 512),
+            photometric="rgb",
+            compression="jpeg",
+        )
+    slide = open_slide(path)
+    monkeypatch.setenv("CPADV_MAX_MEMORY", str(2**30))  # a 1 GiB machine
+    with pytest.raises(SlideError, match=r"big.tif: the tissue mask needs level 0 .*1.0 GiB"):
+        tissue_tiles(slide, level=0, size=512)
+    tumour = Annotation([(0, 0), (100, 0), (100, 100)])
+    with pytest.raises(SlideError, match=r"big.tif: the cell labels of a whole level needs"):
+        cell_labels(slide, [tumour], 0, (10, 10))
