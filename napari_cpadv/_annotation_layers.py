@@ -130,12 +130,13 @@ def _edge_width(annotations: Sequence[Annotation]) -> float:
     return max(2.0, extent / 100)
 
 
-def _to_level0(data: Any, attributes: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's ``scale`` and the µm-to-pixel divisor recorded in its metadata."""
+def _to_level0(attributes: dict[str, Any]) -> np.ndarray:
+    """Level-0 pixels per data unit: the layer's ``scale`` over the slide's µm per pixel
+    recorded in its metadata (1 where they are the same: vertices come back exactly)."""
     scale = np.asarray(attributes.get("scale", (1.0, 1.0)), dtype=np.float64)[-2:]
     mpp = (attributes.get("metadata") or {}).get("cpadv_mpp")
     per_px = np.array([mpp[1], mpp[0]]) if mpp else np.ones(2)
-    return scale, per_px
+    return scale / per_px
 
 
 def _colours(values: Any, n: int) -> list[str | None]:
@@ -163,7 +164,7 @@ def annotations_from_shapes(
     A shape flagged ``hole`` is a hole of the polygon with its id (as read); drawn paths
     are lines.
     """
-    scale, per_px = _to_level0(data, attributes)
+    factor = _to_level0(attributes)
     props = attributes.get("properties") or {}
     n = len(data)
     cls = _column(props, "class", "Tumor", n)
@@ -177,7 +178,7 @@ def annotations_from_shapes(
     out: list[Annotation] = []
     by_id: dict[str, int] = {}
     for i, verts in enumerate(data):
-        xy = rowcol_to_xy(np.asarray(verts, dtype=np.float64)[:, -2:] * scale / per_px)
+        xy = rowcol_to_xy(np.asarray(verts, dtype=np.float64)[:, -2:] * factor)
         owner = by_id.get(str(ids[i])) if ids[i] else None
         if hole[i] and owner is not None:
             a = out[owner]
@@ -202,9 +203,9 @@ def annotations_from_shapes(
 def annotations_from_points(data: Any, attributes: dict[str, Any]) -> list[Annotation]:
     """Points layer data back to points objects: points sharing an id (as read) form one
     object, every other point is an object of its own."""
-    scale, per_px = _to_level0(data, attributes)
+    factor = _to_level0(attributes)
     rows = np.asarray(data, dtype=np.float64).reshape(-1, np.shape(data)[-1] if len(data) else 2)
-    xy = rowcol_to_xy(rows[:, -2:] * scale / per_px) if len(rows) else np.zeros((0, 2))
+    xy = rowcol_to_xy(rows[:, -2:] * factor) if len(rows) else np.zeros((0, 2))
     props = attributes.get("properties") or {}
     n = len(xy)
     cls = _column(props, "class", "", n)

@@ -105,11 +105,15 @@ class RasterNotes:
         return out
 
 
+CELL_BAND = 2048
+"""Rows of a level :func:`cell_grid` paints at a time (its memory: one band, and the cells)."""
+
+
 def cell_fraction(mask: np.ndarray, cell: int = CELL) -> np.ndarray:
     """Tumour fraction of each ``cell x cell`` block of a level mask (partial blocks dropped)."""
     rows, cols = mask.shape[0] // cell, mask.shape[1] // cell
-    m = mask[: rows * cell, : cols * cell].astype(np.float32)
-    return m.reshape(rows, cell, cols, cell).mean(axis=(1, 3))
+    m = mask[: rows * cell, : cols * cell].reshape(rows, cell, cols, cell)
+    return m.sum(axis=(1, 3), dtype=np.float32) / np.float32(cell * cell)
 
 
 def cell_grid(
@@ -119,9 +123,16 @@ def cell_grid(
 
     ``fraction`` is the share of the cell's pixels that are tumour (float32);
     ``label`` is ``fraction >= CELL_POSITIVE_FRACTION`` (uint8), the binary label that
-    detectors are trained and scored on.
+    detectors are trained and scored on. The window is painted :data:`CELL_BAND` rows at
+    a time, so a whole level costs its cells, not its pixels.
     """
-    frac = cell_fraction(rasterize(annotations, grid), cell)
+    rows, cols = grid.rows // cell, grid.cols // cell
+    frac = np.empty((rows, cols), np.float32)
+    step = max(cell, CELL_BAND // cell * cell)
+    for r0 in range(0, rows * cell, step):
+        n = min(step, rows * cell - r0)
+        band = rasterize(annotations, grid.window(grid.row0 + r0, grid.col0, n, grid.cols))
+        frac[r0 // cell : (r0 + n) // cell] = cell_fraction(band, cell)
     return frac, (frac >= CELL_POSITIVE_FRACTION).astype(np.uint8)
 
 

@@ -17,8 +17,8 @@ def cell_labels(slide: Slide, annotations: Any, level: int, shape: tuple[int, in
     from napari_cpadv.annotations.raster import cell_grid
     from napari_cpadv.geometry import Grid
 
-    # the level's mask (1 byte a pixel) and its float32 cell fractions
-    slide.check_in_memory(level, "the cell labels of a whole level", bytes_per_pixel=1 + 4)
+    # float32 fractions and uint8 labels, one each per 4 x 4 pixels
+    slide.check_in_memory(level, "the cell labels of a whole level", bytes_per_pixel=5 / 16)
     g0, g = slide.geometry[0], slide.geometry[level]
     _, label = cell_grid(annotations, Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols)))
     out = np.zeros(shape, np.uint8)

@@ -63,3 +63,43 @@ def test_mask_opens_as_multiscale_labels_and_saves_back(make_napari_viewer, tmp_
     o = openslide.OpenSlide(out)
     np.testing.assert_array_equal(np.asarray(o.read_region((0, 0), 0, (1600, 1200)))[..., 0], mask)
     assert float(o.properties["openslide.mpp-x"]) == pytest.approx(1.0)
+
+
+def test_a_qupath_export_with_cell_points_and_lines_opens_and_saves_back(
+    make_napari_viewer, small_slide, tmp_path
+):
+    import json
+
+    from ..annotations.test_other_tools import QUPATH
+
+    src = tmp_path / "qupath.geojson"
+    src.write_text(json.dumps(QUPATH))
+    viewer = make_napari_viewer()
+    viewer.open(small_slide.path, plugin="napari-cpadv")
+    with pytest.warns(UserWarning, match="skipped 1 feature"):
+        shapes, points = viewer.open(src, plugin="napari-cpadv")
+    assert (type(shapes).__name__, type(points).__name__) == ("Shapes", "Points")
+    assert list(shapes.shape_type) == ["polygon", "polygon", "path", "path", "path", "polygon"]
+    assert len(points.data) == 4 and list(points.features["class"][:3]) == ["Tumor"] * 3
+    assert tuple(points.scale) == pytest.approx((0.243, 0.243))
+    np.testing.assert_allclose(points.data[2], [210.25, 300.5])  # (row, col) of (x, y)
+    for layer, ext in ((points, "geojson"), (points, "xml"), (shapes, "geojson")):
+        out = tmp_path / f"{layer.name}.{ext}"
+        viewer.layers.selection = {layer}
+        viewer.layers.save(str(out), selected=True, plugin="napari-cpadv")
+        back = read_annotations(out)
+        want = [
+            a
+            for a in read_annotations_quietly(src)
+            if (a.geometry == "points") == (layer is points)
+        ]
+        key = lambda a: (a.geometry, a.cls, a.exterior.tolist())  # noqa: E731
+        assert sorted(map(key, back)) == sorted(map(key, want)), out.name
+
+
+def read_annotations_quietly(path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_annotations(path)
