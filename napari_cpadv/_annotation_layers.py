@@ -61,11 +61,18 @@ def shapes_layer_data(
     data: list[np.ndarray] = []
     edges: list[str] = []
     types: list[str] = []
-    props: dict[str, list[Any]] = {"class": [], "kind": [], "name": [], "hole": [], "id": []}
+    props: dict[str, list[Any]] = {
+        "class": [], "kind": [], "name": [], "hole": [], "id": [], "part": [],
+    }  # fmt: skip
+    rings_of: dict[str, int] = {}
     for a in annotations:
         if a.geometry == "points":
             raise ValueError("points belong in a Points layer (points_layer_data)")
         for k, ring in enumerate(a.rings):
+            # (id, part) names each shape once: a shape drawn later copies the selected
+            # shape's features, and its repeated (id, part) tells it apart as a new object
+            props["part"].append(rings_of.setdefault(a.id, 0))
+            rings_of[a.id] += 1
             data.append(xy_to_rowcol(ring))
             edges.append(a.shown_color)
             types.append("path" if a.geometry == "line" else "polygon")
@@ -172,13 +179,18 @@ def annotations_from_shapes(
     kind = _column(props, "kind", "annotation", n)
     names = _column(props, "name", "", n)
     ids = _column(props, "id", None, n)
+    parts = _column(props, "part", None, n)
     types = attributes.get("shape_type")
     types = [types] * n if isinstance(types, str) or types is None else list(types)
     colours = _colours(attributes.get("edge_color"), n)
     out: list[Annotation] = []
     by_id: dict[str, int] = {}
+    seen: set[tuple[str, Any]] = set()
     for i, verts in enumerate(data):
         xy = rowcol_to_xy(np.asarray(verts, dtype=np.float64)[:, -2:] * factor)
+        if ids[i] and (str(ids[i]), parts[i]) in seen:  # drawn in napari: a new object
+            ids[i], hole[i] = None, False
+        seen.add((str(ids[i]), parts[i]))
         owner = by_id.get(str(ids[i])) if ids[i] else None
         if hole[i] and owner is not None:
             a = out[owner]

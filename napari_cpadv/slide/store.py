@@ -202,8 +202,8 @@ class DirectTiles:
 
     For TIFF-based formats whose pages are OpenSlide's levels one for one (generic TIFF,
     Aperio SVS, Philips TIFF), a level is the page's own pixels: tiles are read with
-    ``os.pread`` and decoded by their codec (JPEG through simplejpeg, strict; JPEG 2000 as
-    Aperio 33003/33005, deflate, LZW, zstd, none through tifffile's imagecodecs). This is
+    ``os.pread`` and decoded by their codec (JPEG through simplejpeg, strict; Aperio's
+    JPEG 2000, deflate, LZW, zstd, none through tifffile's imagecodecs). This is
     exact where OpenSlide is not: on a level whose downsample is not an integer OpenSlide
     resamples every tile by its own fraction of a pixel. It also skips OpenSlide's painting
     pass, about three times the JPEG decode. A level gets this path only after its first

@@ -103,3 +103,23 @@ def read_annotations_quietly(path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return read_annotations(path)
+
+
+def test_a_shape_drawn_after_selecting_a_hole_is_a_new_object(make_napari_viewer, tmp_path):
+    holey = Annotation(
+        [(0, 0), (400, 0), (400, 300), (0, 300)],
+        holes=[[(100, 100), (200, 100), (200, 200)]],
+        cls="Tumor",
+        id="t1",
+    )
+    src = write_annotations([holey], tmp_path / "in.geojson")
+    viewer = make_napari_viewer()
+    [shapes] = viewer.open(src, plugin="napari-cpadv")
+    shapes.selected_data = {1}  # the hole: napari copies its features to what is drawn next
+    shapes.add_polygons([np.array([[500.0, 500.0], [500.0, 600.0], [600.0, 600.0]])])
+    assert list(shapes.features["hole"]) == [False, True, True]  # copied, as napari does
+    out = tmp_path / "out.geojson"
+    viewer.layers.save(str(out), selected=False, plugin="napari-cpadv")
+    back = read_annotations(out)
+    assert len(back) == 2 and len(back[0].holes) == 1 and back[1].holes == ()
+    assert back[0].id == "t1" and back[1].id != "t1" and back[1].cls == "Tumor"
