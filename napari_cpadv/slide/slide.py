@@ -261,6 +261,9 @@ def open_slide(
             cache = TileCache(cache_bytes)
             _caches[ident] = cache
     executor = default_executor(workers) if workers is not None else _default_executor()
+    # read before the store's first tiles: a failed read spoils this handle (the store then
+    # reads through a fresh one)
+    props: dict[str, str] = dict(osr.properties)
     store = OpenSlideStore(p, osr, cache=cache, executor=executor, direct=direct)
     levels = []
     for level, g in enumerate(store.geometry):
@@ -276,7 +279,6 @@ def open_slide(
                 meta=np.empty((0, 0, 0), np.uint8),
             )
         )
-    props: dict[str, str] = dict(osr.properties)
     return Slide(
         path=p,
         levels=tuple(levels),

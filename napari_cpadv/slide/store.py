@@ -197,6 +197,15 @@ def _decode_jpeg(data: bytes, page: _PageTiles) -> np.ndarray:
     return simplejpeg.decode_jpeg(head + tables + data[2:], colorspace="RGB", strict=True)
 
 
+def _decodable(tifffile: Any, compression: int) -> bool:
+    """Whether tifffile (through imagecodecs) has a decoder for the compression, so that a
+    tile it fails to decode is damaged, not unsupported."""
+    try:
+        return tifffile.TIFF.DECOMPRESSORS[compression] is not None
+    except KeyError:
+        return False
+
+
 class DirectTiles:
     """The pixels each tiled TIFF page stores, decoded straight from the file.
 
@@ -240,6 +249,7 @@ class DirectTiles:
                         and p.bitspersample == 8
                         and p.planarconfig == 1
                         and p.imagedepth == 1
+                        and _decodable(tifffile, int(p.compression))
                     ]
                     if len(match) == 1:
                         p = match[0]
@@ -289,6 +299,17 @@ class DirectTiles:
         if seg is None:
             raise ValueError("the tile's codec is not available")
         return np.ascontiguousarray(np.asarray(seg).reshape(seg.shape[-3:]))
+
+    def probe(self, level: int, g: LevelGeometry, *, candidates: int = 256) -> tuple[int, int]:
+        """The first stored tile (row-major, among the first ``candidates``) whose level-0
+        offset is a whole number of pixels; ``(0, 0)`` when none is."""
+        page = self.levels[level]
+        for index in range(min(candidates, len(page.counts))):
+            tr, tc = divmod(index, page.across)
+            y, x = tr * g.tile_rows * g.downsample, tc * g.tile_cols * g.downsample
+            if page.counts[index] and float(x).is_integer() and float(y).is_integer():
+                return (tr, tc)
+        return (0, 0)
 
     def drop(self, level: int) -> None:
         self.levels.pop(level, None)
@@ -368,22 +389,34 @@ class OpenSlideStore(Store):
         self._metadata = self._build_metadata()
 
     def _verify_direct(self, geometry: tuple[LevelGeometry, ...]) -> None:
-        """Keep the direct path only on levels whose first tile matches OpenSlide exactly.
+        """Keep the direct path only on levels whose probe tile matches OpenSlide exactly.
 
-        The first tile sits at offset 0, where OpenSlide reads the stored pixels even on a
-        level whose downsample is not an integer.
+        The probe is the first tile the file stores whose level-0 offset is a whole number
+        of pixels (tile (0, 0) at the latest), where OpenSlide reads the stored pixels even
+        on a level whose downsample is not an integer. A probe the direct path cannot decode
+        is damaged (its codec is there): the direct path stays, and reading that tile
+        raises, even where OpenSlide would show the damage.
         """
         assert self.direct is not None
         for level in list(self.direct.levels):
-            try:
-                fast = self.direct.read(level, 0, 0)
-                slow = self._read_openslide(level, 0, 0, geometry[level])
-            except Exception:  # let the tile's real read raise, through OpenSlide
-                self.direct.drop(level)
-                continue
             g = geometry[level]
-            rows, cols = min(g.tile_rows, g.rows), min(g.tile_cols, g.cols)
-            if fast is None or not np.array_equal(fast[:rows, :cols], slow[:rows, :cols]):
+            tr, tc = self.direct.probe(level, g)
+            try:
+                fast = self.direct.read(level, tr, tc)
+            except Exception:  # the codec is there (_decodable): the tile is damaged
+                fast = None
+            try:
+                slow = self._read_openslide(level, tr, tc, g)
+            except Exception:  # OpenSlide's handle is spoilt: reopen it
+                self._reopen(self._osr)
+                if fast is not None:  # OpenSlide refuses what we decoded: its word wins
+                    self.direct.drop(level)
+                continue
+            if fast is None:  # damaged here, read by OpenSlide (more leniently): we refuse it
+                continue
+            rows = min(g.tile_rows, g.rows - tr * g.tile_rows)
+            cols = min(g.tile_cols, g.cols - tc * g.tile_cols)
+            if not np.array_equal(fast[:rows, :cols], slow[:rows, :cols]):
                 self.direct.drop(level)
 
     def stored(self, level: int) -> bool:

@@ -319,3 +319,17 @@ def test_stored_pixels_for_every_codec_on_a_non_integer_level(tmp_path, codec):
     for level in (0, 1):
         assert slide.store.stored(level), codec
         np.testing.assert_array_equal(np.asarray(slide.levels[level]), _stored(path, level))
+
+
+def test_a_damaged_probe_tile_keeps_its_level_and_fails_alone(tmp_path):
+    # boxes.tiff level 2 (downsample 4.016, deflate): its tile (0, 0) is the only one at a
+    # whole level-0 offset, the one the stored pixels are checked on at open
+    bad = _damage(DATA / "boxes.tiff", tmp_path / "boxes.tiff", index=0, how="zero-half", page=2)
+    openslide.OpenSlide(bad).read_region((0, 0), 2, (75, 62))  # libtiff shows the damage
+    slide = open_slide(bad)
+    assert len(slide.levels) == 4 and slide.store.stored(2)  # not dropped, not left out
+    with pytest.raises(SlideError, match=r"boxes.tiff.*level 2 tile \(0, 0\)"):
+        slide.store.read_tile(2, 0, 0)
+    stored = _stored(DATA / "boxes.tiff", 2)
+    np.testing.assert_array_equal(slide.store.read_tile(2, 0, 1)[:62, : 75 - 64], stored[:, 64:])
+    np.testing.assert_array_equal(np.asarray(slide.levels[1]), _stored(DATA / "boxes.tiff", 1))
