@@ -105,7 +105,7 @@ def main() -> None:
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.old],
                            cwd=REPO, check=True)  # fmt: skip
         results["old"] = run(cmd, slide, xml, WORK / "mask-old.tif", tree)
-    for k, r in results.items():
+    for r in results.values():
         if r["stdout"]:
             r["stdout"] = {key: r["stdout"][key] for key in ("shape", "tumour_fraction")}
     print(json.dumps(results, indent=2))

@@ -7,6 +7,7 @@ gives back the objects that were read.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,7 @@ def annotations_from_shapes(
             kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
             name=str(names[i]),
             geometry=geometry,  # type: ignore[arg-type]
-            **({"id": str(ids[i])} if ids[i] else {}),
+            id=str(ids[i]) if ids[i] else str(uuid.uuid4()),
         )
         if ids[i]:
             by_id[str(ids[i])] = len(out)
@@ -239,7 +240,7 @@ def annotations_from_points(data: Any, attributes: dict[str, Any]) -> list[Annot
                 kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
                 name=str(names[i]),
                 geometry="points",
-                **({} if key.startswith("#") else {"id": key}),
+                id=str(uuid.uuid4()) if key.startswith("#") else key,
             )
         )
     return out

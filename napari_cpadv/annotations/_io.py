@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from collections import Counter
 from pathlib import Path
 
 from napari_cpadv.errors import FormatError
@@ -46,6 +48,17 @@ def normalise_colour(
             raise FormatError(path, f"{at} {value!r}, not a packed RGB integer")
         return f"#{(value >> 16) & 255:02X}{(value >> 8) & 255:02X}{value & 255:02X}"
     raise FormatError(path, f"{at} {value!r}, neither #RRGGBB, [r, g, b] nor an integer")
+
+
+def warn_skipped(path: Path, skipped: Counter[str], objects: str) -> None:
+    """One warning that counts what a reader skipped, by reason; none when nothing was."""
+    if skipped:
+        what = ", ".join(f"{n} x {k}" for k, n in sorted(skipped.items()))
+        warnings.warn(
+            f"{path}: skipped {sum(skipped.values())} {objects}: {what}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def rgb(colour: str) -> list[int]:

@@ -16,7 +16,6 @@ and ``PartOf`` (the first part of a multi-part object).
 from __future__ import annotations
 
 import os
-import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cpadv.annotations._io import normalise_colour, write_atomic
+from napari_cpadv.annotations._io import normalise_colour, warn_skipped, write_atomic
 from napari_cpadv.annotations.model import Annotation, Geometry, holes_as_exclusions
 from napari_cpadv.errors import FormatError
 
@@ -185,14 +184,7 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
         a, b = out[i], out[first] if first < len(out) else None
         if a is not None and b is not None:
             out[i] = a.with_(id=b.id)
-    if skipped:
-        what = ", ".join(f"{n} x {k}" for k, n in sorted(skipped.items()))
-        warnings.warn(
-            f"{p}: skipped {sum(skipped.values())} annotation(s) that are not areas, points "
-            f"or lines ASAP defines: {what}",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_skipped(p, skipped, "annotation(s) that are not areas, points or lines ASAP defines")
     return [a for a in out if a is not None]
 
 

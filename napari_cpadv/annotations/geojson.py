@@ -15,7 +15,6 @@ import json
 import math
 import os
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.annotations._io import normalise_colour, rgb, write_atomic
+from napari_cpadv.annotations._io import normalise_colour, rgb, warn_skipped, write_atomic
 from napari_cpadv.annotations.model import Annotation, Geometry
 from napari_cpadv.errors import FormatError
 
@@ -211,14 +210,7 @@ def read_geojson(path: str | os.PathLike[str]) -> list[Annotation]:
             out.extend(_feature(f, i, p))
         except _Skip as why:
             skipped[str(why)] += 1
-    if skipped:
-        what = ", ".join(f"{n} x {k}" for k, n in sorted(skipped.items()))
-        warnings.warn(
-            f"{p}: skipped {sum(skipped.values())} feature(s) that are not polygons, points "
-            f"or lines: {what}",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_skipped(p, skipped, "feature(s) that are not polygons, points or lines")
     return out
 
 

@@ -122,6 +122,7 @@ def _write_pages(
             queue = list(pages)
             while queue:
                 level = queue.pop(0)
+                kw: dict[str, Any]
                 if not isinstance(level, np.ndarray):
                     data, kw = level, {"shape": shape, "dtype": np.uint8}
                 else:

@@ -86,7 +86,7 @@ class RasterNotes:
 
     @classmethod
     def of(cls, annotations: Sequence[Annotation]) -> RasterNotes:
-        not_areas = Counter(a.geometry for a in annotations if not a.is_area)
+        not_areas = Counter[str](a.geometry for a in annotations if not a.is_area)
         other = Counter(
             a.cls or "(no class)"
             for a in annotations

@@ -333,3 +333,26 @@ def test_a_damaged_probe_tile_keeps_its_level_and_fails_alone(tmp_path):
     stored = _stored(DATA / "boxes.tiff", 2)
     np.testing.assert_array_equal(slide.store.read_tile(2, 0, 1)[:62, : 75 - 64], stored[:, 64:])
     np.testing.assert_array_equal(np.asarray(slide.levels[1]), _stored(DATA / "boxes.tiff", 1))
+
+
+def test_cpadv_mask_on_a_huge_declared_level_is_one_line_and_exit_2(tmp_path, capsys):
+    from napari_cpadv.cli import main
+
+    path = tmp_path / "claims.tif"
+    side = 400_000
+    empty = (b"" for _ in range((-(-side // 512)) ** 2))
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(empty, shape=(side, side, 3), dtype=np.uint8, tile=(512, 512),
+                 photometric="rgb", compression="jpeg")  # fmt: skip
+    xml = tmp_path / "a.xml"
+    xml.write_text(
+        '<ASAP_Annotations><Annotations><Annotation Type="Polygon" PartOfGroup="_0">'
+        '<Coordinates><Coordinate Order="0" X="0" Y="0"/><Coordinate Order="1" X="9" Y="0"/>'
+        '<Coordinate Order="2" X="9" Y="9"/></Coordinates></Annotation></Annotations>'
+        "</ASAP_Annotations>"
+    )
+    out = tmp_path / "mask.tif"
+    assert main(["mask", str(path), str(xml), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "claims.tif" in err[0] and "needs level 0 (400000 x 400000" in err[0]
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
