@@ -349,7 +349,16 @@ def _spec(args: argparse.Namespace, value: float) -> Any:
 
 def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
     g0 = slide.geometry[0]
-    return tuple(args.region) if args.region else (0, 0, g0.cols, g0.rows)
+    if not args.region:
+        return (0, 0, g0.cols, g0.rows)
+    x, y, w, h = args.region
+    if w <= 0 or h <= 0:
+        raise CpadvError(args.slide, f"--region width and height must be positive, got {w} {h}")
+    if x >= g0.cols or y >= g0.rows or x + w <= 0 or y + h <= 0:
+        raise CpadvError(
+            args.slide, f"--region {x} {y} {w} {h} lies outside the slide ({g0.cols} x {g0.rows})"
+        )
+    return (x, y, w, h)
 
 
 def _annotations(args: argparse.Namespace) -> Any:
@@ -398,15 +407,17 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
+    if "note" in report:
+        warnings.warn(report["note"], UserWarning, stacklevel=1)
     if annotations is not None:
         adversarial = open_delta(report["delta"])
-        x, y, w, h = region
+        x, y, x1, y1 = report["attacked_box"]  # the tiles attacked, not only the rectangle
         scores: dict[str, Any] = {}
         for name in args.score_with or [args.detector]:
             det = detector if name == args.detector else resolve(name, None)
             if det.output != "cells":
                 continue
-            area = cells_of_box(slide, args.level, det.cell, (y, x, y + h, x + w))
+            area = cells_of_box(slide, args.level, det.cell, (y, x, y1, x1))
             scores[name] = {
                 which: score_against(
                     drive(

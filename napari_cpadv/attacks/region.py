@@ -1,11 +1,14 @@
 """Attack a region of a slide tile by tile and store the result as an adversarial slide.
 
-The region (level-0 ``x, y, width, height``) is cut into tiles of the chosen level on the
-level's global tile grid; the tiles are attacked in batches (each tile its own example, as
-the seeds attack 512x512 tiles and 224x224 patches; ``universal`` learns one δ over all of
-them), each adversarial tile is rounded to 8 bits and written into the delta slide as soon
-as its batch is done, so an interrupted run keeps every finished batch. The report gives
-the achieved norms (after rounding) in both units and the success of every tile.
+The region (level-0 ``x, y, width, height``) is covered by tiles of the chosen level on
+the level's global tile grid: every pixel of it lies in an attacked tile, however it was
+drawn, on the grid or off it. The report gives the attacked tiles in level-0 pixels and
+the area they cover, over which the damage is measured. The tiles are attacked in batches
+(each tile its own example, as the seeds attack 512x512 tiles and 224x224 patches;
+``universal`` learns one δ over all of them), each adversarial tile is rounded to 8 bits
+and written into the delta slide as soon as its batch is done, so an interrupted run keeps
+every finished batch. The report gives the achieved norms (after rounding) in both units
+and the success of every tile.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import numpy as np
 from napari_cpadv.attacks.tiles import (
     AttackSpec,
     craft,
+    no_tile_reason,
     objective_for,
     read_tiles,
     tile_positions,
     tile_side,
+    tiles_level0,
 )
 from napari_cpadv.progress import Progress, Work
 
@@ -73,7 +78,7 @@ def attack_region(
         }
         positions = [p for p in positions if p in tissue]
     if not positions:
-        raise ValueError(f"the region holds no whole {side}-pixel tile of level {spec.level}")
+        raise ValueError(no_tile_reason(regions[0], (g.rows, g.cols), spec.level, side))
     delta_slide = create_delta(slide_path, out)  # only now: a refused request writes nothing
     detector.to(device).eval()
     cells = detector.output == "cells"
@@ -111,6 +116,7 @@ def attack_region(
         "tile": side,
         "tiles": len(positions),
         "positions": [list(p) for p in positions],
+        **attacked_area(regions, positions, side, original.downsamples[spec.level]),
         "steps": spec.epochs if spec.attack == "universal" else spec.steps,
         "seed": spec.seed,
         "device": str(device),
@@ -119,3 +125,31 @@ def attack_region(
         "norms": all_norms,
         "seconds": time.perf_counter() - started,
     }
+
+
+def attacked_area(
+    regions: list[tuple[int, int, int, int]],
+    positions: list[tuple[int, int]],
+    side: int,
+    downsample: float,
+) -> dict[str, Any]:
+    """What a region attack covered, in level-0 pixels: each tile ``[x, y, w, h]``, their
+    bounding box ``[x0, y0, x1, y1]``, the rectangles asked for, and a note when the tiles
+    reach beyond them (a rectangle off the grid, or smaller than a tile)."""
+    boxes = tiles_level0(positions, side, downsample)
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    rx0, ry0 = min(r[0] for r in regions), min(r[1] for r in regions)
+    rx1, ry1 = max(r[0] + r[2] for r in regions), max(r[1] + r[3] for r in regions)
+    out: dict[str, Any] = {
+        "requested": [list(r) for r in regions],
+        "tiles_level0": boxes,
+        "attacked_box": [x0, y0, x1, y1],
+    }
+    if (x0, y0, x1, y1) != (rx0, ry0, rx1, ry1):
+        out["note"] = (
+            f"the rectangle is not whole {side}-pixel tiles of the level: the {len(boxes)} "
+            f"tiles that cover it were attacked, level-0 x {x0}..{x1}, y {y0}..{y1} "
+            f"(asked for x {rx0}..{rx1}, y {ry0}..{ry1}); the damage is measured over them"
+        )
+    return out

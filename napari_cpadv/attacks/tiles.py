@@ -84,13 +84,43 @@ class Tiles:
 def tile_positions(
     shape: tuple[int, int], downsample: float, region: tuple[int, int, int, int], side: int
 ) -> list[tuple[int, int]]:
-    """Corners of the whole ``side`` tiles of a level (``shape`` rows, cols) that cover the
-    level-0 ``region`` ``(x, y, w, h)``, on the level's global tile grid."""
+    """Corners of the ``side`` tiles of a level (``shape`` rows, cols) that together cover
+    every pixel of the level-0 ``region`` ``(x, y, w, h)``: the tiles of the level's global
+    grid that the region touches, a last row or column moved back inside the level where
+    the level ends within it. Empty when the region misses the level or the level is
+    smaller than one tile."""
     x0, y0, w, h = region
-    r0, c0 = int(y0 / downsample) // side * side, int(x0 / downsample) // side * side
-    r1 = min(shape[0], math.ceil((y0 + h) / downsample))
-    c1 = min(shape[1], math.ceil((x0 + w) / downsample))
-    return [(r, c) for r in range(r0, r1 - side + 1, side) for c in range(c0, c1 - side + 1, side)]
+    if w <= 0 or h <= 0 or shape[0] < side or shape[1] < side:
+        return []
+    r_lo, c_lo = max(0, math.floor(y0 / downsample)), max(0, math.floor(x0 / downsample))
+    r_hi = min(shape[0], math.ceil((y0 + h) / downsample))
+    c_hi = min(shape[1], math.ceil((x0 + w) / downsample))
+    if r_hi <= r_lo or c_hi <= c_lo:
+        return []
+    rows = dict.fromkeys(min(r, shape[0] - side) for r in range(r_lo // side * side, r_hi, side))
+    cols = dict.fromkeys(min(c, shape[1] - side) for c in range(c_lo // side * side, c_hi, side))
+    return [(r, c) for r in rows for c in cols]
+
+
+def tiles_level0(
+    positions: Sequence[tuple[int, int]], side: int, downsample: float
+) -> list[list[int]]:
+    """Each tile at ``positions`` (level ``row, col``) as a level-0 ``[x, y, w, h]``."""
+    out = []
+    for r, c in positions:
+        x0, y0 = math.floor(c * downsample), math.floor(r * downsample)
+        x1, y1 = math.ceil((c + side) * downsample), math.ceil((r + side) * downsample)
+        out.append([x0, y0, x1 - x0, y1 - y0])
+    return out
+
+
+def no_tile_reason(
+    region: tuple[int, int, int, int], shape: tuple[int, int], level: int, side: int
+) -> str:
+    """Why no tile covers ``region``: it misses the level, or the level is smaller than a tile."""
+    if shape[0] < side or shape[1] < side:
+        return f"level {level} ({shape[1]} x {shape[0]}) is smaller than one {side}-pixel tile"
+    return f"the region (x, y, w, h) {tuple(region)} does not overlap level {level}"
 
 
 def tile_side(detector: Any, tile: int) -> int:
@@ -139,7 +169,7 @@ def region_tiles(
     g = slide.geometry[level]
     positions = tile_positions((g.rows, g.cols), slide.downsamples[level], region, side)
     if not positions:
-        raise ValueError(f"the region holds no whole {side}-pixel tile of level {level}")
+        raise ValueError(no_tile_reason(region, (g.rows, g.cols), level, side))
     return read_tiles(slide, level, positions, side, annotations=annotations, cell=cell)
 
 

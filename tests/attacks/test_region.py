@@ -54,3 +54,39 @@ def test_cli_attack_writes_the_delta_slide_and_a_report(small_slide, dae_weights
 def test_cli_attack_refuses_a_budget_of_the_wrong_sign(small_slide, dae_weights, tmp_path, capsys):
     code = main([*fgsm_args(small_slide.path, dae_weights, "-1"), "--out", str(tmp_path)])
     assert code == 2 and ">= 0" in capsys.readouterr().err
+
+
+def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
+    small_slide, tmp_path, capsys
+):
+    """As a user draws it: a rectangle around the tumour, not on the tile grid."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "sample_data" / "weights" / "dae.safetensors"
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    xml = write_annotations(anns, tmp_path / "truth.xml")
+    x0, y0, x1, y1 = (int(v) for v in anns[0].bbox)
+    x, y, w, h = x0 - 37, y0 - 53, x1 - x0 + 75, y1 - y0 + 91  # off the 128-pixel grid
+    args = ["attack", str(small_slide.path), "--detector", "dae", "--weights", str(shipped),
+            "--attack", "fgsm", "--budget", "0.03", "--unit", "per_pixel", "--steps", "5",
+            "--level", "1", "--tile", "64", "--region", str(x), str(y), str(w), str(h),
+            "--annotations", str(xml), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "the damage is measured over them" in out.err  # the note, on one line
+    # every pixel of the rectangle lies in an attacked tile
+    covered = np.zeros((small_slide.shape[0] + 300, small_slide.shape[1] + 300), bool)
+    for tx, ty, tw, th in report["tiles_level0"]:
+        covered[ty : ty + th, tx : tx + tw] = True
+    assert covered[max(y, 0) : y + h, max(x, 0) : x + w].all()
+    ax0, ay0, ax1, ay1 = report["attacked_box"]
+    assert ax0 <= x and ay0 <= y and ax1 >= min(x + w, small_slide.shape[1])
+    # the pixels of the rectangle changed, and the detector's AUC-PR over them moved
+    original, adversarial = open_slide(small_slide.path), open_delta(report["delta"])
+    r0, c0 = max(y, 0) // 2, max(x, 0) // 2
+    a = original.read_region(1, r0, c0, h // 2, w // 2).astype(int)
+    b = adversarial.read_region(1, r0, c0, h // 2, w // 2).astype(int)
+    assert (a != b).any(axis=2).mean() > 0.5
+    clean, attacked = (report["aucpr"]["dae"][k]["aucpr"] for k in ("clean", "attacked"))
+    assert attacked < clean - 0.01

@@ -62,8 +62,27 @@ def test_tile_positions_lie_on_the_level_grid_and_cover_the_region():
     # level downsample 2: region x 100..612, y 0..300 -> level cols 50..306, rows 0..150
     pos = tile_positions((500, 768), 2.0, (100, 0, 512, 300), 64)
     assert pos[0] == (0, 0) and all(r % 64 == 0 and c % 64 == 0 for r, c in pos)
-    assert {c for _, c in pos} == {0, 64, 128, 192} and {r for r, _ in pos} == {0, 64}
-    assert tile_positions((500, 768), 2.0, (0, 0, 10, 10), 64) == []
+    assert {c for _, c in pos} == {0, 64, 128, 192, 256} and {r for r, _ in pos} == {0, 64, 128}
+    assert tile_positions((500, 768), 2.0, (0, 0, 10, 10), 64) == [(0, 0)]  # smaller: covered
+    assert tile_positions((500, 768), 2.0, (2000, 0, 10, 10), 64) == []  # off the level
+    assert tile_positions((50, 768), 2.0, (0, 0, 10, 10), 64) == []  # level under one tile
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_pixel_of_a_rectangle_drawn_anywhere_is_in_an_attacked_tile(seed):
+    rng = np.random.default_rng(seed)
+    shape, ds, side = (700, 1001), float(rng.uniform(1, 4.1)), 128
+    x, y = int(rng.integers(-50, int(shape[1] * ds))), int(rng.integers(-50, int(shape[0] * ds)))
+    w, h = int(rng.integers(1, 900)), int(rng.integers(1, 900))
+    pos = tile_positions(shape, ds, (x, y, w, h), side)
+    covered = np.zeros(shape, bool)
+    for r, c in pos:
+        assert 0 <= r <= shape[0] - side and 0 <= c <= shape[1] - side
+        covered[r : r + side, c : c + side] = True
+    r0, c0 = max(0, int(np.floor(y / ds))), max(0, int(np.floor(x / ds)))
+    r1, c1 = min(shape[0], int(np.ceil((y + h) / ds))), min(shape[1], int(np.ceil((x + w) / ds)))
+    assert covered[r0:r1, c0:c1].all()
+    assert len(pos) == len(set(pos))
 
 
 def test_region_tiles_carry_the_cell_labels_of_the_annotations(tiles):
