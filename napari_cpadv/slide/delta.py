@@ -8,8 +8,10 @@ tiles the adversarial slide is the original bit for bit.
 
 ``apply`` writes an attacked region of one level: the region's tiles of that level get
 the adversarial pixels exactly; the finer levels get the perturbation δ upsampled
-(nearest) onto their own original pixels; the coarser levels have only the tiles the
-region touches recomputed, by area-averaging the level above. ``open_delta`` returns an
+(nearest) onto their own original pixels; the coarser levels get δ downsampled (its mean
+over each coarse pixel, rounded) onto their own original pixels. At every level a pixel
+outside the attacked footprint is the original's, bit for bit: the scanner's pyramid is
+not a box average of level 0, so nothing is re-averaged. ``open_delta`` returns an
 ordinary ``Slide`` (dask levels, ``read_region``), so the viewer, the detectors and the
 attacks use it exactly like the original; ``export_tiff`` writes it as a tiled pyramidal
 TIFF with lossless (deflate) tiles.
@@ -167,7 +169,7 @@ def apply(slide: Slide, level: int, row: int, col: int, pixels: np.ndarray) -> d
                 if k <= level:
                     tile = _perturb(store, k, tr, tc, f, row, col, delta)
                 else:
-                    tile = _downsampled(slide, k, tr, tc, k - 1)
+                    tile = _coarse(store, k, tr, tc, 1 / f, row, col, delta, slide.geometry[level])
                 store.write_tile(k, tr, tc, tile)
     store.save_index()
     return {k: len(v) for k, v in store.touched.items()}
@@ -207,22 +209,47 @@ def _perturb(
     return np.clip(tile, 0, 255).astype(np.uint8)
 
 
-def _downsampled(slide: Slide, k: int, tr: int, tc: int, finer: int) -> np.ndarray:
-    """Tile ``(tr, tc)`` of level ``k`` recomputed by area-averaging level ``finer``."""
-    from PIL import Image
+def _members(n: int, span: float, size: int) -> np.ndarray:
+    """For each of ``n`` coarse pixels, how many of the ``size`` pixels of the attacked
+    level lie in it (pixel ``y`` lies in coarse pixel ``floor((y + 0.5) / span)``)."""
+    edges = np.clip(np.ceil(np.arange(n + 1) * span - 0.5), 0, size).astype(np.int64)
+    return np.diff(edges)
 
-    g, gf = slide.geometry[k], slide.geometry[finer]
-    f = slide.downsamples[k] / slide.downsamples[finer]
-    r0, c0 = round(tr * g.tile_rows * f), round(tc * g.tile_cols * f)
-    hf, wf = round(g.tile_rows * f), round(g.tile_cols * f)
-    src = slide.read_region(finer, r0, c0, min(hf, gf.rows - r0), min(wf, gf.cols - c0))
-    h = max(1, min(g.tile_rows, round(src.shape[0] / f)))
-    w = max(1, min(g.tile_cols, round(src.shape[1] / f)))
-    small = np.asarray(Image.fromarray(src).resize((w, h), Image.Resampling.BOX))
-    out = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
-    out[...] = slide.background
-    out[:h, :w] = small
-    return out
+
+def _coarse(
+    store: DeltaStore,
+    k: int,
+    tr: int,
+    tc: int,
+    span: float,
+    row: int,
+    col: int,
+    delta: np.ndarray,
+    attacked: Any,
+) -> np.ndarray:
+    """Tile ``(tr, tc)`` of the coarser level ``k`` plus δ downsampled onto it.
+
+    A coarse pixel gets the mean of δ over the ``span x span`` attacked-level pixels that
+    lie in it (δ is 0 outside the attacked region), rounded, added to the pixels it has
+    (the scanner's own, not a re-average of the finer level, which differs), and clipped.
+    A coarse pixel the region does not reach gets nothing: it stays the original's.
+    """
+    g = store.geometry[k]
+    ys = row + np.arange(delta.shape[0])
+    xs = col + np.arange(delta.shape[1])
+    cy = np.floor((ys + 0.5) / span).astype(np.int64) - tr * g.tile_rows
+    cx = np.floor((xs + 0.5) / span).astype(np.int64) - tc * g.tile_cols
+    my, mx = (cy >= 0) & (cy < g.tile_rows), (cx >= 0) & (cx < g.tile_cols)
+    tile = store.read_tile(k, tr, tc)
+    if not my.any() or not mx.any():
+        return tile
+    sums = np.zeros((g.tile_rows, g.tile_cols, 3), np.float64)
+    np.add.at(sums, (cy[my][:, None], cx[mx][None, :]), delta[np.ix_(my, mx)])
+    ny = _members(tr * g.tile_rows + g.tile_rows, span, attacked.rows)[tr * g.tile_rows :]
+    nx = _members(tc * g.tile_cols + g.tile_cols, span, attacked.cols)[tc * g.tile_cols :]
+    area = np.maximum(ny[:, None] * nx[None, :], 1)[..., None]
+    shift = np.round(sums / area).astype(np.int16)
+    return np.clip(tile.astype(np.int16) + shift, 0, 255).astype(np.uint8)
 
 
 def export_tiff(slide: Slide, path: str | os.PathLike[str]) -> Path:

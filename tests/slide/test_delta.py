@@ -98,3 +98,35 @@ def test_a_changed_original_is_refused(small_slide, tmp_path):
         open_delta(tmp_path / "d.delta.zarr")
     with pytest.raises(SlideError, match="not a"):
         open_delta(tmp_path)
+
+
+def test_coarser_levels_are_the_original_plus_the_downsampled_perturbation(small_slide, tmp_path):
+    """Level 2 (downsample 4.0) under a level-1 attack at an odd place: outside the attacked
+    footprint the scanner's own pixels, bit for bit; inside them plus the mean of δ over each
+    coarse pixel, rounded (the old re-average of level 1 changed pixels outside it)."""
+    original = open_slide(small_slide.path)
+    delta = create_delta(small_slide.path, tmp_path / "adv.delta.zarr")
+    row, col, h, w = 91, 117, 64, 90
+    region = original.read_region(1, row, col, h, w).astype(int)
+    rng = np.random.default_rng(1)
+    d = rng.integers(-4, 30, size=region.shape)
+    adv = np.clip(region + d, 0, 255).astype(np.uint8)
+    apply(delta, 1, row, col, adv)
+    d = adv.astype(int) - region  # what was really applied (after clipping)
+    span = original.downsamples[2] / original.downsamples[1]
+    g1 = original.geometry[1]
+    a, b = whole(original, 2).astype(int), whole(delta, 2).astype(int)
+    full = np.zeros((g1.rows, g1.cols, 3))
+    full[row : row + h, col : col + w] = d
+    cy = np.floor((np.arange(g1.rows) + 0.5) / span).astype(int)
+    cx = np.floor((np.arange(g1.cols) + 0.5) / span).astype(int)
+    sums = np.zeros(a.shape)
+    np.add.at(sums, (cy[:, None], cx[None, :]), full)
+    counts = np.zeros(a.shape[:2])
+    np.add.at(counts, (cy[:, None], cx[None, :]), 1)
+    reach = np.zeros(a.shape[:2], bool)
+    reach[cy[row : row + h][:, None], cx[col : col + w][None, :]] = True
+    want = np.clip(a + np.round(sums / np.maximum(counts, 1)[..., None]), 0, 255)
+    np.testing.assert_array_equal(b[~reach], a[~reach])  # outside: the original
+    np.testing.assert_array_equal(b[reach], want[reach])
+    assert (b[reach] != a[reach]).mean() > 0.5
