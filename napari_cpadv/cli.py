@@ -41,6 +41,12 @@ def _info(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _relink(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.slide.delta import relink
+
+    return {"delta": args.delta, "original": str(relink(args.delta, args.original))}
+
+
 def _sample(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.slide.synthetic import make_slide
 
@@ -641,6 +647,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a slide (JSON)")
     info.add_argument("slide", help="any slide OpenSlide reads")
     info.set_defaults(run=_info)
+
+    rl = sub.add_parser(
+        "relink", help="record where an adversarial slide's original now is (checked by content)"
+    )
+    rl.add_argument("delta", help="an adversarial slide folder (.delta.zarr)")
+    rl.add_argument("original", help="the original slide, moved or copied")
+    rl.set_defaults(run=_relink)
 
     sample = sub.add_parser("sample", help="write a synthetic H&E slide and its truth")
     sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")

@@ -14,6 +14,7 @@ and the success of every tile.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from typing import Any
 
@@ -52,7 +53,7 @@ def attack_region(
     000's hue rule). Returns the report (JSON-ready).
     """
     from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.delta import apply, create_delta
+    from napari_cpadv.slide.delta import create_delta
 
     started = time.perf_counter()
     original = open_slide(slide_path)
@@ -76,10 +77,54 @@ def attack_region(
             for t in tissue_tiles(original, level=spec.level, size=side, min_fraction=0.0)
             if t.fraction > 0
         }
-        positions = [p for p in positions if p in tissue]
+        kept = [p for p in positions if p in tissue]
+        if positions and not kept:
+            raise ValueError(f"none of the region's {len(positions)} tiles holds tissue")
+        positions = kept
     if not positions:
         raise ValueError(no_tile_reason(regions[0], (g.rows, g.cols), spec.level, side))
     delta_slide = create_delta(slide_path, out)  # only now: a refused request writes nothing
+    try:
+        report = yield from _attack_tiles(
+            delta_slide, detector, spec, positions, side, annotations, device, batch
+        )
+    except Exception:
+        if not delta_slide.store.touched:  # failed before any tile: leave no store behind
+            delta_slide.close()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return {
+        "slide": str(slide_path),
+        "delta": str(out),
+        "detector": detector.name,
+        "attack": spec.attack,
+        "budget": {"norm": spec.budget.norm, "value": spec.budget.value, "unit": spec.budget.unit},
+        "level": spec.level,
+        "tile": side,
+        "tiles": len(positions),
+        "positions": [list(p) for p in positions],
+        **attacked_area(regions, positions, side, original.downsamples[spec.level]),
+        "steps": spec.epochs if spec.attack == "universal" else spec.steps,
+        "seed": spec.seed,
+        "device": str(device),
+        **report,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _attack_tiles(
+    delta_slide: Any,
+    detector: Any,
+    spec: AttackSpec,
+    positions: list[tuple[int, int]],
+    side: int,
+    annotations: Any,
+    device: Any,
+    batch: int,
+) -> Work[dict[str, Any]]:
+    """Attack the tiles in batches, each batch written into the delta slide when done."""
+    from napari_cpadv.slide.delta import apply
+
     detector.to(device).eval()
     cells = detector.output == "cells"
     step = len(positions) if spec.attack == "universal" else batch
@@ -106,25 +151,7 @@ def attack_region(
         for key, values in res.norms.items():
             all_norms.setdefault(key, []).extend(values)
         yield Progress(i + len(chunk), len(positions), {"tiles": i + len(chunk)})
-    return {
-        "slide": str(slide_path),
-        "delta": str(out),
-        "detector": detector.name,
-        "attack": spec.attack,
-        "budget": {"norm": spec.budget.norm, "value": spec.budget.value, "unit": spec.budget.unit},
-        "level": spec.level,
-        "tile": side,
-        "tiles": len(positions),
-        "positions": [list(p) for p in positions],
-        **attacked_area(regions, positions, side, original.downsamples[spec.level]),
-        "steps": spec.epochs if spec.attack == "universal" else spec.steps,
-        "seed": spec.seed,
-        "device": str(device),
-        "success_rate": float(np.mean(successes)),
-        "success": successes,
-        "norms": all_norms,
-        "seconds": time.perf_counter() - started,
-    }
+    return {"success_rate": float(np.mean(successes)), "success": successes, "norms": all_norms}
 
 
 def attacked_area(

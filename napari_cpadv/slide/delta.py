@@ -42,19 +42,38 @@ class DeltaStore:
         self, base: Any, folder: Path, group: Any, touched: dict[int, set[tuple[int, int]]]
     ):
         self.base, self.path, self.group, self.touched = base, folder, group, touched
+        self.applied = int(group.attrs.get("applied", 0))
         self.geometry = base.geometry
         self.background = base.background
         self.cache = base.cache
         self._lock = threading.Lock()
 
     def read_tile(self, level: int, tile_row: int, tile_col: int) -> np.ndarray:
+        """The adversarial tile where the index lists it, else the original's.
+
+        Raises
+        ------
+        SlideError
+            When a listed tile's chunk is missing, fails its checksum or cannot be
+            decoded, naming the store, the level and the tile.
+        """
         if (tile_row, tile_col) not in self.touched.get(level, ()):
             return self.base.read_tile(level, tile_row, tile_col)
         g = self.geometry[level]
         r0, c0 = tile_row * g.tile_rows, tile_col * g.tile_cols
+        where = f"level {level} tile ({tile_row}, {tile_col})"
+        array = self.group[str(level)]
+        key = array.metadata.encode_chunk_key((tile_row, tile_col, 0))
+        if not (self.path / str(level) / key).is_file():
+            raise SlideError(self.path, f"{where} is in the tile index but its chunk is missing")
+        try:
+            part = np.asarray(array[r0 : r0 + g.tile_rows, c0 : c0 + g.tile_cols])
+        except Exception as exc:  # a checksum mismatch, a truncated or garbled chunk
+            raise SlideError(
+                self.path, f"{where} is damaged ({type(exc).__name__}: {exc})"
+            ) from None
         out = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
         out[...] = self.background
-        part = np.asarray(self.group[str(level)][r0 : r0 + g.tile_rows, c0 : c0 + g.tile_cols])
         out[: part.shape[0], : part.shape[1]] = part
         return out
 
@@ -67,17 +86,95 @@ class DeltaStore:
             self.touched.setdefault(level, set()).add((tile_row, tile_col))
 
     def save_index(self) -> None:
-        self.group.attrs["touched"] = {
-            str(k): sorted(map(list, v)) for k, v in self.touched.items()
-        }
+        """Record the touched tiles (after their chunks are written: a crash before this
+        leaves the tile in progress out, read from the original)."""
+        self.applied += 1
+        self.group.attrs.update(
+            {
+                "touched": {str(k): sorted(map(list, v)) for k, v in self.touched.items()},
+                "applied": self.applied,
+            }
+        )
 
     def close(self) -> None:
         self.base.close()
 
 
+HASH_CHUNK = 2**22
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(HASH_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _identity(path: Path) -> dict[str, Any]:
+    """What recognises the original: its content's SHA-256 (computed once, here), and the
+    file's path, size, times and inode, which only spare the hash when all still match."""
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {
+        "path": str(path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+        "sha256": sha256_of(path),
+    }
+
+
+def _same_file(path: Path, record: dict[str, Any]) -> bool:
+    """Whether ``path`` is the very file recorded, unchanged (no hash needed): the same
+    path, size, modification and change times and inode. A copy, or another file given the
+    same size and modification time, differs in inode or change time."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
+        record.get("path"),
+        record.get("size"),
+        record.get("mtime_ns"),
+        record.get("ctime_ns"),
+        record.get("inode"),
+    )
+
+
+def find_original(folder: Path, record: dict[str, Any], given: Path | None = None) -> Path:
+    """The original slide of a delta, recognised by content.
+
+    ``given`` (``--original``) is tried first, then the recorded path. A file is accepted
+    when it is the very file recorded or when its SHA-256 is the recorded one.
+
+    Raises
+    ------
+    SlideError
+        When the original is missing, or the file found has other content.
+    """
+    want = record.get("sha256")
+    if not isinstance(want, str):
+        raise SlideError(folder, "its record of the original slide holds no SHA-256")
+    candidates = [given] if given is not None else [Path(str(record.get("path")))]
+    for path in candidates:
+        if not path.is_file():
+            raise SlideError(
+                folder,
+                f"its original slide {path} is missing (moved? give it with --original PATH, "
+                "or record its new place with cpadv relink)",
+            )
+        if _same_file(path, record) or sha256_of(path) == want:
+            return path
+        raise SlideError(
+            folder,
+            f"{path} is not its original slide: the content differs (SHA-256 "
+            f"{want[:12]}... recorded); it has changed since the attack, or is another file",
+        )
+    raise SlideError(folder, "no original slide")  # pragma: no cover (one candidate)
 
 
 def create_delta(original: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Slide:
@@ -88,25 +185,45 @@ def create_delta(original: str | os.PathLike[str], folder: str | os.PathLike[str
     out = Path(folder)
     if out.exists():
         shutil.rmtree(out)
-    group = zarr.open_group(str(out), mode="w", zarr_format=3)
-    for level, g in enumerate(base.geometry):
-        group.create_array(
-            str(level),
-            shape=(g.rows, g.cols, 3),
-            chunks=(g.tile_rows, g.tile_cols, 3),
-            dtype="uint8",
-            fill_value=0,
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    identity = _identity(base.path)
+    try:
+        group = zarr.open_group(str(out), mode="w", zarr_format=3)
+        for level, g in enumerate(base.geometry):
+            group.create_array(
+                str(level),
+                shape=(g.rows, g.cols, 3),
+                chunks=(g.tile_rows, g.tile_cols, 3),
+                dtype="uint8",
+                fill_value=0,
+                # each chunk carries its CRC-32C: a changed byte is an error, not a pixel
+                compressors=(ZstdCodec(level=3), Crc32cCodec()),
+            )
+        group.attrs.update(
+            {"napari_cpadv": KIND, "original": identity, "touched": {}, "applied": 0}
         )
-    group.attrs.update({"napari_cpadv": KIND, "original": _identity(base.path), "touched": {}})
-    base.close()
-    return open_delta(out)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        base.close()
+    return open_delta(out, original=base.path)
 
 
-def open_delta(folder: str | os.PathLike[str]) -> Slide:
+def open_delta(
+    folder: str | os.PathLike[str], *, original: str | os.PathLike[str] | None = None
+) -> Slide:
     """The adversarial slide stored at ``folder`` as a ``Slide``.
 
-    Raises ``SlideError`` when the folder is not a delta slide or the original it was made
-    from is missing or has changed since.
+    ``original`` gives the original slide when it has moved (it is recognised by its
+    content's SHA-256).
+
+    Raises
+    ------
+    SlideError
+        When the folder is not a delta slide, its tile index is missing or does not match
+        its chunks, or the original is missing or another file.
     """
     import dask.array as da
     import zarr
@@ -114,21 +231,24 @@ def open_delta(folder: str | os.PathLike[str]) -> Slide:
     from napari_cpadv.slide.store import TileSource
 
     p = Path(folder)
+    if not (p / "zarr.json").is_file():
+        raise SlideError(p, "not a delta slide (no zarr.json: missing or damaged)")
     try:
         group = zarr.open_group(str(p), mode="r+")
         attrs: dict[str, Any] = dict(group.attrs)
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
-        raise SlideError(p, f"not a delta slide ({exc})") from exc
+    except Exception as exc:  # unreadable metadata: JSON, zarr or file errors alike
+        raise SlideError(p, f"not a readable delta slide ({type(exc).__name__}: {exc})") from None
     if attrs.get("napari_cpadv") != KIND:
         raise SlideError(p, "not a napari-cpadv delta slide")
-    orig = attrs["original"]
-    path = Path(orig["path"])
-    if not path.is_file():
-        raise SlideError(p, f"its original slide {path} is missing")
-    if _identity(path) | {"path": orig["path"]} != orig:
-        raise SlideError(p, f"its original slide {path} has changed since the attack")
+    record = attrs.get("original")
+    if not isinstance(record, dict):
+        raise SlideError(p, "its record of the original slide is missing")
+    path = find_original(p, record, Path(original) if original is not None else None)
+    touched = _index(p, group, attrs)
     base = open_slide(path)
-    touched = {int(k): {tuple(t) for t in v} for k, v in attrs.get("touched", {}).items()}
+    for level in touched:
+        if not 0 <= level < len(base.geometry) or str(level) not in group:
+            raise SlideError(p, f"its tile index names level {level}, which it does not hold")
     store = DeltaStore(base.store, p, group, touched)
     levels = tuple(
         da.from_array(
@@ -143,6 +263,55 @@ def open_delta(folder: str | os.PathLike[str]) -> Slide:
         for level, g in enumerate(base.geometry)
     )
     return replace(base, path=p, levels=levels, store=store)  # type: ignore[arg-type]
+
+
+def relink(folder: str | os.PathLike[str], original: str | os.PathLike[str]) -> Path:
+    """Record a moved or copied original's new place in the delta slide at ``folder``, after
+    checking that its content is the original's (SHA-256). Returns the path recorded."""
+    import zarr
+
+    p, path = Path(folder), Path(original)
+    open_delta(p, original=path)  # refuses another file, or a damaged delta
+    group = zarr.open_group(str(p), mode="r+")
+    record = dict(group.attrs["original"])
+    group.attrs["original"] = {**_identity(path), "sha256": record["sha256"]}
+    return path.resolve()
+
+
+def _index(p: Path, group: Any, attrs: dict[str, Any]) -> dict[int, set[tuple[int, int]]]:
+    """The tile index, checked against the chunks on disk.
+
+    A crash between a tile's chunks and the index leaves that tile's chunks out of the
+    index (read from the original, as designed); more chunks than one ``apply`` writes
+    outside the index, or an index emptied after tiles were applied, is damage.
+    """
+    raw = attrs.get("touched")
+    if not isinstance(raw, dict):
+        raise SlideError(p, "its tile index is missing (damaged zarr.json?)")
+    try:
+        touched = {int(k): {(int(t[0]), int(t[1])) for t in v} for k, v in raw.items()}
+    except (TypeError, ValueError, IndexError):
+        raise SlideError(p, "its tile index is damaged") from None
+    applied = attrs.get("applied", 0)
+    if isinstance(applied, int) and applied > 0 and not any(touched.values()):
+        raise SlideError(p, f"its tile index is empty, but {applied} region(s) were applied")
+    stray = 0
+    for level_dir in p.iterdir():
+        if not (level_dir.is_dir() and level_dir.name.isdigit()):
+            continue
+        listed = touched.get(int(level_dir.name), set())
+        for chunk in (level_dir / "c").glob("*/*/0"):
+            if (int(chunk.parent.parent.name), int(chunk.parent.name)) not in listed:
+                stray += 1
+    if stray > ORPHANS_ALLOWED:
+        raise SlideError(
+            p, f"{stray} stored tiles are missing from its tile index (a damaged index?)"
+        )
+    return touched
+
+
+ORPHANS_ALLOWED = 256
+"""Chunks outside the index one interrupted ``apply`` can leave (its tiles at every level)."""
 
 
 def apply(slide: Slide, level: int, row: int, col: int, pixels: np.ndarray) -> dict[int, int]:

@@ -490,30 +490,41 @@ class OpenSlideStore(Store):
 
         OpenSlide's error state sticks to its handle: after one tile fails, every read of
         that handle fails with the same message (OpenSlide's documentation: the object
-        must be closed and reopened). So a failed read reopens the file and tries once
-        more on the fresh handle; a tile that fails there is damaged itself, and the
-        handle is replaced again so that the tiles after it still read.
+        must be closed and reopened). So a failed read is tried once more on a private,
+        fresh handle that no other thread reads: a tile that fails there is damaged
+        itself, and its error is its own. The shared handle is replaced either way, so the
+        tiles after it still read.
         """
-        g = self.geometry[level]
-        osr = self._osr
-        try:
-            return self._read_openslide(self.sources[level], tile_row, tile_col, g, osr)
-        except Exception:
-            osr = self._reopen(osr)
-        try:
-            return self._read_openslide(self.sources[level], tile_row, tile_col, g, osr)
-        except Exception:
-            self._reopen(osr)
-            raise
+        import openslide
 
-    def _reopen(self, failed: openslide.OpenSlide) -> openslide.OpenSlide:
-        """A fresh handle in place of ``failed`` (once, however many threads saw it fail)."""
+        g, source = self.geometry[level], self.sources[level]
+        shared = self._osr
+        try:
+            return self._read_openslide(source, tile_row, tile_col, g, shared)
+        except Exception:  # maybe another tile's error: try again where none can reach
+            private = openslide.OpenSlide(self.path)
+        try:
+            tile = self._read_openslide(source, tile_row, tile_col, g, private)
+        except Exception:
+            private.close()
+            self._reopen(shared)
+            raise
+        self._reopen(shared, private)
+        return tile
+
+    def _reopen(
+        self, failed: openslide.OpenSlide, fresh: openslide.OpenSlide | None = None
+    ) -> openslide.OpenSlide:
+        """Replace the shared handle ``failed`` by ``fresh`` (or a new one), once however
+        many threads saw it fail; a ``fresh`` handle not needed is closed."""
         import openslide
 
         with self._osr_lock:
             if self._osr is failed:
                 # The old handle is released when the last read holding it returns.
-                self._osr = openslide.OpenSlide(self.path)
+                self._osr = fresh if fresh is not None else openslide.OpenSlide(self.path)
+            elif fresh is not None:
+                fresh.close()
             return self._osr
 
     def _read_openslide(

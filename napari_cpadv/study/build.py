@@ -320,6 +320,7 @@ def _write_study(
     tokens: list[dict[str, str]] = []
     key: dict[str, dict[str, Any]] = {}
     shapes: dict[int, tuple[int, ...]] = {}
+    digests: dict[tuple[int, str], str] = {}
     for step, (case_i, cond, rep) in enumerate(order, start=1):
         pair = pairs[case_i]
         token = secrets.token_hex(8)
@@ -328,6 +329,14 @@ def _write_study(
             src, images / f"{token}.tif", shapes.get(case_i), pair.source(cond)
         )
         shapes[case_i] = shape
+        digests[case_i, cond] = digest
+        other = digests.get((case_i, "adversarial" if cond == "original" else "original"))
+        if other == digest:  # the same container: the same pixels
+            raise StudyError(
+                pair.source("adversarial"),
+                f"case {pair.case!r}: the adversarial image is identical to the original "
+                "(an attack that changed nothing, or an empty or damaged adversarial slide)",
+            )
         tokens.append({"token": token, "file": f"images/{token}.tif", "sha256": digest})
         key[token] = {
             "case": pair.case,

@@ -80,7 +80,7 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
     for tx, ty, tw, th in report["tiles_level0"]:
         covered[ty : ty + th, tx : tx + tw] = True
     assert covered[max(y, 0) : y + h, max(x, 0) : x + w].all()
-    ax0, ay0, ax1, ay1 = report["attacked_box"]
+    ax0, ay0, ax1, _ = report["attacked_box"]
     assert ax0 <= x and ay0 <= y and ax1 >= min(x + w, small_slide.shape[1])
     # the pixels of the rectangle changed, and the detector's AUC-PR over them moved
     original, adversarial = open_slide(small_slide.path), open_delta(report["delta"])
@@ -90,3 +90,22 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
     assert (a != b).any(axis=2).mean() > 0.5
     clean, attacked = (report["aucpr"]["dae"][k]["aucpr"] for k in ("clean", "attacked"))
     assert attacked < clean - 0.01
+
+
+def test_an_attack_failing_before_any_tile_leaves_no_store(small_slide, tmp_path, monkeypatch):
+    import napari_cpadv.attacks.region as region
+    from napari_cpadv.attacks.projections import Budget
+    from napari_cpadv.attacks.tiles import AttackSpec
+    from napari_cpadv.progress import drive
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(region, "craft", broken)
+    out = tmp_path / "a.delta.zarr"
+    spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=2, tile=64)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        drive(region.attack_region(small_slide.path, make("dae"), spec, region=(0, 0, 200, 200),
+                                   out=out))  # fmt: skip
+    assert not out.exists()

@@ -130,3 +130,109 @@ def test_coarser_levels_are_the_original_plus_the_downsampled_perturbation(small
     np.testing.assert_array_equal(b[~reach], a[~reach])  # outside: the original
     np.testing.assert_array_equal(b[reach], want[reach])
     assert (b[reach] != a[reach]).mean() > 0.5
+
+
+# -- damage and identity ------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_tile(small_slide, tmp_path):
+    """A delta with one level-1 tile attacked; returns (folder, chunk file of that tile)."""
+    import shutil
+
+    copy = tmp_path / "slide.tif"
+    shutil.copy(small_slide.path, copy)
+    folder = tmp_path / "adv.delta.zarr"
+    delta = create_delta(copy, folder)
+    region = open_slide(copy).read_region(1, 256, 256, 256, 256)
+    apply(delta, 1, 256, 256, np.clip(region.astype(int) + 9, 0, 255).astype(np.uint8))
+    chunk = folder / "1" / "c" / "1" / "1" / "0"
+    assert chunk.is_file()
+    return copy, folder, chunk
+
+
+def _read(folder):
+    d = open_delta(folder)
+    return d.read_region(1, 256, 256, 256, 256)
+
+
+@pytest.mark.parametrize("how", ["random64", "truncate", "delete"])
+def test_a_damaged_or_missing_chunk_is_an_error_naming_the_store_and_tile(one_tile, how):
+    _, folder, chunk = one_tile
+    data = bytearray(chunk.read_bytes())
+    if how == "random64":
+        mid = len(data) // 2
+        data[mid : mid + 64] = np.random.default_rng(0).integers(0, 256, 64, np.uint8).tobytes()
+        chunk.write_bytes(bytes(data))
+    elif how == "truncate":
+        chunk.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        chunk.unlink()
+    why = "chunk is missing" if how == "delete" else "is damaged"
+    with pytest.raises(SlideError, match=rf"adv.delta.zarr: level 1 tile \(1, 1\) .*{why}"):
+        _read(folder)
+
+
+@pytest.mark.parametrize("how", ["delete", "empty", "no zarr.json"])
+def test_a_damaged_tile_index_is_an_error_not_the_original_pixels(one_tile, how):
+    import json
+
+    _, folder, _ = one_tile
+    meta_path = folder / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    if how == "delete":
+        del meta["attributes"]["touched"]
+    elif how == "empty":
+        meta["attributes"]["touched"] = {}
+    if how == "no zarr.json":
+        meta_path.unlink()
+    else:
+        meta_path.write_text(json.dumps(meta))
+    with pytest.raises(SlideError, match="adv.delta.zarr: .*(tile index|not a delta slide)"):
+        _read(folder)
+
+
+def test_the_original_is_recognised_by_its_content(one_tile, tmp_path):
+    import os
+    import shutil
+
+    original, folder, _ = one_tile
+    want = _read(folder)
+    # a plain copy elsewhere, the original gone: found again with --original
+    moved = tmp_path / "moved" / "renamed.tif"
+    moved.parent.mkdir()
+    shutil.copy(original, moved)
+    original.unlink()
+    with pytest.raises(SlideError, match="is missing .*--original"):
+        open_delta(folder)
+    np.testing.assert_array_equal(
+        open_delta(folder, original=moved).read_region(1, 256, 256, 256, 256), want
+    )
+    # another file of the same size and modification time at the recorded place: refused
+    other = bytearray(moved.read_bytes())
+    other[-100] ^= 0xFF
+    original.write_bytes(bytes(other))
+    st = moved.stat()
+    os.utime(original, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(SlideError, match="is not its original slide: the content differs"):
+        open_delta(folder)
+    # a byte-identical copy at the recorded place: accepted (content, not inode or mtime)
+    shutil.copy(moved, original)
+    np.testing.assert_array_equal(_read(folder), want)
+
+
+def test_cpadv_relink_records_a_moved_original_after_checking_it(one_tile, tmp_path, capsys):
+    import shutil
+
+    from napari_cpadv.cli import main
+
+    original, folder, _ = one_tile
+    want = _read(folder)
+    moved = tmp_path / "elsewhere.tif"
+    shutil.move(original, moved)
+    not_it = tmp_path / "other.tif"
+    not_it.write_bytes(moved.read_bytes()[:-1] + b"\1")
+    assert main(["relink", str(folder), str(not_it)]) == 2
+    assert "content differs" in capsys.readouterr().err
+    assert main(["relink", str(folder), str(moved)]) == 0
+    np.testing.assert_array_equal(_read(folder), want)  # found at its recorded new place

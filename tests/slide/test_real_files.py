@@ -356,3 +356,19 @@ def test_cpadv_mask_on_a_huge_declared_level_is_one_line_and_exit_2(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "claims.tif" in err[0] and "needs level 0 (400000 x 400000" in err[0]
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+def test_concurrent_reads_beside_a_damaged_tile_never_take_its_error(tmp_path):
+    """Threads reading intact tiles while one reads the damaged tile: OpenSlide's shared
+    handle is spoilt under them, and each must still get its own pixels or its own error."""
+    bad = _damage(CMU, tmp_path / "bad.svs", index=ACROSS + 3, how="random64")  # tile (1, 3)
+    intact = np.asarray(open_slide(CMU).levels[0])
+    slide = open_slide(bad, direct=False, workers=8)
+    for _ in range(25):
+        slide.cache.clear()
+        with pytest.raises(SlideError, match=r"level 0 tile \(1, 3\)"):
+            slide.read_region(0, 0, 0, 720, 1200)  # tiles (0..2, 0..4) around (1, 3)
+        slide.cache.clear()
+        np.testing.assert_array_equal(
+            slide.read_region(0, 0, 0, 480, 720), intact[:480, :720]
+        )

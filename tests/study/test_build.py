@@ -87,13 +87,23 @@ def test_bad_pair_folders_are_named(tmp_path):
         pairs_from_folder(tmp_path)
     (tmp_path / "a_adversarial.png").write_bytes(b"not a png")
     for name in ("b_original.png", "b_adversarial.png", "c_original.png", "c_adversarial.png"):
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name)
+        value = 1 if "adversarial" in name else 0
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / name)
     pairs = pairs_from_folder(tmp_path)
     with pytest.raises(StudyError, match="a_adversarial.png: cannot be read as an image"):
         build_study(pairs, tmp_path / "s", replicates=1, min_gap=1)
     assert not (tmp_path / "s").exists()  # a failed build leaves nothing behind
     with pytest.raises(StudyError, match="share a case name"):
         build_study(pairs * 2, tmp_path / "t", replicates=1, min_gap=1)
+
+
+def test_a_pair_whose_two_images_are_identical_is_refused(tmp_path):
+    folder = _pairs(tmp_path / "pairs")
+    pixels = np.asarray(Image.open(folder / "case1_original.png"))
+    Image.fromarray(pixels).save(folder / "case1_adversarial.tif")  # another file, same pixels
+    with pytest.raises(StudyError, match="case1_adversarial.tif: case 'case1': the adversarial"):
+        build_study(pairs_from_folder(folder), tmp_path / "s", replicates=1, min_gap=1)
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_cancelled_build_leaves_nothing_and_progress_counts_images(tmp_path):

@@ -81,9 +81,11 @@ def test_bad_requests_fail_before_anything_is_written(small_slide, tmp_path):
     with pytest.raises(ValueError, match="does not overlap level 1"):
         drive(
             AttackModel(level=1, tile=64).work(
-                small_slide.path, box=(5000, 5000, 5020, 5020), results=tmp_path,
+                small_slide.path,
+                box=(5000, 5000, 5020, 5020),
+                results=tmp_path,
                 detector=make("dae"),
-            )  # fmt: skip
+            )
         )
     with pytest.raises(ValueError, match=r"level 2 \(384 x 250\) is smaller than one 512"):
         drive(
