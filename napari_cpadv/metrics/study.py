@@ -1,4 +1,6 @@
-"""The statistics a reader study owes its reviewers, each a small exact function.
+"""The statistics a reader study owes its reviewers, from scipy, statsmodels and
+scikit-learn (each wrapped for the edge cases a small study meets: no items, one answer
+throughout):
 
 * ``wilson``: Wilson score 95 % interval of a proportion;
 * ``confusion``: TP, FN, TN, FP, sensitivity and specificity with Wilson intervals;
@@ -20,13 +22,16 @@ Z95 = 1.959963984540054
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval; ``(nan, nan)`` when ``n`` is 0."""
+    """Wilson score interval (statsmodels' ``proportion_confint``); ``(nan, nan)`` when ``n``
+    is 0."""
+    from scipy.stats import norm
+    from statsmodels.stats.proportion import proportion_confint
+
     if n == 0:
         return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    alpha = float(2 * norm.sf(z))
+    lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    return max(0.0, float(lo)), min(1.0, float(hi))
 
 
 def confusion(labels: Sequence[int], truth: Sequence[int]) -> dict[str, Any]:
@@ -44,46 +49,48 @@ def confusion(labels: Sequence[int], truth: Sequence[int]) -> dict[str, Any]:
 
 
 def binomial_test(k: int, n: int, p: float = 0.5) -> float:
-    """Exact two-sided p-value: the probability of outcomes no likelier than ``k``."""
-    if n == 0:
-        return 1.0
-    probs = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
-    own = probs[k] * (1 + 1e-7)
-    return float(min(1.0, sum(q for q in probs if q <= own)))
+    """Exact two-sided binomial p-value (scipy's ``binomtest``; any ``n``)."""
+    from scipy.stats import binomtest
+
+    return 1.0 if n == 0 else float(binomtest(k, n, p).pvalue)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
-    """Exact McNemar p-value from the discordant counts ``b`` (yes→no) and ``c`` (no→yes)."""
-    n = b + c
-    if n == 0:
+    """Exact McNemar p-value (statsmodels') from the discordant counts ``b`` (yes→no) and
+    ``c`` (no→yes)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    if b + c == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
-    return float(min(1.0, 2 * tail))
+    return float(mcnemar([[0, b], [c, 0]], exact=True).pvalue)
 
 
 def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float:
-    """Cohen's κ of two raters' labels on the same items (nan when chance agreement is 1)."""
+    """Cohen's κ of two raters' labels on the same items (scikit-learn's; nan when chance
+    agreement is 1, as when both raters give one answer throughout)."""
+    from sklearn.metrics import cohen_kappa_score
+
     x, y = np.asarray(a), np.asarray(b)
     if len(x) != len(y) or not len(x):
         raise ValueError("two raters need the same, non-empty list of items")
     cats = np.union1d(x, y)
-    po = float((x == y).mean())
     pe = float(sum((x == k).mean() * (y == k).mean() for k in cats))
-    return math.nan if pe == 1 else (po - pe) / (1 - pe)
+    return math.nan if pe == 1 else float(cohen_kappa_score(x, y))
 
 
 def fleiss_kappa(ratings: np.ndarray) -> float:
-    """Fleiss' κ from ``ratings`` ``(items, categories)``: raters per category per item
-    (every item rated by the same number of raters)."""
+    """Fleiss' κ (statsmodels') from ``ratings`` ``(items, categories)``: raters per
+    category per item (every item rated by the same number of raters)."""
+    from statsmodels.stats.inter_rater import fleiss_kappa as _fleiss
+
     r = np.asarray(ratings, float)
     n = r.sum(axis=1)
     if not len(r) or (n != n[0]).any() or n[0] < 2:
         raise ValueError("Fleiss' kappa needs every item rated by the same >= 2 raters")
-    m = n[0]
     p_cat = r.sum(axis=0) / r.sum()
-    p_item = ((r * r).sum(axis=1) - m) / (m * (m - 1))
-    pbar, pe = p_item.mean(), float((p_cat**2).sum())
-    return math.nan if pe == 1 else float((pbar - pe) / (1 - pe))
+    if float((p_cat**2).sum()) == 1:
+        return math.nan
+    return float(_fleiss(r, method="fleiss"))
 
 
 def wilcoxon(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:

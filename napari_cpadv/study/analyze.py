@@ -89,15 +89,17 @@ PAIRED_HEAD = (
 def truth_label(value: Any) -> int | None:
     """The key's ground truth as 1 (tumour), 0 (no tumour) or None (unknown)."""
     if isinstance(value, dict):
+        if "tumour_cells" in value:  # the count decides, by seed 001's rule
+            return truth_label(int(value["tumour_cells"]))
         if "tumour" in value:
             return truth_label(bool(value["tumour"]))
-        if "tumour_cells" in value:
-            return truth_label(int(value["tumour_cells"]))
         return None
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float)) and not math.isnan(value):
-        return int(value >= TUMOUR_CELLS)
+        # seed 001's rule: tumour is at least 5 tumour cells, normal is none; 1-4 is
+        # neither and is left out, as it was in training
+        return 1 if value >= TUMOUR_CELLS else 0 if value == 0 else None
     if isinstance(value, str) and value.lower() in ("yes", "tumour", "tumor", "no", "normal"):
         return int(value.lower() in ("yes", "tumour", "tumor"))
     return None
@@ -196,12 +198,17 @@ def _reader_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry.update(st.confusion([r["label"] for r in known], [r["truth"] for r in known]))
         by_cond[cond] = entry
     out["by_condition"] = by_cond
-    # the paired table: same case, same replicate, original against adversarial
-    cell = {(r["source_id"], r["replicate"], r["condition"]): r for r in labelled}
+    # The paired table: the same reader's answers to the same case, original against
+    # adversarial, first replicate only (replicates of one image are not independent pairs;
+    # their agreement is reported apart). Pooled over readers, it is the sum of the
+    # per-reader tables, each reader's pairs kept apart.
+    first: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in sorted(labelled, key=lambda r: r["replicate"]):
+        first.setdefault((r["reader_id"], r["source_id"], r["condition"]), r)
     pairs = [
-        (cell[(c, rep, "original")], cell[(c, rep, "adversarial")])
-        for (c, rep, cond) in cell
-        if cond == "original" and (c, rep, "adversarial") in cell
+        (row, first[(reader, case, "adversarial")])
+        for (reader, case, cond), row in first.items()
+        if cond == "original" and (reader, case, "adversarial") in first
     ]
     if pairs:
         o = np.array([p[0]["label"] for p in pairs])
@@ -211,11 +218,14 @@ def _reader_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         positives = [i for i, t in enumerate(truth) if t == 1]
         out["paired"] = {
             "n": len(pairs),
+            "readers": len({p[0]["reader_id"] for p in pairs}),
+            "replicate": "first replicate of each image, per reader",
             "both_tumour": int(((o == 1) & (a == 1)).sum()),
             "original_tumour_adversarial_not": b,
             "original_not_adversarial_tumour": c,
             "both_not": int(((o == 0) & (a == 0)).sum()),
             "mcnemar_exact_p": st.mcnemar_exact(b, c),
+            "mcnemar_test": "exact McNemar on the per-reader tables summed",
             "cohen_kappa": st.cohen_kappa(o.tolist(), a.tolist()),
             "agreement": float((o == a).mean()),
             "tp_original": int(o[positives].sum()) if positives else None,
@@ -225,17 +235,17 @@ def _reader_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         d_o = [p[0]["duration_ms"] for p in pairs]
         d_a = [p[1]["duration_ms"] for p in pairs]
         out["time_paired_wilcoxon"] = st.wilcoxon(d_o, d_a)
-    # replicates of the same image: the noise floor
-    reps: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    # replicates of the same image by the same reader: the noise floor
+    reps: dict[tuple[str, str, str], dict[int, int]] = defaultdict(dict)
     for r in labelled:
-        reps[(r["source_id"], r["condition"])][r["replicate"]] = r["label"]
+        reps[(r["reader_id"], r["source_id"], r["condition"])][r["replicate"]] = r["label"]
     firsts = sorted({k for v in reps.values() for k in v})
     if len(firsts) >= 2:
         agree: dict[str, Any] = {}
         for cond in (*CONDITIONS, "both"):
             got = [
                 (v[firsts[0]], v[firsts[1]])
-                for (case, c), v in reps.items()
+                for (_, case, c), v in reps.items()
                 if (cond == "both" or c == cond) and firsts[0] in v and firsts[1] in v
             ]
             if got:
@@ -402,8 +412,8 @@ def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], dest: Path) -> l
             y = e.get("sensitivity", e["tumour_rate"])
             ci = e.get("sensitivity_ci95", e["tumour_rate_ci95"])
             ys.append(y)
-            lo.append(y - ci[0] if not math.isnan(y) else 0)
-            hi.append(ci[1] - y if not math.isnan(y) else 0)
+            lo.append(max(0.0, y - ci[0]) if not math.isnan(y) else 0)
+            hi.append(max(0.0, ci[1] - y) if not math.isnan(y) else 0)
         xs = np.arange(len(readers)) + (k - 0.5) * width
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=cond, color=f"C{k}")
     known = any("sensitivity" in summary["readers"][r]["by_condition"]["original"] for r in readers)

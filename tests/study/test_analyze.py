@@ -78,16 +78,19 @@ def test_tables_match_hand_counts(analysed):
     assert adv["sensitivity_ci95"][0] == 0 and adv["sensitivity_ci95"][1] == pytest.approx(
         0.4899, abs=1e-4
     )  # Wilson 0/4
+    # paired: each case's first replicate, original against adversarial (replicates of one
+    # image are not independent pairs)
     p = a["paired"]
-    assert (p["both_tumour"], p["original_tumour_adversarial_not"]) == (0, 4)
-    assert (p["original_not_adversarial_tumour"], p["both_not"]) == (0, 4)
-    assert (p["tp_original"], p["tp_adversarial"], p["positives"]) == (4, 0, 4)
-    assert p["mcnemar_exact_p"] == pytest.approx(binomtest(4, 4, 0.5).pvalue) == 0.125
-    assert p["cohen_kappa"] == pytest.approx(cohen_kappa_score([0, 0, 1, 1] * 2, [0] * 8))
+    assert p["n"] == 4 and p["replicate"].startswith("first replicate")
+    assert (p["both_tumour"], p["original_tumour_adversarial_not"]) == (0, 2)
+    assert (p["original_not_adversarial_tumour"], p["both_not"]) == (0, 2)
+    assert (p["tp_original"], p["tp_adversarial"], p["positives"]) == (2, 0, 2)
+    assert p["mcnemar_exact_p"] == pytest.approx(binomtest(2, 2, 0.5).pvalue) == 0.5
+    assert p["cohen_kappa"] == pytest.approx(cohen_kappa_score([0, 1, 0, 1], [0] * 4))
     assert a["replicate_agreement"]["both"] == {"n": 8, "agreement": 1.0, "cohen_kappa": 1.0}
     assert a["time_ms"]["original"]["median"] == 1000
     assert a["time_ms"]["adversarial"]["median"] == 2150
-    ref = scipy_wilcoxon([1000] * 8, [2100] * 4 + [2200] * 4)
+    ref = scipy_wilcoxon([1000] * 4, [2100] * 4)
     assert a["time_paired_wilcoxon"]["p_value"] == pytest.approx(ref.pvalue)
     assert a["altered"]["correct"] == 16
     assert a["altered"]["binomial_p_vs_chance"] == pytest.approx(binomtest(16, 16).pvalue)
@@ -95,7 +98,7 @@ def test_tables_match_hand_counts(analysed):
     b = summary["readers"]["B"]
     bo = b["by_condition"]["original"]
     assert (bo["tp"], bo["fn"], bo["tn"], bo["fp"]) == (4, 0, 3, 1)
-    assert b["paired"]["original_tumour_adversarial_not"] == 1
+    assert b["paired"]["original_tumour_adversarial_not"] == 0  # its slip was a 2nd replicate
     rep = b["replicate_agreement"]["original"]
     x, y = [0, 1, 0, 1], [1, 1, 0, 1]  # case0..3, replicates 1 and 2
     assert rep["agreement"] == 0.75
@@ -105,6 +108,13 @@ def test_tables_match_hand_counts(analysed):
     pooled = summary["readers"]["all readers"]
     assert pooled["by_condition"]["adversarial"]["tp"] == 0 + 4 + 4
     assert pooled["presentations"] == 48
+    # pooled pairs are each reader's own: no reader's answer overwrites another's
+    pp = pooled["paired"]
+    assert (pp["n"], pp["readers"]) == (12, 3)
+    assert pp["original_tumour_adversarial_not"] == 2  # reader A's, still there
+    assert pp["both_tumour"] == 0 + 2 + 4
+    assert pp["mcnemar_exact_p"] == pytest.approx(binomtest(2, 2).pvalue)
+    assert pooled["replicate_agreement"]["both"]["n"] == 3 * 8
 
 
 def test_fleiss_kappa_over_three_readers(analysed):
@@ -141,7 +151,7 @@ def test_exports(analysed):
     assert "A,case1,adversarial,0" in data and "A,case1,original,1" in data
     assert len(data) == 4 + 3 * 4 * 2
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["readers"]["A"]["paired"]["mcnemar_exact_p"] == 0.125
+    assert summary["readers"]["A"]["paired"]["mcnemar_exact_p"] == 0.5
     report = (out / "report.html").read_text()
     assert "McNemar" in report and "Fleiss" in report and "plots/sensitivity.png" in report
     assert (out / "plots" / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
@@ -201,3 +211,22 @@ def test_cli_study_analyze(tmp_path, capsys):
     code = main(["study", "analyze", str(study), "--key", str(study / "manifest.json"),
                  "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 2 and "not this study's key" in capsys.readouterr().err
+
+
+def test_truth_follows_seed_001_rule():
+    from napari_cpadv.study.analyze import truth_label
+
+    assert [truth_label(n) for n in (0, 1, 4, 5, 12)] == [0, None, None, 1, 1]
+    assert truth_label({"tumour": False, "tumour_cells": 3}) is None  # neither: left out
+    assert truth_label({"tumour": True}) == 1
+
+
+def test_large_studies_analyse_without_overflow():
+    """5 readers x 2,000 "altered?" answers: the exact test of old overflowed at 1,030."""
+    from napari_cpadv.metrics.study import binomial_test, mcnemar_exact, wilson
+
+    assert binomial_test(600, 1030) == pytest.approx(binomtest(600, 1030).pvalue)
+    assert binomial_test(5200, 10_000) == pytest.approx(binomtest(5200, 10_000).pvalue)
+    assert mcnemar_exact(900, 1100) == pytest.approx(binomtest(900, 2000).pvalue)
+    lo, hi = wilson(5200, 10_000)
+    assert lo < 0.52 < hi and hi - lo < 0.03
