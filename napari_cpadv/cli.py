@@ -436,7 +436,31 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
             }
         report["aucpr"] = scores
     _write_report(out, "report.json", report)
-    return report
+    return _attack_summary(report, out / "report.json")
+
+
+def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What a terminal shows of an attack: counts, mean achieved norms, success, AUC-PR
+    before and after per detector, and where the whole report (with PR curves) is."""
+    import numpy as np
+
+    aucpr = {
+        name: {k: (v or {}).get("aucpr") for k, v in pair.items()}
+        for name, pair in (report.get("aucpr") or {}).items()
+    }
+    return {
+        "report": str(path),
+        "delta": report["delta"],
+        "detector": report["detector"],
+        "attack": report["attack"],
+        "level": report["level"],
+        "tiles": report["tiles"],
+        "attacked_box": report["attacked_box"],
+        "norms_mean": {k: float(np.mean(v)) for k, v in report["norms"].items()},
+        "success_rate": report["success_rate"],
+        "aucpr": aucpr,
+        **({"note": report["note"]} if "note" in report else {}),
+    }
 
 
 def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:

@@ -35,7 +35,13 @@ def test_cli_attack_writes_the_delta_slide_and_a_report(small_slide, dae_weights
     code = main(fgsm_args(small_slide.path, dae_weights, "2.0") + extra)
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report == json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    summary = json.loads(printed)  # a short summary, not the report's PR curves
+    assert len(printed.splitlines()) < 60 and "recall" not in printed and "curve" not in printed
+    assert summary["report"] == str(tmp_path / "out" / "report.json")
+    assert summary["tiles"] == report["tiles"] and summary["success_rate"] == report["success_rate"]
+    clean = report["aucpr"]["dae"]["clean"]
+    assert summary["aucpr"]["dae"]["clean"] == (clean or {}).get("aucpr")
     assert report["tiles"] == 4 * 2 and report["attack"] == "fgsm"
     # rounding to 8 bits moves each value by at most half a grey level
     bound = 0.5 / 255 * (3 * 64 * 64) ** 0.5
@@ -75,6 +81,7 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
     out = capsys.readouterr()
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "the damage is measured over them" in out.err  # the note, on one line
+    assert "curve" in json.dumps(report) and "curve" not in out.out  # curves stay in the file
     # every pixel of the rectangle lies in an attacked tile
     covered = np.zeros((small_slide.shape[0] + 300, small_slide.shape[1] + 300), bool)
     for tx, ty, tw, th in report["tiles_level0"]:
