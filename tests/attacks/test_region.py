@@ -81,7 +81,7 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
     out = capsys.readouterr()
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "the damage is measured over them" in out.err  # the note, on one line
-    assert "curve" in json.dumps(report) and "curve" not in out.out  # curves stay in the file
+    assert "recall" in json.dumps(report) and "recall" not in out.out  # curves stay in the file
     # every pixel of the rectangle lies in an attacked tile
     covered = np.zeros((small_slide.shape[0] + 300, small_slide.shape[1] + 300), bool)
     for tx, ty, tw, th in report["tiles_level0"]:
