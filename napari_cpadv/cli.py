@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from napari_cpadv.errors import CpadvError
 
@@ -596,11 +597,11 @@ def _attack_options(
     p.add_argument("--attack", required=required, choices=attacks)
     p.add_argument("--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"))
     p.add_argument("--unit", default="total", choices=("total", "per_pixel"))
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--epochs", type=int, default=10, help="universal: passes over the tiles")
+    p.add_argument("--steps", type=POSITIVE, default=100)
+    p.add_argument("--epochs", type=POSITIVE, default=10, help="universal: passes over the tiles")
     p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
-    p.add_argument("--restarts", type=int, default=1, help="PGD: random restarts")
-    p.add_argument("--batch", type=int, default=4, help="tiles per attacked batch")
+    p.add_argument("--restarts", type=POSITIVE, default=1, help="PGD: random restarts")
+    p.add_argument("--batch", type=POSITIVE, default=4, help="tiles per attacked batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
 
@@ -610,7 +611,7 @@ def _region_options(p: argparse.ArgumentParser) -> None:
         "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"
     )
     p.add_argument("--level", type=int, default=2)
-    p.add_argument("--tile", type=int, default=512, help="attacked tile side, level pixels")
+    p.add_argument("--tile", type=POSITIVE, default=512, help="attacked tile side, level pixels")
     p.add_argument("--annotations", default=None, help="ground truth (ASAP XML, GeoJSON)")
 
 
@@ -622,9 +623,9 @@ def _study_create(args: argparse.Namespace) -> dict[str, Any]:
     path = build_study(
         pairs,
         args.out,
-        replicates=args.replicates or preset.get("replicates", 2),
+        replicates=preset.get("replicates", 2) if args.replicates is None else args.replicates,
         seed=args.seed,
-        min_gap=args.min_gap or preset.get("min_gap", 2),
+        min_gap=preset.get("min_gap", 2) if args.min_gap is None else args.min_gap,
         questions=args.questions or preset.get("questions"),
         allow_corrections=args.allow_corrections,
         view_tracking=args.track_view,
@@ -662,8 +663,48 @@ def _study_analyze(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error form: one line naming the command, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def _int_in(low: int, high: int | None = None) -> Any:
+    """An argparse type: an integer from ``low`` (to ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give an integer {bound}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
+POSITIVE = _int_in(1)
+MAX_SIDE = 262_144
+"""The largest synthetic slide side ``cpadv sample`` paints (Camelyon16's are ~200,000)."""
+MAX_REPLICATES = 20
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cpadv", description="Adversarial audits of tumour detectors on whole-slide images."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -682,12 +723,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write a synthetic H&E slide and its truth")
     sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")
     sample.add_argument(
-        "--shape", nargs=2, type=int, metavar=("ROWS", "COLS"), default=(3000, 4000)
+        "--shape", nargs=2, type=_int_in(1, MAX_SIDE), metavar=("ROWS", "COLS"),
+        default=(3000, 4000),
     )
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--mpp", type=float, default=0.243, help="µm per level-0 pixel")
+    sample.add_argument("--mpp", type=_positive_float, default=0.243, help="µm per level-0 pixel")
     sample.add_argument("--no-mpp", action="store_true", help="record no resolution")
-    sample.add_argument("--workers", type=int, default=None, help="painting processes")
+    sample.add_argument("--workers", type=POSITIVE, default=None, help="painting processes")
     sample.set_defaults(run=_sample)
 
     convert = sub.add_parser("convert", help="ASAP XML <-> QuPath GeoJSON, by extension")
@@ -718,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--truth", default=None, help="a synthetic slide's .truth.json: count nuclei per tile"
     )
     tiles.add_argument("--level", type=int, default=2)
-    tiles.add_argument("--size", type=int, default=512)
+    tiles.add_argument("--size", type=POSITIVE, default=512)
     tiles.add_argument("--out", required=True)
     tiles.set_defaults(run=_tiles)
 
@@ -729,13 +771,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout", nargs="*", help="tile folders to score after training")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best)")
-    train.add_argument("--batch", type=int, default=8)
+    train.add_argument("--batch", type=POSITIVE, default=8)
     train.add_argument("--lr", type=float, default=1e-3, help="DAE learning rate (Adam)")
     train.add_argument("--head-lr", type=float, default=1e-3, help="cell head learning rate")
     train.add_argument("--ae-epochs", type=int, default=None, help="DAE epochs (4)")
     train.add_argument("--dict-epochs", type=float, default=None, help="LCA epochs (1.4)")
     train.add_argument("--head-epochs", type=int, default=None, help="cell head epochs (10)")
-    train.add_argument("--epochs", type=int, default=None, help="ResNet-18 epochs (25)")
+    train.add_argument("--epochs", type=POSITIVE, default=None, help="ResNet-18 epochs (25)")
     for flag, kind in (("atoms", int), ("size", int), ("stride", int), ("lam", float)):
         train.add_argument(f"--{flag}", type=kind, default=None, help="sparse coder")
     train.add_argument("--tau", type=float, default=None, help="sparse coder")
@@ -762,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     hm.add_argument("--out", required=True, help="HEATMAP.zarr, or a folder for several slides")
     hm.add_argument("--scope", choices=("tissue", "slide"), default="tissue")
     hm.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
-    hm.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    hm.add_argument("--workers", type=POSITIVE, default=2, help="LocalCluster worker processes")
     hm.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     hm.add_argument("--device", default=None)
     hm.set_defaults(run=_heatmap)
@@ -772,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--out", required=True, help="folder for the PNG files")
     fig.add_argument("--slide", default=None, help="default: the sample slide")
     fig.add_argument("--level", type=int, default=2)
-    fig.add_argument("--size", type=int, default=128, help="tile side, level pixels")
+    fig.add_argument("--size", type=POSITIVE, default=128, help="tile side, level pixels")
     fig.add_argument("--seed", type=int, default=0, help="seed of the added noise")
     fig.add_argument("--dae-weights", default=None)
     fig.add_argument("--sparse-weights", default=None)
@@ -783,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--detector", required=True, choices=DETECTORS)
     at.add_argument("--weights", default=None, help="default: the shipped weights")
     _attack_options(at, attacks=ATTACK_NAMES)
-    at.add_argument("--budget", type=float, default=25.0)
+    at.add_argument("--budget", type=_positive_float, default=25.0)
     _region_options(at)
     at.add_argument(
         "--score-with",
@@ -837,10 +879,10 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--detector", required=True, choices=DETECTORS)
     un.add_argument("--weights", default=None, help="default: the shipped weights")
     un.add_argument("--norm", default="linf", choices=("l1", "l2", "linf", "none"))
-    un.add_argument("--budget", type=float, default=8.0)
+    un.add_argument("--budget", type=_positive_float, default=8.0)
     un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"))
-    un.add_argument("--epochs", type=int, default=10)
-    un.add_argument("--batch", type=int, default=16)
+    un.add_argument("--epochs", type=POSITIVE, default=10)
+    un.add_argument("--batch", type=POSITIVE, default=16)
     un.add_argument("--all-tiles", action="store_true", help="not only tumour tiles")
     un.add_argument("--seed", type=int, default=0)
     un.add_argument("--device", default=None)
@@ -856,8 +898,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("--truth", default=None, help="runs: a .truth.json (default: the slide's)")
     sc.add_argument("--out", required=True, help="the study folder (manifest.json, key.json)")
-    sc.add_argument("--replicates", type=int, default=None, help="presentations per image (2)")
-    sc.add_argument("--min-gap", type=int, default=None, help="same image at least this apart")
+    sc.add_argument(
+        "--replicates", type=_int_in(1, MAX_REPLICATES), default=None,
+        help="presentations per image (2)",
+    )
+    sc.add_argument(
+        "--min-gap", type=POSITIVE, default=None, help="same image at least this apart"
+    )
     sc.add_argument("--seed", type=int, default=0)
     sc.add_argument(
         "--questions", nargs="+", default=None, choices=("tumour", "confidence", "count", "altered")
@@ -878,21 +925,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FOLDER_OUTS = {"attack", "sweep", "transfer", "universal", "tiles", "figures", "study"}
+"""Commands whose ``--out`` is a folder."""
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """A folder output that is an existing file is refused before any work."""
+    out = getattr(args, "out", None)
+    if args.command in FOLDER_OUTS and out is not None:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise CpadvError(path, "--out names a folder to write into, and this is a file")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpadv`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a bad argument (its one line printed) or --help
+        return int(exc.code or 0)
     args.argv = None if argv is None else list(argv)
 
     def one_line(message: Warning | str, *_: object, **__: object) -> None:
         print(f"cpadv {args.command}: warning: {message}", file=sys.stderr)
 
     try:
+        _check_out(args)
         with warnings.catch_warnings():
             warnings.simplefilter("always")  # printed, whatever filters the caller set
             warnings.showwarning = one_line  # a warning is one line, as errors are
             result = args.run(args)
     except CpadvError as exc:
         print(f"cpadv {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a read-only folder, a full disk: the file and the reason
+        where = exc.filename or getattr(args, "out", None) or ""
+        print(f"cpadv {args.command}: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

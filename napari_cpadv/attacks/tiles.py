@@ -124,8 +124,20 @@ def no_tile_reason(
 
 
 def tile_side(detector: Any, tile: int) -> int:
-    """``tile`` rounded down to the detector's multiple (at least one multiple)."""
-    return max(detector.multiple, tile // detector.multiple * detector.multiple)
+    """``tile`` rounded down to the detector's multiple.
+
+    Raises
+    ------
+    ValueError
+        When ``tile`` is smaller than one multiple (a 0 or negative tile of old became
+        thousands of 4-pixel attacks without a word).
+    """
+    if tile < detector.multiple:
+        raise ValueError(
+            f"a tile of {tile} pixels is smaller than {detector.name}'s smallest input "
+            f"({detector.multiple} pixels)"
+        )
+    return tile // detector.multiple * detector.multiple
 
 
 def read_tiles(

@@ -4,6 +4,7 @@ and their CLI commands (`cpadv sweep`, `transfer`, `universal`, `attack --attack
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,8 +211,9 @@ def test_cli_attack_universal_writes_one_delta_for_every_tile(small_slide, tmp_p
                  "--budget", "4", "--epochs", "2", "--level", "1", "--tile", "64",
                  "--region", "0", "0", "256", "128", "--out", str(tmp_path / "a")])  # fmt: skip
     assert code == 0
-    rep = json.loads(capsys.readouterr().out)
-    assert rep["tiles"] == 2 and rep["attack"] == "universal"
+    summary = json.loads(capsys.readouterr().out)
+    rep = json.loads(Path(summary["report"]).read_text())
+    assert rep["tiles"] == summary["tiles"] == 2 and rep["attack"] == "universal"
     assert max(rep["norms"]["linf_255"]) <= 4 + 1e-6
 
 
