@@ -84,6 +84,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         config = json.loads(config_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(config_path, f"not a readable JSON config ({exc})") from exc
+    except RecursionError:
+        raise FormatError(config_path, "JSON nested too deep to be a weights config") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise FormatError(config_path, f"not a napari-cpadv weights config (no format {FORMAT!r})")
     if config.get("version") != VERSION:
@@ -125,8 +127,12 @@ def load(path: str | os.PathLike[str], *, expect: str | None = None, device: Any
         state = st_load(blob)
     except (SafetensorError, ValueError) as exc:
         raise FormatError(tensors_path, f"not a safetensors file ({exc})") from exc
+    architecture = check_architecture(str(name), config.get("architecture", {}), tensors_path)
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(t.isfinite().all())]
+    if bad:
+        raise FormatError(tensors_path, f"weights contain NaN or infinity (in {_few(bad)})")
     try:
-        detector = make(str(name), **config.get("architecture", {}))
+        detector = make(str(name), **architecture)
     except (TypeError, ValueError) as exc:
         raise FormatError(tensors_path, f"architecture cannot be built: {exc}") from exc
     check_state(detector, state, tensors_path)
@@ -135,6 +141,70 @@ def load(path: str | os.PathLike[str], *, expect: str | None = None, device: Any
     if device is not None:
         detector.to(device)
     return detector
+
+
+_INT = (int,)
+_NUM = (int, float)
+# Each detector's hyper-parameters and their bounds, checked before anything is built: a
+# config of [5000000, 18, 9] channels would allocate gigabytes before any other check.
+ARCHITECTURES: dict[str, dict[str, tuple[Any, float, float, int]]] = {
+    # key: (types, low, high, list length or 0 for a scalar)
+    "dae": {
+        "channels": (_INT, 1, 1024, 3),
+        "kernels": (_INT, 1, 64, 3),
+        "dropout": (_NUM, 0, 0.99, 0),
+        "head_channels": (_INT, 1, 1024, 2),
+        "head_dropout": (_NUM, 0, 0.99, 0),
+    },
+    "sparse": {
+        "atoms": (_INT, 1, 8192, 0),
+        "size": (_INT, 1, 128, 0),
+        "stride": (_INT, 1, 128, 0),
+        "lam": (_NUM, 0, 1e6, 0),
+        "tau": (_NUM, 1e-6, 1e6, 0),
+        "iterations": (_INT, 1, 100_000, 0),
+        "head_channels": (_INT, 1, 1024, 2),
+        "head_dropout": (_NUM, 0, 0.99, 0),
+    },
+    "resnet18": {
+        "width": (_INT, 1, 512, 0),
+        "classes": (_INT, 2, 1000, 0),
+        "patch": (_INT, 32, 4096, 0),
+    },
+}
+
+
+def check_architecture(name: str, arch: Any, path: Path) -> dict[str, Any]:
+    """The config's architecture, each key known and each value of its type and in its
+    bounds; unknown keys are refused, not ignored.
+
+    Raises
+    ------
+    FormatError
+        Naming the file, the key and what is wrong.
+    """
+    schema = ARCHITECTURES.get(name)
+    if schema is None:
+        known = ", ".join(ARCHITECTURES)
+        raise FormatError(path, f"unknown detector {name!r}; choose one of {known}")
+    if not isinstance(arch, dict):
+        raise FormatError(path, "its architecture is not an object")
+    unknown = sorted(set(arch) - set(schema))
+    if unknown:
+        raise FormatError(
+            path, f"unknown architecture keys {unknown} for {name}; known: {', '.join(schema)}"
+        )
+    for key, value in arch.items():
+        types, low, high, length = schema[key]
+        values = value if length else [value]
+        if length and (not isinstance(value, list) or len(value) != length):
+            raise FormatError(path, f"architecture {key} must be a list of {length}, got {value!r}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, types) or not low <= v <= high:
+                raise FormatError(
+                    path, f"architecture {key} = {value!r}: each must be from {low} to {high}"
+                )
+    return dict(arch)
 
 
 def check_state(model: nn.Module, state: dict[str, Any], path: Path) -> None:
