@@ -616,13 +616,23 @@ def _region_options(p: argparse.ArgumentParser) -> None:
 
 
 def _study_create(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.study.build import PRESETS, build_study, manifest_hash, pairs_from
+    from napari_cpadv.study.build import (
+        PRESETS,
+        build_study,
+        default_key_path,
+        manifest_hash,
+        pairs_from,
+        reader_codes,
+    )
 
     preset = PRESETS.get(args.preset or "", {})
     pairs = pairs_from(args.pairs, truth=args.truth)
+    key = Path(args.key) if args.key else default_key_path(Path(args.out))
     path = build_study(
         pairs,
         args.out,
+        readers=args.readers,
+        key=key,
         replicates=preset.get("replicates", 2) if args.replicates is None else args.replicates,
         seed=args.seed,
         min_gap=preset.get("min_gap", 2) if args.min_gap is None else args.min_gap,
@@ -634,18 +644,26 @@ def _study_create(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "manifest": str(path),
         "manifest_sha256": manifest_hash(path),
-        "key": str(Path(args.out) / "key.json"),
+        "key": str(key),
         "study_id": manifest["study_id"],
         "cases": len(pairs),
         "presentations": len(manifest["order"]),
         "seed": args.seed,
+        # shown once: hand each reader their own code; the key keeps them for the analysis
+        "reader_codes": reader_codes(key),
     }
 
 
 def _study_analyze(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.study.analyze import analyze
 
-    summary = analyze(args.study, args.key, args.out)
+    summary = analyze(
+        args.study,
+        args.key,
+        args.out,
+        receipts=args.receipts,
+        allow_damaged=args.allow_damaged,
+    )
     return {
         "out": str(Path(args.out)),
         "readers": {
@@ -897,7 +915,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of <case>_original / <case>_adversarial images, or workbench run folders",
     )
     sc.add_argument("--truth", default=None, help="runs: a .truth.json (default: the slide's)")
-    sc.add_argument("--out", required=True, help="the study folder (manifest.json, key.json)")
+    sc.add_argument("--out", required=True, help="the study folder (manifest.json, images)")
+    sc.add_argument(
+        "--readers", nargs="+", required=True, help="the readers to enrol (each gets a code)"
+    )
+    sc.add_argument(
+        "--key", default=None, help="where the key goes (default: OUT.key.json, beside OUT)"
+    )
     sc.add_argument(
         "--replicates", type=_int_in(1, MAX_REPLICATES), default=None,
         help="presentations per image (2)",
@@ -919,8 +943,16 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(run=_study_create)
     sa = st_sub.add_parser("analyze", help="unblind and analyse a study (needs the key)")
     sa.add_argument("study", help="the study folder")
-    sa.add_argument("--key", required=True, help="the study's key.json")
+    sa.add_argument("--key", required=True, help="the study's key (OUT.key.json)")
     sa.add_argument("--out", required=True, help="folder for answers.csv, summary.json, ...")
+    sa.add_argument(
+        "--receipts", default=None, help="a file of the readers' receipts, one a line"
+    )
+    sa.add_argument(
+        "--allow-damaged",
+        action="store_true",
+        help="analyse the logs that verify and name the others (default: refuse)",
+    )
     sa.set_defaults(run=_study_analyze)
     return parser
 

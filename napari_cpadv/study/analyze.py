@@ -34,6 +34,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 
 from napari_cpadv.metrics import study as st
 from napari_cpadv.study.build import CONDITIONS, TUMOUR_CELLS, StudyError
-from napari_cpadv.study.log import read_log
+from napari_cpadv.study.log import LogRead, StudyLogError, read_log
 from napari_cpadv.study.read import ANSWERS, Study
 
 CSV_COLUMNS = (
@@ -109,8 +110,17 @@ def _yes(value: Any) -> int | None:
     return None if value is None else int(value == "yes")
 
 
-def read_key(study: Study, key: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The key's tokens, after checking it is the key the study recorded."""
+@dataclass
+class Key:
+    """A study's key, checked against the manifest: its tokens and its readers' secrets."""
+
+    tokens: dict[str, dict[str, Any]]
+    secrets: dict[str, bytes]
+
+
+def read_key(study: Study, key: str | os.PathLike[str]) -> Key:
+    """The key's tokens and reader secrets, after checking it is the key the study recorded
+    and that its codes are the enrolled readers'."""
     path = Path(key)
     try:
         data = path.read_bytes()
@@ -121,23 +131,102 @@ def read_key(study: Study, key: str | os.PathLike[str]) -> dict[str, dict[str, A
             path, "is not this study's key: its SHA-256 differs from the one the manifest recorded"
         )
     try:
-        tokens: dict[str, dict[str, Any]] = json.loads(data)["tokens"]
+        doc = json.loads(data)
+        tokens: dict[str, dict[str, Any]] = doc["tokens"]
+        codes: dict[str, str] = doc["readers"]
     except (ValueError, KeyError, TypeError) as exc:
         raise StudyError(path, f"is not a study key ({exc})") from exc
     missing = [t for t in study.order if t not in tokens]
     if missing or len(tokens) != len(study.order):
         raise StudyError(path, "its tokens differ from the manifest's order")
-    return tokens
+    if set(codes) != set(study.enrolled):
+        raise StudyError(path, "its readers differ from the manifest's enrolled readers")
+    return Key(tokens, {r: study.secret(r, c) for r, c in codes.items()})
+
+
+@dataclass
+class Integrity:
+    """What the verification of the logs found, beyond the logs that verify."""
+
+    damaged: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    receipts: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        out = [f"{r}'s log is damaged: {why}" for r, why in self.damaged.items()]
+        out += [f"{r} is enrolled but has no log" for r in self.missing]
+        out += [f"logs/{r}.jsonl belongs to no enrolled reader" for r in self.extra]
+        out += [f"logs/{f}.jsonl is {r}'s log under another name" for f, r in self.renamed.items()]
+        return out + self.receipts
+
+
+def _verified(study: Study, reader: str, secret: bytes) -> LogRead:
+    """A log read under its reader's secret, with the study's own rules on its events."""
+    path = study.log_path(reader)
+    read = read_log(path, study.hash, secret)
+    if not study.allow_corrections:
+        for e in read.events:
+            if e["event"] == "answer_revised":
+                raise StudyLogError(
+                    path, f"line {e['seq'] + 1} revises an answer: this study allows no corrections"
+                )
+    return read
+
+
+def verify_logs(
+    study: Study, secrets: dict[str, bytes], receipts: list[tuple[str, int, str]]
+) -> tuple[dict[str, LogRead], Integrity]:
+    """Every log checked: enrolled readers' logs under their own codes; missing, extra
+    and renamed logs found; each receipt matched against the log's line it names."""
+    integrity = Integrity()
+    reads: dict[str, LogRead] = {}
+    present = set(study.readers())
+    for reader, secret in secrets.items():
+        if reader not in present:
+            integrity.missing.append(reader)
+            continue
+        try:
+            reads[reader] = _verified(study, reader, secret)
+        except StudyLogError as exc:
+            integrity.damaged[reader] = str(exc)
+    for name in sorted(present - set(secrets)):
+        owner = None
+        for reader, secret in secrets.items():
+            try:
+                read_log(study.log_path(name), study.hash, secret)
+            except StudyLogError:
+                continue
+            owner = reader
+        if owner is None:
+            integrity.extra.append(name)
+        else:
+            integrity.renamed[name] = owner
+    for reader, seq, prefix in receipts:
+        read = reads.get(reader)
+        if read is None:
+            integrity.receipts.append(f"receipt {reader}:{seq}: no verified log of {reader}")
+        elif seq >= len(read.events):
+            integrity.receipts.append(
+                f"receipt {reader}:{seq}: {reader}'s log ends at line {len(read.events)}: "
+                "events up to the receipt were removed"
+            )
+        elif not read.events[seq]["hash"].startswith(prefix):
+            integrity.receipts.append(
+                f"receipt {reader}:{seq}: line {seq + 1} of {reader}'s log is not the one "
+                "receipted: the log was rewritten"
+            )
+    return reads, integrity
 
 
 def answer_rows(
-    study: Study, key: dict[str, dict[str, Any]]
+    study: Study, key: dict[str, dict[str, Any]], reads: dict[str, LogRead]
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """One row per reader and answered presentation (the long table), and notes."""
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    for reader in study.readers():
-        read = read_log(study.log_path(reader), study.hash)  # raises on a broken chain
+    for reader, read in sorted(reads.items()):
         notes += read.notes
         notes += [
             f"{reader}: {e['event']} at line {e['seq'] + 1}"
@@ -178,6 +267,26 @@ def answer_rows(
         except StudyError as exc:
             notes.append(str(exc))
     return rows, notes
+
+
+def read_receipts(path: str | os.PathLike[str]) -> list[tuple[str, int, str]]:
+    """The receipts the owner recorded, one a line (blank lines and ``#`` comments skipped)."""
+    from napari_cpadv.errors import CpadvError
+    from napari_cpadv.study.codes import parse_receipt
+
+    p = Path(path)
+    try:
+        lines = p.read_text().splitlines()
+    except OSError as exc:
+        raise StudyError(p, f"cannot be read ({exc.strerror})") from exc
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                out.append(parse_receipt(line))
+            except CpadvError as exc:
+                raise StudyError(p, f"line {n}: {exc}") from None
+    return out
 
 
 def _reader_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -297,14 +406,36 @@ def _fleiss(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def analyze(
-    study_dir: str | os.PathLike[str], key: str | os.PathLike[str], out: str | os.PathLike[str]
+    study_dir: str | os.PathLike[str],
+    key: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    receipts: str | os.PathLike[str] | None = None,
+    allow_damaged: bool = False,
 ) -> dict[str, Any]:
-    """Verify, unblind, compute and write the exports (see the module docstring)."""
+    """Verify, unblind, compute and write the exports (see the module docstring).
+
+    Raises
+    ------
+    StudyError
+        When the key is not the study's, or (unless ``allow_damaged``) when any log is
+        damaged, missing, extra or renamed or a receipt does not hold; nothing is written.
+        With ``allow_damaged`` the verified logs are analysed and every problem is named in
+        the summary.
+    """
     from napari_cpadv.annotations._io import write_atomic
 
     study = Study(study_dir)
-    tokens = read_key(study, key)
-    rows, notes = answer_rows(study, tokens)
+    k = read_key(study, key)
+    held = read_receipts(receipts) if receipts is not None else []
+    reads, integrity = verify_logs(study, k.secrets, held)
+    problems = integrity.problems()
+    if problems and not allow_damaged:
+        raise StudyError(
+            study.folder, "; ".join(problems) + " (--allow-damaged analyses the rest)"
+        )
+    rows, notes = answer_rows(study, k.tokens, reads)
+    notes = problems + notes
     if not rows:
         raise StudyError(study.folder, "no reader has answered any case yet")
     readers = sorted({r["reader_id"] for r in rows})
@@ -312,7 +443,19 @@ def analyze(
         "study_id": study.study_id,
         "manifest_sha256": study.hash,
         "key_sha256": study.manifest["key_sha256"],
-        "verified": "the key matches the manifest's hash; every log chain is intact",
+        "verified": (
+            "the key matches the manifest's hash; every analysed log's HMAC chain is intact "
+            "under its reader's code"
+            + (f"; {len(held)} receipt(s) checked" if held else "")
+        ),
+        "integrity": {
+            "enrolled": sorted(study.enrolled),
+            "damaged": integrity.damaged,
+            "missing": integrity.missing,
+            "extra": integrity.extra,
+            "renamed": integrity.renamed,
+            "receipts": integrity.receipts,
+        },
         "questions": list(study.questions),
         "presentations": len(study.order),
         "readers": {r: _reader_stats([x for x in rows if x["reader_id"] == r]) for r in readers},
@@ -338,12 +481,25 @@ def analyze(
     return summary
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a string that would start a formula (``=1+2``,
+    ``@cmd``) gets a leading apostrophe (OWASP's CSV-injection rule); numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def answers_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: "" if r[k] is None else r[k] for k in CSV_COLUMNS})
+        w.writerow({k: csv_cell(r[k]) for k in CSV_COLUMNS})
     return buf.getvalue()
 
 

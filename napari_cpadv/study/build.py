@@ -35,7 +35,8 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.progress import Progress, Work
 
 CONDITIONS = ("original", "adversarial")
-PAIR_NAME = re.compile(r"^(?P<case>.+)_(?P<condition>original|adversarial)\.(png|tif|tiff)$", re.I)
+PAIR_NAME = re.compile(r"(?P<case>.+)_(?P<condition>original|adversarial)\.(png|tif|tiff)", re.I)
+LOOKS_LIKE_PAIR = re.compile(r".+_(original|adversarial)\.[A-Za-z0-9]+", re.I)
 
 # seed 001's design: tumour present by the rule of at least 5 tumour cells, each image twice
 QUESTIONS: dict[str, dict[str, Any]] = {
@@ -93,9 +94,20 @@ def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
         raise StudyError(root, "is not a folder of image pairs")
     found: dict[str, dict[str, Path]] = {}
     for p in sorted(root.iterdir()):
-        m = PAIR_NAME.match(p.name)
-        if m:
-            found.setdefault(m["case"], {})[m["condition"].lower()] = p
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in p.name):
+            raise StudyError(p, "a file name holding a control character (a newline?) is refused")
+        m = PAIR_NAME.fullmatch(p.name)
+        if m is None:
+            if LOOKS_LIKE_PAIR.fullmatch(p.name):
+                raise StudyError(p, "is named as a pair image but is not PNG or TIFF")
+            continue
+        have = found.setdefault(m["case"], {})
+        cond = m["condition"].lower()
+        if cond in have:
+            raise StudyError(
+                root, f"case {m['case']!r} has two {cond} images: {have[cond].name}, {p.name}"
+            )
+        have[cond] = p
     lonely = sorted(c for c, v in found.items() if len(v) != 2)
     if lonely:
         raise StudyError(root, f"cases without both images: {', '.join(lonely[:5])}")
@@ -239,6 +251,8 @@ def _present(
                          f"{shape[1]}x{shape[0]}: both must be the same size")  # fmt: skip
     tmp = dst.with_name(f".{dst.name}.part")
     tifffile.imwrite(tmp, pixels, photometric="rgb", compression=None, metadata=None, software=None)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, dst)
     return hashlib.sha256(dst.read_bytes()).hexdigest(), pixels.shape
 
@@ -250,10 +264,34 @@ def build_study(pairs: list[Pair], out: str | os.PathLike[str], **options: Any) 
     return drive(study_work(pairs, out, **options))
 
 
+READER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A reader id: also a file name (``logs/<id>.jsonl``), so letters, digits, ``. _ -``."""
+MAX_PRESENTATIONS = 5000
+"""A bound on one study (the order is placed one presentation at a time, quadratic in it)."""
+
+
+def check_reader_id(reader: str) -> str:
+    """``reader`` if it is a valid id (the whole text: a trailing newline is refused)."""
+    if not isinstance(reader, str) or not READER_ID.fullmatch(reader):
+        raise StudyError(
+            None,
+            f"reader id {reader!r}: use letters, digits, '.', '_' or '-' (up to 64), "
+            "starting with a letter or digit",
+        )
+    return reader
+
+
+def default_key_path(root: Path) -> Path:
+    """Where a study's key goes unless told: beside the study folder, never inside it."""
+    return root.parent / f"{root.name}.key.json"
+
+
 def study_work(
     pairs: list[Pair],
     out: str | os.PathLike[str],
     *,
+    readers: Sequence[str] | None = None,
+    key: str | os.PathLike[str] | None = None,
     replicates: int = 2,
     seed: int = 0,
     min_gap: int = 2,
@@ -263,8 +301,11 @@ def study_work(
 ) -> Work[Path]:
     """Write the study folder, one presented image a step; returns ``manifest.json``'s path.
 
-    A build that fails or is cancelled removes what it wrote (nothing half-built is left to
-    be mistaken for a study).
+    ``readers`` are enrolled, each with a code of its own (in the key, see
+    :func:`reader_codes`; hand each reader theirs). The key goes to ``key`` or beside the
+    study folder (``<out>.key.json``), never into it by default. A build that fails or is
+    cancelled removes what it wrote (nothing half-built is left to be mistaken for a
+    study).
 
     ``allow_corrections`` lets a reader go back to an answered case (a correction is a new
     ``answer_revised`` event); ``view_tracking`` (seconds, 0 = off) samples the camera's
@@ -276,44 +317,76 @@ def study_work(
         raise StudyError(None, f"unknown questions {unknown}; choose from {', '.join(QUESTIONS)}")
     if replicates < 1 or min_gap < 1:
         raise StudyError(None, f"replicates {replicates} and min gap {min_gap} must be >= 1")
+    if not readers:
+        raise StudyError(None, "enrol at least one reader (--readers): each gets a code")
+    enrolled = [check_reader_id(r) for r in readers]
+    if len(set(enrolled)) != len(enrolled):
+        raise StudyError(None, "a reader is enrolled twice")
     if not pairs:
         raise StudyError(None, "a study needs at least one original/adversarial pair")
     if len({p.case for p in pairs}) != len(pairs):
         raise StudyError(None, "two pairs share a case name")
+    if len(pairs) * 2 * replicates > MAX_PRESENTATIONS:
+        raise StudyError(
+            None, f"{len(pairs) * 2 * replicates} presentations: at most {MAX_PRESENTATIONS}"
+        )
     if not 0 <= view_tracking <= 60:
         raise StudyError(None, f"view tracking every {view_tracking} s: give 0 (off) to 60 s")
     root = Path(out)
+    key_path = Path(key) if key is not None else default_key_path(root)
     if (root / "manifest.json").exists():
         raise StudyError(root, "already holds a study (manifest.json is written once)")
     if (root / "images").exists() or (root / "key.json").exists():
         raise StudyError(root, "holds images or a key but no manifest: choose a new folder")
+    if key_path.exists():
+        raise StudyError(key_path, "exists already: a study's key is written once")
     order = constrained_order(len(pairs), replicates, min_gap, seed)
     created = not root.exists()
     images = root / "images"
     images.mkdir(parents=True)
     try:
         path = yield from _write_study(
-            pairs, root, order, questions,
+            pairs, root, key_path, enrolled, order, questions,
             {"seed": seed, "replicates": replicates, "min_gap": min_gap,
              "allow_corrections": bool(allow_corrections),
              "view_tracking_s": float(view_tracking)},
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(images, ignore_errors=True)
-        (root / "key.json").unlink(missing_ok=True)
+        key_path.unlink(missing_ok=True)
         if created:
             shutil.rmtree(root, ignore_errors=True)
         raise
     return path
 
 
+def reader_codes(key: str | os.PathLike[str]) -> dict[str, str]:
+    """Each enrolled reader's code, from the study's key (the owner's only)."""
+    try:
+        codes = json.loads(Path(key).read_text())["readers"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StudyError(key, f"is not a study key with reader codes ({exc})") from exc
+    return {str(k): str(v) for k, v in codes.items()}
+
+
+def token_digest(token: str, data: bytes) -> str:
+    """SHA-256 of a presented file, salted with its token: two presentations of the same
+    image have the same bytes but unrelated digests, so the manifest does not say which
+    tokens show the same image."""
+    return hashlib.sha256(token.encode() + b"\0" + data).hexdigest()
+
+
 def _write_study(
     pairs: list[Pair],
     root: Path,
+    key_path: Path,
+    readers: list[str],
     order: list[tuple[int, str, int]],
     questions: list[str],
     design: dict[str, Any],
 ) -> Work[Path]:
+    from napari_cpadv.study.codes import new_code, secret_of, verifier
+    from napari_cpadv.study.log import fsync_dir
     from napari_cpadv.workbench.session import versions
 
     images = root / "images"
@@ -337,7 +410,9 @@ def _write_study(
                 f"case {pair.case!r}: the adversarial image is identical to the original "
                 "(an attack that changed nothing, or an empty or damaged adversarial slide)",
             )
-        tokens.append({"token": token, "file": f"images/{token}.tif", "sha256": digest})
+        data = (images / f"{token}.tif").read_bytes()
+        tokens.append({"token": token, "file": f"images/{token}.tif",
+                       "sha256": token_digest(token, data)})  # fmt: skip
         key[token] = {
             "case": pair.case,
             "condition": cond,
@@ -347,18 +422,28 @@ def _write_study(
             "attack": pair.attack,
         }
         yield Progress(step, len(order))
-    key_bytes = (json.dumps({"tokens": key}, indent=2, default=str) + "\n").encode()
-    key_path = root / "key.json"
+    fsync_dir(images)  # every presented image's entry is durable before the manifest
+    study_id = str(uuid.uuid4())
+    codes = {r: new_code() for r in readers}
+    key_doc = {
+        "study_id": study_id,
+        # 256 random bits: the key cannot be guessed and confirmed against its hash
+        "salt": secrets.token_hex(32),
+        "readers": codes,
+        "tokens": key,
+    }
+    key_bytes = (json.dumps(key_doc, indent=2, default=str) + "\n").encode()
     _write_once(key_path, key_bytes)
     manifest = {
         "format": "napari-cpadv study",
-        "version": 1,
-        "study_id": str(uuid.uuid4()),
+        "version": 2,
+        "study_id": study_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
         **{k: design[k] for k in ("seed", "replicates", "min_gap")},
         "questions": {q: QUESTIONS[q] for q in questions},
         **{k: design[k] for k in ("allow_corrections", "view_tracking_s")},
+        "readers": {r: verifier(study_id, r, secret_of(c)) for r, c in codes.items()},
         "order": [t["token"] for t in tokens],
         "tokens": tokens,
         "key_sha256": hashlib.sha256(key_bytes).hexdigest(),
@@ -370,6 +455,8 @@ def _write_study(
 
 def _write_once(path: Path, data: bytes) -> None:
     """Create ``path`` with ``data``, durably; never overwrite."""
+    from napari_cpadv.study.log import fsync_dir
+
     tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "wb") as f:
         f.write(data)
@@ -377,6 +464,7 @@ def _write_once(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.link(tmp, path)  # fails if it exists
     tmp.unlink()
+    fsync_dir(path.parent)
 
 
 def manifest_hash(path: str | os.PathLike[str]) -> str:

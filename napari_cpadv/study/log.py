@@ -1,32 +1,42 @@
-"""One reader's answers: an append-only, hash-chained JSON-lines event log.
+"""One reader's answers: an append-only, HMAC-chained JSON-lines event log.
 
 Every event is one line, written, flushed and fsynced before ``append`` returns (so
 before the reader's screen advances). Each line carries ``seq`` (0, 1, ...), ``prev`` (the
-hash of the line before; for the first line the manifest's SHA-256, which ties the log to
-its study) and ``hash``, the SHA-256 of the line's canonical JSON without ``hash``. A
-changed byte anywhere breaks the chain at that line, and ``read_log`` names it.
+MAC of the line before; for the first line the manifest's SHA-256, which ties the log to
+its study) and ``hash``, the HMAC-SHA256 of the line's canonical JSON without ``hash``
+under the reader's secret (their code, :mod:`napari_cpadv.study.codes`). A changed byte
+anywhere breaks the chain at that line, and ``read_log`` names it; without the reader's
+code nobody can write a line that verifies, so a log cannot be forged, extended or
+rewritten by whoever holds the study folder.
 
-One writer at a time: ``StudyLog`` holds ``LOG.lock`` (created exclusively, with the
-writer's pid) while open; a lock left by a dead process is taken over, and says so.
+One writer at a time: ``StudyLog`` holds an exclusive ``flock`` on ``LOG.lock`` for the
+whole session. The kernel releases it when the process ends, however it ends, so a lock
+left by a dead session is free at once and two sessions can never both take it (the file
+records the holder's pid and host for the message; a takeover of a dead session's lock is
+logged).
 
 A crash can cut the last line off. ``read_log`` reports that fragment and sets it apart
 (``LogRead.torn``) without using it; ``StudyLog`` moves it to ``LOG.torn`` (kept, never
 deleted) before appending, and logs a ``torn_line_set_aside`` event with its hash:
 nothing is silently repaired. Corrections are new events (``answer_revised``), never
-edits.
+edits. Symbolic links are refused: a log is a plain file in the study's own folder.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import socket
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.study.codes import chain_mac
 
 EVENTS = (
     "session_start",
@@ -50,9 +60,22 @@ def _canonical(record: dict[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def line_hash(record: dict[str, Any]) -> str:
-    """SHA-256 of a record's canonical JSON, without its ``hash`` field."""
-    return hashlib.sha256(_canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+def line_hash(record: dict[str, Any], secret: bytes) -> str:
+    """HMAC-SHA256 of a record's canonical JSON, without its ``hash`` field, under the
+    reader's ``secret``."""
+    return chain_mac(secret, _canonical({k: v for k, v in record.items() if k != "hash"}))
+
+
+def refuse_links(path: Path) -> None:
+    """Refuse a log (or its folder) that is a symbolic link: appending would write into
+    whatever file it points at."""
+    for p in (path.parent, path):
+        try:
+            mode = os.lstat(p).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise StudyLogError(p, "is a symbolic link: a study's logs are plain files in it")
 
 
 @dataclass
@@ -67,9 +90,11 @@ class LogRead:
     notes: list[str] = field(default_factory=list)
 
 
-def read_log(path: str | os.PathLike[str], manifest_hash: str) -> LogRead:
-    """Read and verify a log; ``StudyLogError`` names the first line that fails."""
+def read_log(path: str | os.PathLike[str], manifest_hash: str, secret: bytes) -> LogRead:
+    """Read and verify a log under the reader's ``secret``; ``StudyLogError`` names the
+    first line that fails."""
     p = Path(path)
+    refuse_links(p)
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -98,8 +123,10 @@ def read_log(path: str | os.PathLike[str], manifest_hash: str) -> LogRead:
             raise StudyLogError(
                 p, f"line {n} does not chain from line {n - 1}: edited or reordered"
             )
-        if rec.get("hash") != line_hash(rec):
-            raise StudyLogError(p, f"line {n} does not match its hash: edited")
+        if rec.get("hash") != line_hash(rec, secret):
+            raise StudyLogError(
+                p, f"line {n} does not match its hash: edited, or not written with this code"
+            )
         if rec.get("event") not in EVENTS:
             raise StudyLogError(p, f"line {n}: unknown event {rec.get('event')!r}")
         prev = rec["hash"]
@@ -114,57 +141,49 @@ def read_log(path: str | os.PathLike[str], manifest_hash: str) -> LogRead:
     return read
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class StudyLog:
     """The one writer of a reader's log (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], manifest_hash: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], manifest_hash: str, secret: bytes) -> None:
         self.path = Path(path)
         self.lock = self.path.with_name(self.path.name + ".lock")
-        self._stale: int | None = None
+        self._secret = secret
+        refuse_links(self.path)
+        refuse_links(self.lock)
+        self._lock_fd = -1
         taken_over = self._acquire()
         try:
-            read = read_log(self.path, manifest_hash)
+            read = read_log(self.path, manifest_hash, secret)
             self.events = read.events
             self._prev = read.last_hash
             self.notes = list(read.notes)
             if read.torn is not None:
                 self._set_aside(read.torn, read.good_bytes)
             if taken_over is not None:
-                self.append("lock_taken_over", previous_pid=taken_over)
+                self.append("lock_taken_over", previous=taken_over)
         except BaseException:
-            self.lock.unlink(missing_ok=True)
+            self.close()
             raise
 
-    def _acquire(self) -> int | None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.lock.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid):
-                    raise StudyLogError(
-                        self.path, f"is open in another reader session (pid {pid}); one at a time"
-                    ) from None
-                self.lock.unlink(missing_ok=True)  # left by a process that died
-                self._stale = pid
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self._stale
-        raise StudyLogError(self.path, "cannot take its lock")
+    def _acquire(self) -> str | None:
+        """Hold the lock file's ``flock`` for the session; what a dead holder left in it
+        (its pid and host) when there was one, else None."""
+        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise StudyLogError(
+                self.path, f"is open in another reader session ({holder}); one at a time"
+            ) from None
+        left = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        me = f"pid {os.getpid()} on {socket.gethostname()}".encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me, 0)
+        os.fsync(fd)
+        self._lock_fd = fd
+        return left or None
 
     def _set_aside(self, torn: bytes, good: int) -> None:
         side = self.path.with_name(self.path.name + ".torn")
@@ -195,9 +214,10 @@ class StudyLog:
             "t_ns": time.time_ns(),
             "prev": self._prev,
         }
-        rec["hash"] = line_hash(rec)
+        rec["hash"] = line_hash(rec, self._secret)
         line = _canonical(rec) + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        new = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             view = memoryview(line)
             while view:
@@ -205,15 +225,31 @@ class StudyLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if new:  # the file's directory entry too: a crash must not lose a new log
+            fsync_dir(self.path.parent)
         self.events.append(rec)
         self._prev = rec["hash"]
         return rec
 
     def close(self) -> None:
-        self.lock.unlink(missing_ok=True)
+        """Release the lock (the lock file stays: removing it could race a new session)."""
+        if self._lock_fd >= 0:
+            os.ftruncate(self._lock_fd, 0)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __enter__(self) -> StudyLog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a file just created or renamed in it) durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

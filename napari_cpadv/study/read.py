@@ -1,11 +1,12 @@
 """A reader's session of a study: what to show next, answers, pauses, the camera's track.
 
-``Study`` is a study folder as a reader sees it: the manifest (order, questions, image
-hashes) and the images, never the key. ``ReaderSession`` is one reader working through
-it: opening it takes the reader's log (one writer at a time), replays it and continues at
-the first unanswered case of the recorded order. Every method that changes the state logs
-its event durably before it returns, so a screen that advanced after ``answer`` returned
-can never lose that answer.
+``Study`` is a study folder as a reader sees it: the manifest (order, questions, salted
+image hashes, enrolled readers) and the images, never the key. ``ReaderSession`` is one
+enrolled reader working through it with their code: opening it checks the code, takes the
+reader's log (one writer at a time), replays it and continues at the first unanswered
+case of the recorded order. Closing it gives a receipt of the log's head for the owner.
+Every method that changes the state logs its event durably before it returns, so a
+screen that advanced after ``answer`` returned can never lose that answer.
 
 Times: each ``answer`` carries ``duration_ms``, the time since the case was last shown,
 less any pause, from a monotonic clock. A correction (studies that allow them) is a new
@@ -14,20 +15,19 @@ less any pause, from a monotonic clock. A correction (studies that allow them) i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_cpadv.study.build import StudyError, manifest_hash
+from napari_cpadv.study.build import StudyError, check_reader_id, manifest_hash, token_digest
+from napari_cpadv.study.codes import receipt, secret_of, verifier
 from napari_cpadv.study.log import StudyLog, StudyLogError
 
-READER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ANSWERS = ("answer", "answer_revised")
+VERSION = 2
 
 
 class Study:
@@ -47,6 +47,14 @@ class Study:
             raise StudyError(path, f"is not a study manifest ({exc})") from exc
         if self.manifest.get("format") != "napari-cpadv study":
             raise StudyError(path, "is not a napari-cpadv study manifest")
+        if self.manifest.get("version") != VERSION or not isinstance(
+            self.manifest.get("readers"), dict
+        ):
+            raise StudyError(
+                path, f"study format version {self.manifest.get('version')!r}: this version "
+                f"reads {VERSION} (enrolled readers with codes); build the study again",
+            )  # fmt: skip
+        self.enrolled: dict[str, str] = dict(self.manifest["readers"])
         if set(self.order) != set(self._files) or len(self.order) != len(self._files):
             raise StudyError(path, "its order and token list differ")
         self.hash = manifest_hash(path)
@@ -58,27 +66,39 @@ class Study:
         return str(self.manifest["study_id"])
 
     def log_path(self, reader: str) -> Path:
-        if not READER_ID.match(reader):
-            raise StudyError(
-                None,
-                f"reader id {reader!r}: use letters, digits, '.', '_' or '-' (up to 64), "
-                "starting with a letter or digit",
-            )
-        return self.folder / "logs" / f"{reader}.jsonl"
+        return self.folder / "logs" / f"{check_reader_id(reader)}.jsonl"
 
     def readers(self) -> list[str]:
+        """The ids of the logs in the study (enrolled or not)."""
         return sorted(p.stem for p in (self.folder / "logs").glob("*.jsonl"))
 
+    def secret(self, reader: str, code: str) -> bytes:
+        """The secret of an enrolled reader's code, checked against the manifest.
+
+        Raises
+        ------
+        StudyError
+            When the reader is not enrolled or the code is not theirs.
+        """
+        if reader not in self.enrolled:
+            raise StudyError(None, f"{reader!r} is not enrolled in this study")
+        secret = secret_of(code)
+        if verifier(self.study_id, reader, secret) != self.enrolled[reader]:
+            raise StudyError(None, f"that is not {reader}'s code for this study")
+        return secret
+
     def image(self, token: str) -> Path:
-        """The presented image of ``token``, checked against the manifest's SHA-256."""
+        """The presented image of ``token``, checked against the manifest's (salted) hash."""
         rel, sha = self._files[token]
         path = self.folder / rel
+        if path.is_symlink() or path.parent.is_symlink():
+            raise StudyError(path, "is a symbolic link: a study's images are plain files in it")
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise StudyError(path, f"cannot be read ({exc.strerror})") from exc
-        if hashlib.sha256(data).hexdigest() != sha:
-            raise StudyError(path, "does not match the SHA-256 the manifest recorded: changed")
+        if token_digest(token, data) != sha:
+            raise StudyError(path, "does not match the hash the manifest recorded: changed")
         return path
 
     def check_answer(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -112,15 +132,24 @@ class ReaderSession:
         self,
         study: Study | str | os.PathLike[str],
         reader: str,
+        code: str,
         *,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.study = study if isinstance(study, Study) else Study(study)
         self.reader = reader
         path = self.study.log_path(reader)
+        if (self.study.folder / "key.json").exists():
+            raise StudyError(
+                self.study.folder / "key.json",
+                "the study's key is in the folder readers use: move it away before reading",
+            )
+        secret = self.study.secret(reader, code)
+        if path.parent.is_symlink():
+            raise StudyLogError(path.parent, "is a symbolic link: refused")
         path.parent.mkdir(exist_ok=True)
         self._clock = clock
-        self.log = StudyLog(path, self.study.hash)
+        self.log = StudyLog(path, self.study.hash, secret)
         try:
             self.answers: dict[str, dict[str, Any]] = {}
             self._answer_seq: dict[str, int] = {}
@@ -252,12 +281,19 @@ class ReaderSession:
             zoom=round(float(zoom), 4),
         )
 
-    def close(self) -> None:
-        """End the session (``session_end``) and release the log."""
+    @property
+    def receipt(self) -> str:
+        """The head of the reader's chain (``reader:line:hash-prefix``), for the owner."""
+        last = self.log.events[-1]
+        return receipt(self.reader, last["seq"], last["hash"])
+
+    def close(self) -> str:
+        """End the session (``session_end``), release the log; returns the receipt."""
         try:
             self.log.append(
                 "session_end", answered=len(self.answers), complete=self.done, token=self.showing
             )
+            return self.receipt
         finally:
             self.log.close()
 

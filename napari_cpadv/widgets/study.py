@@ -82,6 +82,8 @@ class StudyBuilderWidget(QWidget):
         clear.clicked.connect(self.sources.clear)
         self.out = QLineEdit()
         self.out.setPlaceholderText("a new folder for the study")
+        self.readers = QLineEdit()
+        self.readers.setPlaceholderText("reader ids, e.g. path01 path02 path03")
         self.replicates = QSpinBox()
         self.replicates.setRange(1, 10)
         self.replicates.setValue(2)
@@ -109,6 +111,7 @@ class StudyBuilderWidget(QWidget):
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("output", _folder_row(self.out, self, "Study folder"))
+        form.addRow("readers", self.readers)
         form.addRow("presentations per image", self.replicates)
         form.addRow("same image at least", self.min_gap)
         form.addRow("seed", self.seed)
@@ -157,11 +160,16 @@ class StudyBuilderWidget(QWidget):
 
         items = [self.sources.item(i) for i in range(self.sources.count())]
         folders = [it.text() for it in items if it is not None]
-        if not folders or not self.out.text():
-            notify(self.status, "Add the pairs (a folder or runs) and name the study folder.")
+        readers = self.readers.text().split()
+        if not folders or not self.out.text() or not readers:
+            notify(
+                self.status,
+                "Add the pairs (a folder or runs), name the study folder and enrol the readers.",
+            )
             return None
         out = self.out.text()
         options: dict[str, Any] = {
+            "readers": readers,
             "replicates": self.replicates.value(),
             "seed": self.seed.value(),
             "min_gap": self.min_gap.value(),
@@ -176,11 +184,15 @@ class StudyBuilderWidget(QWidget):
         def done(path: Path) -> None:
             import json
 
+            from napari_cpadv.study.build import default_key_path, reader_codes
+
             n = len(json.loads(path.read_text())["order"])
             self.manifest = path
+            key = default_key_path(path.parent)
+            codes = "; ".join(f"{r}: {c}" for r, c in reader_codes(key).items())
             self.status.setText(
-                f"Built {path.parent}: {n} presentations. Give readers the folder without "
-                "key.json; keep the key yourself."
+                f"Built {path.parent}: {n} presentations. The key is {key}: keep it yourself, "
+                f"away from readers. Give each reader the study folder and their code: {codes}"
             )
 
         self.manifest = None
@@ -204,6 +216,7 @@ class StudyReaderWidget(QWidget):
         super().__init__()
         self.viewer = viewer
         self.session: ReaderSession | None = None
+        self.receipt = ""
         self.pending: dict[str, Any] = {}
         self.layer: Any = None
         self._saved: dict[str, Any] = {}
@@ -216,12 +229,16 @@ class StudyReaderWidget(QWidget):
         self.folder = QLineEdit()
         self.reader = QLineEdit()
         self.reader.setPlaceholderText("your reader id, e.g. path01")
+        self.code = QLineEdit()
+        self.code.setPlaceholderText("the code the study's owner gave you")
+        self.code.setEchoMode(QLineEdit.EchoMode.Password)
         self.start_button = QPushButton("Start reading")
         self.start_button.clicked.connect(self._on_start)
         self.setup = QWidget()
         form = QFormLayout(self.setup)
         form.addRow("study folder", _folder_row(self.folder, self, "Study folder"))
         form.addRow("reader", self.reader)
+        form.addRow("code", self.code)
         form.addRow(self.start_button)
 
         self.reading = QWidget()
@@ -260,7 +277,9 @@ class StudyReaderWidget(QWidget):
     def _on_start(self) -> None:
         self.start()
 
-    def start(self, folder: str | None = None, reader: str | None = None) -> bool:
+    def start(
+        self, folder: str | None = None, reader: str | None = None, code: str | None = None
+    ) -> bool:
         """Open the reader's session and lock the viewer down; False when refused."""
         from napari_cpadv.study.read import ReaderSession
 
@@ -274,7 +293,12 @@ class StudyReaderWidget(QWidget):
             )
             return False
         try:
-            self.session = ReaderSession(folder or self.folder.text(), reader or self.reader.text())
+            self.session = ReaderSession(
+                folder or self.folder.text(),
+                reader or self.reader.text(),
+                code or self.code.text(),
+            )
+            self.code.clear()
         except CpadvError as exc:
             notify(self.status, str(exc))
             return False
@@ -295,21 +319,25 @@ class StudyReaderWidget(QWidget):
         if self.session is None:
             return
         n, total = len(self.session.answers), self.session.total
-        self.session.close()
+        self.receipt = self.session.close()
         self.session = None
         self._unlock()
         self.reading.hide()
         self.setup.show()
         if n < total:
             self.status.setText(
-                f"{n} of {total} answered and saved. Start again to continue at case {n + 1}."
+                f"{n} of {total} answered and saved. Start again to continue at case {n + 1}. "
+                f"Receipt for the study's owner: {self.receipt}"
             )
 
     def _finish(self) -> None:
         assert self.session is not None
         total = self.session.total
         self.stop()
-        self.status.setText(f"All {total} cases answered and saved. Thank you.")
+        self.status.setText(
+            f"All {total} cases answered and saved. Thank you. "
+            f"Receipt for the study's owner: {self.receipt}"
+        )
 
     def _lock(self) -> None:
         assert self.session is not None

@@ -17,13 +17,17 @@ from napari_cpadv.widgets.study import (
     StudyBuilderWidget,
     StudyReaderWidget,
 )
-from tests.study.conftest import make_pairs, make_study
+from tests.study.conftest import code, key_of, make_pairs, make_study, secret
 
 pytestmark = pytest.mark.gui
 
 
 def _key(study_dir):
-    return json.loads((study_dir / "key.json").read_text())["tokens"]
+    return json.loads(key_of(study_dir).read_text())["tokens"]
+
+
+def events_before_end(study):
+    return read_log(study.log_path("path01"), study.hash, secret(study, "path01")).events
 
 
 def _press(owner, key):
@@ -39,7 +43,7 @@ def _reader(make_napari_viewer, study_dir, reader="path01", *, other_dock=True):
         viewer.window.add_dock_widget(ExportWidget(viewer), name="Export")
     w = StudyReaderWidget(viewer)
     viewer.window.add_dock_widget(w, name="Study reader")
-    assert w.start(str(study_dir), reader)
+    assert w.start(str(study_dir), reader, code(study_dir, reader))
     return viewer, w
 
 
@@ -86,10 +90,13 @@ def test_a_whole_study_read_with_the_keyboard_and_blind(make_napari_viewer, qtbo
     assert len({(str(m), p, t) for m, p, t in seen}) == 1  # identical for every case
     assert seen[0] == ({}, None, title)
     assert "All 12 cases answered" in w.status.text()
+    assert f"Receipt for the study's owner: path01:{len(events_before_end(study)) - 1}:" in (
+        w.status.text()
+    )
     assert len(viewer.layers) == 0 and w.session is None
     assert viewer.window._qt_window.windowTitle() == "napari"
     assert not export_dock.isHidden() and not qt.dockLayerList.isHidden()
-    events = read_log(study.log_path("path01"), study.hash).events
+    events = read_log(study.log_path("path01"), study.hash, secret(study, "path01")).events
     got = {e["token"]: (e["answers"]["tumour"], e["answers"]["confidence"])
            for e in events if e["event"] == "answer"}  # fmt: skip
     assert got == pressed
@@ -116,14 +123,17 @@ def test_resume_pause_and_refusals(make_napari_viewer, qtbot, tmp_path):
     assert "3 of 12 answered and saved" in w.status.text()
     w2 = StudyReaderWidget(viewer)
     viewer.add_image(np.zeros((4, 4)))
-    assert not w2.start(str(study_dir), "path01") and "empty viewer" in w2.status.text()
+    mine = code(study_dir, "path01")
+    assert not w2.start(str(study_dir), "path01", mine) and "empty viewer" in w2.status.text()
     viewer.layers.clear()
-    assert w2.start(str(study_dir), "path01")
+    assert not w2.start(str(study_dir), "path01", code(study_dir, "r1"))
+    assert "not path01's code" in w2.status.text()
+    assert w2.start(str(study_dir), "path01", mine)
     assert w2.progress.text() == "Case 4 of 12"
     assert viewer.layers[0].name == Study(study_dir).order[3]
     w2.stop()
     w3 = StudyReaderWidget(viewer)
-    assert not w3.start(str(study_dir), "../x") and "reader id" in w3.status.text()
+    assert not w3.start(str(study_dir), "../x", mine) and "reader id" in w3.status.text()
 
 
 def test_corrections_and_view_tracking(make_napari_viewer, qtbot, tmp_path):
@@ -142,7 +152,7 @@ def test_corrections_and_view_tracking(make_napari_viewer, qtbot, tmp_path):
     qtbot.keyClick(w, Qt.Key.Key_Return)
     assert viewer.layers[0].name == study.order[1]  # on to the first unanswered case
     w.stop()
-    events = read_log(study.log_path("path01"), study.hash).events
+    events = read_log(study.log_path("path01"), study.hash, secret(study, "path01")).events
     views = [e for e in events if e["event"] == "view"]
     assert len(views) == 1 and views[0]["token"] == study.order[0] and views[0]["zoom"] > 0
     revised = [e for e in events if e["event"] == "answer_revised"]
@@ -162,10 +172,13 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     assert _build(qtbot, builder) is None and "Add the pairs" in builder.status.text()
     builder.sources.addItem(str(make_pairs(tmp_path / "pairs", 3)))
     builder.out.setText(str(tmp_path / "study"))
+    assert _build(qtbot, builder) is None and "enrol the readers" in builder.status.text()
+    builder.readers.setText("path01")
     builder.questions["altered"].setChecked(True)
     builder.seed.setValue(11)
     manifest = _build(qtbot, builder)
     assert manifest is not None and "12 presentations" in builder.status.text()
+    assert f"path01: {code(tmp_path / 'study', 'path01')}" in builder.status.text()
     assert builder.progress.value() == 12 and builder.progress.maximum() == 12
     m = json.loads(manifest.read_text())
     assert list(m["questions"]) == ["tumour", "altered"] and m["seed"] == 11
@@ -174,7 +187,7 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     assert not builder.questions["altered"].isChecked()
 
     reader = StudyReaderWidget(viewer)
-    assert reader.start(str(tmp_path / "study"), "path01")
+    assert reader.start(str(tmp_path / "study"), "path01", code(tmp_path / "study", "path01"))
     while reader.session is not None:
         reader.choose("tumour", "yes")
         reader.choose("altered", "no")
@@ -183,9 +196,9 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     analysis.folder.setText(str(tmp_path / "study"))
     analysis.key.setText(str(tmp_path / "study" / "manifest.json"))
     assert analysis.analyse() is None and "not this study's key" in analysis.status.text()
-    analysis.key.setText(str(tmp_path / "study" / "key.json"))
+    analysis.key.setText(str(key_of(tmp_path / "study")))
     summary = analysis.analyse()
     assert summary is not None
     assert summary["readers"]["path01"]["by_condition"]["original"]["tp"] == 2
     assert "McNemar" in analysis.report.toHtml()
-    assert (tmp_path / "study" / "analysis" / "summary.json").is_file()
+    assert (tmp_path / "analysis" / "summary.json").is_file()  # beside the key, not in the study

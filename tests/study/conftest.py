@@ -24,14 +24,43 @@ def make_pairs(folder: Path, n: int = 4, size: tuple[int, int] = (24, 32)) -> Pa
     return folder
 
 
+READERS = ("r1", "r2", "path01")
+
+
 def make_study(root: Path, n: int = 4, **options) -> Path:
-    """A built study folder of ``n`` cases (seed 5, two replicates unless told)."""
+    """A built study folder of ``n`` cases (seed 5, two replicates, readers ``READERS``
+    unless told); its key is ``key_of(folder)``."""
     from napari_cpadv.study.build import build_study, pairs_from_folder
 
     pairs = pairs_from_folder(make_pairs(root / "pairs", n))
     options.setdefault("seed", 5)
+    options.setdefault("readers", READERS)
     build_study(pairs, root / "study", **options)
     return root / "study"
+
+
+def _folder(study) -> Path:
+    return Path(getattr(study, "folder", study))
+
+
+def key_of(study) -> Path:
+    """The key of a study built with the default key place."""
+    from napari_cpadv.study.build import default_key_path
+
+    return default_key_path(_folder(study))
+
+
+def code(study, reader: str) -> str:
+    """An enrolled reader's code, from the owner's key."""
+    from napari_cpadv.study.build import reader_codes
+
+    return reader_codes(key_of(study))[reader]
+
+
+def secret(study, reader: str) -> bytes:
+    from napari_cpadv.study.codes import secret_of
+
+    return secret_of(code(study, reader))
 
 
 @pytest.fixture

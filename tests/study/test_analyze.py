@@ -15,17 +15,16 @@ from sklearn.metrics import cohen_kappa_score
 from napari_cpadv.metrics.study import fleiss_kappa
 from napari_cpadv.study.analyze import CSV_COLUMNS, analyze
 from napari_cpadv.study.build import StudyError
-from napari_cpadv.study.log import StudyLogError
 from napari_cpadv.study.read import ReaderSession, Study
-from tests.study.conftest import make_study
+from tests.study.conftest import code, key_of, make_study, secret
 from tests.study.test_read import Clock
 
 
 def _read(study_dir, reader, decide, ms):
     """Answer every case as ``decide(key entry)`` says, spending ``ms(key entry)`` on it."""
-    key = json.loads((study_dir / "key.json").read_text())["tokens"]
+    key = json.loads(key_of(study_dir).read_text())["tokens"]
     clock = Clock()
-    with ReaderSession(study_dir, reader, clock=clock) as s:
+    with ReaderSession(study_dir, reader, code(study_dir, reader), clock=clock) as s:
         while not s.done:
             s.show()
             clock.wait(ms(key[s.showing]))
@@ -40,7 +39,7 @@ def _truth(k):
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory):
     root = tmp_path_factory.mktemp("analysis")
-    study = make_study(root, questions=["tumour", "altered"])
+    study = make_study(root, questions=["tumour", "altered"], readers=["A", "B", "C"])
     # A: right on originals, "no" on every adversarial copy, and spots every alteration
     _read(
         study,
@@ -65,7 +64,7 @@ def analysed(tmp_path_factory):
     )
     key = _read(study, "C", lambda k: {"tumour": "yes", "altered": "yes"}, lambda k: 700)
     out = root / "out"
-    return study, key, out, analyze(study, study / "key.json", out)
+    return study, key, out, analyze(study, key_of(study), out)
 
 
 def test_tables_match_hand_counts(analysed):
@@ -158,10 +157,10 @@ def test_exports(analysed):
 
 
 def test_the_key_and_every_log_are_verified_before_anything_is_written(tmp_path):
-    study = make_study(tmp_path)
+    study = make_study(tmp_path, readers=["A"])
     _read(study, "A", lambda k: {"tumour": _truth(k)}, lambda k: 10)
     bad_key = tmp_path / "key.json"
-    text = (study / "key.json").read_text()
+    text = key_of(study).read_text()
     bad_key.write_text(text.replace('"case0"', '"case9"', 1))
     with pytest.raises(StudyError, match="not this study's key"):
         analyze(study, bad_key, tmp_path / "out1")
@@ -170,8 +169,8 @@ def test_the_key_and_every_log_are_verified_before_anything_is_written(tmp_path)
     data = bytearray(log.read_bytes())
     data[data.index(b'"tumour":"no"') + 11] = ord("x")  # "no" -> "xo" on some answer line
     log.write_bytes(bytes(data))
-    with pytest.raises(StudyLogError, match=r"A\.jsonl: line \d+ does not match its hash"):
-        analyze(study, study / "key.json", tmp_path / "out2")
+    with pytest.raises(StudyError, match=r"A\.jsonl: line \d+ does not match its hash"):
+        analyze(study, key_of(study), tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
 
 
@@ -181,18 +180,18 @@ def test_partial_studies_and_unknown_truth(tmp_path):
 
     folder = make_pairs(tmp_path / "pairs", 3)
     (folder / "truth.json").unlink()
-    build_study(pairs_from_folder(folder), tmp_path / "s", seed=1)
-    with pytest.raises(StudyError, match="no reader has answered"):
-        analyze(tmp_path / "s", tmp_path / "s" / "key.json", tmp_path / "out")
-    with ReaderSession(tmp_path / "s", "A") as s:
+    build_study(pairs_from_folder(folder), tmp_path / "s", seed=1, readers=["A"])
+    with pytest.raises(StudyError, match="A is enrolled but has no log"):
+        analyze(tmp_path / "s", key_of(tmp_path / "s"), tmp_path / "out")
+    with ReaderSession(tmp_path / "s", "A", code(tmp_path / "s", "A")) as s:
         for _ in range(5):
             s.show()
             s.answer(tumour="yes")
     last = Study(tmp_path / "s").order[-1]
     (tmp_path / "s" / "images" / f"{last}.tif").write_bytes(b"II*\0swapped")
-    summary = analyze(tmp_path / "s", tmp_path / "s" / "key.json", tmp_path / "out")
+    summary = analyze(tmp_path / "s", key_of(tmp_path / "s"), tmp_path / "out")
     assert "A: 7 of 12 cases not answered yet" in summary["notes"]
-    assert any(f"{last}.tif: does not match the SHA-256" in n for n in summary["notes"])
+    assert any(f"{last}.tif: does not match the hash" in n for n in summary["notes"])
     assert "sensitivity" not in summary["readers"]["A"]["by_condition"]["original"]
     assert not (tmp_path / "out" / "study.imrmc").exists()
     assert Study(tmp_path / "s").readers() == ["A"]
@@ -201,16 +200,16 @@ def test_partial_studies_and_unknown_truth(tmp_path):
 def test_cli_study_analyze(tmp_path, capsys):
     from napari_cpadv.cli import main
 
-    study = make_study(tmp_path)
+    study = make_study(tmp_path, readers=["A"])
     _read(study, "A", lambda k: {"tumour": _truth(k)}, lambda k: 10)
-    code = main(["study", "analyze", str(study), "--key", str(study / "key.json"),
-                 "--out", str(tmp_path / "out")])  # fmt: skip
-    assert code == 0
+    rc = main(["study", "analyze", str(study), "--key", str(key_of(study)),
+               "--out", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["readers"]["A"]["original"]["tp"] == 4
-    code = main(["study", "analyze", str(study), "--key", str(study / "manifest.json"),
-                 "--out", str(tmp_path / "out")])  # fmt: skip
-    assert code == 2 and "not this study's key" in capsys.readouterr().err
+    rc = main(["study", "analyze", str(study), "--key", str(study / "manifest.json"),
+               "--out", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 2 and "not this study's key" in capsys.readouterr().err
 
 
 def test_truth_follows_seed_001_rule():
@@ -230,3 +229,148 @@ def test_large_studies_analyse_without_overflow():
     assert mcnemar_exact(900, 1100) == pytest.approx(binomtest(900, 2000).pvalue)
     lo, hi = wilson(5200, 10_000)
     assert lo < 0.52 < hi and hi - lo < 0.03
+
+
+# -- forgery and damage -------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_readers(tmp_path):
+    study = make_study(tmp_path, readers=["alice", "bob"])
+    receipts = []
+    for reader in ("alice", "bob"):
+        with ReaderSession(study, reader, code(study, reader)) as s:
+            while not s.done:
+                s.show()
+                s.answer(tumour="no")
+            receipts.append(s.receipt)
+    return study, receipts
+
+
+def test_a_log_rewritten_without_the_code_is_refused_and_named(two_readers, tmp_path):
+    import hashlib
+
+    study, _ = two_readers
+    log = study / "logs" / "bob.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    prev = lines[0]["prev"]
+    for rec in lines:  # every answer "yes", every line re-hashed as the old chain allowed
+        if "answers" in rec:
+            rec["answers"] = {"tumour": "yes"}
+        rec["prev"] = prev
+        body = {k: v for k, v in rec.items() if k != "hash"}
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        rec["hash"] = prev = hashlib.sha256(canon.encode()).hexdigest()
+    log.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with pytest.raises(StudyError, match="bob's log is damaged: .*bob.jsonl: line 1 does not"):
+        analyze(study, key_of(study), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    summary = analyze(study, key_of(study), tmp_path / "out", allow_damaged=True)
+    assert set(summary["readers"]) == {"alice"}  # the others are analysed
+    assert "bob" in summary["integrity"]["damaged"]
+
+
+def test_invented_renamed_and_deleted_logs_are_reported(two_readers, tmp_path):
+    study, _ = two_readers
+    logs = study / "logs"
+    (logs / "bob.jsonl").rename(logs / "mallory.jsonl")  # bob's log under another name
+    (logs / "eve.jsonl").write_text('{"event": "session_start"}\n')  # an invented reader
+    with pytest.raises(StudyError) as err:
+        analyze(study, key_of(study), tmp_path / "out")
+    text = str(err.value)
+    assert "bob is enrolled but has no log" in text
+    assert "logs/mallory.jsonl is bob's log under another name" in text
+    assert "logs/eve.jsonl belongs to no enrolled reader" in text
+
+
+def test_receipts_prove_nothing_was_cut_off(two_readers, tmp_path):
+    study, receipts = two_readers
+    held = tmp_path / "receipts.txt"
+    held.write_text("# written down by the owner\n" + "\n".join(receipts) + "\n")
+    analyze(study, key_of(study), tmp_path / "ok", receipts=held)  # they hold
+    log = study / "logs" / "alice.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-3]))  # the last answers cut off: the chain still holds
+    with pytest.raises(StudyError, match="receipt alice:.*events up to the receipt were removed"):
+        analyze(study, key_of(study), tmp_path / "cut", receipts=held)
+    assert not (tmp_path / "cut").exists()
+
+
+def test_a_revision_in_a_study_without_corrections_is_an_error(two_readers, tmp_path):
+    from napari_cpadv.study.log import StudyLog
+    from napari_cpadv.study.read import Study
+
+    study, _ = two_readers
+    s = Study(study)
+    with StudyLog(s.log_path("bob"), s.hash, secret(study, "bob")) as log:  # with bob's code
+        log.append("answer_revised", token=s.order[0], answers={"tumour": "yes"}, revises=3)
+    with pytest.raises(StudyError, match="bob's log is damaged: .*allows no corrections"):
+        analyze(study, key_of(study), tmp_path / "out")
+
+
+def test_the_key_is_kept_apart_salted_and_the_manifest_tells_no_pairs(tmp_path):
+    from napari_cpadv.study.read import ReaderSession as Session
+
+    study = make_study(tmp_path, readers=["r1"])
+    assert not (study / "key.json").exists() and key_of(study).parent == study.parent
+    key = json.loads(key_of(study).read_text())
+    assert len(key["salt"]) == 64 and set(key["readers"]) == {"r1"}
+    manifest = json.loads((study / "manifest.json").read_text())
+    assert "r1" in manifest["readers"] and key["readers"]["r1"] not in json.dumps(manifest)
+    # replicates of one image are byte-identical files with unrelated digests
+    by_case: dict[tuple[str, str], list[str]] = {}
+    for token, entry in key["tokens"].items():
+        by_case.setdefault((entry["case"], entry["condition"]), []).append(token)
+    digest = {t["token"]: t["sha256"] for t in manifest["tokens"]}
+    a, b = by_case[("case0", "original")]
+    images = study / "images"
+    assert (images / f"{a}.tif").read_bytes() == (images / f"{b}.tif").read_bytes()
+    assert digest[a] != digest[b]
+    # a study folder that holds the key is refused by the reader
+    (study / "key.json").write_bytes(key_of(study).read_bytes())
+    with pytest.raises(StudyError, match="key is in the folder readers use"):
+        Session(study, "r1", code(study, "r1"))
+    (study / "key.json").unlink()
+    with pytest.raises(StudyError, match="not r1's code"):
+        Session(study, "r1", code(make_study(tmp_path / "other", readers=["r1"]), "r1"))
+    with pytest.raises(StudyError, match="'zed' is not enrolled"):
+        Session(study, "zed", code(study, "r1"))
+
+
+def test_hostile_case_names_do_not_become_formulas(tmp_path):
+    from napari_cpadv.study.build import build_study, pairs_from_folder
+    from tests.study.conftest import make_pairs
+
+    folder = make_pairs(tmp_path / "pairs", 2)
+    for cond, ext in (("original", "png"), ("adversarial", "tif")):
+        (folder / f"case0_{cond}.{ext}").rename(folder / f"=1+2+cmd_{cond}.{ext}")
+    build_study(pairs_from_folder(folder), tmp_path / "s", readers=["A"], replicates=1,
+                min_gap=1)  # fmt: skip
+    with ReaderSession(tmp_path / "s", "A", code(tmp_path / "s", "A")) as s:
+        while not s.done:
+            s.show()
+            s.answer(tumour="no")
+    analyze(tmp_path / "s", key_of(tmp_path / "s"), tmp_path / "out")
+    rows = list(csv.DictReader((tmp_path / "out" / "answers.csv").open()))
+    assert {r["source_id"] for r in rows} == {"'=1+2+cmd", "case1"}
+
+
+@pytest.mark.parametrize(
+    ("names", "reason"),
+    [
+        (["a\nb_original.png", "a\nb_adversarial.png"], "control character"),
+        (["c_original.jpg", "c_adversarial.jpg"], "not PNG or TIFF"),
+        (["d_original.png", "d_original.tif", "d_adversarial.png"], "two original images"),
+    ],
+)
+def test_skipped_or_ambiguous_pair_files_are_named(tmp_path, names, reason):
+    from PIL import Image
+
+    from napari_cpadv.study.build import pairs_from_folder
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for name in names:
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / name, format="PNG")
+    with pytest.raises(StudyError, match=reason):
+        pairs_from_folder(folder)

@@ -18,7 +18,9 @@ from napari_cpadv.study.build import (
     constrained_order,
     pairs_from_folder,
     study_work,
+    token_digest,
 )
+from tests.study.conftest import key_of
 from tests.study.conftest import make_pairs as _pairs
 
 
@@ -44,9 +46,11 @@ def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
     (tmp_path / "pairs").mkdir()
     src = _pairs(tmp_path / "pairs")
     pairs = pairs_from_folder(src)
-    manifest_path = build_study(pairs, tmp_path / "study", replicates=2, seed=7, min_gap=2)
+    manifest_path = build_study(
+        pairs, tmp_path / "study", replicates=2, seed=7, min_gap=2, readers=["r1"]
+    )
     manifest = json.loads(manifest_path.read_text())
-    key_bytes = (tmp_path / "study" / "key.json").read_bytes()
+    key_bytes = key_of(tmp_path / "study").read_bytes()
     assert manifest["key_sha256"] == hashlib.sha256(key_bytes).hexdigest()
     key = json.loads(key_bytes)["tokens"]
     assert len(manifest["order"]) == 4 * 2 * 2 == len(key)
@@ -55,7 +59,7 @@ def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
     sizes, tags = {}, {}
     for t in manifest["tokens"]:
         f = tmp_path / "study" / t["file"]
-        assert hashlib.sha256(f.read_bytes()).hexdigest() == t["sha256"]
+        assert token_digest(t["token"], f.read_bytes()) == t["sha256"]
         with tifffile.TiffFile(f) as tf:
             page = tf.pages[0]
             assert page.compression == 1 and page.dtype == np.uint8
@@ -78,7 +82,7 @@ def test_study_files_are_blind_and_the_key_is_sealed_in_the_manifest(tmp_path):
     assert len(shells) == 1
     assert {v["truth"] for v in key.values()} == {0, 1}
     with pytest.raises(StudyError, match="written once"):
-        build_study(pairs, tmp_path / "study")
+        build_study(pairs, tmp_path / "study", readers=["r1"])
 
 
 def test_bad_pair_folders_are_named(tmp_path):
@@ -91,10 +95,10 @@ def test_bad_pair_folders_are_named(tmp_path):
         Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / name)
     pairs = pairs_from_folder(tmp_path)
     with pytest.raises(StudyError, match="a_adversarial.png: cannot be read as an image"):
-        build_study(pairs, tmp_path / "s", replicates=1, min_gap=1)
+        build_study(pairs, tmp_path / "s", replicates=1, min_gap=1, readers=["r1"])
     assert not (tmp_path / "s").exists()  # a failed build leaves nothing behind
     with pytest.raises(StudyError, match="share a case name"):
-        build_study(pairs * 2, tmp_path / "t", replicates=1, min_gap=1)
+        build_study(pairs * 2, tmp_path / "t", replicates=1, min_gap=1, readers=["r1"])
 
 
 def test_a_pair_whose_two_images_are_identical_is_refused(tmp_path):
@@ -102,23 +106,25 @@ def test_a_pair_whose_two_images_are_identical_is_refused(tmp_path):
     pixels = np.asarray(Image.open(folder / "case1_original.png"))
     Image.fromarray(pixels).save(folder / "case1_adversarial.tif")  # another file, same pixels
     with pytest.raises(StudyError, match="case1_adversarial.tif: case 'case1': the adversarial"):
-        build_study(pairs_from_folder(folder), tmp_path / "s", replicates=1, min_gap=1)
+        build_study(
+            pairs_from_folder(folder), tmp_path / "s", replicates=1, min_gap=1, readers=["r1"]
+        )
     assert not (tmp_path / "s").exists()
 
 
 def test_a_cancelled_build_leaves_nothing_and_progress_counts_images(tmp_path):
     pairs = pairs_from_folder(_pairs(tmp_path / "pairs"))
     (tmp_path / "mine").mkdir()
-    work = study_work(pairs, tmp_path / "mine", replicates=2)
+    work = study_work(pairs, tmp_path / "mine", replicates=2, readers=["r1"])
     steps = [next(work) for _ in range(3)]
     assert [(p.step, p.total) for p in steps] == [(1, 16), (2, 16), (3, 16)]
     work.close()  # Cancel
     assert list((tmp_path / "mine").iterdir()) == []  # the folder was there before: kept
-    manifest = build_study(pairs, tmp_path / "mine", replicates=2)
+    manifest = build_study(pairs, tmp_path / "mine", replicates=2, readers=["r1"])
     assert manifest.is_file()
     (tmp_path / "half" / "images").mkdir(parents=True)
     with pytest.raises(StudyError, match="no manifest: choose a new folder"):
-        build_study(pairs, tmp_path / "half")
+        build_study(pairs, tmp_path / "half", readers=["r1"])
 
 
 def test_cli_study_create(tmp_path, capsys):
@@ -127,9 +133,12 @@ def test_cli_study_create(tmp_path, capsys):
     (tmp_path / "pairs").mkdir()
     _pairs(tmp_path / "pairs", n=3)
     code = main(["study", "create", str(tmp_path / "pairs"), "--out", str(tmp_path / "s"),
-                 "--preset", "seed001", "--seed", "3"])  # fmt: skip
+                 "--preset", "seed001", "--seed", "3", "--readers", "p1", "p2"])  # fmt: skip
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["presentations"] == 3 * 2 * 2 and out["cases"] == 3
-    code = main(["study", "create", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t")])
+    assert set(out["reader_codes"]) == {"p1", "p2"} and out["key"] == str(tmp_path / "s.key.json")
+    assert not (tmp_path / "s" / "key.json").exists()
+    code = main(["study", "create", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t"),
+                 "--readers", "p1"])  # fmt: skip
     assert code == 2 and "nowhere" in capsys.readouterr().err

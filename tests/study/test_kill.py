@@ -16,7 +16,7 @@ import pytest
 
 from napari_cpadv.study.log import read_log
 from napari_cpadv.study.read import Study
-from tests.study.conftest import make_study
+from tests.study.conftest import code, make_study, secret
 
 # The reader: the same calls the reader dock makes. "ADVANCED" is printed once answer()
 # has returned, which is when the dock moves to the next case.
@@ -24,7 +24,7 @@ READER = textwrap.dedent(
     """
     import sys, time, random
     from napari_cpadv.study.read import ReaderSession
-    s = ReaderSession(sys.argv[1], "r1")
+    s = ReaderSession(sys.argv[1], "r1", sys.argv[3])
     print("READY", s.position, flush=True)
     rng = random.Random(int(sys.argv[2]))
     while not s.done:
@@ -43,7 +43,7 @@ KILLS = 50
 def _answered(study: Study) -> tuple[dict[str, str], int]:
     """The log's answers (verified chain; a torn last line is set apart) and where a
     reader should resume: the first token of the order without an answer."""
-    read = read_log(study.log_path("r1"), study.hash)
+    read = read_log(study.log_path("r1"), study.hash, secret(study, "r1"))
     answers = {e["token"]: e["answers"]["tumour"] for e in read.events if e["event"] == "answer"}
     resume = next((i for i, t in enumerate(study.order) if t not in answers), len(study.order))
     return answers, resume
@@ -59,7 +59,7 @@ def test_reader_killed_at_random_moments_loses_no_advanced_answer(tmp_path):
     for kill in range(KILLS):
         logged, resume = _answered(study)
         proc = subprocess.Popen(
-            [sys.executable, "-c", READER, str(study.folder), str(kill)],
+            [sys.executable, "-c", READER, str(study.folder), str(kill), code(study, "r1")],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -89,7 +89,7 @@ def test_reader_killed_at_random_moments_loses_no_advanced_answer(tmp_path):
         extra = now
         for t in advanced:  # and each is the answer the reader gave
             assert logged[t] == ("yes" if int(t, 16) % 2 else "no")
-    events = read_log(study.log_path("r1"), study.hash).events
+    events = read_log(study.log_path("r1"), study.hash, secret(study, "r1")).events
     torn = sum(e["event"] == "torn_line_set_aside" for e in events)
     takeovers = sum(e["event"] == "lock_taken_over" for e in events)
     assert takeovers >= KILLS - 1  # every restart found the dead reader's lock and said so

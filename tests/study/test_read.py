@@ -10,7 +10,7 @@ import pytest
 from napari_cpadv.study.build import StudyError
 from napari_cpadv.study.log import StudyLogError, read_log
 from napari_cpadv.study.read import ReaderSession, Study
-from tests.study.conftest import make_study
+from tests.study.conftest import code, make_study, secret
 
 
 class Clock:
@@ -28,25 +28,25 @@ class Clock:
 
 def test_resume_continues_at_the_first_unanswered_case(study_dir):
     study = Study(study_dir)
-    with ReaderSession(study, "r1") as s:
+    with ReaderSession(study, "r1", code(study, "r1")) as s:
         assert (s.position, s.total) == (0, 16)
         for expected in study.order[:3]:
             s.show()
             assert s.showing == expected
             s.answer(tumour="yes")
         s.show()  # shown, never answered: the session ends (or crashes) here
-    with ReaderSession(study, "r1") as s:
+    with ReaderSession(study, "r1", code(study, "r1")) as s:
         assert s.position == 3 and s.current == study.order[3]
         assert s.log.events[-1]["event"] == "session_start"
         assert s.log.events[-1]["resume_at"] == 3
-    events = read_log(study.log_path("r1"), study.hash).events
+    events = read_log(study.log_path("r1"), study.hash, secret(study, "r1")).events
     assert [e["event"] for e in events].count("answer") == 3
     assert [e["event"] for e in events][-1] == "session_end"
 
 
 def test_answers_are_checked_against_the_questions(tmp_path):
     study = Study(make_study(tmp_path, questions=["tumour", "confidence", "count", "altered"]))
-    with ReaderSession(study, "r1") as s:
+    with ReaderSession(study, "r1", code(study, "r1")) as s:
         with pytest.raises(StudyError, match="no case is on screen"):
             s.answer(tumour="yes")
         s.show()
@@ -67,7 +67,7 @@ def test_answers_are_checked_against_the_questions(tmp_path):
 
 def test_time_on_case_leaves_pauses_out(study_dir):
     clock = Clock()
-    with ReaderSession(study_dir, "r1", clock=clock) as s:
+    with ReaderSession(study_dir, "r1", code(study_dir, "r1"), clock=clock) as s:
         s.show()
         clock.wait(1200)
         s.pause()
@@ -81,7 +81,7 @@ def test_time_on_case_leaves_pauses_out(study_dir):
         s.view((12.5, 30.25), 2.0)
         clock.wait(700)
         assert s.answer(tumour="yes")["duration_ms"] == 700
-    events = [e["event"] for e in read_log(s.log.path, s.study.hash).events]
+    events = [e["event"] for e in read_log(s.log.path, s.study.hash, secret(s.study, "r1")).events]
     assert events == [
         "session_start", "shown", "pause", "resume", "answer", "shown", "view", "answer",
         "session_end",
@@ -90,14 +90,14 @@ def test_time_on_case_leaves_pauses_out(study_dir):
 
 def test_no_way_back_unless_the_study_allows_corrections(tmp_path):
     strict = Study(make_study(tmp_path / "a"))
-    with ReaderSession(strict, "r1") as s:
+    with ReaderSession(strict, "r1", code(strict, "r1")) as s:
         s.show()
         s.answer(tumour="no")
         assert s.previous() is None
         with pytest.raises(StudyError, match="does not allow going back"):
             s.show(strict.order[0])
     lenient = Study(make_study(tmp_path / "b", allow_corrections=True))
-    with ReaderSession(lenient, "r1") as s:
+    with ReaderSession(lenient, "r1", code(lenient, "r1")) as s:
         for _ in range(2):
             s.show()
             s.answer(tumour="no")
@@ -111,26 +111,29 @@ def test_no_way_back_unless_the_study_allows_corrections(tmp_path):
         assert rec["revises"] == first["seq"]
         assert s.answers[back] == {"tumour": "yes"} and s.current == lenient.order[2]
     # the original answer stays in the log: a correction is a new event, never an edit
-    events = read_log(lenient.log_path("r1"), lenient.hash).events
+    events = read_log(lenient.log_path("r1"), lenient.hash, secret(lenient, "r1")).events
     told = [e["answers"]["tumour"] for e in events if e.get("token") == back and "answers" in e]
     assert told == ["no", "yes"]
 
 
 def test_one_session_per_reader_and_safe_reader_ids(study_dir):
-    with ReaderSession(study_dir, "r1"):
+    with ReaderSession(study_dir, "r1", code(study_dir, "r1")):
         with pytest.raises(StudyLogError, match="another reader session"):
-            ReaderSession(study_dir, "r1")
-        with ReaderSession(study_dir, "r2") as other:  # other readers are independent
+            ReaderSession(study_dir, "r1", code(study_dir, "r1"))
+        with ReaderSession(study_dir, "r2", code(study_dir, "r2")) as other:  # independent
             assert other.position == 0
-    for bad in ("../r1", "", "a/b", ".hidden"):
+    for bad in ("../r1", "", "a/b", ".hidden", "ok\n", "r1\n"):
         with pytest.raises(StudyError, match="reader id"):
-            ReaderSession(study_dir, bad)
+            ReaderSession(study_dir, bad, code(study_dir, "r1"))
 
 
 def test_a_changed_image_or_manifest_is_refused(study_dir):
     study = Study(study_dir)
     (study_dir / study._files[study.order[0]][0]).write_bytes(b"II*\0changed")
-    with ReaderSession(study, "r1") as s, pytest.raises(StudyError, match="does not match"):
+    with (
+        ReaderSession(study, "r1", code(study, "r1")) as s,
+        pytest.raises(StudyError, match="does not match"),
+    ):
         s.show()
     manifest = study_dir / "manifest.json"
     manifest.write_text(manifest.read_text()[:-20])
@@ -142,13 +145,13 @@ def test_a_changed_image_or_manifest_is_refused(study_dir):
 
 def test_a_log_from_another_study_does_not_chain(tmp_path):
     a, b = make_study(tmp_path / "a"), make_study(tmp_path / "b")
-    with ReaderSession(a, "r1") as s:
+    with ReaderSession(a, "r1", code(a, "r1")) as s:
         s.show()
         s.answer(tumour="no")
     (b / "logs").mkdir()
     (b / "logs" / "r1.jsonl").write_bytes((a / "logs" / "r1.jsonl").read_bytes())
     with pytest.raises(StudyLogError, match="line 1 does not chain"):
-        ReaderSession(b, "r1")
+        ReaderSession(b, "r1", code(b, "r1"))
     assert (
         json.loads((a / "manifest.json").read_text())["study_id"]
         != json.loads((b / "manifest.json").read_text())["study_id"]

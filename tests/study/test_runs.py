@@ -50,8 +50,8 @@ def test_pairs_from_a_run_are_its_tiles(run, small_slide, tmp_path):
         assert p.truth["tumour"] == (p.truth["tumour_cells"] >= 5)
         assert p.attack["attack"] == "fgsm" and str(run) in p.source("adversarial")
     assert any(not np.array_equal(p.original, p.adversarial) for p in pairs)
-    build_study(pairs, tmp_path / "study", seed=2)
-    key = json.loads((tmp_path / "study" / "key.json").read_text())["tokens"]
+    build_study(pairs, tmp_path / "study", seed=2, readers=["r1"])
+    key = json.loads((tmp_path / "study.key.json").read_text())["tokens"]
     manifest = json.loads((tmp_path / "study" / "manifest.json").read_text())
     t = manifest["tokens"][0]
     shown = tifffile.imread(tmp_path / "study" / t["file"])
@@ -63,10 +63,12 @@ def test_pairs_from_a_run_are_its_tiles(run, small_slide, tmp_path):
 def test_cli_builds_from_runs_and_refuses_a_mix(run, tmp_path, capsys):
     from napari_cpadv.cli import main
 
-    assert main(["study", "create", str(run), "--out", str(tmp_path / "s")]) == 0
+    assert main(["study", "create", str(run), "--out", str(tmp_path / "s"), "--readers", "a"]) == 0
     n = len(json.loads((run / "report.json").read_text())["positions"])
     assert json.loads(capsys.readouterr().out)["presentations"] == n * 2 * 2
-    assert main(["study", "create", str(run), str(tmp_path), "--out", str(tmp_path / "t")]) == 2
+    args = ["study", "create", str(run), str(tmp_path), "--out", str(tmp_path / "t"),
+            "--readers", "a"]  # fmt: skip
+    assert main(args) == 2
     assert "either one folder" in capsys.readouterr().err
     with pytest.raises(StudyError, match="not a finished workbench run"):
         pairs_from_runs([tmp_path])
