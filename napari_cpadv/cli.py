@@ -414,8 +414,8 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
         )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
-    if "note" in report:
-        warnings.warn(report["note"], UserWarning, stacklevel=1)
+    for line in ([report["note"]] if "note" in report else []) + report.get("warnings", []):
+        warnings.warn(line, UserWarning, stacklevel=1)
     if annotations is not None:
         adversarial = open_delta(report["delta"])
         x, y, x1, y1 = report["attacked_box"]  # the tiles attacked, not only the rectangle
@@ -459,8 +459,10 @@ def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
         "attacked_box": report["attacked_box"],
         "norms_mean": {k: float(np.mean(v)) for k, v in report["norms"].items()},
         "success_rate": report["success_rate"],
+        **({"float_success_rate": report["float"]["success_rate"]} if "float" in report else {}),
         "aucpr": aucpr,
         **({"note": report["note"]} if "note" in report else {}),
+        "warnings": report.get("warnings", []),
     }
 
 

@@ -102,7 +102,7 @@ def test_bad_study_arguments(tmp_path, capsys, args, needle):
 
     pairs = make_pairs(tmp_path / "pairs")
     out = tmp_path / "study"
-    assert main(["study", "create", str(pairs), "--out", str(out), *args]) == 2
+    assert main(["study", "create", str(pairs), "--out", str(out), "--readers", "r1", *args]) == 2
     _one_line(capsys, needle)
     assert not out.exists()
 
@@ -112,7 +112,7 @@ def test_replicates_and_gap_are_used_as_given(tmp_path, capsys):
 
     pairs = make_pairs(tmp_path / "pairs")
     args = ["study", "create", str(pairs), "--out", str(tmp_path / "s"), "--replicates", "1",
-            "--min-gap", "1"]  # fmt: skip
+            "--min-gap", "1", "--readers", "r1"]  # fmt: skip
     assert main(args) == 0
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert len(manifest["order"]) == 4 * 2 * 1  # one replicate, not a silent 2

@@ -29,6 +29,8 @@ class CellObjective:
     reference: torch.Tensor
     targeted: bool = False
     flip: float = 0.5
+    clean: torch.Tensor | None = None
+    keep: float = 0.5
 
     def __call__(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ref = self.reference.to(logits)
@@ -37,6 +39,26 @@ class CellObjective:
         if self.targeted:
             return -bce, agree >= self.flip
         return bce, (1 - agree) >= self.flip
+
+    def reported_success(self, logits: torch.Tensor) -> torch.Tensor:
+        """Success as a pathologist would act on it, per tile ``(N,)`` bool.
+
+        On a tile where the detector found tumour cells clean (``clean``), success is
+        fewer than ``keep`` of them (0.5: half) still called tumour; on a tile it called
+        normal, success is the tile's call flipping to tumour (at least 1 % of its cells,
+        at least one). The half-of-all-cells-flipped rule of the optimisation (``flip``)
+        almost never holds on real tiles, so it reports 0 at every budget; this one moves
+        with the damage.
+        """
+        if self.targeted or self.clean is None:
+            return self(logits)[1]
+        clean = self.clean.to(logits.device).bool().flatten(1)
+        adv = (logits > 0).flatten(1)
+        found = clean.sum(1)
+        kept = (adv & clean).sum(1)
+        called = adv.sum(1) >= torch.clamp(torch.ceil(0.01 * adv.shape[1] * torch.ones_like(
+            found, dtype=torch.float32)), min=1).long()  # fmt: skip
+        return torch.where(found > 0, kept.float() < self.keep * found.float(), called)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,17 @@ class Budget:
         if self.norm == "l0" and self.unit == "per_pixel" and self.value > 1:
             raise ValueError(f"an L0 budget per pixel is a fraction of pixels, got {self.value}")
 
+    def norm_key(self) -> str:
+        """The key of :func:`norms` that measures this budget (in its own unit)."""
+        per = self.unit == "per_pixel"
+        return {
+            "l0": "l0_fraction" if per else "l0_pixels",
+            "l1": "l1_mad" if per else "l1_total",
+            "l2": "l2_rms" if per else "l2_total",
+            "linf": "linf_255",
+            "none": "l2_total",
+        }[self.norm]
+
     def total(self, shape: tuple[int, ...]) -> float:
         """The budget as a total for one example of ``shape`` ``(C, H, W)``."""
         c, h, w = shape[-3:]

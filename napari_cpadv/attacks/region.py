@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.attacks.tiles import (
+    CELL_KEEP,
     AttackSpec,
     craft,
     no_tile_reason,
     objective_for,
     read_tiles,
+    rounding_warnings,
     tile_positions,
     tile_side,
     tiles_level0,
@@ -129,7 +131,10 @@ def _attack_tiles(
     cells = detector.output == "cells"
     step = len(positions) if spec.attack == "universal" else batch
     successes: list[bool] = []
+    successes_float: list[bool] = []
     all_norms: dict[str, list[float]] = {}
+    float_norms: dict[str, list[float]] = {}
+    warnings: list[str] = []
     for i in range(0, len(positions), step):
         chunk = positions[i : i + step]
         tiles = read_tiles(
@@ -150,8 +155,30 @@ def _attack_tiles(
         successes += res.success.cpu().tolist()
         for key, values in res.norms.items():
             all_norms.setdefault(key, []).extend(values)
+        if res.success_float is not None and res.norms_float is not None:
+            successes_float += res.success_float.cpu().tolist()
+            for key, values in res.norms_float.items():
+                float_norms.setdefault(key, []).extend(values)
+        warnings += [w for w in rounding_warnings(res, spec.budget) if w not in warnings]
         yield Progress(i + len(chunk), len(positions), {"tiles": i + len(chunk)})
-    return {"success_rate": float(np.mean(successes)), "success": successes, "norms": all_norms}
+    out: dict[str, Any] = {
+        "success_rate": float(np.mean(successes)),
+        "success": successes,
+        "norms": all_norms,
+        "warnings": warnings,
+    }
+    if successes_float:  # the papers' setting: δ before it is rounded into the saved image
+        out["float"] = {
+            "success_rate": float(np.mean(successes_float)),
+            "norms": float_norms,
+        }
+    if detector.output == "cells":
+        out["success_rule"] = (
+            f"a tile is a success when fewer than {CELL_KEEP:.0%} of the tumour cells the "
+            "detector found clean are still found, or, on a tile it called normal, when "
+            "its call flips to tumour (>= 1 % of its cells)"
+        )
+    return out
 
 
 def attacked_area(

@@ -185,20 +185,37 @@ def region_tiles(
     return read_tiles(slide, level, positions, side, annotations=annotations, cell=cell)
 
 
-def objective_for(detector: Any, x: torch.Tensor, labels: np.ndarray | None = None) -> Objective:
+CELL_KEEP = 0.5
+"""Cell success: fewer than this share of the tumour cells found clean still found."""
+
+
+def objective_for(
+    detector: Any, x: torch.Tensor, labels: np.ndarray | None = None, *, keep: float = CELL_KEEP
+) -> Objective:
     """Untargeted objective of ``detector`` on ``x``: against the cell ``labels`` when given,
-    else against the clean prediction (cells: ``logits > 0``; classes: the argmax)."""
-    if detector.output == "cells" and labels is not None:  # no pass of the detector needed
-        return CellObjective(torch.from_numpy(np.asarray(labels)).float().to(x.device))
+    else against the clean prediction (cells: ``logits > 0``; classes: the argmax). A cell
+    objective also keeps the clean prediction, for the success it reports
+    (:meth:`CellObjective.reported_success`, with ``keep``)."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"the cell success share must lie in (0, 1], got {keep}")
     clean = logits_of(detector, x, torch.zeros_like(x))
     if detector.output == "classes":
         return ClassObjective(clean.argmax(1))
-    return CellObjective((clean > 0).float())
+    found = (clean > 0).float()
+    if labels is not None:
+        reference = torch.from_numpy(np.asarray(labels)).float().to(x.device)
+        return CellObjective(reference, clean=found, keep=keep)
+    return CellObjective(found, clean=found, keep=keep)
 
 
 def _subset(objective: Objective, idx: torch.Tensor) -> Objective:
     if isinstance(objective, CellObjective):
-        return replace(objective, reference=objective.reference[idx.to(objective.reference.device)])
+        clean = objective.clean
+        return replace(
+            objective,
+            reference=objective.reference[idx.to(objective.reference.device)],
+            clean=None if clean is None else clean[idx.to(clean.device)],
+        )
     if isinstance(objective, ClassObjective):
         return replace(objective, labels=objective.labels[idx.to(objective.labels.device)])
     raise TypeError(f"cannot take a subset of {type(objective).__name__}")
@@ -297,7 +314,9 @@ def craft(
             yield Progress(min(i + batch, n), n, {"tiles": min(i + batch, n)})
         delta = torch.cat(parts)
         steps = 0 if spec.attack == "noise" else spec.steps
-    return score(detector, x, quantise(x, delta), objective, spec.seed, steps)
+    return score(
+        detector, x, quantise(x, delta), objective, spec.seed, steps, unrounded=delta
+    )
 
 
 @torch.no_grad()
@@ -314,9 +333,21 @@ def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 
 @dataclass(frozen=True)
 class Scored(AttackResult):
     """An ``AttackResult`` that keeps the detector's ``logits`` on ``x + δ``, so that what
-    is scored next (AUC-PR) needs no second pass of the detector."""
+    is scored next (AUC-PR) needs no second pass of the detector. ``norms_float`` and
+    ``success_float`` are those of the float δ before 8-bit rounding (the papers'
+    setting), when the attack made one."""
 
     logits: torch.Tensor
+    norms_float: dict[str, list[float]] | None = None
+    success_float: torch.Tensor | None = None
+
+
+def reported_success(objective: Objective, logits: torch.Tensor) -> torch.Tensor:
+    """The success a report gives: a cell objective's pathologist-level rule, else the
+    objective's own."""
+    if isinstance(objective, CellObjective):
+        return objective.reported_success(logits)
+    return objective(logits)[1]
 
 
 def score(
@@ -326,11 +357,39 @@ def score(
     objective: Objective,
     seed: int = 0,
     steps: int = 0,
+    *,
+    unrounded: torch.Tensor | None = None,
 ) -> Scored:
-    """Loss and success of ``x + δ`` under ``objective``, δ's norms and the logits."""
+    """Loss and success of ``x + δ`` under ``objective``, δ's norms and the logits; with
+    ``unrounded`` (δ before rounding to 8 bits) its norms and success too."""
     logits = logits_of(detector, x, delta)
-    loss, success = objective(logits)
-    return Scored(delta, success, loss, norms(delta), steps, seed, logits=logits)
+    loss, _ = objective(logits)
+    success = reported_success(objective, logits)
+    extra: dict[str, Any] = {}
+    if unrounded is not None:
+        extra = {
+            "norms_float": norms(unrounded),
+            "success_float": reported_success(objective, logits_of(detector, x, unrounded)),
+        }
+    return Scored(delta, success, loss, norms(delta), steps, seed, logits=logits, **extra)
+
+
+def rounding_warnings(scored: Scored, budget: Any, tol: float = 0.1) -> list[str]:
+    """A warning when rounding to 8 bits moved the budget's achieved norm by more than
+    ``tol`` (seed 001's L∞ = 0.5/255 rounds to 0 or to a whole grey level)."""
+    if scored.norms_float is None:
+        return []
+    key = budget.norm_key()
+    after = np.asarray(scored.norms[key], float)
+    before = np.asarray(scored.norms_float[key], float)
+    moved = np.abs(after - before) / np.maximum(np.abs(before), 1e-12)
+    if not len(moved) or float(moved.max()) <= tol:
+        return []
+    return [
+        f"rounding to 8 bits changed the achieved {key} by up to {100 * float(moved.max()):.0f} "
+        f"% (float δ mean {before.mean():.4g}, saved image mean {after.mean():.4g}): results "
+        "on the saved image are not the papers' float setting"
+    ]
 
 
 def _aucpr(logits: torch.Tensor, labels: np.ndarray) -> float:
@@ -371,7 +430,7 @@ def _condition(
     (none when its ``logits`` on ``x + δ`` are given)."""
     if logits is None:
         logits = logits_of(detector, x, delta)
-    rate = float(objective(logits)[1].float().mean())
+    rate = float(reported_success(objective, logits).float().mean())
     out: dict[str, Any] = {"success_rate": rate}
     if labels is not None:
         out["aucpr"] = _aucpr(logits, labels)
@@ -426,6 +485,12 @@ def sweep(
         res = results[b.value]
         row: dict[str, Any] = {"budget": b.value, "norms": res.norms}
         row.update(_condition(detector, x, res.delta, objective, labels, clean, res.logits))
+        if res.norms_float is not None and res.success_float is not None:
+            row["float"] = {  # the papers' setting, before rounding to 8 bits
+                "norms": res.norms_float,
+                "success_rate": float(res.success_float.float().mean()),
+            }
+        warnings += [f"budget {b.value:g}: {w}" for w in rounding_warnings(res, b)]
         if noise:
             n = quantise(x, noise_like(res.delta, x, seed=spec.seed))
             row["noise"] = _condition(detector, x, n, objective, labels, clean)
@@ -462,11 +527,21 @@ def sweep(
         "device": str(device),
         "success": table.success.astype(int).tolist(),
         "success_rates": table.rates(),
+        **_success_rule(objective),
         "clean_aucpr": clean,
         "rows": rows,
         "checks": checks,
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
+    }
+
+
+def _success_rule(objective: Objective) -> dict[str, str]:
+    if not isinstance(objective, CellObjective):
+        return {}
+    return {
+        "success_rule": f"cells: fewer than {objective.keep:.0%} of the tumour cells found "
+        "clean still found, or a normal tile's call flipping to tumour"
     }
 
 

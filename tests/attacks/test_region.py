@@ -97,6 +97,16 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
     assert (a != b).any(axis=2).mean() > 0.5
     clean, attacked = (report["aucpr"]["dae"][k]["aucpr"] for k in ("clean", "attacked"))
     assert attacked < clean - 0.01
+    assert "found clean" in report["success_rule"]
+    assert report["float"]["norms"]["l2_rms"] and "success_rate" in report["float"]
+    # against the DAE's own clean calls, a cell-level success that can happen: on some
+    # tiles fewer than half the tumour cells it found are still found
+    args = [a for a in args if a not in ("--annotations", str(xml))]
+    args[args.index("--budget") + 1], args[args.index("--steps") + 1] = "0.06", "10"
+    args[args.index("--out") + 1] = str(tmp_path / "own")
+    assert main(args) == 0
+    own = json.loads((tmp_path / "own" / "report.json").read_text())
+    assert 0 < own["success_rate"] < 1
 
 
 def test_an_attack_failing_before_any_tile_leaves_no_store(small_slide, tmp_path, monkeypatch):

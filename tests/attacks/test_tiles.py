@@ -227,3 +227,40 @@ def test_fgsm_on_the_sparse_coder_says_to_use_the_latent_attack(sparse, tiles):
     spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=1)
     with pytest.raises(ValueError, match="latent attack"):
         drive(craft(sparse, tiles.x[:1], objective_for(sparse, tiles.x[:1]), spec))
+
+
+def test_cell_success_is_what_a_pathologist_would_act_on():
+    from napari_cpadv.attacks.objectives import CellObjective
+
+    clean = torch.zeros(3, 10, 10)
+    clean[0, :2, :5] = 1  # tile 0: 10 tumour cells found clean
+    clean[1, :2, :5] = 1  # tile 1: the same
+    obj = CellObjective(clean, clean=clean, keep=0.5)
+    adv = torch.full((3, 10, 10), -3.0)
+    adv[0, 0, :4] = 3  # 4 of 10 still found: fewer than half, success
+    adv[1, 0, :5] = 3  # 5 of 10 still found: not fewer than half
+    adv[2, 5, 5] = 3  # tile 2 was normal: one cell of 100 is its call flipping
+    assert obj.reported_success(adv).tolist() == [True, False, True]
+    assert obj(adv)[1].tolist() == [False, False, False]  # the old rule: half of all cells
+    assert CellObjective(clean, clean=clean, keep=0.3).reported_success(adv).tolist() == [
+        False, False, True,
+    ]  # fmt: skip
+
+
+def test_rounding_is_reported_not_hidden():
+    """Seed 001's L∞ = 0.5/255: the float δ has it, the saved 8-bit image has 0 or 1/255."""
+    from napari_cpadv.attacks.tiles import rounding_warnings
+
+    torch.manual_seed(0)
+    det = make("dae").eval()
+    x = torch.rand(2, 3, 32, 32)
+    spec = AttackSpec("pgd", Budget("linf", 0.5, "per_pixel"), 0, steps=3, tile=32)
+    res = drive(craft(det, x, objective_for(det, x), spec, batch=2))
+    assert max(res.norms_float["linf_255"]) == pytest.approx(0.5, abs=1e-3)
+    assert max(res.norms["linf_255"]) == pytest.approx(1.0, abs=1e-3)
+    assert res.success_float is not None and res.success_float.shape == (2,)
+    [warning] = rounding_warnings(res, spec.budget)
+    assert "changed the achieved linf_255 by up to 100 %" in warning
+    big = AttackSpec("pgd", Budget("linf", 8, "per_pixel"), 0, steps=3, tile=32)
+    res = drive(craft(det, x, objective_for(det, x), big, batch=2))
+    assert rounding_warnings(res, big.budget) == []
