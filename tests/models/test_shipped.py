@@ -30,18 +30,57 @@ def test_shipped_weights_fit_the_budget():
     assert total < 15 * 2**20
 
 
-def test_shipped_scores_on_the_held_out_slide_meet_the_targets():
-    m = {n: json.loads((SHIPPED / f"{n}.json").read_text())["metrics"] for n in NAMES}
-    assert m["dae"]["aucpr"] >= 0.90 and m["dae"]["aucpr"] > 10 * m["dae"]["null_aucpr"]
-    assert m["resnet18"]["aucroc"] >= 0.95
-    assert m["sparse"]["aucpr"] >= 0.90 and m["sparse"]["aucpr"] > 10 * m["sparse"]["null_aucpr"]
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """A fresh held-out slide painted as ``make weights`` paints slide 21 (never trained on),
+    4096 x 4096: the shipped detectors are scored on it here, not read from their JSON."""
+    from napari_cpadv.cli import main as cpadv
+
+    path = tmp_path_factory.mktemp("held") / "held21.tif"
+    assert cpadv(["sample", str(path), "--shape", "4096", "4096", "--seed", "21"]) == 0
+    return path
+
+
+def _evaluate(capsys, *args):
+    capsys.readouterr()
+    assert main(["evaluate", *map(str, args)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_shipped_dae_meets_seed_000s_target_on_a_held_out_slide(held_out, capsys):
+    out = _evaluate(capsys, held_out, held_out.with_suffix(".xml"), "--detector", "dae")
+    assert out["aucpr"] > 0.90 and out["aucpr"] > 10 * out["null_aucpr"]  # seed 000: > 0.90
+
+
+def test_shipped_resnet18_separates_tumour_patches_on_a_held_out_slide(held_out, capsys):
+    out = _evaluate(capsys, held_out, held_out.with_suffix(".xml"), "--detector", "resnet18",
+                    "--truth", held_out.with_suffix(".truth.json"))  # fmt: skip
+    assert out["aucroc"] >= 0.95
+
+
+@pytest.mark.slow
+def test_shipped_sparse_meets_seed_000s_target_around_a_held_out_tumour(held_out):
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.inference.detect import score_against
+    from napari_cpadv.inference.heatmap import cells_of_box, heatmap
+    from napari_cpadv.progress import drive
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(held_out)
+    anns = read_annotations(held_out.with_suffix(".xml"))
+    x0, y0, x1, y1 = next(a for a in anns if a.is_tumour).bbox
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    det = weights.resolve("sparse", None)
+    area = cells_of_box(slide, 2, det.cell, (cy - 1024, cx - 1024, cy + 1024, cx + 1024))
+    scored = score_against(drive(heatmap(det, slide, level=2, scope="region", area=area)),
+                           slide, anns)  # fmt: skip
+    assert scored is not None
+    assert scored["aucpr"] > 0.90 and scored["aucpr"] > 10 * scored["null_aucpr"]
 
 
 @pytest.mark.slow
 def test_shipped_dae_finds_the_sample_slides_tumour(capsys):
-    # the sample slide (seed 7) was never trained on
-    assert (
-        main(["evaluate", str(SAMPLE), str(SAMPLE.with_suffix(".xml")), "--detector", "dae"]) == 0
-    )
-    out = json.loads(capsys.readouterr().out)
-    assert out["level"] == 2 and out["aucpr"] > 0.8 > 10 * out["null_aucpr"]
+    # the sample slide (seed 7) was never trained on: far above chance (its AUC-PR, 0.84,
+    # is below seed 000's 0.90; the README says so)
+    out = _evaluate(capsys, SAMPLE, SAMPLE.with_suffix(".xml"), "--detector", "dae")
+    assert out["level"] == 2 and out["aucpr"] > 10 * out["null_aucpr"]
