@@ -349,6 +349,7 @@ def _spec(args: argparse.Namespace, value: float) -> Any:
             epochs=args.epochs,
             step_size=getattr(args, "step_size", None),
             restarts=getattr(args, "restarts", 1),
+            constraint=getattr(args, "constraint", "exact"),
         )
     except ValueError as exc:
         raise CpadvError(None, str(exc)) from exc
@@ -603,6 +604,13 @@ def _attack_options(
     p.add_argument("--epochs", type=POSITIVE, default=10, help="universal: passes over the tiles")
     p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
     p.add_argument("--restarts", type=POSITIVE, default=1, help="PGD: random restarts")
+    p.add_argument(
+        "--constraint",
+        choices=("exact", "seed001"),
+        default="exact",
+        help="PGD: exact projections, or seed 001's rules (L1/L2 rescaled to the budget, "
+        "L0 the top pixels by gradient)",
+    )
     p.add_argument("--batch", type=POSITIVE, default=4, help="tiles per attacked batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)

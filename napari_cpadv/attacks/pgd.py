@@ -8,6 +8,12 @@ L0 as a fraction of the pixels).
 L0 support: ``"reproject"`` (default) re-selects the best ``k`` pixels after every step
 (the exact L0 projection with the box); ``"frozen"`` picks them after the first step and
 then only moves those pixels, a cheaper and more conservative variant.
+
+Constraints: ``"exact"`` (default) projects onto the norm ball (Duchi's L1 projection, the
+L2 ball, the L0 projection); ``"seed001"`` applies seed 001's own rules: L1 and L2 by
+rescaling δ to the budget's mean absolute or root-mean-square difference after every
+step (so the achieved norm is the budget, not at most the budget), and L0 by moving only
+the top fraction of pixels by the step's gradient, the rest of the image unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from napari_cpadv.attacks.engine import AttackResult, StepRule, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, l0
 from napari_cpadv.progress import Work
+
+Constraint = Literal["exact", "seed001"]
+Projector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 RULES: dict[str, StepRule] = {"linf": "sign", "l2": "l2", "l1": "l1", "l0": "l0", "none": "sign"}
 
@@ -48,6 +57,39 @@ def frozen_l0(k: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return project
 
 
+def rescaled(budget: Budget, shape: tuple[int, ...]) -> Projector:
+    """Seed 001's L1/L2 rule: δ scaled to exactly the budget's norm, then boxed."""
+    from napari_cpadv.attacks.projections import rescale_l2_clipped
+
+    eps = budget.total(shape)
+
+    def project(delta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return rescale_l2_clipped(delta, x, eps, p=1 if budget.norm == "l1" else 2)
+
+    return project
+
+
+def top_gradient_pixels(k: int) -> Projector:
+    """Seed 001's L0 rule: after each step only the ``k`` pixels the step (the gradient)
+    moved most keep their perturbation; the rest of the image is left unchanged."""
+    state: dict[str, torch.Tensor] = {}
+
+    def project(moved: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = moved.shape
+        prev = state.get("delta")
+        if prev is None or prev.shape != moved.shape:
+            prev = torch.zeros_like(moved)
+        step = (moved - prev).pow(2).sum(1).reshape(n, h * w)
+        keep = torch.zeros_like(step, dtype=torch.bool)
+        if k:
+            keep.scatter_(1, step.topk(min(k, h * w), dim=1).indices, True)
+        out = box(moved * keep.reshape(n, 1, h, w).to(moved.dtype), x)
+        state["delta"] = out
+        return out
+
+    return project
+
+
 def pgd(
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -57,6 +99,7 @@ def pgd(
     steps: int = 100,
     step_size: float | None = None,
     l0_support: Literal["reproject", "frozen"] = "reproject",
+    constraint: Constraint = "exact",
     sparsity: float = 0.01,
     random_start: bool = False,
     restarts: int = 1,
@@ -65,7 +108,13 @@ def pgd(
     """PGD within ``budget``; returns the per-example δ, success and achieved norms."""
     shape = tuple(x.shape[1:])
     projector = None
-    if budget.norm == "l0" and l0_support == "frozen":
+    if constraint not in ("exact", "seed001"):
+        raise ValueError(f"unknown constraint {constraint!r}: 'exact' or 'seed001'")
+    if constraint == "seed001" and budget.norm in ("l1", "l2"):
+        projector = rescaled(budget, shape)
+    elif constraint == "seed001" and budget.norm == "l0":
+        projector = top_gradient_pixels(int(budget.total(shape)))
+    elif budget.norm == "l0" and l0_support == "frozen":
         projector = frozen_l0(int(budget.total(shape)))
     return (
         yield from attack(
@@ -75,7 +124,8 @@ def pgd(
             budget=budget,
             steps=steps,
             step_size=default_step(budget, shape, steps) if step_size is None else step_size,
-            rule=RULES[budget.norm],
+            # seed 001 rescales dense steps: its L1 moves every pixel, not the top 1 %
+            rule="l2" if constraint == "seed001" and budget.norm == "l1" else RULES[budget.norm],
             sparsity=sparsity,
             random_start=random_start,
             restarts=restarts,

@@ -163,9 +163,10 @@ def project(delta: torch.Tensor, x: torch.Tensor, budget: Budget) -> torch.Tenso
 
 
 def rescale_l2_clipped(
-    delta: torch.Tensor, x: torch.Tensor, eps: float, *, iterations: int = 60
+    delta: torch.Tensor, x: torch.Tensor, eps: float, *, iterations: int = 60, p: int = 2
 ) -> torch.Tensor:
-    """Scale δ by s ≥ 0 so that ‖box(s·δ)‖₂ = ``eps`` after clipping to [0, 1] (bisection).
+    """Scale δ by s ≥ 0 so that ‖box(s·δ)‖_p = ``eps`` after clipping to [0, 1] (bisection;
+    ``p`` 2 by default, 1 for seed 001's L1 rescaling).
 
     The clipped norm grows monotonically with s, so bisection finds it. When even the
     largest useful s falls short (δ points out of the box almost everywhere), the largest
@@ -176,9 +177,10 @@ def rescale_l2_clipped(
 
     def clipped_norm(s: torch.Tensor) -> torch.Tensor:
         # in float64: a float32 sum over a 512x512x3 tile is off by about 1e-4
-        return box(delta * s.view(shape).to(delta.dtype), x).reshape(n, -1).double().norm(dim=1)
+        moved = box(delta * s.view(shape).to(delta.dtype), x)
+        return moved.reshape(n, -1).double().norm(p=p, dim=1)
 
-    norm0 = delta.reshape(n, -1).double().norm(dim=1)
+    norm0 = delta.reshape(n, -1).double().norm(p=p, dim=1)
     lo = torch.zeros(n, dtype=torch.float64, device=delta.device)
     hi = torch.where(norm0 > 0, eps / norm0.clamp_min(1e-30), torch.zeros_like(norm0))
     # grow the upper end until clipping no longer holds the norm back (or δ saturates)

@@ -35,7 +35,9 @@ NATURAL: dict[str, AttackName] = {"dae": "fgsm", "sparse": "latent", "resnet18":
 class AttackSpec:
     """What to run: attack, budget, steps, level, tile side, seed; ``step_size`` (``None``:
     each attack's default; code units for the latent attack), ``restarts`` (PGD, from random
-    starts after the first) and, for ``universal``, its epochs."""
+    starts after the first), ``constraint`` (PGD: ``exact`` projections or seed 001's own
+    ``seed001`` rules, see :mod:`napari_cpadv.attacks.pgd`) and, for ``universal``, its
+    epochs."""
 
     attack: AttackName
     budget: Budget
@@ -46,8 +48,11 @@ class AttackSpec:
     epochs: int = 10
     step_size: float | None = None
     restarts: int = 1
+    constraint: str = "exact"
 
     def __post_init__(self) -> None:
+        if self.constraint not in ("exact", "seed001"):
+            raise ValueError(f"unknown constraint {self.constraint!r}: 'exact' or 'seed001'")
         if self.attack not in ATTACKS:
             raise ValueError(f"unknown attack {self.attack!r}; choose one of {', '.join(ATTACKS)}")
         if self.steps < 0 or self.epochs < 1 or self.restarts < 1:
@@ -300,6 +305,7 @@ def craft(
                     seed=spec.seed,
                     restarts=spec.restarts,
                     random_start=spec.restarts > 1,
+                    constraint=spec.constraint,  # type: ignore[arg-type]
                     **extra,
                 )
             elif spec.attack == "latent":

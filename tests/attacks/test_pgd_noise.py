@@ -79,3 +79,25 @@ def test_noise_of_equal_norm_does_less_damage(case):
     assert control.success.shape == (8, len(x))
     assert control.success_rate < res.success_rate
     assert control.loss.mean() < res.loss.mean()
+
+
+def test_seed_001s_own_constraints_reach_the_budget_exactly(case):
+    """Seed 001 rescales δ to its L1 (MAD) or L2 (RMS) budget, and moves only the top
+    pixels by gradient for L0: named variants beside the exact projections."""
+    model, x, labels = case
+    l2 = Budget("l2", 0.05, "per_pixel")
+    kw = dict(steps=5, step_size=0.01)
+    exact = drive(pgd(model, x, ClassObjective(labels), budget=l2, **kw))
+    paper = drive(pgd(model, x, ClassObjective(labels), budget=l2, constraint="seed001", **kw))
+    assert min(exact.norms["l2_rms"]) < 0.049  # a projection keeps short steps short
+    assert paper.norms["l2_rms"] == pytest.approx([0.05] * len(x), rel=1e-3)  # rescaled
+    l1 = Budget("l1", 0.02, "per_pixel")
+    paper = drive(pgd(model, x, ClassObjective(labels), budget=l1, constraint="seed001", **kw))
+    assert max(paper.norms["l1_mad"]) <= 0.02 * (1 + 1e-5)
+    assert paper.norms["l1_mad"] == pytest.approx([0.02] * len(x), rel=1e-3)  # rescaled
+    k = 6
+    l0 = Budget("l0", k)
+    paper = drive(pgd(model, x, ClassObjective(labels), budget=l0, constraint="seed001", **kw))
+    assert max(paper.norms["l0_pixels"]) <= k and paper.success_rate > 0
+    with pytest.raises(ValueError, match="unknown constraint"):
+        drive(pgd(model, x, ClassObjective(labels), budget=l0, constraint="paper"))
