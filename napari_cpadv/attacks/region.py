@@ -91,7 +91,7 @@ def attack_region(
             delta_slide, detector, spec, positions, side, annotations, device, batch
         )
     except Exception:
-        if not delta_slide.store.touched:  # failed before any tile: leave no store behind
+        if not getattr(delta_slide.store, "touched", None):  # no tile yet: leave no store
             delta_slide.close()
             shutil.rmtree(out, ignore_errors=True)
         raise

@@ -273,7 +273,7 @@ def relink(folder: str | os.PathLike[str], original: str | os.PathLike[str]) -> 
     p, path = Path(folder), Path(original)
     open_delta(p, original=path)  # refuses another file, or a damaged delta
     group = zarr.open_group(str(p), mode="r+")
-    record = dict(group.attrs["original"])
+    record: Any = group.attrs["original"]
     group.attrs["original"] = {**_identity(path), "sha256": record["sha256"]}
     return path.resolve()
 

@@ -148,11 +148,11 @@ def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_pat
     w._budget.setValue(2.0)
     w._on_run()  # no rectangle drawn yet
     assert "rectangle" in w._status.text() and len(viewer.layers) == n
-    _rectangle(viewer, slide, (0, 10), (0, 10))  # holds no whole tile
+    _rectangle(viewer, slide, (90_000, 90_010), (90_000, 90_010))  # beyond the slide
     n = len(viewer.layers)
     w._on_run()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
-    assert "no whole" in w._status.text() and len(viewer.layers) == n
+    assert "does not overlap" in w._status.text() and len(viewer.layers) == n
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
     w._weights.setText(str(tmp_path / "missing.safetensors"))  # no detector to attack
     w._on_run()
