@@ -217,7 +217,6 @@ def _device(name: str | None) -> Any:
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.annotations import read_annotations
     from napari_cpadv.inference.evaluate import evaluate
     from napari_cpadv.models.weights import resolve
     from napari_cpadv.progress import drive
@@ -230,7 +229,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if ann.name.endswith(".truth.json"):
         truth, annotations = truth or ann, []
     else:
-        annotations = read_annotations(ann)
+        annotations = _ground_truth(ann)
     if detector.output == "classes" and truth is None:
         guess = Path(args.slide).with_suffix(".truth.json")
         if not guess.is_file():
@@ -370,9 +369,20 @@ def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
 
 
 def _annotations(args: argparse.Namespace) -> Any:
-    from napari_cpadv.annotations import read_annotations
+    """The ground truth of ``--annotations``, saying what a mask of it leaves out."""
+    return _ground_truth(args.annotations) if args.annotations else None
 
-    return read_annotations(args.annotations) if args.annotations else None
+
+def _ground_truth(path: str | Path) -> Any:
+    """Annotations to score against; points, lines and classes neither tumour nor
+    exclusion are not painted, and a warning says how many."""
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.annotations.raster import RasterNotes
+
+    anns = read_annotations(path)
+    for line in RasterNotes.of(anns).lines():
+        warnings.warn(f"{path}: {line}", UserWarning, stacklevel=2)
+    return anns
 
 
 def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:

@@ -401,3 +401,16 @@ def test_mask_with_nothing_on_the_slide_is_refused_unless_allowed(tmp_path, caps
     assert not list(tmp_path.glob(".*.part"))
     assert main(["mask", str(slide), str(far), "--out", str(out), "--allow-empty"]) == 0
     assert json.loads(capsys.readouterr().out)["tumour_pixels"] == 0
+
+
+def test_scoring_against_annotations_says_what_it_left_out(tmp_path, capsys):
+    from tests.conftest import SAMPLE
+
+    xml = tmp_path / "truth.xml"
+    text = SAMPLE.with_suffix(".xml").read_text()
+    dot = ('<Annotation Name="count" Type="Dot" PartOfGroup="cells"><Coordinates>'
+           '<Coordinate Order="0" X="10" Y="10" /></Coordinates></Annotation>')  # fmt: skip
+    xml.write_text(text.replace("</Annotations>", dot + "</Annotations>", 1))
+    assert main(["evaluate", str(SAMPLE), str(xml), "--detector", "dae"]) == 0
+    err = capsys.readouterr().err
+    assert "truth.xml: not rasterised (not areas): 1 points" in err
