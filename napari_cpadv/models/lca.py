@@ -53,6 +53,25 @@ class SparseCode:
     codes: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
+    iterations: int = 0
+    rel_change: float = float("nan")
+    energy: tuple[float, ...] = ()
+
+    @property
+    def sparsity(self) -> float:
+        """Share of the coefficients that are exactly zero."""
+        return float((self.codes == 0).float().mean())
+
+    def report(self) -> dict[str, Any]:
+        """How far the solver went: iterations used, the last relative change of the
+        potentials (with a tolerance), the zero share, and the energy trace (mean over the
+        batch) when it was recorded."""
+        return {
+            "iterations": self.iterations,
+            "rel_change": self.rel_change,
+            "sparsity": self.sparsity,
+            "energy": list(self.energy),
+        }
 
 
 class LCA(nn.Module):
@@ -173,11 +192,18 @@ class LCA(nn.Module):
         *,
         iterations: int | None = None,
         stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+        tol: float | None = None,
+        trace: bool = False,
     ) -> Iterator[SparseCode]:
         """Yield the code after every LCA iteration (for energy traces and pictures).
 
         ``stats`` replaces the per-image mean and standard deviation (see
-        ``SparseDetector.slide_logits``).
+        ``SparseDetector.slide_logits``). With ``tol`` the loop stops once the membrane
+        potentials' relative change in one iteration (‖Δu‖/‖u‖) falls below it (the energy
+        can stand still while potentials still rise towards the threshold; ``iterations``
+        is then the cap);
+        ``trace`` records the energy (mean over the batch) at every iteration. Each code
+        says how many iterations it took and the last relative change.
         """
         self._check(x)
         if stats is None:
@@ -189,10 +215,19 @@ class LCA(nn.Module):
         b = self.analysis(xs)
         u = torch.zeros_like(b)
         a = self.threshold(u)
-        for _ in range(iterations or self.iterations):
-            u = u + eta * (b - self.analysis(self.synthesis(a)) + a - u)
+        energies: list[float] = []
+        change = float("nan")
+        for k in range(iterations or self.iterations):
+            du = eta * (b - self.analysis(self.synthesis(a)) + a - u)
+            u = u + du
             a = self.threshold(u)
-            yield SparseCode(a, mean, std)
+            if tol is not None:  # how far the potentials still move, relative to them
+                change = float(du.norm() / u.norm().clamp_min(1e-12))
+            if trace:
+                energies.append(float(self.energy(xs, a).mean()))
+            yield SparseCode(a, mean, std, k + 1, change, tuple(energies))
+            if tol is not None and change < tol:
+                return
 
     @torch.no_grad()
     def encode(
@@ -201,9 +236,16 @@ class LCA(nn.Module):
         *,
         iterations: int | None = None,
         stats: tuple[torch.Tensor, torch.Tensor] | None = None,
+        tol: float | None = None,
+        trace: bool = False,
     ) -> SparseCode:
-        """Sparse-code ``(N, 3, H, W)`` images in [0, 1]; no autograd through the loop."""
-        *_, last = self.iterate(x, iterations=iterations, stats=stats)
+        """Sparse-code ``(N, 3, H, W)`` images in [0, 1]; no autograd through the loop.
+
+        ``tol`` runs until the potentials' relative change falls below it (``iterations``
+        the cap); the code reports iterations, last relative change, sparsity (and the
+        energy trace).
+        """
+        *_, last = self.iterate(x, iterations=iterations, stats=stats, tol=tol, trace=trace)
         return last
 
     def decode(self, code: SparseCode) -> torch.Tensor:

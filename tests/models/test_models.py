@@ -172,3 +172,33 @@ def test_damaged_or_foreign_weights_are_refused(tmp_path):
         weights.load(other)
     with pytest.raises(FormatError, match="missing"):
         weights.load(tmp_path / "absent.safetensors")
+
+
+def test_lca_says_how_far_it_went_and_stops_on_a_tolerance():
+    """The shipped sparse coder: the energy trace falls, a tolerance stops the loop early
+    or at its cap, and every code reports iterations, last change and sparsity."""
+    from napari_cpadv.models.weights import resolve
+
+    from ..conftest import SAMPLE
+
+    lca = resolve("sparse", None).lca
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(SAMPLE)
+    x0, y0, x1, y1 = next(a for a in read_annotations(SAMPLE.with_suffix(".xml"))).bbox
+    r, c = int((y0 + y1) / 2 / slide.downsamples[2]), int((x0 + x1) / 2 / slide.downsamples[2])
+    tile = slide.read_region(2, r - 32, c - 32, 64, 64)  # tissue: the tumour's centre
+    x = torch.from_numpy(tile).permute(2, 0, 1)[None].float() / 255
+    fixed = lca.encode(x, iterations=40, trace=True)
+    assert fixed.iterations == 40 and len(fixed.energy) == 40
+    assert fixed.energy[-1] < fixed.energy[0] and 0 < fixed.sparsity < 1
+    loose = lca.encode(x, iterations=2000, tol=1e-2)
+    assert loose.iterations < 2000 and loose.rel_change < 1e-2
+    tight = lca.encode(x, iterations=2000, tol=1e-4, trace=True)
+    assert tight.iterations > loose.iterations and tight.rel_change < 1e-4
+    assert tight.energy[-1] < fixed.energy[-1]  # 40 iterations stop short of the minimum
+    report = tight.report()
+    assert set(report) == {"iterations", "rel_change", "sparsity", "energy"}
+    plain = lca.encode(x, iterations=40)  # the shipped path: nothing measured, same codes
+    torch.testing.assert_close(plain.codes, fixed.codes)
