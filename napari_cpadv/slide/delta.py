@@ -114,9 +114,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _identity(path: Path) -> dict[str, Any]:
-    """What recognises the original: its content's SHA-256 (computed once, here), and the
-    file's path, size, times and inode, which only spare the hash when all still match."""
+def _identity(path: Path, sha256: str | None = None) -> dict[str, Any]:
+    """What recognises the original: its content's SHA-256 (computed once, here, unless
+    known), and the file's path, size, times and inode, which only spare the hash when all
+    still match."""
     st = path.stat()
     return {
         "path": str(path.resolve()),
@@ -124,7 +125,7 @@ def _identity(path: Path) -> dict[str, Any]:
         "mtime_ns": st.st_mtime_ns,
         "ctime_ns": st.st_ctime_ns,
         "inode": st.st_ino,
-        "sha256": sha256_of(path),
+        "sha256": sha256 if sha256 is not None else sha256_of(path),
     }
 
 
@@ -274,7 +275,7 @@ def relink(folder: str | os.PathLike[str], original: str | os.PathLike[str]) -> 
     open_delta(p, original=path)  # refuses another file, or a damaged delta
     group = zarr.open_group(str(p), mode="r+")
     record: Any = group.attrs["original"]
-    group.attrs["original"] = {**_identity(path), "sha256": record["sha256"]}
+    group.attrs["original"] = _identity(path, record["sha256"])  # verified just above
     return path.resolve()
 
 

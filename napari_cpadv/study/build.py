@@ -231,8 +231,8 @@ def _fits(order: list[tuple[int, str, int]], item: tuple[int, str, int], min_gap
 
 def _present(
     src: Path | np.ndarray, dst: Path, shape: tuple[int, ...] | None, name: str
-) -> tuple[str, tuple[int, ...]]:
-    """Write ``src`` as the study's container; returns the file's SHA-256 and the shape."""
+) -> tuple[bytes, tuple[int, ...]]:
+    """Write ``src`` as the study's container; returns the file's bytes and the shape."""
     import tifffile
     from PIL import Image
 
@@ -254,7 +254,7 @@ def _present(
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, dst)
-    return hashlib.sha256(dst.read_bytes()).hexdigest(), pixels.shape
+    return dst.read_bytes(), pixels.shape
 
 
 def build_study(pairs: list[Pair], out: str | os.PathLike[str], **options: Any) -> Path:
@@ -398,9 +398,10 @@ def _write_study(
         pair = pairs[case_i]
         token = secrets.token_hex(8)
         src = pair.image(cond)
-        digest, shape = _present(
+        data, shape = _present(
             src, images / f"{token}.tif", shapes.get(case_i), pair.source(cond)
         )
+        digest = hashlib.sha256(data).hexdigest()
         shapes[case_i] = shape
         digests[case_i, cond] = digest
         other = digests.get((case_i, "adversarial" if cond == "original" else "original"))
@@ -410,7 +411,6 @@ def _write_study(
                 f"case {pair.case!r}: the adversarial image is identical to the original "
                 "(an attack that changed nothing, or an empty or damaged adversarial slide)",
             )
-        data = (images / f"{token}.tif").read_bytes()
         tokens.append({"token": token, "file": f"images/{token}.tif",
                        "sha256": token_digest(token, data)})  # fmt: skip
         key[token] = {
