@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.annotations.model import Annotation
+from napari_cpadv.annotations.model import FALLBACK_COLOUR, Annotation
 from napari_cpadv.geometry import rowcol_to_xy, xy_to_rowcol
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -201,7 +201,7 @@ def annotations_from_shapes(
         a = Annotation(
             xy,
             cls=str(cls[i]),
-            color=colours[i] or "#F4FA58",
+            color=colours[i] or FALLBACK_COLOUR,
             kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
             name=str(names[i]),
             geometry=geometry,  # type: ignore[arg-type]

@@ -56,11 +56,7 @@ def _sample(args: argparse.Namespace) -> dict[str, Any]:
         raise CpadvError(out, "a synthetic slide is written as a .tif or .tiff file")
     if not out.parent.is_dir():
         raise CpadvError(out, "the folder to write into does not exist")
-    rows, cols = args.shape
-    if rows < 1 or cols < 1:
-        raise CpadvError(out, f"--shape must be two positive numbers, got {rows} {cols}")
-    if args.mpp is not None and args.mpp <= 0:
-        raise CpadvError(out, f"--mpp must be positive, got {args.mpp}")
+    rows, cols = args.shape  # positive and bounded, and --mpp > 0: the parser's types
     truth = make_slide(
         out,
         shape=(rows, cols),
