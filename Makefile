@@ -45,9 +45,10 @@ test: setup
 
 # The shipped detectors: five synthetic training slides (seeds 11-15) and a held-out one
 # (seed 21, never trained on), level 2 tiles for the cell detectors, level-0 224-pixel
-# patches for ResNet-18. The commands are recorded in each weights' JSON config. Sized to
-# train on a 2-core CPU in about half an hour: the sparse coder has 128 atoms (not 512) and
-# 40 LCA iterations, ResNet-18 is 16 wide (not 64) and trains 6 epochs (not 25); see
+# patches for ResNet-18. The commands and the commit are recorded in each weights' JSON
+# config. Sized to train on a 2-core CPU in about an hour and a half: the sparse coder has
+# 128 atoms (not 512) and learns its dictionary from 60-iteration codes (its head from
+# converged ones), ResNet-18 is 16 wide (not 64) and trains 6 epochs (not 25); see
 # sample_data/weights/README.md. Delete a weights file to retrain it.
 WDATA := build/weights-data
 WOUT := sample_data/weights
@@ -67,7 +68,7 @@ weights: setup
 	test -f $(WOUT)/resnet18.safetensors || $(CPADV) train resnet18 $(foreach s,$(TRAIN_SEEDS),$(WDATA)/patches$(s)) --holdout $(WDATA)/patches$(HOLDOUT_SEED) \
 		--width 16 --epochs 6 --out $(WOUT)/resnet18.safetensors >/dev/null
 	test -f $(WOUT)/sparse.safetensors || $(CPADV) train sparse $(foreach s,$(TRAIN_SEEDS),$(WDATA)/tiles$(s)) --holdout $(WDATA)/tiles$(HOLDOUT_SEED) \
-		--atoms 128 --iterations 40 --head-epochs 30 --head-lr 3e-3 --out $(WOUT)/sparse.safetensors >/dev/null
+		--atoms 128 --dict-iterations 60 --head-epochs 30 --head-lr 3e-3 --out $(WOUT)/sparse.safetensors >/dev/null
 
 bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py

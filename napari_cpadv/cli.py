@@ -161,7 +161,7 @@ def _stderr_progress(every: int = 10) -> Any:
 
 
 def _hyper(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("atoms", "size", "stride", "lam", "tau", "iterations", "width")
+    keys = ("atoms", "size", "stride", "lam", "tau", "iterations", "tol", "width")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
@@ -180,6 +180,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         batch=args.batch,
         lr=args.lr,
         head_lr=args.head_lr,
+        dictionary_iterations=args.dict_iterations,
     )
     try:
         detector, record = drive(
@@ -815,7 +816,21 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind in (("atoms", int), ("size", int), ("stride", int), ("lam", float)):
         train.add_argument(f"--{flag}", type=kind, default=None, help="sparse coder")
     train.add_argument("--tau", type=float, default=None, help="sparse coder")
-    train.add_argument("--iterations", type=int, default=None, help="sparse coder")
+    train.add_argument(
+        "--iterations", type=int, default=None, help="sparse coder: LCA iteration cap (500)"
+    )
+    train.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="sparse coder: stop on this relative change of the potentials (3e-3; 0: the cap)",
+    )
+    train.add_argument(
+        "--dict-iterations",
+        type=int,
+        default=None,
+        help="LCA iterations per dictionary-learning step (default: the coder's cap and tol)",
+    )
     train.add_argument("--width", type=int, default=None, help="ResNet-18 first-stage width")
     train.set_defaults(run=_train)
 

@@ -241,7 +241,7 @@ def train_dictionary(
             ]
         )
         x = to_tensor(windows, device)
-        code = lca.encode(x, iterations=iterations)
+        code = lca.encode(x, iterations=iterations, tol=None if iterations is None else 0.0)
         loss = lca.learning_loss(x, code)
         opt.zero_grad()
         loss.backward()
@@ -252,7 +252,13 @@ def train_dictionary(
         yield Progress(
             step,
             total,
-            {"phase": "dictionary", "loss": losses[-1], "zeros": sparsity, "eta": lca.step()},
+            {
+                "phase": "dictionary",
+                "loss": losses[-1],
+                "zeros": sparsity,
+                "iterations": code.iterations,
+                "gain": lca.gain(),
+            },
         )
     return losses
 
@@ -273,18 +279,40 @@ def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def latents(
-    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
+    detector: Any,
+    data: TileSet,
+    *,
+    device: torch.device | str = "cpu",
+    reports: list[dict[str, Any]] | None = None,
 ) -> Work[list[torch.Tensor]]:
-    """The frozen autoencoder's latent of every tile (sparse codes kept as sparse tensors)."""
+    """The frozen autoencoder's latent of every tile (sparse codes kept as sparse tensors);
+    a sparse coder's solver report of every tile is appended to ``reports`` when given."""
     detector.to(device).eval()
     out: list[torch.Tensor] = []
     with torch.no_grad():
         for i in range(len(data)):
             z = detector.encode(to_tensor(data.images[i : i + 1], device))
+            if reports is not None and hasattr(z, "report"):
+                reports.append(z.report())
             z = getattr(z, "codes", z)[0].cpu()
             out.append(z.to_sparse() if detector.name == "sparse" else z)
             yield Progress(i + 1, len(data), {"phase": "latents"})
     return out
+
+
+def solver_summary(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How far the LCA went over many codes: iterations (mean, max), the share that met the
+    tolerance, the largest last relative change and the mean share of zeros."""
+    iterations = np.array([r["iterations"] for r in reports], dtype=float)
+    return {
+        "codes": len(reports),
+        "iterations_mean": float(iterations.mean()),
+        "iterations_max": int(iterations.max()),
+        "converged": float(np.mean([bool(r["converged"]) for r in reports])),
+        "rel_change_max": float(max(r["rel_change"] for r in reports)),
+        "tol": float(reports[0]["tol"]),
+        "sparsity": float(np.mean([r["sparsity"] for r in reports])),
+    }
 
 
 def train_head(
@@ -296,10 +324,12 @@ def train_head(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    reports: list[dict[str, Any]] | None = None,
 ) -> Work[list[float]]:
-    """Train ``detector.head`` on the frozen latents; returns the mean loss of every epoch."""
+    """Train ``detector.head`` on the frozen latents; returns the mean loss of every epoch
+    (a sparse coder's solver reports of the latents go to ``reports`` when given)."""
     torch.manual_seed(seed)
-    z_all = yield from latents(detector, data, device=device)
+    z_all = yield from latents(detector, data, device=device, reports=reports)
     rng = np.random.default_rng(seed)
     head = detector.head.to(device).train()
     masks = torch.from_numpy(data.masks).float()
@@ -368,7 +398,9 @@ class Schedule:
 
     ``autoencoder`` epochs of the DAE (4), ``dictionary`` epochs of the LCA (1.4),
     ``head`` epochs of a cell head (10), ``resnet`` epochs (25); ``batch`` and ``lr`` of the
-    head and DAE (the ResNet keeps seed 001's AdaDelta lr 0.01).
+    head and DAE (the ResNet keeps seed 001's AdaDelta lr 0.01); ``dictionary_iterations``
+    a fixed number of LCA iterations per dictionary-learning step (``None``: the coder's
+    own cap and tolerance, i.e. converged codes).
     """
 
     autoencoder: int = 4
@@ -378,6 +410,7 @@ class Schedule:
     batch: int = 8
     lr: float = 1e-3
     head_lr: float = 1e-3
+    dictionary_iterations: int | None = None
 
 
 def holdout_metrics(
@@ -404,6 +437,34 @@ def _level(folder: str | os.PathLike[str]) -> int | None:
     with open(Path(folder) / "index.csv", newline="") as f:
         row = next(csv.DictReader(f), None)
     return None if row is None else int(row["level"])
+
+
+def provenance() -> dict[str, Any]:
+    """Which code trained: the package version and, in a git checkout, the commit and whether
+    tracked files differed from it (``dirty``); ``None`` for either outside a checkout."""
+    import subprocess
+
+    import napari_cpadv
+
+    root = Path(napari_cpadv.__file__).resolve().parent.parent
+    commit: str | None = None
+    dirty: bool | None = None
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        if head.returncode == 0:
+            commit = head.stdout.strip()
+            status = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": napari_cpadv.__version__, "commit": commit, "dirty": dirty}
 
 
 def fit(
@@ -434,15 +495,29 @@ def fit(
         )
     if name == "sparse":
         losses["dictionary"] = yield from train_dictionary(
-            detector, data, epochs=s.dictionary, batch=s.batch, seed=seed, device=device
+            detector,
+            data,
+            epochs=s.dictionary,
+            batch=s.batch,
+            iterations=s.dictionary_iterations,
+            seed=seed,
+            device=device,
         )
     if name == "resnet18":
         losses["resnet"] = yield from train_resnet(
             detector, data, epochs=s.resnet, seed=seed, device=device
         )
-    else:
+    reports: list[dict[str, Any]] = []
+    if name != "resnet18":
         losses["head"] = yield from train_head(
-            detector, data, epochs=s.head, batch=s.batch, lr=s.head_lr, seed=seed, device=device
+            detector,
+            data,
+            epochs=s.head,
+            batch=s.batch,
+            lr=s.head_lr,
+            seed=seed,
+            device=device,
+            reports=reports,
         )
     record: dict[str, Any] = {
         "data": [str(f) for f in folders],
@@ -451,7 +526,10 @@ def fit(
         "seed": seed,
         "schedule": s.__dict__,
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
+        "code": provenance(),
     }
+    if reports:  # the sparse coder: how far LCA went on the codes the head learnt from
+        record["lca"] = solver_summary(reports)
     metrics: dict[str, Any] = {}
     if holdout:
         held = load_tiles(holdout)

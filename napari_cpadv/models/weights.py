@@ -163,6 +163,7 @@ ARCHITECTURES: dict[str, dict[str, tuple[Any, float, float, int]]] = {
         "lam": (_NUM, 0, 1e6, 0),
         "tau": (_NUM, 1e-6, 1e6, 0),
         "iterations": (_INT, 1, 100_000, 0),
+        "tol": (_NUM, 0, 0.99, 0),
         "head_channels": (_INT, 1, 1024, 2),
         "head_dropout": (_NUM, 0, 0.99, 0),
     },
