@@ -441,7 +441,8 @@ def _level(folder: str | os.PathLike[str]) -> int | None:
 
 def provenance() -> dict[str, Any]:
     """Which code trained: the package version and, in a git checkout, the commit and whether
-    tracked files differed from it (``dirty``); ``None`` for either outside a checkout."""
+    the package's tracked files differed from it (``dirty``; the shipped weights being
+    rewritten beside it do not count); ``None`` for either outside a checkout."""
     import subprocess
 
     import napari_cpadv
@@ -456,7 +457,8 @@ def provenance() -> dict[str, Any]:
         if head.returncode == 0:
             commit = head.stdout.strip()
             status = subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--"]
+                + [str(Path(napari_cpadv.__file__).resolve().parent)],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -484,6 +486,7 @@ def fit(
     """
     from napari_cpadv.models.detector import make
 
+    code = provenance()  # the code as training starts
     torch.manual_seed(seed)
     detector = make(name, **(hyper or {}))
     data = load_tiles(folders)
@@ -526,7 +529,7 @@ def fit(
         "seed": seed,
         "schedule": s.__dict__,
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
-        "code": provenance(),
+        "code": code,
     }
     if reports:  # the sparse coder: how far LCA went on the codes the head learnt from
         record["lca"] = solver_summary(reports)
