@@ -74,6 +74,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_raster.py
 	$(BIN)/python benchmarks/bench_detectors.py
+	$(BIN)/python benchmarks/bench_lca.py
 	$(BIN)/python benchmarks/bench_attacks.py
 	$(MAKE) bench-torchattacks
 

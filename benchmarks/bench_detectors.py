@@ -2,12 +2,11 @@
 
 1. Heatmap throughput against reading the same tiles (with the same margins) and nothing
    else: how close inference stays to I/O, per detector, 512-pixel blocks at level 2.
-2. One LCA iteration against the two convolutions it is made of (analysis Φᵀr as a
-   strided conv2d, synthesis Φa as matmul + fold), and against conv_transpose2d.
-3. ``cpadv heatmap`` on dask.distributed with 1 and 2 worker processes.
-4. On CUDA only: tiles per second for each detector at 512 x 512.
+2. ``cpadv heatmap`` on dask.distributed with 1 and 2 worker processes.
+3. On CUDA only: tiles per second for each detector at 512 x 512.
 
-Same process, interleaved repeats, medians. Run: ``python benchmarks/bench_detectors.py``.
+The LCA's own costs (synthesis, convergence, stride 2) are in ``bench_lca.py``. Same
+process, interleaved repeats, medians. Run: ``python benchmarks/bench_detectors.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from napari_cpadv.inference.batch import Job, batch_heatmaps
 from napari_cpadv.inference.heatmap import cell_shape, run_windows, windows
-from napari_cpadv.models.detector import make
 from napari_cpadv.models.weights import resolve, shipped
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
@@ -72,51 +69,6 @@ def bench_heatmap_vs_io(name: str, *, level: int = 2, blocks: int = 6, repeats: 
         "heatmap_mpx_s": pixels / statistics.median(t_inf) / 1e6,
         "heatmap_over_io_time": statistics.median(t_inf) / statistics.median(t_io),
     }
-
-
-def bench_lca_iteration(
-    *, atoms: int = 512, size: int = 24, side: int = 512, repeats: int = 5
-) -> dict:
-    det = make("sparse", atoms=atoms, size=size)
-    lca = det.lca
-    x = torch.rand(1, 3, side, side)
-    b = lca.analysis(x)
-    a = F.relu(b - 0.5)
-    u = b.clone()
-    eta = lca.step()
-
-    def iteration() -> None:
-        with torch.no_grad():
-            lca.threshold(u + eta * (b - lca.analysis(lca.synthesis(a)) + a - u))
-
-    def two_convs() -> None:
-        with torch.no_grad():
-            lca.analysis(lca.synthesis(a))
-
-    def conv_transpose() -> None:
-        with torch.no_grad():
-            F.conv_transpose2d(a, lca.dictionary, stride=lca.stride, padding=lca.padding)
-
-    def analysis() -> None:
-        with torch.no_grad():
-            lca.analysis(x)
-
-    iteration(), two_convs(), conv_transpose()
-    res = {
-        k: _median(f, repeats)
-        for k, f in [
-            ("iteration_s", iteration),
-            ("two_convs_s", two_convs),
-            ("conv_transpose_s", conv_transpose),
-            ("analysis_s", analysis),
-        ]
-    }
-    res["iteration_over_two_convs"] = res["iteration_s"] / res["two_convs_s"]
-    res["fold_synthesis_speedup_vs_conv_transpose"] = res["conv_transpose_s"] / (
-        res["two_convs_s"] - res["analysis_s"]
-    )
-    res.update(atoms=atoms, size=size, side=side)
-    return res
 
 
 def bench_distributed(name: str = "dae", *, level: int = 1) -> dict:
@@ -168,7 +120,6 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
         "heatmap_vs_io": [bench_heatmap_vs_io(n) for n in ("dae", "sparse")],
-        "lca_iteration": bench_lca_iteration(),
         "distributed": bench_distributed(),
         "gpu_tiles_per_s": bench_gpu(),
     }

@@ -149,7 +149,7 @@ class LCA(nn.Module):
     @torch.no_grad()
     def normalise(self) -> None:
         """Give every atom unit L2 norm (after each learning step)."""
-        d = self.dictionary
+        d: torch.Tensor = self.dictionary
         d.div_(d.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None])
 
     @staticmethod
@@ -174,10 +174,10 @@ class LCA(nn.Module):
         ``benchmarks/bench_lca.py``), because oneDNN has no fast path for strided
         transposed convolutions.
         """
-        n, k, h, w = a.shape
+        _, k, h, w = a.shape
         s = self.stride
         taps = -(-self.size // s)
-        d = self.dictionary
+        d: torch.Tensor = self.dictionary
         if taps * s != self.size:  # zero atoms' far edge up to a whole number of phases
             extra = taps * s - self.size
             d = F.pad(d, (0, extra, 0, extra))

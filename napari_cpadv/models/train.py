@@ -447,18 +447,18 @@ def provenance() -> dict[str, Any]:
 
     import napari_cpadv
 
-    root = Path(napari_cpadv.__file__).resolve().parent.parent
+    package = Path(napari_cpadv.__file__).resolve().parent
+    git = ["git", "-C", str(package.parent)]
     commit: str | None = None
     dirty: bool | None = None
     try:
         head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
         )
         if head.returncode == 0:
             commit = head.stdout.strip()
             status = subprocess.run(
-                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--"]
-                + [str(Path(napari_cpadv.__file__).resolve().parent)],
+                [*git, "status", "--porcelain", "--untracked-files=no", "--", str(package)],
                 capture_output=True,
                 text=True,
                 timeout=30,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +27,74 @@ def test_shipped_weights_load_and_record_their_training(name):
     assert config["training"]["command"].startswith(f"cpadv train {name} ")
     assert config["training"]["seed"] == 0 and config["metrics"]["holdout"]
     assert not any("21" in d.rsplit("/", 1)[-1] for d in config["training"]["data"])  # held out
+
+
+def _train_tiny(name: str, tile_folder: Path, out: Path) -> dict:
+    """Today's trainer, run as a user would (`cpadv train`), on a tiny tile folder."""
+    tiny = {
+        "dae": ["--ae-epochs", "1", "--head-epochs", "1"],
+        "sparse": ["--atoms", "8", "--size", "8", "--iterations", "5", "--dict-epochs", "0.1",
+                   "--dict-iterations", "3", "--head-epochs", "1"],
+        "resnet18": ["--width", "4", "--epochs", "1"],
+    }[name]  # fmt: skip
+    argv = ["train", name, str(tile_folder), "--holdout", str(tile_folder), "--out", str(out)]
+    assert main([*argv, *tiny]) == 0
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+@pytest.fixture(scope="module")
+def patch_folder(slide_factory, tmp_path_factory):
+    """Patches with seed 001's labels on both sides (at least 5 tumour nuclei, and none)."""
+    from napari_cpadv.annotations import Annotation, write_annotations
+    from napari_cpadv.annotations.dataset import write_tile_dataset
+    from napari_cpadv.slide import open_slide
+
+    truth = slide_factory("train", shape=(2048, 2048), seed=5, downsamples=(1, 2))
+    folder = tmp_path_factory.mktemp("patches")
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
+    xml = write_annotations(anns, folder / "truth.xml")
+    truth_json = truth.write_json(folder / "truth.truth.json")
+    write_tile_dataset(
+        open_slide(truth.path), xml, level=0, size=128, out=folder / "tiles", truth=truth_json
+    )
+    return folder / "tiles"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shipped_weights_come_from_todays_trainer(name, tile_folder, patch_folder, tmp_path):
+    """Issue 14, item 9: each shipped JSON names a `cpadv train` command this version
+    accepts, which builds exactly the recorded architecture; it was trained at a clean commit
+    of this repository; and it records every key today's trainer writes."""
+    from napari_cpadv.cli import _hyper, build_parser
+    from napari_cpadv.models.detector import make
+
+    config = json.loads((SHIPPED / f"{name}.json").read_text())
+    training = config["training"]
+    argv = shlex.split(training["command"])
+    assert argv[:3] == ["cpadv", "train", name]
+    args = build_parser().parse_args(argv[1:])  # argparse exits on a flag it does not know
+    assert Path(args.out) == Path("sample_data/weights") / f"{name}.safetensors"
+    assert make(name, **_hyper(args)).config() == config["architecture"]
+    code = training["code"]
+    assert code["dirty"] is False and re.fullmatch("[0-9a-f]{40}", code["commit"])
+    if (REPO / ".git").exists():  # the commit is in this repository's history
+        known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-t", code["commit"]],
+                               capture_output=True, text=True)  # fmt: skip
+        assert known.stdout.strip() == "commit"
+
+    folder = patch_folder if name == "resnet18" else tile_folder
+    today = _train_tiny(name, folder, tmp_path / f"{name}.safetensors")
+    assert set(today) == set(config)
+    assert set(today["training"]) == set(training)
+    assert set(today["training"]["schedule"]) == set(training["schedule"])
+    assert set(today["training"]["code"]) == set(code)
+    assert set(today["architecture"]) == set(config["architecture"])
+    assert set(today["metrics"]) == set(config["metrics"])
+    if name == "sparse":  # how far LCA went on the head's training codes, as measured
+        lca = training["lca"]
+        assert set(today["training"]["lca"]) == set(lca)
+        assert lca["converged"] == 1.0
+        assert lca["iterations_max"] < config["architecture"]["iterations"]
 
 
 def test_shipped_weights_fit_the_budget():

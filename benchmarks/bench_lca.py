@@ -1,0 +1,177 @@
+"""Issue 14, items 7 and 8: what the converging LCA at stride 2 costs.
+
+1. Synthesis (Φa, the transposed strided convolution) in polyphase form against
+   ``conv_transpose2d`` (torch's own, the reference) and matmul + ``fold`` (the previous
+   implementation), 128 and 512 atoms of 24 x 24 x 3, strides 2 and 4, a 256 x 256 tile.
+2. Convergence on held-out tissue with the shipped dictionary: iterations and seconds until
+   the energy is within 0.5 % of a 5,000-iteration solve, for the shipped solver (momentum,
+   η = 1/τ on the normalised dictionary) against Rozell's plain dynamics (the reference);
+   and what the shipped tolerance stops at.
+3. The shipped sparse detector's heatmap of a 2048 x 2048 level-0 region (512 x 512 at level
+   2) against the DAE's on the same region and against reading it.
+
+Same process, medians of repeats. Run: ``python benchmarks/bench_lca.py`` after
+``make weights`` (it reads the held-out slide ``build/weights-data/slide21.tif``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_cpadv.inference.heatmap import cells_of_box, heatmap
+from napari_cpadv.models.lca import LCA
+from napari_cpadv.models.weights import resolve
+from napari_cpadv.progress import drive
+from napari_cpadv.slide import open_slide
+
+ROOT = Path(__file__).resolve().parents[1]
+SLIDE = ROOT / "build" / "weights-data" / "slide21.tif"
+
+
+def _median(f, repeats: int) -> float:
+    f()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _synthesis_row(atoms: int, stride: int, side: int, repeats: int) -> dict:
+    lca = LCA(atoms=atoms, size=24, stride=stride)
+    d = lca.dictionary.detach()
+    x = torch.rand(1, 3, side, side)
+    with torch.no_grad():
+        a = F.relu(lca.analysis(x) - 0.4)
+        _, _, h, w = a.shape
+
+        def fold() -> None:
+            cols = d.reshape(atoms, -1).t() @ a.reshape(1, atoms, h * w)
+            F.fold(cols, (h * stride, w * stride), 24, padding=lca.padding, stride=stride)
+
+        def transpose() -> None:
+            F.conv_transpose2d(a, d, stride=stride, padding=lca.padding)
+
+        t = {
+            name: _median(f, repeats)
+            for name, f in [
+                ("polyphase_s", lambda: lca.synthesis(a)),
+                ("conv_transpose2d_s", transpose),
+                ("fold_s", fold),
+                ("analysis_s", lambda: lca.analysis(x)),
+            ]
+        }
+    t.update(
+        atoms=atoms,
+        stride=stride,
+        side=side,
+        speedup_vs_conv_transpose2d=t["conv_transpose2d_s"] / t["polyphase_s"],
+        speedup_vs_fold=t["fold_s"] / t["polyphase_s"],
+    )
+    return t
+
+
+def bench_synthesis(*, side: int = 256, repeats: int = 5) -> list[dict]:
+    return [_synthesis_row(a, s, side, repeats) for a in (128, 512) for s in (2, 4)]
+
+
+def _tissue_tiles(slide, n: int, side: int, seed: int = 0) -> torch.Tensor:
+    """``n`` level-2 tiles of ``side`` pixels whose mean colour is tissue (not glass)."""
+    rng = np.random.default_rng(seed)
+    h, w = slide.level_dimensions[2][::-1]
+    tiles: list[np.ndarray] = []
+    while len(tiles) < n:
+        r, c = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+        tile = slide.read_region(2, r, c, side, side)
+        if tile.mean() < 200:
+            tiles.append(tile)
+    return torch.from_numpy(np.stack(tiles)).permute(0, 3, 1, 2).float() / 255
+
+
+def bench_convergence(*, tiles: int = 4, side: int = 128) -> dict:
+    det = resolve("sparse", None)
+    lca = det.lca
+    slide = open_slide(SLIDE)
+    x = _tissue_tiles(slide, tiles, side)
+    stats = (det.data_mean, det.data_std)
+    xs = (x - det.data_mean) / det.data_std
+    best = lca.encode(x, stats=stats, iterations=5000, tol=0)
+    e_best = float(lca.energy(xs, best.codes).mean())
+    out: dict = {"tiles": tiles, "side": side, "energy_5000": e_best}
+    for name, momentum in (("shipped", True), ("plain_lca", False)):
+        t = time.perf_counter()
+        reached = None
+        for code in lca.iterate(x, stats=stats, iterations=5000, tol=0, momentum=momentum):
+            if float(lca.energy(xs, code.codes).mean()) <= 1.005 * e_best:
+                reached = code.iterations
+                break
+        out[name] = {
+            "iterations_to_0.5pct": reached,
+            "seconds_to_0.5pct": time.perf_counter() - t if reached else None,
+        }
+    t = time.perf_counter()
+    code = lca.encode(x, stats=stats)
+    out["shipped_tolerance"] = {
+        "tol": lca.tol,
+        "iterations": code.iterations,
+        "converged": code.converged,
+        "seconds": time.perf_counter() - t,
+        "energy_over_best": float(lca.energy(xs, code.codes).mean()) / e_best,
+        "sparsity": code.sparsity,
+    }
+    return out
+
+
+def bench_region(*, repeats: int = 1) -> dict:
+    slide = open_slide(SLIDE)
+    cy, cx = 4096, 4096
+    box = (cy - 1024, cx - 1024, cy + 1024, cx + 1024)
+    out: dict = {"region_level0": 2048, "level": 2}
+    for name in ("sparse", "dae"):
+        det = resolve(name, None)
+        area = cells_of_box(slide, 2, det.cell, box)
+
+        def run(det=det, area=area) -> None:
+            drive(heatmap(det, slide, level=2, scope="region", area=area))
+
+        out[f"{name}_s"] = _median(run, repeats)
+    m = resolve("sparse", None).margin
+
+    def read() -> None:
+        r0, c0 = (cy - 1024) // 4 - m, (cx - 1024) // 4 - m
+        slide.read_region(2, r0, c0, 512 + 2 * m, 512 + 2 * m)
+
+    out["read_s"] = _median(read, 5)
+    out["sparse_over_dae"] = out["sparse_s"] / out["dae_s"]
+    out["sparse_over_read"] = out["sparse_s"] / out["read_s"]
+    return out
+
+
+def main() -> None:
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    report = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit,
+        "synthesis": bench_synthesis(),
+        "convergence": bench_convergence(),
+        "region": bench_region(),
+    }
+    print(json.dumps(report, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
