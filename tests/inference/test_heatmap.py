@@ -53,9 +53,14 @@ def test_stitched_dae_tiles_equal_the_whole_region(slide):
     np.testing.assert_allclose(hm.logits, whole(det, slide, 0, area), atol=1e-5)
 
 
-def test_stitched_sparse_tiles_match_the_whole_region_closely(slide):
+@pytest.mark.parametrize(
+    "hyper", [SPARSE, {"atoms": 16, "size": 8}], ids=["stride 4, 20 iterations", "converged"]
+)
+def test_stitched_sparse_tiles_match_the_whole_region_closely(slide, hyper):
+    """Also for the shipped configuration (stride 2, run to its tolerance): converging lets
+    the competition travel further, but three atoms of margin still hide every seam."""
     torch.manual_seed(0)
-    det = make("sparse", **SPARSE).eval()
+    det = make("sparse", **hyper).eval()
     area = Window(8, 8, 64, 64)
     hm = drive(heatmap(det, slide, level=0, scope="region", area=area, block=16))
     ref = whole(det, slide, 0, area)
