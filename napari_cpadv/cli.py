@@ -295,7 +295,7 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
 
     from PIL import Image
 
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_atomic
     from napari_cpadv.models import figures
     from napari_cpadv.models.weights import resolve
 
@@ -383,10 +383,10 @@ def _ground_truth(path: str | Path) -> Any:
 
 
 def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / name, (json.dumps(report, indent=2) + "\n").encode())
+    write_json(out / name, report)
 
 
 def _attack(args: argparse.Namespace) -> dict[str, Any]:
@@ -554,8 +554,8 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    from napari_cpadv.annotations._io import write_atomic
     from napari_cpadv.attacks.tiles import universal_study
+    from napari_cpadv.files import write_atomic
     from napari_cpadv.models.train import load_tiles
     from napari_cpadv.models.weights import resolve
     from napari_cpadv.progress import drive

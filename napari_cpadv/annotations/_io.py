@@ -64,19 +64,3 @@ def warn_skipped(path: Path, skipped: Counter[str], objects: str) -> None:
 def rgb(colour: str) -> list[int]:
     v = int(colour.lstrip("#"), 16)
     return [(v >> 16) & 255, (v >> 8) & 255, v & 255]
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write to a temporary name beside ``path`` and move it into place."""
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out

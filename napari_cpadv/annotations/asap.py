@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cpadv.annotations._io import normalise_colour, warn_skipped, write_atomic
+from napari_cpadv.annotations._io import normalise_colour, warn_skipped
 from napari_cpadv.annotations.model import Annotation, Geometry, holes_as_exclusions
 from napari_cpadv.errors import FormatError
+from napari_cpadv.files import write_atomic
 
 AREA_TYPES = ("Polygon", "Spline", "Rectangle")
 POINT_TYPES = ("Dot", "PointSet")

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.annotations._io import write_atomic
 from napari_cpadv.annotations.raster import CELL, Grid, cell_grid
+from napari_cpadv.files import write_atomic
 from napari_cpadv.slide.slide import Slide
 from napari_cpadv.slide.tiles import tissue_tiles
 from napari_cpadv.slide.tissue import tile_is_tissue

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.annotations._io import normalise_colour, rgb, warn_skipped, write_atomic
+from napari_cpadv.annotations._io import normalise_colour, rgb, warn_skipped
 from napari_cpadv.annotations.model import Annotation, Geometry
 from napari_cpadv.errors import FormatError
+from napari_cpadv.files import write_atomic
 
 _KINDS = {
     "annotation": "annotation",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import FormatError
+from napari_cpadv.files import replacing
 
 MASK_TILE = 512
 
@@ -113,9 +114,8 @@ def _write_pages(
     import tifffile
 
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.part")
     rows, cols = shape
-    try:
+    with replacing(out) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=rows * cols > 2**31) as tw:
             level_shape = shape
             i = 0
@@ -151,8 +151,4 @@ def _write_pages(
                 i += 1
         if before_replace is not None:
             before_replace()
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out

@@ -16,13 +16,13 @@ The group is written under a temporary name and moved into place.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_cpadv.errors import FormatError
+from napari_cpadv.files import replacing
 from napari_cpadv.inference.heatmap import Heatmap, halve
 
 KIND = "heatmap"
@@ -58,23 +58,14 @@ def write_heatmap(
     import zarr
 
     out = Path(path)
-    tmp = out.with_name(out.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    group.attrs.update(heatmap_attrs(heatmap, mpp=mpp))
-    for i, level in enumerate(pyramid(heatmap.probabilities())):
-        arr = group.create_array(
-            str(i), shape=level.shape, dtype="float32", chunks=(CHUNK, CHUNK), fill_value=np.nan
-        )
-        arr[...] = level
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+    with replacing(out) as tmp:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        group.attrs.update(heatmap_attrs(heatmap, mpp=mpp))
+        for i, level in enumerate(pyramid(heatmap.probabilities())):
+            arr = group.create_array(
+                str(i), shape=level.shape, dtype="float32", chunks=(CHUNK, CHUNK), fill_value=np.nan
+            )
+            arr[...] = level
     return out
 
 

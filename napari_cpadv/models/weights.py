@@ -55,7 +55,7 @@ def save(
     """Write ``detector``'s tensors and config atomically; returns the ``.safetensors`` path."""
     from safetensors.torch import save as st_save
 
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_atomic, write_json
 
     tensors_path, config_path = paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()}
@@ -70,7 +70,7 @@ def save(
         "metrics": metrics or {},
         "sha256": hashlib.sha256(blob).hexdigest(),
     }
-    write_atomic(config_path, (json.dumps(config, indent=2) + "\n").encode())
+    write_json(config_path, config)
     return tensors_path
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import SlideError
+from napari_cpadv.files import replacing
 from napari_cpadv.slide.slide import Slide, open_slide
 
 KIND = "delta-slide"
@@ -427,39 +428,36 @@ def export_tiff(slide: Slide, path: str | os.PathLike[str]) -> Path:
     import tifffile
 
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.part")
     g0 = slide.geometry[0]
-    try:
-        with tifffile.TiffWriter(tmp, bigtiff=g0.rows * g0.cols * 3 * 1.2 > 2**31) as tw:
-            for k, g in enumerate(slide.geometry):
-                tiles = (
-                    slide.store.read_tile(k, tr, tc)
-                    for tr in range(-(-g.rows // g.tile_rows))
-                    for tc in range(-(-g.cols // g.tile_cols))
-                )
-                res: dict[str, Any] = {}
-                if slide.mpp is not None:
-                    ds = slide.downsamples[k]
-                    res = {
-                        "resolution": (1e4 / (slide.mpp[0] * ds), 1e4 / (slide.mpp[1] * ds)),
-                        "resolutionunit": "CENTIMETER",
-                    }
-                tw.write(
-                    tiles,
-                    shape=(g.rows, g.cols, 3),
-                    dtype=np.uint8,
-                    tile=(g.tile_rows, g.tile_cols),
-                    compression="zlib",
-                    photometric="rgb",
-                    subfiletype=1 if k else 0,
-                    software="napari-cpadv",
-                    metadata=None,
-                    **res,
-                )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
+    with (
+        replacing(out) as tmp,
+        tifffile.TiffWriter(tmp, bigtiff=g0.rows * g0.cols * 3 * 1.2 > 2**31) as tw,
+    ):
+        for k, g in enumerate(slide.geometry):
+            tiles = (
+                slide.store.read_tile(k, tr, tc)
+                for tr in range(-(-g.rows // g.tile_rows))
+                for tc in range(-(-g.cols // g.tile_cols))
+            )
+            res: dict[str, Any] = {}
+            if slide.mpp is not None:
+                ds = slide.downsamples[k]
+                res = {
+                    "resolution": (1e4 / (slide.mpp[0] * ds), 1e4 / (slide.mpp[1] * ds)),
+                    "resolutionunit": "CENTIMETER",
+                }
+            tw.write(
+                tiles,
+                shape=(g.rows, g.cols, 3),
+                dtype=np.uint8,
+                tile=(g.tile_rows, g.tile_cols),
+                compression="zlib",
+                photometric="rgb",
+                subfiletype=1 if k else 0,
+                software="napari-cpadv",
+                metadata=None,
+                **res,
+            )
     return out
 
 

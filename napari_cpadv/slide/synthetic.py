@@ -28,7 +28,6 @@ pixel in the resolution tags.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_cpadv.files import replacing, write_json
 from napari_cpadv.geometry import Grid, fill_polygon, points_in_ring
 
 CELL_UM = 9.5
@@ -128,11 +128,7 @@ class SyntheticSlide:
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_json` atomically; returns the path."""
-        out = Path(path)
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(json.dumps(self.to_json()))
-        os.replace(tmp, out)
-        return out
+        return write_json(path, self.to_json(), indent=None)
 
 
 # -- the shipped sample -------------------------------------------------------------------
@@ -616,7 +612,6 @@ def make_slide(
         tissue_fraction=tissue_fraction,
     )
     out = Path(path)
-    tmp = out.with_name(out.name + ".part")
     background = bytes(
         imagecodecs.jpeg8_encode(np.full((tile, tile, 3), BACKGROUND, np.uint8), level=quality)
     )
@@ -634,7 +629,7 @@ def make_slide(
     )
     _init_worker(scene)
     try:
-        with tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
+        with replacing(out) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
             for i, ds in enumerate(ds_list):
                 ls = _level_shape((rows, cols), ds)
                 jobs = [
@@ -664,13 +659,9 @@ def make_slide(
                     metadata=None,
                     **res,
                 )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if pool is not None:
             pool.shutdown()
-    os.replace(tmp, out)
     return SyntheticSlide(
         path=out,
         shape=(rows, cols),

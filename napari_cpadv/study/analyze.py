@@ -423,7 +423,7 @@ def analyze(
         With ``allow_damaged`` the verified logs are analysed and every problem is named in
         the summary.
     """
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_atomic, write_json
 
     study = Study(study_dir)
     k = read_key(study, key)
@@ -474,10 +474,7 @@ def analyze(
         notes.append("no iMRMC file: it needs the truth of every case and tumour answers")
     plots = _plots(summary, rows, dest)
     write_atomic(dest / "report.html", report_html(summary, plots).encode())
-    write_atomic(
-        dest / "summary.json",
-        (json.dumps(_plain(summary), indent=2, allow_nan=False) + "\n").encode(),
-    )
+    write_json(dest / "summary.json", _plain(summary), allow_nan=False)
     return summary
 
 

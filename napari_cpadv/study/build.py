@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.files import fsync_dir, replacing, write_new
 from napari_cpadv.progress import Progress, Work
 
 CONDITIONS = ("original", "adversarial")
@@ -249,11 +250,10 @@ def _present(
     if shape is not None and pixels.shape != shape:
         raise StudyError(name, f"is {pixels.shape[1]}x{pixels.shape[0]}, its pair member is "
                          f"{shape[1]}x{shape[0]}: both must be the same size")  # fmt: skip
-    tmp = dst.with_name(f".{dst.name}.part")
-    tifffile.imwrite(tmp, pixels, photometric="rgb", compression=None, metadata=None, software=None)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst)
+    with replacing(dst) as tmp:
+        tifffile.imwrite(
+            tmp, pixels, photometric="rgb", compression=None, metadata=None, software=None
+        )
     return dst.read_bytes(), pixels.shape
 
 
@@ -386,7 +386,6 @@ def _write_study(
     design: dict[str, Any],
 ) -> Work[Path]:
     from napari_cpadv.study.codes import new_code, secret_of, verifier
-    from napari_cpadv.study.log import fsync_dir
     from napari_cpadv.workbench.session import versions
 
     images = root / "images"
@@ -398,9 +397,7 @@ def _write_study(
         pair = pairs[case_i]
         token = secrets.token_hex(8)
         src = pair.image(cond)
-        data, shape = _present(
-            src, images / f"{token}.tif", shapes.get(case_i), pair.source(cond)
-        )
+        data, shape = _present(src, images / f"{token}.tif", shapes.get(case_i), pair.source(cond))
         digest = hashlib.sha256(data).hexdigest()
         shapes[case_i] = shape
         digests[case_i, cond] = digest
@@ -433,7 +430,7 @@ def _write_study(
         "tokens": key,
     }
     key_bytes = (json.dumps(key_doc, indent=2, default=str) + "\n").encode()
-    _write_once(key_path, key_bytes)
+    write_new(key_path, key_bytes)
     manifest = {
         "format": "napari-cpadv study",
         "version": 2,
@@ -449,22 +446,8 @@ def _write_study(
         "key_sha256": hashlib.sha256(key_bytes).hexdigest(),
     }
     path = root / "manifest.json"
-    _write_once(path, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_new(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    """Create ``path`` with ``data``, durably; never overwrite."""
-    from napari_cpadv.study.log import fsync_dir
-
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.link(tmp, path)  # fails if it exists
-    tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def manifest_hash(path: str | os.PathLike[str]) -> str:

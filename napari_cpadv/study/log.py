@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.files import fsync_dir
 from napari_cpadv.study.codes import chain_mac
 
 EVENTS = (
@@ -244,12 +245,3 @@ class StudyLog:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a folder's entries (a file just created or renamed in it) durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

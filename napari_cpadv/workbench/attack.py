@@ -354,9 +354,9 @@ def new_run(results: str | Path, label: str) -> Path:
 
 
 def write_json(path: Path, value: Any) -> None:
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_json
 
-    write_atomic(path, (json.dumps(value, indent=2, default=str) + "\n").encode())
+    write_json(path, value, default=str)
 
 
 def results_folder(slide_path: str | Path) -> Path:

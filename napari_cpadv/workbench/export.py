@@ -16,6 +16,7 @@ import numpy as np
 from napari_cpadv.annotations.model import Annotation
 from napari_cpadv.annotations.raster import RasterNotes
 from napari_cpadv.errors import FormatError
+from napari_cpadv.files import replacing
 
 
 def heatmap_annotations(hm: Any, *, threshold: float = 0.5, cls: str = "Tumor") -> list[Any]:
@@ -175,7 +176,6 @@ def write_region_tiff(
     r0, c0, r1, c1 = box
     pixels = slide.read_region(level, r0, c0, r1 - r0, c1 - c0)
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.part")
     ds = float(slide.downsamples[level])
     extra: dict[str, Any] = {}
     if slide.mpp is not None:
@@ -184,7 +184,7 @@ def write_region_tiff(
             "resolutionunit": "CENTIMETER",
         }
     meta = {"level": level, "level0_origin_xy": [c0 * ds, r0 * ds], "source": str(slide.path)}
-    try:
+    with replacing(out) as tmp:
         tifffile.imwrite(
             tmp,
             pixels,
@@ -195,23 +195,19 @@ def write_region_tiff(
             software="napari-cpadv",
             **extra,
         )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     return out
 
 
 def write_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """The metrics table as ``.csv`` or ``.json``, by extension."""
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_atomic, write_json
     from napari_cpadv.workbench.attack import metrics_csv
 
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return write_atomic(p, metrics_csv(rows).encode())
     if p.suffix.lower() == ".json":
-        return write_atomic(p, (json.dumps({"metrics": rows}, indent=2) + "\n").encode())
+        return write_json(p, {"metrics": rows})
     raise ValueError(f"{p}: metrics are written as .csv or .json")
 
 
@@ -220,13 +216,8 @@ def write_perturbation(delta: np.ndarray, path: str | os.PathLike[str]) -> Path:
     import tifffile
 
     out = Path(path)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        values = np.asarray(delta, np.float32)
-        rgb: dict[str, Any] = {"photometric": "rgb"} if values.ndim == 3 else {}
+    values = np.asarray(delta, np.float32)
+    rgb: dict[str, Any] = {"photometric": "rgb"} if values.ndim == 3 else {}
+    with replacing(out) as tmp:
         tifffile.imwrite(tmp, values, compression="zlib", metadata=None, **rgb)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     return out

@@ -102,7 +102,7 @@ def damage_bars(transfer: dict[str, Any], fig: Figure | None = None) -> Figure:
 
 def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Save as ``.png`` or ``.svg`` (by extension), atomically."""
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_atomic
 
     p = Path(path)
     kind = p.suffix.lower().lstrip(".")

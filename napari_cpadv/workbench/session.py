@@ -72,7 +72,7 @@ def write_session(
     path: str | os.PathLike[str], slide: str | os.PathLike[str], layers: list[LayerRecord]
 ) -> Path:
     """Write the session file atomically; paths under its folder are stored relative."""
-    from napari_cpadv.annotations._io import write_atomic
+    from napari_cpadv.files import write_json
 
     out = Path(path)
     if not out.name.endswith(SUFFIX):
@@ -94,7 +94,7 @@ def write_session(
         "slide": {"path": rel(str(slide)), **fingerprint(slide)},
         "layers": [{**asdict(rec), "path": rel(rec.path)} for rec in layers],
     }
-    return write_atomic(out, (json.dumps(body, indent=2, default=str) + "\n").encode())
+    return write_json(out, body, default=str)
 
 
 @dataclass(frozen=True)
