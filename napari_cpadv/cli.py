@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -599,15 +600,36 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
 
 DETECTORS = ("dae", "sparse", "resnet18")
 ATTACK_NAMES = ("fgsm", "pgd", "universal", "latent", "noise")
+NORM_HELP = "the norm that bounds δ (none: unconstrained)"
+UNIT_HELP = (
+    "total: the norm of δ over a whole tile (seed 000); per_pixel: RMS (l2), mean absolute "
+    "difference (l1), grey levels of 255 (linf), fraction of pixels (l0) (seed 001)"
+)
+BUDGET_HELP = (
+    "how large δ may be, in --norm and --unit: with total, the norm of δ over one tile of "
+    "pixels in [0, 1] (seed 000: l2 25 on 512 x 512 x 3; l0 a pixel count); with per_pixel, "
+    "see --unit"
+)
+DEVICE_HELP = "cpu, cuda, cuda:1 (default: the best there is)"
+SCOPE_HELP = "tissue: only tissue blocks; slide: every block"
+SPARSE_HELP = {
+    "atoms": "sparse coder: dictionary atoms (512)",
+    "size": "sparse coder: atom side, pixels (24)",
+    "stride": "sparse coder: pixels between code positions (2)",
+    "lam": "sparse coder: threshold λ on standardised pixels (0.4)",
+    "tau": "sparse coder: LCA time constant τ, iterations; the step is 1/τ (10)",
+}
 
 
 def _attack_options(
     p: argparse.ArgumentParser, *, attacks: Sequence[str], required: bool = True
 ) -> None:
-    p.add_argument("--attack", required=required, choices=attacks)
-    p.add_argument("--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"))
-    p.add_argument("--unit", default="total", choices=("total", "per_pixel"))
-    p.add_argument("--steps", type=POSITIVE, default=100)
+    p.add_argument("--attack", required=required, choices=attacks, help="the attack to run")
+    p.add_argument(
+        "--norm", default="l2", choices=("l0", "l1", "l2", "linf", "none"), help=NORM_HELP
+    )
+    p.add_argument("--unit", default="total", choices=("total", "per_pixel"), help=UNIT_HELP)
+    p.add_argument("--steps", type=POSITIVE, default=100, help="iterations of the attack")
     p.add_argument("--epochs", type=POSITIVE, default=10, help="universal: passes over the tiles")
     p.add_argument("--step-size", type=float, default=None, help="default: the attack's own")
     p.add_argument("--restarts", type=POSITIVE, default=1, help="PGD: random restarts")
@@ -619,15 +641,17 @@ def _attack_options(
         "L0 the top pixels by gradient)",
     )
     p.add_argument("--batch", type=POSITIVE, default=4, help="tiles per attacked batch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed of random starts and noise")
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
 def _region_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"
     )
-    p.add_argument("--level", type=int, default=2)
+    p.add_argument(
+        "--level", type=int, default=2, help="slide level to attack at (0: full resolution)"
+    )
     p.add_argument("--tile", type=POSITIVE, default=512, help="attacked tile side, level pixels")
     p.add_argument("--annotations", default=None, help="ground truth (ASAP XML, GeoJSON)")
 
@@ -698,8 +722,26 @@ def _study_analyze(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+class _Help(argparse.HelpFormatter):
+    """Each option's help ends with its default, where it has one and the help does not
+    already say what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "default" in text or not text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
+        return f"{text} (default: {shown})"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with the project's error form: one line naming the command, exit 2."""
+    """argparse with the project's error form: one line naming the command, exit 2, and
+    every option's default in its help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message}\n")
@@ -759,17 +801,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")
     sample.add_argument(
         "--shape", nargs=2, type=_int_in(1, MAX_SIDE), metavar=("ROWS", "COLS"),
-        default=(3000, 4000),
+        default=(3000, 4000), help="level-0 size in pixels",
     )
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="seed of the painting")
     sample.add_argument("--mpp", type=_positive_float, default=0.243, help="µm per level-0 pixel")
     sample.add_argument("--no-mpp", action="store_true", help="record no resolution")
     sample.add_argument("--workers", type=POSITIVE, default=None, help="painting processes")
     sample.set_defaults(run=_sample)
 
     convert = sub.add_parser("convert", help="ASAP XML <-> QuPath GeoJSON, by extension")
-    convert.add_argument("input")
-    convert.add_argument("output")
+    convert.add_argument("input", help="annotations to read: ASAP .xml or QuPath .geojson")
+    convert.add_argument("output", help="annotations to write: .xml or .geojson")
     convert.add_argument(
         "--exclusions-as-holes",
         action="store_true",
@@ -779,34 +821,34 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(run=_convert)
 
     mask = sub.add_parser("mask", help="annotations to a pyramidal TIFF mask of a slide level")
-    mask.add_argument("slide")
-    mask.add_argument("annotations")
-    mask.add_argument("--level", type=int, default=0)
-    mask.add_argument("--out", required=True)
+    mask.add_argument("slide", help="the slide the annotations belong to")
+    mask.add_argument("annotations", help="ASAP .xml or QuPath .geojson")
+    mask.add_argument("--level", type=int, default=0, help="slide level (0: full resolution)")
+    mask.add_argument("--out", required=True, help="the mask to write (.tif)")
     mask.add_argument(
         "--allow-empty", action="store_true", help="write the mask even when it holds no tumour"
     )
     mask.set_defaults(run=_mask)
 
     tiles = sub.add_parser("tiles", help="tissue tiles with cell-level masks (seed 000)")
-    tiles.add_argument("slide")
+    tiles.add_argument("slide", help="the slide to cut")
     tiles.add_argument("--annotations", default=None, help="ASAP .xml or QuPath .geojson")
     tiles.add_argument(
         "--truth", default=None, help="a synthetic slide's .truth.json: count nuclei per tile"
     )
-    tiles.add_argument("--level", type=int, default=2)
-    tiles.add_argument("--size", type=POSITIVE, default=512)
-    tiles.add_argument("--out", required=True)
+    tiles.add_argument("--level", type=int, default=2, help="slide level to cut tiles from")
+    tiles.add_argument("--size", type=POSITIVE, default=512, help="tile side, level pixels")
+    tiles.add_argument("--out", required=True, help="folder for tiles/, masks/, index.csv")
     tiles.set_defaults(run=_tiles)
 
     train = sub.add_parser("train", help="train a detector on `cpadv tiles` folders")
-    train.add_argument("detector", choices=("dae", "sparse", "resnet18"))
+    train.add_argument("detector", choices=("dae", "sparse", "resnet18"), help="what to train")
     train.add_argument("data", nargs="+", help="`cpadv tiles` folders")
     train.add_argument("--out", required=True, help="NAME.safetensors (NAME.json beside it)")
     train.add_argument("--holdout", nargs="*", help="tile folders to score after training")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: best)")
-    train.add_argument("--batch", type=POSITIVE, default=8)
+    train.add_argument("--batch", type=POSITIVE, default=8, help="tiles per training step")
     train.add_argument("--lr", type=float, default=1e-3, help="DAE learning rate (Adam)")
     train.add_argument("--head-lr", type=float, default=1e-3, help="cell head learning rate")
     train.add_argument("--ae-epochs", type=int, default=None, help="DAE epochs (4)")
@@ -814,8 +856,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--head-epochs", type=int, default=None, help="cell head epochs (10)")
     train.add_argument("--epochs", type=POSITIVE, default=None, help="ResNet-18 epochs (25)")
     for flag, kind in (("atoms", int), ("size", int), ("stride", int), ("lam", float)):
-        train.add_argument(f"--{flag}", type=kind, default=None, help="sparse coder")
-    train.add_argument("--tau", type=float, default=None, help="sparse coder")
+        train.add_argument(f"--{flag}", type=kind, default=None, help=SPARSE_HELP[flag])
+    train.add_argument("--tau", type=float, default=None, help=SPARSE_HELP["tau"])
     train.add_argument(
         "--iterations", type=int, default=None, help="sparse coder: LCA iteration cap (500)"
     )
@@ -835,46 +877,46 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     ev = sub.add_parser("evaluate", help="score a detector on a slide with known truth")
-    ev.add_argument("slide")
+    ev.add_argument("slide", help="the slide to score on")
     ev.add_argument("annotations", help="ASAP .xml / QuPath .geojson, or a synthetic .truth.json")
-    ev.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    ev.add_argument("--detector", required=True, choices=DETECTORS, help="what to score")
     ev.add_argument("--weights", default=None, help="default: the shipped weights")
     ev.add_argument("--level", type=int, default=None, help="default: the level trained at")
     ev.add_argument("--truth", default=None, help="synthetic .truth.json (resnet18's labels)")
-    ev.add_argument("--scope", choices=("tissue", "slide"), default="tissue")
-    ev.add_argument("--device", default=None)
+    ev.add_argument("--scope", choices=("tissue", "slide"), default="tissue", help=SCOPE_HELP)
+    ev.add_argument("--device", default=None, help=DEVICE_HELP)
     ev.set_defaults(run=_evaluate)
 
     hm = sub.add_parser("heatmap", help="heatmap pyramids of slides, on dask.distributed")
-    hm.add_argument("slides", nargs="+")
-    hm.add_argument("--detector", required=True, choices=("dae", "sparse", "resnet18"))
+    hm.add_argument("slides", nargs="+", help="slides to run the detector over")
+    hm.add_argument("--detector", required=True, choices=DETECTORS, help="what to run")
     hm.add_argument("--weights", default=None, help="default: the shipped weights")
-    hm.add_argument("--level", type=int, required=True)
+    hm.add_argument("--level", type=int, required=True, help="slide level to compute at")
     hm.add_argument("--out", required=True, help="HEATMAP.zarr, or a folder for several slides")
-    hm.add_argument("--scope", choices=("tissue", "slide"), default="tissue")
+    hm.add_argument("--scope", choices=("tissue", "slide"), default="tissue", help=SCOPE_HELP)
     hm.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
     hm.add_argument("--workers", type=POSITIVE, default=2, help="LocalCluster worker processes")
     hm.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    hm.add_argument("--device", default=None)
+    hm.add_argument("--device", default=None, help=DEVICE_HELP)
     hm.set_defaults(run=_heatmap)
 
     fig = sub.add_parser("figures", help="seed 000's reconstructions and features as PNG")
-    fig.add_argument("kind", choices=("reconstructions", "features"))
+    fig.add_argument("kind", choices=("reconstructions", "features"), help="which figure")
     fig.add_argument("--out", required=True, help="folder for the PNG files")
     fig.add_argument("--slide", default=None, help="default: the sample slide")
-    fig.add_argument("--level", type=int, default=2)
+    fig.add_argument("--level", type=int, default=2, help="slide level of the tiles")
     fig.add_argument("--size", type=POSITIVE, default=128, help="tile side, level pixels")
     fig.add_argument("--seed", type=int, default=0, help="seed of the added noise")
-    fig.add_argument("--dae-weights", default=None)
-    fig.add_argument("--sparse-weights", default=None)
+    fig.add_argument("--dae-weights", default=None, help="default: the shipped weights")
+    fig.add_argument("--sparse-weights", default=None, help="default: the shipped weights")
     fig.set_defaults(run=_figures)
 
     at = sub.add_parser("attack", help="attack a region of a slide; write an adversarial slide")
-    at.add_argument("slide")
-    at.add_argument("--detector", required=True, choices=DETECTORS)
+    at.add_argument("slide", help="the slide to attack")
+    at.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     at.add_argument("--weights", default=None, help="default: the shipped weights")
     _attack_options(at, attacks=ATTACK_NAMES)
-    at.add_argument("--budget", type=_positive_float, default=25.0)
+    at.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(at)
     at.add_argument(
         "--score-with",
@@ -886,11 +928,13 @@ def build_parser() -> argparse.ArgumentParser:
     at.set_defaults(run=_attack)
 
     sw = sub.add_parser("sweep", help="one attack over a list of budgets: a success matrix")
-    sw.add_argument("slide")
-    sw.add_argument("--detector", required=True, choices=DETECTORS)
+    sw.add_argument("slide", help="the slide to attack")
+    sw.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     sw.add_argument("--weights", default=None, help="default: the shipped weights")
     _attack_options(sw, attacks=ATTACK_NAMES)
-    sw.add_argument("--budgets", type=float, nargs="+", required=True)
+    sw.add_argument(
+        "--budgets", type=float, nargs="+", required=True, help="budgets to try; " + BUDGET_HELP
+    )
     _region_options(sw)
     sw.add_argument("--no-noise", action="store_true", help="skip the equal-norm noise rows")
     sw.add_argument(
@@ -902,8 +946,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.set_defaults(run=_sweep)
 
     tr = sub.add_parser("transfer", help="craft on each detector, score on every detector")
-    tr.add_argument("slide")
-    tr.add_argument("--detectors", nargs="+", default=["dae", "sparse"], choices=("dae", "sparse"))
+    tr.add_argument("slide", help="the slide to attack")
+    tr.add_argument(
+        "--detectors", nargs="+", default=["dae", "sparse"], choices=("dae", "sparse"),
+        help="detectors to craft on and score with",
+    )
     tr.add_argument("--sources", nargs="*", default=None, help="default: every detector")
     tr.add_argument(
         "--weights", nargs="*", default=None, metavar="NAME=FILE", help="default: shipped"
@@ -915,7 +962,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run --attack on every source (default: each detector's own attack, "
         "FGSM on dae and the latent attack on sparse, at --budget)",
     )
-    tr.add_argument("--budget", type=float, default=25.0)
+    tr.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(tr)
     tr.add_argument("--out", required=True, help="folder for transfer.json")
     tr.set_defaults(run=_transfer)
@@ -925,16 +972,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     un.add_argument("data", nargs="+", help="`cpadv tiles` folders to learn on")
     un.add_argument("--holdout", nargs="+", required=True, help="`cpadv tiles` folders")
-    un.add_argument("--detector", required=True, choices=DETECTORS)
+    un.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     un.add_argument("--weights", default=None, help="default: the shipped weights")
-    un.add_argument("--norm", default="linf", choices=("l1", "l2", "linf", "none"))
-    un.add_argument("--budget", type=_positive_float, default=8.0)
-    un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"))
-    un.add_argument("--epochs", type=POSITIVE, default=10)
-    un.add_argument("--batch", type=POSITIVE, default=16)
+    un.add_argument(
+        "--norm", default="linf", choices=("l1", "l2", "linf", "none"), help=NORM_HELP
+    )
+    un.add_argument("--budget", type=_positive_float, default=8.0, help=BUDGET_HELP)
+    un.add_argument(
+        "--unit", default="per_pixel", choices=("total", "per_pixel"), help=UNIT_HELP
+    )
+    un.add_argument("--epochs", type=POSITIVE, default=10, help="passes over the tiles")
+    un.add_argument("--batch", type=POSITIVE, default=16, help="tiles per SGD step")
     un.add_argument("--all-tiles", action="store_true", help="not only tumour tiles")
-    un.add_argument("--seed", type=int, default=0)
-    un.add_argument("--device", default=None)
+    un.add_argument("--seed", type=int, default=0, help="seed of the tile order")
+    un.add_argument("--device", default=None, help=DEVICE_HELP)
     un.add_argument("--out", required=True, help="folder for universal.npy/.png, report.json")
     un.set_defaults(run=_universal, steps=0)
     st = sub.add_parser("study", help="blinded perceptibility studies")
@@ -960,9 +1011,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--min-gap", type=POSITIVE, default=None, help="same image at least this apart"
     )
-    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--seed", type=int, default=0, help="seed of the presentation order")
     sc.add_argument(
-        "--questions", nargs="+", default=None, choices=("tumour", "confidence", "count", "altered")
+        "--questions",
+        nargs="+",
+        default=None,
+        choices=("tumour", "confidence", "count", "altered"),
+        help="what each reader answers (default: tumour, or the preset's)",
     )
     sc.add_argument("--preset", choices=("seed001",), default=None, help="seed 001's design")
     sc.add_argument(
@@ -1002,7 +1057,21 @@ def _check_out(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cpadv`` console script; returns the exit status."""
+    """Entry point of the ``cpadv`` console script; returns the exit status.
+
+    Output piped into a reader that stops early (``cpadv info S | head -1``) ends quietly:
+    a closed pipe is the reader's choice, not an error (Python's documented recipe: point
+    stdout at devnull so that the interpreter's final flush does not fail again).
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # a bad argument (its one line printed) or --help

@@ -116,3 +116,57 @@ def test_replicates_and_gap_are_used_as_given(tmp_path, capsys):
     assert main(args) == 0
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert len(manifest["order"]) == 4 * 2 * 1  # one replicate, not a silent 2
+
+
+def _options(parser, prefix=()):
+    """Every option and positional of every ``cpadv`` command, with the command's name."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, (*prefix, name))
+        elif not isinstance(action, argparse._HelpAction):
+            yield " ".join(prefix), action
+
+
+def test_every_option_explains_itself():
+    """Issue 16, item 12: every option has help; a default is shown where there is one;
+    budgets and levels say their units."""
+    from napari_cpadv.cli import _Help, build_parser
+
+    parser = build_parser()
+    options = list(_options(parser))
+    assert len(options) > 150
+    missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, a in options if not a.help]
+    assert missing == []
+    fmt = _Help("cpadv")
+    for cmd, action in options:
+        shown = fmt._get_help_string(action)
+        if action.default not in (None, False) and action.option_strings:
+            assert "default" in shown, (cmd, action.option_strings, shown)
+    helps = {(cmd, a.dest): a.help for cmd, a in options}
+    assert "norm of δ" in helps[("attack", "budget")] and "[0, 1]" in helps[("attack", "budget")]
+    assert "grey levels of 255" in helps[("attack", "unit")]
+    assert "full resolution" in helps[("attack", "level")]
+
+
+def test_output_cut_short_by_its_reader_ends_quietly():
+    """`cpadv ... | head -1` exits 0 without a BrokenPipe traceback, for --help and for a
+    command whose output is longer than the pipe holds."""
+    import subprocess
+    import sys
+
+    for code in (
+        "import sys; from napari_cpadv import cli; sys.exit(cli.main(['attack', '--help']))",
+        "import sys; from napari_cpadv import cli\n"
+        "cli._main = lambda argv: print('{\"x\": 1}\\n' * 200_000) or 0\n"
+        "sys.exit(cli.main([]))",
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert proc.stdout is not None and proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does after its line
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err
