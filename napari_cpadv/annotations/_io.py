@@ -64,3 +64,7 @@ def warn_skipped(path: Path, skipped: Counter[str], objects: str) -> None:
 def rgb(colour: str) -> list[int]:
     v = int(colour.lstrip("#"), 16)
     return [(v >> 16) & 255, (v >> 8) & 255, v & 255]
+
+
+# Re-exported for code loaded before ``write_atomic`` moved to ``napari_cpadv.files``.
+from napari_cpadv.files import write_atomic as write_atomic  # noqa: E402
