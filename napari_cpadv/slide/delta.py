@@ -1,10 +1,14 @@
 """Adversarial slides: the original slide plus a sparse store of the tiles an attack changed.
 
 A delta slide is a folder ``NAME.delta.zarr`` (zarr v3) beside nothing else: its
-attributes name the original file (path, size, modification time) and list, per level,
-the native tiles that differ; one array per level holds those tiles, losslessly. Reading
-a tile asks the delta first and falls through to the original, so outside the touched
-tiles the adversarial slide is the original bit for bit.
+attributes name the original file (its path, and the SHA-256 of its content computed once
+when the store is made, so a moved or copied original is found again and a different file
+of the same size is refused; ``relink`` records where a moved original now is) and list,
+per level, the native tiles that differ; one array per level holds those tiles,
+losslessly, every chunk with a crc32c checksum. Reading a tile asks the delta first and
+falls through to the original, so outside the touched tiles the adversarial slide is the
+original bit for bit; a listed tile whose chunk is missing or damaged raises, naming the
+store and the tile.
 
 ``apply`` writes an attacked region of one level: the region's tiles of that level get
 the adversarial pixels exactly; the finer levels get the perturbation δ upsampled
