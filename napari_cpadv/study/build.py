@@ -8,10 +8,13 @@ container for both conditions: 8-bit RGB, uncompressed (a perturbed image must n
 itself away by compressing worse), no metadata beyond the pixels' own tags.
 
 ``manifest.json`` (written once, never rewritten) holds the study id, creation time,
-versions, seed, constraints, questions, the presentation order as tokens, each token's
-image SHA-256, and the SHA-256 of ``key.json``. ``key.json`` (the owner's, to be kept away
-from readers) maps each token to its case, condition, replicate, source file, ground truth
-and attack parameters.
+versions, seed, constraints, questions, the enrolled readers (a verifier of each reader's
+secret code, not the code), the presentation order as tokens, each token's image SHA-256
+salted with the token (so the manifest does not tell which tokens show the same image),
+and the SHA-256 of the key, which carries 256 random bits of salt. The key (the owner's,
+written outside the study folder: ``OUT.key.json`` unless ``--key`` names a place) holds
+the readers' codes and maps each token to its case, condition, replicate, source file,
+ground truth and attack parameters.
 """
 
 from __future__ import annotations
