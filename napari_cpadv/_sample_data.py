@@ -1,4 +1,5 @@
-"""npe2 sample data: the synthetic H&E slide shipped in ``sample_data/``."""
+"""npe2 sample data: the synthetic H&E slide (with its ground truth) and a region of a real
+H&E slide (CMU-1, without ground truth) shipped in ``sample_data/``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from napari_cpadv.slide.synthetic import sample_slide_path
 def synthetic_he_slide() -> list[LayerData]:
     """The sample slide as a multiscale RGB layer."""
     return read_slide(str(sample_slide_path()))
+
+
+def cmu_he_region() -> list[LayerData]:
+    """Real tissue: a region of OpenSlide's CMU-1 H&E slide (no ground truth)."""
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    return read_slide(str(SAMPLE_DATA / "cmu_small_region.svs"))
 
 
 def _shipped_autoencoders() -> tuple[object, object]:

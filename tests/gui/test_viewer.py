@@ -47,6 +47,17 @@ def test_sample_data_contribution(make_napari_viewer):
     np.testing.assert_array_equal(np.asarray(layers[0].data[-1][:4, :4]).shape, (4, 4, 3))
 
 
+def test_a_real_slide_is_offered_as_a_sample_too(make_napari_viewer):
+    """Issue 16, item 11: real tissue beside the synthetic painting, without ground truth."""
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-cpadv", "cmu_he_region")
+    assert [type(la).__name__ for la in layers] == ["Image"] and layers[0].multiscale
+    assert layers[0].data[0].shape == (2967, 2220, 3)
+    assert layers[0].scale[-1] == pytest.approx(0.499, abs=1e-3)  # µm per pixel
+    pixels = np.asarray(layers[0].data[-1])
+    assert pixels.std() > 10  # tissue, not a blank page
+
+
 def test_unreadable_slide_raises_in_the_viewer(make_napari_viewer, small_slide, tmp_path):
     bad = tmp_path / "broken.tif"
     data = small_slide.path.read_bytes()

@@ -18,22 +18,22 @@ from napari_cpadv.errors import SlideError
 from napari_cpadv.slide import open_slide
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-CMU = DATA / "cmu_small_region.svs"
-TIFF_SLIDES = ["cmu_small_region.svs", "small.svs", "boxes.tiff"]
+CMU = Path(__file__).resolve().parents[2] / "sample_data" / "cmu_small_region.svs"
+TIFF_SLIDES = [CMU, DATA / "small.svs", DATA / "boxes.tiff"]
 
 
 def _stored(path: Path, page: int) -> np.ndarray:
     return tifffile.TiffFile(path).pages[page].asarray()
 
 
-@pytest.mark.parametrize("name", TIFF_SLIDES)
-def test_every_level_is_the_pixels_the_file_stores(name):
-    slide = open_slide(DATA / name)
-    osr = openslide.OpenSlide(DATA / name)
+@pytest.mark.parametrize("path", TIFF_SLIDES, ids=lambda p: p.name)
+def test_every_level_is_the_pixels_the_file_stores(path):
+    slide = open_slide(path)
+    osr = openslide.OpenSlide(path)
     assert len(slide.levels) == osr.level_count  # nothing left out: every level is stored
     for level in range(len(slide.levels)):
         assert slide.store.stored(level)
-        np.testing.assert_array_equal(np.asarray(slide.levels[level]), _stored(DATA / name, level))
+        np.testing.assert_array_equal(np.asarray(slide.levels[level]), _stored(path, level))
 
 
 def test_non_integer_downsamples_are_not_resampled_tile_by_tile():
