@@ -235,8 +235,11 @@ class LCA(nn.Module):
         tol: float | None = None,
         trace: bool = False,
         momentum: bool = True,
+        every: bool = True,
     ) -> Iterator[SparseCode]:
-        """Yield the code after every LCA iteration (for energy traces and pictures).
+        """Yield the code after every LCA iteration (for energy traces and pictures), or
+        with ``every=False`` only the last one (what ``encode`` needs; the codes of the
+        other iterations are then never formed).
 
         ``stats`` replaces the per-image mean and standard deviation (see
         ``SparseDetector.slide_logits``). ``tol`` (default: the module's) stops the loop
@@ -270,14 +273,18 @@ class LCA(nn.Module):
                 v = u
             a = F.relu(v - lam)
             new = v + eta * (b - g * g * self.analysis(self.synthesis(a)) + a - v)
-            if momentum and float(((v - new) * (new - u)).sum()) > 0:
+            step = new - u
+            if momentum and float(torch.vdot((v - new).flatten(), step.flatten())) > 0:
                 t = 1.0  # gradient restart: the momentum points uphill
-            change = float((new - u).norm() / new.norm().clamp_min(1e-12))
+            change = float(step.norm() / new.norm().clamp_min(1e-12))
             previous, u = u, new
-            codes = g * F.relu(u - lam)
-            if trace:
-                energies.append(float(self.energy(xs, codes).mean()))
-            yield SparseCode(codes, mean, std, k + 1, change, tuple(energies), tol)
+            last = change < tol or k + 1 == cap
+            if every or trace or last:
+                codes = g * F.relu(u - lam)
+                if trace:
+                    energies.append(float(self.energy(xs, codes).mean()))
+                if every or last:
+                    yield SparseCode(codes, mean, std, k + 1, change, tuple(energies), tol)
             if change < tol:
                 return
 
@@ -299,7 +306,13 @@ class LCA(nn.Module):
         change, whether it converged, sparsity (and the energy trace).
         """
         *_, last = self.iterate(
-            x, iterations=iterations, stats=stats, tol=tol, trace=trace, momentum=momentum
+            x,
+            iterations=iterations,
+            stats=stats,
+            tol=tol,
+            trace=trace,
+            momentum=momentum,
+            every=False,
         )
         return last
 
