@@ -69,3 +69,27 @@ def test_npe2_manifest_validates():
         [npe2, "validate", "napari_cpadv"], cwd=REPO, capture_output=True, text=True
     )
     assert proc.returncode == 0 and "valid" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_manifest_source_is_at_the_top_and_ships_inside_the_package(tmp_path):
+    """Issue 15: `napari.yaml` at the repository's top is the source; the package's copy is
+    a link to it, so an editable install reads it, and a wheel carries it as a plain file."""
+    import zipfile
+
+    top = REPO / "napari.yaml"
+    inside = REPO / "napari_cpadv" / "napari.yaml"
+    assert top.is_file() and not top.is_symlink()
+    assert inside.resolve() == top.resolve()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0 and "No module named" in proc.stderr:
+        pytest.skip(f"cannot build a wheel here: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        info = z.getinfo("napari_cpadv/napari.yaml")
+        assert z.read(info) == top.read_bytes()
+        assert (info.external_attr >> 16) & 0o170000 == 0o100000  # a regular file
