@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import median_time
 
 from napari_cpadv.inference.batch import Job, batch_heatmaps
 from napari_cpadv.inference.heatmap import cell_shape, run_windows, windows
@@ -27,15 +28,6 @@ from napari_cpadv.slide import open_slide
 
 WORK = Path(__file__).parent / "_work"
 SLIDE = Path(__file__).resolve().parents[1] / "build" / "weights-data" / "slide21.tif"
-
-
-def _median(f, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench_heatmap_vs_io(name: str, *, level: int = 2, blocks: int = 6, repeats: int = 3) -> dict:
@@ -59,8 +51,8 @@ def bench_heatmap_vs_io(name: str, *, level: int = 2, blocks: int = 6, repeats: 
     io(), infer()  # warm the tile cache and torch
     t_io, t_inf = [], []
     for _ in range(repeats):
-        t_io.append(_median(io, 1))
-        t_inf.append(_median(infer, 1))
+        t_io.append(median_time(io, 1))
+        t_inf.append(median_time(infer, 1))
     pixels = sum(w.rows * w.cols for w in todo) * c * c
     return {
         "detector": name,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _timing import median_time
 
 from napari_cpadv.inference.heatmap import cells_of_box, heatmap
 from napari_cpadv.models.lca import LCA
@@ -35,16 +35,6 @@ from napari_cpadv.slide import open_slide
 
 ROOT = Path(__file__).resolve().parents[1]
 SLIDE = ROOT / "build" / "weights-data" / "slide21.tif"
-
-
-def _median(f, repeats: int) -> float:
-    f()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _synthesis_row(atoms: int, stride: int, side: int, repeats: int) -> dict:
@@ -63,7 +53,7 @@ def _synthesis_row(atoms: int, stride: int, side: int, repeats: int) -> dict:
             F.conv_transpose2d(a, d, stride=stride, padding=lca.padding)
 
         t = {
-            name: _median(f, repeats)
+            name: median_time(f, repeats, warm=True)
             for name, f in [
                 ("polyphase_s", lambda: lca.synthesis(a)),
                 ("conv_transpose2d_s", transpose),
@@ -144,14 +134,14 @@ def bench_region(*, repeats: int = 1) -> dict:
         def run(det=det, area=area) -> None:
             drive(heatmap(det, slide, level=2, scope="region", area=area))
 
-        out[f"{name}_s"] = _median(run, repeats)
+        out[f"{name}_s"] = median_time(run, repeats, warm=True)
     m = resolve("sparse", None).margin
 
     def read() -> None:
         r0, c0 = (cy - 1024) // 4 - m, (cx - 1024) // 4 - m
         slide.read_region(2, r0, c0, 512 + 2 * m, 512 + 2 * m)
 
-    out["read_s"] = _median(read, 5)
+    out["read_s"] = median_time(read, 5, warm=True)
     out["sparse_over_dae"] = out["sparse_s"] / out["dae_s"]
     out["sparse_over_read"] = out["sparse_s"] / out["read_s"]
     return out

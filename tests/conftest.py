@@ -48,18 +48,30 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
-@pytest.fixture(scope="session")
-def tile_folder(slide_factory, tmp_path_factory):
-    """A `cpadv tiles` folder: 64-pixel level-1 tiles of a small synthetic slide, with nuclei."""
+def _tile_dataset(slide_factory, tmp_path_factory, *, level: int, size: int):
+    """A `cpadv tiles` folder of a small synthetic slide, with its nuclei counted."""
     truth = slide_factory("train", shape=(2048, 2048), seed=5, downsamples=(1, 2))
     folder = tmp_path_factory.mktemp("tiles")
     anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
     xml = write_annotations(anns, folder / "truth.xml")
     truth_json = truth.write_json(folder / "truth.truth.json")
     write_tile_dataset(
-        open_slide(truth.path), xml, level=1, size=64, out=folder / "tiles", truth=truth_json
+        open_slide(truth.path), xml, level=level, size=size, out=folder / "tiles", truth=truth_json
     )
     return folder / "tiles"
+
+
+@pytest.fixture(scope="session")
+def tile_folder(slide_factory, tmp_path_factory):
+    """64-pixel level-1 tiles of a small synthetic slide, with cell masks and nuclei."""
+    return _tile_dataset(slide_factory, tmp_path_factory, level=1, size=64)
+
+
+@pytest.fixture(scope="session")
+def patch_folder(slide_factory, tmp_path_factory):
+    """128-pixel level-0 patches of the same slide: seed 001's labels on both sides (at
+    least 5 tumour nuclei, and none)."""
+    return _tile_dataset(slide_factory, tmp_path_factory, level=0, size=128)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -42,24 +42,6 @@ def _train_tiny(name: str, tile_folder: Path, out: Path) -> dict:
     return json.loads(out.with_suffix(".json").read_text())
 
 
-@pytest.fixture(scope="module")
-def patch_folder(slide_factory, tmp_path_factory):
-    """Patches with seed 001's labels on both sides (at least 5 tumour nuclei, and none)."""
-    from napari_cpadv.annotations import Annotation, write_annotations
-    from napari_cpadv.annotations.dataset import write_tile_dataset
-    from napari_cpadv.slide import open_slide
-
-    truth = slide_factory("train", shape=(2048, 2048), seed=5, downsamples=(1, 2))
-    folder = tmp_path_factory.mktemp("patches")
-    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
-    xml = write_annotations(anns, folder / "truth.xml")
-    truth_json = truth.write_json(folder / "truth.truth.json")
-    write_tile_dataset(
-        open_slide(truth.path), xml, level=0, size=128, out=folder / "tiles", truth=truth_json
-    )
-    return folder / "tiles"
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_shipped_weights_come_from_todays_trainer(name, tile_folder, patch_folder, tmp_path):
     """Issue 14, item 9: each shipped JSON names a `cpadv train` command this version
