@@ -7,6 +7,9 @@
   created by a hard link from the fsynced temporary, so it never overwrites; the folder
   entry is fsynced too.
 * ``fsync_dir``: make a folder's entries (a file just created or renamed in it) durable.
+* ``write_figure``: a matplotlib figure as ``.png`` or ``.svg`` (by extension).
+* ``versions``: the versions of Python and of the libraries a result depends on, for the
+  provenance every written result records.
 * ``replacing``: for files and folders that another library writes (tifffile, zarr): a
   temporary path beside the target to write to; on success it is fsynced and moved into
   place (a folder replaces an existing one with two renames), on failure removed.
@@ -17,8 +20,10 @@ never takes one for a result.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import platform
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,6 +100,36 @@ def write_json(
     """``value`` as a JSON document at ``path``, atomically; returns the path."""
     text = json.dumps(value, indent=indent, default=default, allow_nan=allow_nan)
     return write_atomic(path, (text + "\n").encode())
+
+
+def write_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Save a matplotlib ``figure`` as ``.png`` (150 dpi) or ``.svg``, by extension, atomically.
+
+    Raises
+    ------
+    ValueError
+        For another extension.
+    """
+    out = Path(path)
+    kind = out.suffix.lower().lstrip(".")
+    if kind not in ("png", "svg"):
+        raise ValueError(f"{out}: plots are saved as .png or .svg")
+    buf = io.BytesIO()
+    figure.savefig(buf, format=kind, dpi=150)
+    return write_atomic(out, buf.getvalue())
+
+
+def versions() -> dict[str, str]:
+    """Python's version and those of the libraries a result depends on (installed ones)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("napari-cpadv", "napari", "torch", "numpy", "zarr", "openslide-python"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 @contextmanager

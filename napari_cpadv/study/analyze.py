@@ -551,7 +551,7 @@ def _plain(value: Any) -> Any:
 def _plots(summary: dict[str, Any], rows: list[dict[str, Any]], dest: Path) -> list[str]:
     from matplotlib.figure import Figure
 
-    from napari_cpadv.workbench.plots import save
+    from napari_cpadv.files import write_figure as save
 
     made: list[str] = []
     readers = list(summary["readers"])

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.errors import CpadvError
-from napari_cpadv.files import fsync_dir, replacing, write_new
+from napari_cpadv.files import fsync_dir, replacing, versions, write_new
 from napari_cpadv.progress import Progress, Work
 
 CONDITIONS = ("original", "adversarial")
@@ -389,7 +389,6 @@ def _write_study(
     design: dict[str, Any],
 ) -> Work[Path]:
     from napari_cpadv.study.codes import new_code, secret_of, verifier
-    from napari_cpadv.workbench.session import versions
 
     images = root / "images"
     tokens: list[dict[str, str]] = []

@@ -10,7 +10,6 @@ GUI backend: the dock puts them on a Qt canvas, the tests and the demo save them
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
@@ -101,13 +100,7 @@ def damage_bars(transfer: dict[str, Any], fig: Figure | None = None) -> Figure:
 
 
 def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Save as ``.png`` or ``.svg`` (by extension), atomically."""
-    from napari_cpadv.files import write_atomic
+    """Save as ``.png`` or ``.svg`` (by extension), atomically (``files.write_figure``)."""
+    from napari_cpadv.files import write_figure
 
-    p = Path(path)
-    kind = p.suffix.lower().lstrip(".")
-    if kind not in ("png", "svg"):
-        raise ValueError(f"{p}: plots are saved as .png or .svg")
-    buf = io.BytesIO()
-    fig.savefig(buf, format=kind, dpi=150)
-    return write_atomic(p, buf.getvalue())
+    return write_figure(fig, path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,23 +55,11 @@ def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"size": size, "quick_sha256": h.hexdigest()}
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("napari-cpadv", "napari", "torch", "numpy", "zarr", "openslide-python"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
-
 def write_session(
     path: str | os.PathLike[str], slide: str | os.PathLike[str], layers: list[LayerRecord]
 ) -> Path:
     """Write the session file atomically; paths under its folder are stored relative."""
-    from napari_cpadv.files import write_json
+    from napari_cpadv.files import versions, write_json
 
     out = Path(path)
     if not out.name.endswith(SUFFIX):
