@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 ENV = "CPADV_DEVICE"
@@ -49,3 +50,12 @@ def batch_size(device: torch.device, *, tile: int) -> int:
     free, _ = torch.cuda.mem_get_info(device)
     per_tile = 64 * 2**20 * (tile / 512) ** 2
     return int(max(1, min(64, free * 0.5 // per_tile)))
+
+
+def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` in [0, 1] on ``device``."""
+    import numpy as np
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return t.permute(0, 3, 1, 2).float().div_(255)

@@ -723,7 +723,7 @@ def tile_set_inputs(
     a cell detector against the tile's cell mask. ``positives`` keeps only tumour patches
     (a classifier) or tiles with tumour cells (a cell detector).
     """
-    from napari_cpadv.models.train import to_tensor
+    from napari_cpadv.device import to_tensor
 
     if detector.output == "classes":
         kept, y = tiles.patch_labels()

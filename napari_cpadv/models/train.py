@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from napari_cpadv.device import to_tensor
 from napari_cpadv.errors import FormatError
 from napari_cpadv.progress import Progress, Work
 
@@ -109,12 +110,6 @@ def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
         np.asarray(tnuc),
         tuple(names),
     )
-
-
-def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` in [0, 1] on ``device``."""
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return t.permute(0, 3, 1, 2).float().div_(255)
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
