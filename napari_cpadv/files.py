@@ -42,6 +42,13 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _fsync(path: Path) -> None:
     if path.is_file():
         with open(path, "rb+") as f:
@@ -53,10 +60,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     out = Path(path)
     tmp = _temporary(out)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, data)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -78,10 +82,7 @@ def write_new(path: str | os.PathLike[str], data: bytes) -> Path:
     out = Path(path)
     tmp = _temporary(out)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, data)
         os.link(tmp, out)  # fails if it exists
     finally:
         tmp.unlink(missing_ok=True)
