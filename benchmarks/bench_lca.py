@@ -149,19 +149,24 @@ def bench_region(*, side: int = 1024, repeats: int = 1) -> dict:
 
 
 def main() -> None:
+    """Print the report as JSON, one part a line as each is measured (so a run cut short
+    keeps what it measured)."""
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
-    report = {
+    head = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}",
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit,
-        "synthesis": bench_synthesis(),
-        "convergence": bench_convergence(),
-        "region": bench_region(),
     }
-    print(json.dumps(report, indent=2, default=float))
+    print(json.dumps(head), flush=True)
+    for name, part in (
+        ("synthesis", bench_synthesis),
+        ("convergence", bench_convergence),
+        ("region", bench_region),
+    ):
+        print(json.dumps({name: part()}, default=float), flush=True)
 
 
 if __name__ == "__main__":
