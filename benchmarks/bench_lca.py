@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def bench_region(*, side: int = 1024, repeats: int = 1) -> dict:
 
 def main() -> None:
     """Print the report as JSON, one part a line as each is measured (so a run cut short
-    keeps what it measured)."""
+    keeps what it measured); the arguments name the parts to run (default: all)."""
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -161,11 +162,10 @@ def main() -> None:
         "commit": commit,
     }
     print(json.dumps(head), flush=True)
-    for name, part in (
-        ("synthesis", bench_synthesis),
-        ("convergence", bench_convergence),
-        ("region", bench_region),
-    ):
+    parts = {"synthesis": bench_synthesis, "convergence": bench_convergence, "region": bench_region}
+    chosen = sys.argv[1:] or list(parts)
+    for name in chosen:
+        part = parts[name]
         print(json.dumps({name: part()}, default=float), flush=True)
 
 
