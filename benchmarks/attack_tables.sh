@@ -24,7 +24,7 @@ for part in $PARTS; do
     case $part in
     region)  # a rectangle drawn off the tile grid over the tumours (x 3264-5290, y 3734-4942)
         run region_offgrid $CPADV attack $DATA/slide21.tif --detector dae --attack fgsm \
-            --budget 25 --region 3253 3314 2048 2048 $R --score-with dae sparse \
+            --budget 25 --region 3253 3314 2048 2048 $R --score-with dae \
             --out "$OUT/region_offgrid" ;;
     sweep)
         run sweep_dae $CPADV sweep $DATA/slide21.tif --region 2048 2048 4096 4096 $R \

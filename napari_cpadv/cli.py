@@ -148,17 +148,30 @@ def _tiles(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _stderr_progress(every: int = 10) -> Any:
-    """A progress callback printing one line to stderr every ``every`` steps."""
+def _drive(work: Any, label: str) -> Any:
+    """Run ``work`` with one progress bar on stderr over the whole run (tqdm: fraction done,
+    time spent and left, and the latest step's values), closed when the run ends."""
+    from tqdm import tqdm
 
-    def show(p: Any) -> None:
-        if p.step % every == 0 or p.step == p.total:
-            extra = " ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.payload.items()
-            )
-            print(f"[{p.step}/{p.total}] {extra}", file=sys.stderr, flush=True)
+    from napari_cpadv.progress import drive
 
-    return show
+    with tqdm(
+        total=100,
+        desc=f"cpadv {label}",
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        mininterval=0.5,
+        dynamic_ncols=True,
+    ) as bar:
+
+        def show(p: Any) -> None:
+            value = 100 * p.fraction
+            if value > bar.n:
+                bar.update(value - bar.n)
+            shown = {k: v for k, v in p.payload.items() if isinstance(v, int | float | str)}
+            bar.set_postfix(shown, refresh=False)
+
+        return drive(work, show)
 
 
 def _hyper(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,7 +182,6 @@ def _hyper(args: argparse.Namespace) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.models import weights
     from napari_cpadv.models.train import Schedule, fit
-    from napari_cpadv.progress import drive
 
     device = _device(args.device)
     defaults = Schedule()
@@ -184,7 +196,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         dictionary_iterations=args.dict_iterations,
     )
     try:
-        detector, record = drive(
+        detector, record = _drive(
             fit(
                 args.detector,
                 args.data,
@@ -194,7 +206,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 seed=args.seed,
                 device=device,
             ),
-            _stderr_progress(),
+            args.command,
         )
     except ValueError as exc:
         raise CpadvError(args.data[0], str(exc)) from exc
@@ -217,7 +229,6 @@ def _device(name: str | None) -> Any:
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.inference.evaluate import evaluate
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.progress import drive
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(args.slide)
@@ -237,7 +248,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if level is None:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
     try:
-        return drive(
+        return _drive(
             evaluate(
                 detector,
                 slide,
@@ -247,7 +258,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
                 scope=args.scope,
                 device=_device(args.device),
             ),
-            _stderr_progress(),
+            args.command,
         )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
@@ -261,7 +272,6 @@ def _weights_config(args: argparse.Namespace) -> Path:
 
 def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.inference.batch import Job, batch_heatmaps
-    from napari_cpadv.progress import drive
 
     out = Path(args.out)
     if len(args.slides) == 1 and out.suffix == ".zarr":
@@ -272,7 +282,7 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         jobs = [Job(Path(s), out / f"{Path(s).stem}.heatmap.zarr") for s in args.slides]
     try:
-        written = drive(
+        written = _drive(
             batch_heatmaps(
                 jobs,
                 detector=args.detector,
@@ -284,7 +294,7 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
                 threads=args.threads,
                 device=args.device,
             ),
-            _stderr_progress(),
+            args.command,
         )
     except ValueError as exc:
         raise CpadvError(args.slides[0], str(exc)) from exc
@@ -408,7 +418,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     device = _device(args.device)
     try:
-        report = drive(
+        report = _drive(
             attack_region(
                 args.slide,
                 detector,
@@ -419,7 +429,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
                 device=device,
                 batch=args.batch,
             ),
-            _stderr_progress(1),
+            args.command,
         )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
@@ -495,10 +505,12 @@ def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:
 
 def _slide_report(args: argparse.Namespace, work: Any, name: str) -> dict[str, Any]:
     """Run a report generator over a slide's tiles; write ``OUT/name``; errors name the slide."""
-    from napari_cpadv.progress import drive
 
     try:
-        report = drive(work, _stderr_progress())
+        report = _drive(
+            work,
+            args.command,
+        )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
     report["slide"] = str(args.slide)
@@ -559,14 +571,13 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.files import write_atomic
     from napari_cpadv.models.train import load_tiles
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.progress import drive
 
     args.attack, args.level, args.tile = "universal", 0, 0
     spec = _spec(args, args.budget)
     detector = resolve(args.detector, args.weights)
     try:
         train, held = load_tiles(args.data), load_tiles(args.holdout)
-        delta, report = drive(
+        delta, report = _drive(
             universal_study(
                 detector,
                 train,
@@ -576,7 +587,7 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
                 device=_device(args.device),
                 batch=args.batch,
             ),
-            _stderr_progress(),
+            args.command,
         )
     except ValueError as exc:
         raise CpadvError(None, str(exc)) from exc
@@ -800,8 +811,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="write a synthetic H&E slide and its truth")
     sample.add_argument("out", help="the .tif to write; OUT.truth.json is written beside it")
     sample.add_argument(
-        "--shape", nargs=2, type=_int_in(1, MAX_SIDE), metavar=("ROWS", "COLS"),
-        default=(3000, 4000), help="level-0 size in pixels",
+        "--shape",
+        nargs=2,
+        type=_int_in(1, MAX_SIDE),
+        metavar=("ROWS", "COLS"),
+        default=(3000, 4000),
+        help="level-0 size in pixels",
     )
     sample.add_argument("--seed", type=int, default=0, help="seed of the painting")
     sample.add_argument("--mpp", type=_positive_float, default=0.243, help="µm per level-0 pixel")
@@ -948,7 +963,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transfer", help="craft on each detector, score on every detector")
     tr.add_argument("slide", help="the slide to attack")
     tr.add_argument(
-        "--detectors", nargs="+", default=["dae", "sparse"], choices=("dae", "sparse"),
+        "--detectors",
+        nargs="+",
+        default=["dae", "sparse"],
+        choices=("dae", "sparse"),
         help="detectors to craft on and score with",
     )
     tr.add_argument("--sources", nargs="*", default=None, help="default: every detector")
@@ -974,13 +992,9 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--holdout", nargs="+", required=True, help="`cpadv tiles` folders")
     un.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     un.add_argument("--weights", default=None, help="default: the shipped weights")
-    un.add_argument(
-        "--norm", default="linf", choices=("l1", "l2", "linf", "none"), help=NORM_HELP
-    )
+    un.add_argument("--norm", default="linf", choices=("l1", "l2", "linf", "none"), help=NORM_HELP)
     un.add_argument("--budget", type=_positive_float, default=8.0, help=BUDGET_HELP)
-    un.add_argument(
-        "--unit", default="per_pixel", choices=("total", "per_pixel"), help=UNIT_HELP
-    )
+    un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"), help=UNIT_HELP)
     un.add_argument("--epochs", type=POSITIVE, default=10, help="passes over the tiles")
     un.add_argument("--batch", type=POSITIVE, default=16, help="tiles per SGD step")
     un.add_argument("--all-tiles", action="store_true", help="not only tumour tiles")
@@ -1005,12 +1019,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--key", default=None, help="where the key goes (default: OUT.key.json, beside OUT)"
     )
     sc.add_argument(
-        "--replicates", type=_int_in(1, MAX_REPLICATES), default=None,
+        "--replicates",
+        type=_int_in(1, MAX_REPLICATES),
+        default=None,
         help="presentations per image (2)",
     )
-    sc.add_argument(
-        "--min-gap", type=POSITIVE, default=None, help="same image at least this apart"
-    )
+    sc.add_argument("--min-gap", type=POSITIVE, default=None, help="same image at least this apart")
     sc.add_argument("--seed", type=int, default=0, help="seed of the presentation order")
     sc.add_argument(
         "--questions",
@@ -1031,9 +1045,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("study", help="the study folder")
     sa.add_argument("--key", required=True, help="the study's key (OUT.key.json)")
     sa.add_argument("--out", required=True, help="folder for answers.csv, summary.json, ...")
-    sa.add_argument(
-        "--receipts", default=None, help="a file of the readers' receipts, one a line"
-    )
+    sa.add_argument("--receipts", default=None, help="a file of the readers' receipts, one a line")
     sa.add_argument(
         "--allow-damaged",
         action="store_true",
@@ -1090,6 +1102,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except CpadvError as exc:
         print(f"cpadv {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line; every output is written whole or not at all
+        out = getattr(args, "out", None)
+        kept = f"; what was finished is kept in {out}" if out else ""
+        print(f"\ncpadv {args.command}: interrupted{kept}", file=sys.stderr)
+        return 130
     except OSError as exc:  # a read-only folder, a full disk: the file and the reason
         where = exc.filename or getattr(args, "out", None) or ""
         print(f"cpadv {args.command}: {where}: {exc.strerror or exc}", file=sys.stderr)

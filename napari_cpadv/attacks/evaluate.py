@@ -19,7 +19,7 @@ import numpy as np
 
 from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.projections import Budget
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import Progress, Work, within
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def success_vs_budget(
     """Run ``run(budget)`` for every budget (smallest first) and collect success."""
     rows, all_norms = [], []
     for k, b in enumerate(budgets):
-        res = yield from run(b)
+        res = yield from within(run(b), k / len(budgets), (k + 1) / len(budgets), budget=b.value)
         rows.append(res.success.cpu().numpy())
         all_norms.append(res.norms)
         yield Progress(k + 1, len(budgets), {"budget": b.value, "success": res.success_rate})

@@ -32,7 +32,7 @@ from napari_cpadv.attacks.tiles import (
     tile_side,
     tiles_level0,
 )
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import Progress, Work, within
 
 
 def attack_region(
@@ -146,8 +146,10 @@ def _attack_tiles(
             cell=detector.cell,
         )
         x = tiles.x.to(device)
-        res = yield from craft(
-            detector, x, objective_for(detector, x, tiles.labels), spec, batch=batch
+        res = yield from within(  # one monotone bar over all the tiles and their steps
+            craft(detector, x, objective_for(detector, x, tiles.labels), spec, batch=batch),
+            i / len(positions),
+            (i + len(chunk)) / len(positions),
         )
         adv = (x + res.delta).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu()
         for (r, c), tile in zip(chunk, adv.numpy(), strict=True):

@@ -23,7 +23,7 @@ import torch
 from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.objectives import CellObjective, ClassObjective, Objective
 from napari_cpadv.attacks.projections import Budget, norms
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import Progress, Work, within
 
 AttackName = Literal["fgsm", "pgd", "universal", "latent", "noise"]
 ATTACKS: tuple[AttackName, ...] = ("fgsm", "pgd", "universal", "latent", "noise")
@@ -291,26 +291,48 @@ def craft(
             idx = torch.arange(i, min(i + batch, n))
             xi, obj = x[idx], _subset(objective, idx)
             extra: dict[str, Any] = {} if spec.step_size is None else {"step_size": spec.step_size}
+            share = (i / n, min(i + batch, n) / n)  # one monotone bar over all batches
             if spec.attack == "fgsm":
-                r = yield from fgsm(
-                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
+                r = yield from within(
+                    fgsm(
+                        detector,
+                        xi,
+                        obj,
+                        steps=spec.steps,
+                        budget=spec.budget,
+                        seed=spec.seed,
+                        **extra,
+                    ),
+                    *share,
                 )
             elif spec.attack == "pgd":
-                r = yield from pgd(
-                    detector,
-                    xi,
-                    obj,
-                    budget=spec.budget,
-                    steps=spec.steps,
-                    seed=spec.seed,
-                    restarts=spec.restarts,
-                    random_start=spec.restarts > 1,
-                    constraint=spec.constraint,  # type: ignore[arg-type]
-                    **extra,
+                r = yield from within(
+                    pgd(
+                        detector,
+                        xi,
+                        obj,
+                        budget=spec.budget,
+                        steps=spec.steps,
+                        seed=spec.seed,
+                        restarts=spec.restarts,
+                        random_start=spec.restarts > 1,
+                        constraint=spec.constraint,  # type: ignore[arg-type]
+                        **extra,
+                    ),
+                    *share,
                 )
             elif spec.attack == "latent":
-                r = yield from latent_attack(
-                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
+                r = yield from within(
+                    latent_attack(
+                        detector,
+                        xi,
+                        obj,
+                        steps=spec.steps,
+                        budget=spec.budget,
+                        seed=spec.seed,
+                        **extra,
+                    ),
+                    *share,
                 )
             else:
                 z = noise_like(torch.ones_like(xi), xi, seed=spec.seed + i)  # a direction
@@ -320,9 +342,7 @@ def craft(
             yield Progress(min(i + batch, n), n, {"tiles": min(i + batch, n)})
         delta = torch.cat(parts)
         steps = 0 if spec.attack == "noise" else spec.steps
-    return score(
-        detector, x, quantise(x, delta), objective, spec.seed, steps, unrounded=delta
-    )
+    return score(detector, x, quantise(x, delta), objective, spec.seed, steps, unrounded=delta)
 
 
 @torch.no_grad()
@@ -643,10 +663,12 @@ def transfer(
     crafted: dict[str, Scored] = {}
     for k, name in enumerate(sources):
         spec = specs[name]
-        res = yield from craft(detectors[name], x, objectives[name], spec, batch=batch)
+        share = (k / len(sources), (k + 1) / len(sources))
+        res = yield from within(
+            craft(detectors[name], x, objectives[name], spec, batch=batch), *share, source=name
+        )
         crafted[name] = res
         deltas[f"noise ({name})"] = quantise(x, noise_like(res.delta, x, seed=spec.seed))
-        yield Progress(k + 1, len(sources), {"source": name})
     for name in sources:
         deltas[name] = crafted[name].delta
     known: dict[

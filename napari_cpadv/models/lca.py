@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_cpadv.models.heads import CELL, CellHead
+from napari_cpadv.progress import check
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,7 @@ class LCA(nn.Module):
         previous, t = u, 1.0
         energies: list[float] = []
         for k in range(cap):
+            check()  # an iteration is a step: Cancel stops a long encode within one
             if momentum:
                 t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
                 v = u + ((t - 1) / t_next) * (u - previous)
@@ -341,6 +343,9 @@ class SparseDetector(nn.Module):
     """
 
     name: ClassVar[str] = "sparse"
+    # A forward's cost against the DAE's on the same pixels, for progress estimates: about
+    # 7 s against 7 ms for a 128 x 128 tile on 2 CPU cores (BENCHMARKS.md).
+    forward_cost: ClassVar[float] = 1000.0
     output: ClassVar[str] = "cells"
     cell = CELL
     data_mean: torch.Tensor

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from napari_cpadv.device import to_tensor
 from napari_cpadv.errors import FormatError
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import Progress, Work, within
 
 POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
 
@@ -324,7 +324,7 @@ def train_head(
     """Train ``detector.head`` on the frozen latents; returns the mean loss of every epoch
     (a sparse coder's solver reports of the latents go to ``reports`` when given)."""
     torch.manual_seed(seed)
-    z_all = yield from latents(detector, data, device=device, reports=reports)
+    z_all = yield from within(latents(detector, data, device=device, reports=reports), 0, 0.5)
     rng = np.random.default_rng(seed)
     head = detector.head.to(device).train()
     masks = torch.from_numpy(data.masks).float()
@@ -336,8 +336,8 @@ def train_head(
         return F.binary_cross_entropy_with_logits(head(z), target)
 
     opt = torch.optim.Adam(head.parameters(), lr=lr)
-    losses = yield from _epochs(
-        len(data), step, opt, epochs=epochs, batch=batch, rng=rng, phase="head"
+    losses = yield from within(
+        _epochs(len(data), step, opt, epochs=epochs, batch=batch, rng=rng, phase="head"), 0.5, 1
     )
     head.eval()
     return losses
@@ -487,19 +487,35 @@ def fit(
     data = load_tiles(folders)
     s = schedule
     losses: dict[str, list[float]] = {}
+    # one monotone bar: the first phase's share of the run (an estimate of its cost)
+    split = {"dae": 0.8, "sparse": 0.5}.get(name, 1.0)
     if name == "dae":
-        losses["autoencoder"] = yield from train_dae(
-            detector, data, epochs=s.autoencoder, batch=s.batch, lr=s.lr, seed=seed, device=device
+        losses["autoencoder"] = yield from within(
+            train_dae(
+                detector,
+                data,
+                epochs=s.autoencoder,
+                batch=s.batch,
+                lr=s.lr,
+                seed=seed,
+                device=device,
+            ),
+            0,
+            split,
         )
     if name == "sparse":
-        losses["dictionary"] = yield from train_dictionary(
-            detector,
-            data,
-            epochs=s.dictionary,
-            batch=s.batch,
-            iterations=s.dictionary_iterations,
-            seed=seed,
-            device=device,
+        losses["dictionary"] = yield from within(
+            train_dictionary(
+                detector,
+                data,
+                epochs=s.dictionary,
+                batch=s.batch,
+                iterations=s.dictionary_iterations,
+                seed=seed,
+                device=device,
+            ),
+            0,
+            split,
         )
     if name == "resnet18":
         losses["resnet"] = yield from train_resnet(
@@ -507,15 +523,19 @@ def fit(
         )
     reports: list[dict[str, Any]] = []
     if name != "resnet18":
-        losses["head"] = yield from train_head(
-            detector,
-            data,
-            epochs=s.head,
-            batch=s.batch,
-            lr=s.head_lr,
-            seed=seed,
-            device=device,
-            reports=reports,
+        losses["head"] = yield from within(
+            train_head(
+                detector,
+                data,
+                epochs=s.head,
+                batch=s.batch,
+                lr=s.head_lr,
+                seed=seed,
+                device=device,
+                reports=reports,
+            ),
+            split,
+            1,
         )
     record: dict[str, Any] = {
         "data": [str(f) for f in folders],

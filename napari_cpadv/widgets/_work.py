@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtWidgets import QProgressBar, QPushButton
 
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import SCALE, Cancelled, Progress, Work, cancellable
 
 
 def start(
@@ -18,47 +19,87 @@ def start(
     on_done: Callable[[Any], None],
     on_error: Callable[[Exception], None],
     on_finish: Callable[[], None] = lambda: None,
+    label: str = "cpadv",
 ) -> Any:
     """Run ``make_work()`` off the GUI thread; the bar follows it, ``cancel`` stops it.
 
-    Cancelling stops the generator at its next yield; nothing is delivered to ``on_done``.
-    A refusal of the request (``CpadvError``, ``ValueError``, ``OSError``: bad input, not a
-    bug) goes to ``on_error`` alone; anything else also reaches napari's error handler.
-    Returns the started worker.
+    The bar shows the run's fraction done (monotone: see ``progress.within``) with the time
+    left, mirrored in napari's activity panel under ``label``. Cancelling stops the
+    generator at its next yield, or a loop inside it at its next ``progress.check``;
+    nothing is delivered to ``on_done``. A refusal of the request (``CpadvError``,
+    ``ValueError``, ``OSError``: bad input, not a bug) goes to ``on_error`` alone; anything
+    else also reaches napari's error handler. After a failure the bar is reset: it never
+    reads 100 % for a run that did not finish. Returns the started worker.
     """
     from napari.qt.threading import thread_worker
+    from napari.utils import progress
 
     from napari_cpadv.errors import CpadvError
+
+    holder: dict[str, Any] = {}
 
     @thread_worker
     def run() -> Any:
         try:
-            return (yield from make_work())
+            with cancellable(lambda: bool(holder["worker"].abort_requested)):
+                return (yield from make_work())
+        except Cancelled:
+            return _Cancelled()
         except (CpadvError, ValueError, OSError) as exc:
             return _Refused(exc)
 
+    activity = progress(total=SCALE, desc=label)
+    started = time.perf_counter()
+
     def done(value: Any) -> None:
         if isinstance(value, _Refused):
-            on_error(value.error)
-        else:
+            failed(value.error)
+        elif not isinstance(value, _Cancelled):
+            bar.setValue(bar.maximum())
             on_done(value)
 
-    worker = run()
+    def failed(exc: Exception) -> None:
+        bar.reset()
+        on_error(exc)
 
     def show(p: Progress) -> None:
-        bar.setMaximum(max(p.total, 1))
-        bar.setValue(p.step)
+        value = round(p.fraction * SCALE)
+        if value < bar.value():
+            return  # a part that reports on its own scale: the bar never goes back
+        bar.setValue(value)
+        bar.setFormat(f"%p%  {time_left(time.perf_counter() - started, p.fraction)}")
+        activity.update(value - activity.n)
 
+    def finish() -> None:
+        activity.close()
+        cancel.setEnabled(False)
+        on_finish()
+
+    worker = run()
+    holder["worker"] = worker
     worker.yielded.connect(show)
     worker.returned.connect(done)
-    worker.errored.connect(on_error)
-    worker.finished.connect(on_finish)
-    worker.finished.connect(lambda: cancel.setEnabled(False))
+    worker.errored.connect(failed)
+    worker.finished.connect(finish)
     cancel.clicked.connect(worker.quit)
     cancel.setEnabled(True)
+    bar.setRange(0, SCALE)
     bar.setValue(0)
+    bar.setFormat("%p%")
     worker.start()
     return worker
+
+
+def time_left(elapsed: float, fraction: float) -> str:
+    """``"about 2 min left"``: the time left at the pace so far, or ``""`` before 1 %."""
+    if fraction < 0.01 or fraction >= 1:
+        return ""
+    left = elapsed * (1 - fraction) / fraction
+    if left < 60:
+        return f"about {max(1, round(left))} s left"
+    if left < 3600:
+        return f"about {round(left / 60)} min left"
+    return f"about {left / 3600:.1f} h left"
 
 
 class _Refused:
@@ -66,3 +107,7 @@ class _Refused:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+class _Cancelled:
+    """What the worker returns when a loop inside it stopped at a cancel point."""

@@ -60,6 +60,7 @@ class AttackWidget(QWidget):
         self.model = AttackModel()
         self.worker: Any = None
         self.outcome: Any = None
+        self.run_folder: str | None = None  # the current run's folder, once it exists
         self.records: list[Any] = []
         self.compare = Comparison(viewer)
         controls = RunControls()
@@ -233,7 +234,9 @@ class AttackWidget(QWidget):
             notify(self._status, str(exc))
             return
         self._run.setEnabled(False)
-        self._status.setText(f"attacking {self.model.detector} with {self.model.attack}…")
+        self._status.setText(
+            f"attacking {self.model.detector} with {self.model.attack}; results go to {results}"
+        )
         self.worker = start(
             lambda: work,
             bar=self._progress,
@@ -241,12 +244,24 @@ class AttackWidget(QWidget):
             on_done=lambda out: self._on_done(out, layer),
             on_error=lambda exc: notify(self._status, str(exc)),
             on_finish=self._on_finish,
+            label=f"attack {self.model.detector} ({self.model.attack})",
         )
+        self.run_folder = None
+        self.worker.yielded.connect(self._on_progress)
+
+    def _on_progress(self, p: Any) -> None:
+        if "run" in p.payload:
+            self.run_folder = p.payload["run"]
+            self._status.setText(
+                f"attacking {self.model.detector} with {self.model.attack}; "
+                f"results in {self.run_folder}"
+            )
 
     def _on_finish(self) -> None:
         self._run.setEnabled(True)
         if self.worker is not None and self.worker.abort_requested:
-            self._status.setText("cancelled: the tiles done so far are in the results folder")
+            where = self.run_folder or "the results folder"
+            self._status.setText(f"cancelled: the tiles done so far are in {where}")
 
     def _on_done(self, outcome: Any, original: Any) -> None:
         from napari_cpadv._heatmap_layers import heatmap_layer_data, perturbation_layer_data

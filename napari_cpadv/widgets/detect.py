@@ -128,6 +128,7 @@ class DetectWidget(QWidget):
             on_done=lambda hm: self._on_done(hm, slide),
             on_error=self._on_error,
             on_finish=self._on_finish,
+            label=f"detect ({self.model.detector}, level {self.model.level})",
         )
 
     def _add_on_demand(self, layer: Any) -> None:

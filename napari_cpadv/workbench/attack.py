@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.progress import Progress, Work
+from napari_cpadv.progress import Progress, Work, within
 
 METRIC_COLUMNS = (
     "detector",
@@ -103,10 +103,8 @@ class AttackModel:
         attacked one); the run is written to a new folder of ``results``, removed again
         when the request is refused. ``tissue_only`` skips tiles without tissue.
         """
-        from napari_cpadv.attacks.region import attack_region
         from napari_cpadv.device import pick_device
         from napari_cpadv.slide import open_slide
-        from napari_cpadv.slide.delta import open_delta
 
         spec = self.spec()
         slide = open_slide(slide_path)
@@ -117,63 +115,110 @@ class AttackModel:
         det = detector if detector is not None else self.load()
         detectors = dict(detectors or {})
         detectors.setdefault(self.detector, det)
-        device = pick_device(self.device)
-        boxes = box if isinstance(box, list) else [box]
-        if not boxes or any(b[2] <= b[0] or b[3] <= b[1] for b in boxes):
-            raise ValueError("the region is empty")
-        regions = [
-            (int(c0), int(r0), int(np.ceil(c1 - c0)), int(np.ceil(r1 - r0)))
-            for r0, c0, r1, c1 in boxes
-        ]
+        regions = clip_regions(box if isinstance(box, list) else [box], slide)
         run = new_run(results, f"{self.detector}-{self.attack}")
         write_json(
             run / "run.json", {"model": asdict(self), "slide": str(slide.path), "box": list(box)}
         )
-        started = time.perf_counter()
-        work = attack_region(
-            slide.path,
-            det,
-            spec,
-            region=regions,
-            out=run / "adversarial.delta.zarr",
-            annotations=annotations if det.output == "cells" else None,
-            device=device,
-            batch=1,
-            tissue_only=tissue_only,
-        )
         try:
-            first = next(work)
-        except StopIteration as stop:  # nothing to report progress on: cannot happen
-            first, report = None, stop.value
-        except ValueError:
-            shutil.rmtree(run)  # refused before any tile: leave no trace
+            yield Progress(0, 1, {"run": str(run)})  # where the results go, before any work
+            return (
+                yield from self._run(
+                    run,
+                    slide,
+                    spec,
+                    regions,
+                    det,
+                    detectors,
+                    annotations,
+                    tissue_only,
+                    pick_device(self.device),
+                )
+            )
+        except BaseException:  # refused, failed, cancelled or interrupted
+            if not (run / "adversarial.delta.zarr").exists():
+                shutil.rmtree(run, ignore_errors=True)  # before any tile: leave no trace
             raise
-        if first is not None:
-            yield first
-            report = yield from work
+
+    def _run(
+        self,
+        run: Path,
+        slide: Any,
+        spec: Any,
+        regions: list[tuple[int, int, int, int]],
+        det: Any,
+        detectors: dict[str, Any],
+        annotations: Any,
+        tissue_only: bool,
+        device: Any,
+    ) -> Work[AttackOutcome]:
+        """The attack, then the heatmaps and the metrics: one monotone bar over both."""
+        from napari_cpadv.attacks.region import attack_region
+        from napari_cpadv.slide.delta import open_delta
+
+        started = time.perf_counter()
+        split = attack_share(spec, detectors)
+        report = yield from within(
+            attack_region(
+                slide.path,
+                det,
+                spec,
+                region=regions,
+                out=run / "adversarial.delta.zarr",
+                annotations=annotations if det.output == "cells" else None,
+                device=device,
+                batch=1,
+                tissue_only=tissue_only,
+            ),
+            0.0,
+            split,
+            phase="attack",
+        )
         adversarial = open_delta(run / "adversarial.delta.zarr")
-        side = report["tile"]
-        rows = [p[0] for p in report["positions"]]
-        cols = [p[1] for p in report["positions"]]
-        level_box = (min(rows), min(cols), max(rows) + side, max(cols) + side)
-        ds = float(slide.downsamples[self.level])
-        attacked_box = tuple(v * ds for v in level_box)
+        level_box = _level_box(report)
+        attacked_box = tuple(v * float(slide.downsamples[self.level]) for v in level_box)
         heatmaps: dict[str, tuple[Any, Any]] = {}
         scores: dict[str, tuple[Any, Any]] = {}
         for k, (name, d) in enumerate(detectors.items()):
-            pair = yield from _before_after(d, slide, adversarial, self.level, attacked_box, device)
+            share = (
+                split + (1 - split) * k / len(detectors),
+                split + (1 - split) * (k + 1) / len(detectors),
+            )
+            pair = yield from within(
+                _before_after(d, slide, adversarial, self.level, attacked_box, device),
+                *share,
+                phase=f"heatmaps of {name}",
+            )
             heatmaps[name] = pair
             scores[name] = _scores(pair, slide, annotations)
             for when, hm in zip(("before", "after"), pair, strict=True):
                 _write_heatmap(run / "heatmaps" / f"{name}_{when}.zarr", hm, slide, name)
-            yield Progress(k + 1, len(detectors), {"heatmaps": name})
-        original = slide.read_region(self.level, level_box[0], level_box[1], *_size(level_box))
-        perturbed = adversarial.read_region(
-            self.level, level_box[0], level_box[1], *_size(level_box)
+        table = self._measure(run, slide, adversarial, level_box, report, detectors, scores)
+        report["seconds_total"] = time.perf_counter() - started
+        write_json(run / "report.json", report)
+        report["pr_curves"] = {n: {"before": b, "after": a} for n, (b, a) in scores.items()}
+        return AttackOutcome(
+            run, run / "adversarial.delta.zarr", report, table, heatmaps, level_box
         )
-        image = image_metrics(original, perturbed)
+
+    def _measure(
+        self,
+        run: Path,
+        slide: Any,
+        adversarial: Any,
+        level_box: tuple[int, int, int, int],
+        report: dict[str, Any],
+        detectors: dict[str, Any],
+        scores: dict[str, tuple[Any, Any]],
+    ) -> list[dict[str, Any]]:
+        """The metrics table (also written as ``metrics.csv`` and ``metrics.json``), the
+        perturbation image, and the report's provenance."""
         from napari_cpadv.workbench.export import write_perturbation
 
+        size = _size(level_box)
+        original = slide.read_region(self.level, level_box[0], level_box[1], *size)
+        perturbed = adversarial.read_region(self.level, level_box[0], level_box[1], *size)
+        image = image_metrics(original, perturbed)
         write_perturbation(perturbed.astype(np.float32) - original, run / "perturbation.tif")
         report["weights_sha256"] = {
             n: _weights_sha(n, self.weights if n == self.detector else None) for n in detectors
@@ -190,16 +235,58 @@ class AttackModel:
             }
             for name in detectors
         ]
-        report["seconds_total"] = time.perf_counter() - started
         report["level_box"] = list(level_box)
         report["metrics"] = table
-        write_json(run / "report.json", report)
-        report["pr_curves"] = {n: {"before": b, "after": a} for n, (b, a) in scores.items()}
         write_json(run / "metrics.json", {"metrics": table})
-        (run / "metrics.csv").write_text(metrics_csv(table))
-        return AttackOutcome(
-            run, run / "adversarial.delta.zarr", report, table, heatmaps, level_box
-        )
+        from napari_cpadv.files import write_atomic
+
+        write_atomic(run / "metrics.csv", metrics_csv(table).encode())
+        return table
+
+
+def clip_regions(
+    boxes: list[tuple[float, float, float, float]], slide: Any
+) -> list[tuple[int, int, int, int]]:
+    """Level-0 boxes ``(r0, c0, r1, c1)`` (floats, as drawn or as the view shows) clipped
+    to the slide, as the ``(x, y, w, h)`` regions an attack takes.
+
+    A box reaching off the slide (the view around a whole slide) keeps its part on the
+    slide; a box wholly off it is refused, as is an empty one. Rounding goes outward, so
+    every drawn pixel is attacked, but a coordinate within 1e-6 of an integer counts as
+    that integer: a rectangle drawn on the tile grid in world units (µm) does not gain a
+    tile column from a float error.
+    """
+    rows, cols = slide.geometry[0].rows, slide.geometry[0].cols
+    out = []
+    for r0, c0, r1, c1 in boxes:
+        if r1 <= r0 or c1 <= c0:
+            raise ValueError("the region is empty")
+        r0, c0 = (max(0, int(np.floor(v + 1e-6))) for v in (r0, c0))
+        r1, c1 = min(rows, int(np.ceil(r1 - 1e-6))), min(cols, int(np.ceil(c1 - 1e-6)))
+        if r1 > r0 and c1 > c0:
+            out.append((c0, r0, c1 - c0, r1 - r0))
+    if not out:
+        raise ValueError(f"{slide.path}: the region lies outside the slide ({cols} x {rows})")
+    return out
+
+
+def attack_share(spec: Any, detectors: dict[str, Any]) -> float:
+    """The attack's share of a run's bar, the heatmaps before and after having the rest:
+    an attack step costs about a forward and a backward pass (3 forwards), a heatmap one
+    forward per detector, weighed by its ``forward_cost`` against the DAE's (a sparse
+    coder's LCA costs a thousand: an estimate, used only for the bar and its time left)."""
+    steps = spec.epochs if spec.attack == "universal" else max(spec.steps, 1)
+    attack = 3.0 * (1 if spec.attack == "noise" else steps)
+    heatmaps = sum(2.0 * getattr(d, "forward_cost", 1.0) for d in detectors.values())
+    return attack / (attack + heatmaps)
+
+
+def _level_box(report: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The level box ``(r0, c0, r1, c1)`` of the attacked tiles."""
+    side = report["tile"]
+    rows = [p[0] for p in report["positions"]]
+    cols = [p[1] for p in report["positions"]]
+    return min(rows), min(cols), max(rows) + side, max(cols) + side
 
 
 @dataclass
