@@ -18,7 +18,7 @@ def heatmap_layer_data(
     name: str,
     metadata: dict[str, Any] | None = None,
 ) -> LayerData:
-    """An inferno, translucent, 0-1 image layer over the slide.
+    """A 0-1 image layer over the slide, transparent at 0 (``probability_colormap``).
 
     ``values`` is one array or a pyramid (list, finest first) of probabilities on a grid of
     ``cell_level0`` level-0 pixels per cell, starting at cell ``origin`` ``(row, col)``.
@@ -32,9 +32,9 @@ def heatmap_layer_data(
     multiscale = isinstance(values, list) and len(values) > 1
     kwargs = {
         "name": name,
-        "colormap": "inferno",
+        "colormap": probability_colormap(),
         "contrast_limits": (0.0, 1.0),
-        "opacity": 0.5,
+        "opacity": 0.8,
         "blending": "translucent",
         "scale": scale,
         "translate": translate,
@@ -49,6 +49,16 @@ def heatmap_layer_data(
     }
     data = values if multiscale else (values[0] if isinstance(values, list) else values)
     return (data, kwargs, "image")
+
+
+def probability_colormap() -> Any:
+    """Inferno whose opacity rises from 0 at probability 0 to full at 0.5: where a detector
+    sees no tumour the slide shows through untouched, instead of under a black veil."""
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS, Colormap
+
+    colors = np.array(AVAILABLE_COLORMAPS["inferno"].map(np.linspace(0, 1, 256)))
+    colors[:, 3] = np.clip(np.linspace(0, 1, 256) / 0.5, 0, 1)
+    return Colormap(colors, name="cpadv tumour probability", interpolation="linear")
 
 
 def read_heatmap_layers(path: str) -> list[LayerData]:
@@ -95,16 +105,19 @@ def perturbation_layer_data(
     """δ ``(rows, cols, 3)`` in grey levels, as the channel mean on a diverging colormap
     centred on 0; the contrast limits ±max|δ| amplify it to the full colour range, and
     the amplification is in the name."""
+    from napari_cpadv.workbench.attack import amplification
+
+    gain = amplification(delta)
     values = np.asarray(delta, np.float32)
     if values.ndim == 3:
         values = values.mean(axis=2)
-    peak = float(np.abs(values).max()) or 1.0
+    peak = 127.5 / gain
     kwargs = {
-        "name": f"{name} (x{127.5 / peak:.0f})",
+        "name": f"{name} (x{gain:.0f})",
         "colormap": "PiYG",
         "contrast_limits": (-peak, peak),
         **level_layer_kwargs(level_origin=level_origin, downsample=downsample, mpp=mpp),
-        "metadata": {"cpadv_perturbation": True, "amplification": 127.5 / peak, **(metadata or {})},
+        "metadata": {"cpadv_perturbation": True, "amplification": gain, **(metadata or {})},
     }
     return (values, kwargs, "image")
 

@@ -62,35 +62,14 @@ def attack_region(
     if not 0 <= spec.level < len(original.geometry):
         raise ValueError(f"level {spec.level} not in 0..{len(original.geometry) - 1}")
     side = tile_side(detector, spec.tile)
-    g = original.geometry[spec.level]
     regions = region if isinstance(region, list) else [region]
-    positions = list(
-        dict.fromkeys(
-            p
-            for r in regions
-            for p in tile_positions((g.rows, g.cols), original.downsamples[spec.level], r, side)
-        )
-    )
-    if tissue_only:
-        from napari_cpadv.slide.tiles import tissue_tiles
-
-        tissue = {
-            (t.row, t.col)
-            for t in tissue_tiles(original, level=spec.level, size=side, min_fraction=0.0)
-            if t.fraction > 0
-        }
-        kept = [p for p in positions if p in tissue]
-        if positions and not kept:
-            raise ValueError(f"none of the region's {len(positions)} tiles holds tissue")
-        positions = kept
-    if not positions:
-        raise ValueError(no_tile_reason(regions[0], (g.rows, g.cols), spec.level, side))
+    positions = plan(original, spec.level, side, regions, tissue_only=tissue_only)
     delta_slide = create_delta(slide_path, out)  # only now: a refused request writes nothing
     try:
         report = yield from _attack_tiles(
             delta_slide, detector, spec, positions, side, annotations, device, batch
         )
-    except Exception:
+    except BaseException:  # failed, cancelled or interrupted
         if not getattr(delta_slide.store, "touched", None):  # no tile yet: leave no store
             delta_slide.close()
             shutil.rmtree(out, ignore_errors=True)
@@ -112,6 +91,42 @@ def attack_region(
         **report,
         "seconds": time.perf_counter() - started,
     }
+
+
+def plan(
+    original: Any,
+    level: int,
+    side: int,
+    regions: list[tuple[int, int, int, int]],
+    *,
+    tissue_only: bool = False,
+) -> list[tuple[int, int]]:
+    """The level positions ``(row, col)`` of the tiles that cover ``regions`` (level-0
+    ``x, y, w, h``), only those with tissue when ``tissue_only``; what a run attacks and
+    what the Attack dock previews. ``ValueError`` says why there is none."""
+    g = original.geometry[level]
+    positions = list(
+        dict.fromkeys(
+            p
+            for r in regions
+            for p in tile_positions((g.rows, g.cols), original.downsamples[level], r, side)
+        )
+    )
+    if tissue_only:
+        from napari_cpadv.slide.tiles import tissue_tiles
+
+        tissue = {
+            (t.row, t.col)
+            for t in tissue_tiles(original, level=level, size=side, min_fraction=0.0)
+            if t.fraction > 0
+        }
+        kept = [p for p in positions if p in tissue]
+        if positions and not kept:
+            raise ValueError(f"none of the region's {len(positions)} tiles holds tissue")
+        positions = kept
+    if not positions:
+        raise ValueError(no_tile_reason(regions[0], (g.rows, g.cols), level, side))
+    return positions
 
 
 def _attack_tiles(

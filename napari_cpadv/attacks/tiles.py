@@ -62,6 +62,11 @@ class AttackSpec:
             )
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"a step size must be > 0, got {self.step_size}")
+        from napari_cpadv.attacks.budgets import meaning
+
+        unreachable = meaning(self.budget, self.tile).unreachable
+        if unreachable:
+            raise ValueError(f"budget {self.budget.value:g} ({self.budget.unit}): {unreachable}")
 
     def doubled(self) -> AttackSpec:
         """The same attack with twice the iterations (the convergence check)."""

@@ -115,3 +115,26 @@ def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any]
         "precision": s.precision.tolist(),
         "recall": s.recall.tolist(),
     }
+
+
+def resolution_warning(
+    name: str, weights: str | None, slide: Slide, level: int, output: str = "cells"
+) -> str | None:
+    """A warning when ``name`` runs at another level than its weights were trained at
+    (their config records it), or ``None``. Classifiers of level-0 patches are not
+    warned about."""
+    from napari_cpadv.models.weights import trained_level
+
+    trained = trained_level(name, weights)
+    if output != "cells" or trained is None or trained == level:
+        return None
+
+    def mpp(k: int, where: str = "") -> str:
+        scale = slide.level_scale(k) if k < len(slide.geometry) else None
+        return f" ({scale[1]:.2f} µm per pixel{where})" if scale else ""
+
+    return (
+        f"{name}'s weights were trained at level {trained}{mpp(trained, ' on this slide')}; "
+        f"at level {level}{mpp(level)} it sees cells at another size, and its heatmap and "
+        "AUC-PR are not what it was trained for"
+    )

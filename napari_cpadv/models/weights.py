@@ -296,6 +296,17 @@ def shipped(name: str) -> Path:
     return path
 
 
+def trained_level(name: str, weights: str | os.PathLike[str] | None = None) -> int | None:
+    """The slide level the weights were trained at (``training.level`` of their config),
+    or ``None`` when the config does not say or cannot be read."""
+    try:
+        config = read_config(shipped(name) if weights is None else weights)
+    except (OSError, ValueError):
+        return None
+    level = config.get("training", {}).get("level")
+    return level if isinstance(level, int) else None
+
+
 def resolve(name: str, weights: str | os.PathLike[str] | None) -> Any:
     """The detector ``name`` from ``weights``, or from the shipped weights when ``None``."""
     return load(shipped(name) if weights is None else weights, expect=name)

@@ -42,13 +42,13 @@ def box(viewer: Any, layer: Any, scope: str) -> tuple[float, float, float, float
 
 
 def boxes(
-    viewer: Any, layer: Any, *, selected: bool = True
+    viewer: Any, layer: Any, *, selected: bool = True, name: str = REGION_LAYER
 ) -> list[tuple[float, float, float, float]]:
-    """Level-0 boxes ``(r0, c0, r1, c1)`` of the shapes in the ``REGION_LAYER`` Shapes
-    layer: the selected ones (all when none is selected, or with ``selected=False``)."""
-    if REGION_LAYER not in viewer.layers or not len(viewer.layers[REGION_LAYER].data):
+    """Level-0 boxes ``(r0, c0, r1, c1)`` of the shapes in the Shapes layer ``name``: the
+    selected ones (all when none is selected, or with ``selected=False``)."""
+    if name not in viewer.layers or not len(viewer.layers[name].data):
         return []
-    shapes = viewer.layers[REGION_LAYER]
+    shapes = viewer.layers[name]
     per_px = np.asarray(layer.scale[-2:], dtype=float)
     chosen = sorted(shapes.selected_data) if selected else []
     out = []
@@ -105,3 +105,93 @@ class RunControls:
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+
+
+def shapes_layers(viewer: Any) -> list[Any]:
+    """The viewer's Shapes layers a region can come from (not the tile preview)."""
+    from napari.layers import Shapes
+
+    return [
+        la
+        for la in viewer.layers
+        if isinstance(la, Shapes)
+        and not la.metadata.get("cpadv_preview")
+        and not la.name.startswith("ground truth")
+    ]
+
+
+def draw_region(viewer: Any) -> Any:
+    """Select the region layer (made when missing) in rectangle-drawing mode: the napari way
+    to draw where to work."""
+    if REGION_LAYER in viewer.layers:
+        layer = viewer.layers[REGION_LAYER]
+    else:
+        slide = slide_layer(viewer)
+        layer = viewer.add_shapes(
+            name=REGION_LAYER,
+            edge_color="yellow",
+            face_color="transparent",
+            ndim=2,
+            units=tuple(slide.units) if slide is not None else ("pixel", "pixel"),
+        )
+    viewer.layers.selection.active = layer
+    layer.mode = "add_rectangle"
+    return layer
+
+
+class LevelPicker:
+    """A combo box of the levels the slide has, each with its size and µm per pixel."""
+
+    def __init__(self, default: int) -> None:
+        from qtpy.QtWidgets import QComboBox
+
+        self.default = default
+        self.combo = QComboBox()
+        self.set_levels([])
+
+    def set_slide(self, layer: Any) -> None:
+        """Offer ``layer``'s levels (a multiscale slide layer; none when it is ``None``)."""
+        if layer is None:
+            self.set_levels([])
+            return
+        data = layer.data if getattr(layer, "multiscale", False) else [layer.data]
+        mpp = layer.metadata.get("mpp")
+        downsamples = layer.metadata.get("downsamples") or [
+            data[0].shape[0] / d.shape[0] for d in data
+        ]
+        levels = []
+        for k, (d, ds) in enumerate(zip(data, downsamples, strict=False)):
+            scale = f"{float(mpp[0]) * ds:.2f} µm/px" if mpp else f"downsample {ds:.3g}"
+            levels.append(f"{k}: {scale}, {d.shape[1]} x {d.shape[0]}")
+        self.set_levels(levels)
+
+    def set_levels(self, labels: list[str]) -> None:
+        current = self.level() if self.combo.count() else self.default
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.combo.addItems(labels or [f"{self.default}: open a slide"])
+        self.combo.setCurrentIndex(min(current, self.combo.count() - 1) if labels else 0)
+        self.combo.blockSignals(False)
+
+    def level(self) -> int:
+        text = self.combo.currentText()
+        return int(text.split(":")[0]) if text else self.default
+
+
+def scrolling(content: Any) -> Any:
+    """``content`` in a vertical scroll area, so that a dock stays usable on a small screen."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    return area
+
+
+def tooltips(pairs: dict[Any, str]) -> None:
+    """Give each widget its tooltip (what it means, its unit, its default)."""
+    for widget, text in pairs.items():
+        widget.setToolTip(text)

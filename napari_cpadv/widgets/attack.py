@@ -1,13 +1,17 @@
 """The Attack dock: attack the detectors from the viewer, compare, measure.
 
-Target detector, attack and its parameters, region (view, drawn rectangle, the selected
-shapes of the region layer, all tissue),
-the device in use; Run with a progress bar and Cancel (stops within one step). Results
-arrive as layers with the slide's scale: the adversarial slide, the perturbation
-(amplified, diverging colormap centred on 0) and the heatmaps before and after of every
-ticked detector; the metrics table can be copied or saved. Flip (key F), Blink and Side
-by side compare the original and the adversarial slide; Saliency adds gradient saliency
-before and after. Each run is kept in the results folder as it completes.
+Target detector, attack and its parameters (the budget's unit in words, and beside it,
+live, the same budget in the other unit with the PSNR it allows), where (a drawn region,
+selected shapes, the view or all tissue, with a preview of the tiles that will be
+attacked), the level (as the slide has them, each with its µm per pixel) and tile; Run
+with one bar over the whole run and its time left, and Cancel (stops within one step).
+Results arrive as the run's layers, named by the run: the adversarial slide and the
+attacked detector's heatmap after the attack are shown, the perturbation and the other
+heatmaps are there but hidden, the ground truth's outline stays on top; a re-run of the
+same detector and attack replaces its layers. The metrics table can be copied or saved.
+Flip (key F), Blink and Side by side compare the original and the adversarial slide;
+Saliency adds gradient saliency before and after. Everything sits in a scroll area, so
+the dock works on a 1366 x 768 screen.
 """
 
 from __future__ import annotations
@@ -36,17 +40,32 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
-from napari_cpadv.widgets._view import RunControls, box, boxes, ground_truth, notify, slide_layer
+from napari_cpadv.widgets._view import (
+    LevelPicker,
+    RunControls,
+    box,
+    boxes,
+    draw_region,
+    ground_truth,
+    notify,
+    scrolling,
+    shapes_layers,
+    slide_layer,
+    tooltips,
+)
 from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
-from napari_cpadv.workbench.attack import METRIC_COLUMNS, AttackModel, metrics_csv
+from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, AttackModel, metrics_csv
 
 if TYPE_CHECKING:
     import napari
 
 ATTACKS = ("fgsm", "pgd", "latent", "universal", "noise")
 NORMS = ("l2", "linf", "l1", "l0", "none")
-REGIONS = ("view", "rectangle", "selected tiles", "tissue")
+REGIONS = ("drawn region", "selected shapes", "view", "tissue")
+PREVIEW_LAYER = "tiles to attack"
+WARN_STYLE = "color: #e0a030"
+BAD_STYLE = "color: #e05050"
 
 
 class AttackWidget(QWidget):
@@ -61,8 +80,12 @@ class AttackWidget(QWidget):
         self.worker: Any = None
         self.outcome: Any = None
         self.run_folder: str | None = None  # the current run's folder, once it exists
+        self.run_layers: dict[str, list[Any]] = {}  # "detector attack" to its layers
         self.records: list[Any] = []
         self.compare = Comparison(viewer)
+        self._running_on: Any = None  # the slide layer the current run attacks
+        self.adding = False  # a finished run's layers are being added (Run waits)
+        self._slide: tuple[str, Any] | None = None  # the open slide behind the levels
         controls = RunControls()
         self._detector, self._weights = controls.detector, controls.weights
         self._run, self._cancel = controls.run, controls.cancel
@@ -77,6 +100,9 @@ class AttackWidget(QWidget):
         self._budget.setValue(self.model.budget)
         self._unit = QComboBox()
         self._unit.addItems(("total", "per_pixel"))
+        self._unit_label = QLabel()
+        self._meaning = QLabel()
+        self._meaning.setWordWrap(True)
         self._steps = QSpinBox()
         self._steps.setRange(0, 100_000)
         self._steps.setValue(self.model.steps)
@@ -90,18 +116,22 @@ class AttackWidget(QWidget):
         self._seed.setRange(0, 2**31 - 1)
         self._region = QComboBox()
         self._region.addItems(REGIONS)
-        self._level = QSpinBox()
-        self._level.setRange(0, 16)
-        self._level.setValue(self.model.level)
+        self._region.setCurrentText("view")
+        self._shapes = QComboBox()
+        self._draw = QPushButton("Draw region")
+        self._preview = QPushButton("Preview tiles")
+        self._levels = LevelPicker(self.model.level)
+        self._level = self._levels.combo
         self._tile = QSpinBox()
         self._tile.setRange(8, 4096)
         self._tile.setValue(self.model.tile)
+        self._tile.setSuffix(" px")
         self._heatmaps = {name: QCheckBox(name) for name in NAMES if name != "resnet18"}
         self._results = QLineEdit()
         self._results.setPlaceholderText("SLIDE.cpadv next to the slide")
         self._device = QLabel(f"device: {pick_device(None)}")
         self._table = QTableWidget(len(METRIC_COLUMNS) - 1, 0)
-        self._table.setVerticalHeaderLabels(list(METRIC_COLUMNS[1:]))
+        self._table.setVerticalHeaderLabels([METRIC_LABELS[k] for k in METRIC_COLUMNS[1:]])
         self._copy = QPushButton("Copy")
         self._save = QPushButton("Save CSV…")
         self._flip = QPushButton(f"Flip ({FLIP_KEY})")
@@ -113,6 +143,12 @@ class AttackWidget(QWidget):
         self._grid = QCheckBox("Side by side")
         self._saliency = QPushButton("Saliency")
         self._layout()
+        self._tooltips()
+        self._connect()
+        self._on_layers()
+        self._on_budget()
+
+    def _connect(self) -> None:
         self._run.clicked.connect(self._on_run)
         self._copy.clicked.connect(self._on_copy)
         self._save.clicked.connect(self._on_save)
@@ -120,6 +156,20 @@ class AttackWidget(QWidget):
         self._blink.toggled.connect(lambda on: self.compare.blink(on, self._rate.value()))
         self._grid.toggled.connect(self.compare.side_by_side)
         self._saliency.clicked.connect(self.add_saliency)
+        self._draw.clicked.connect(self._on_draw)
+        self._preview.clicked.connect(self._on_preview)
+        for signal in (
+            self._norm.currentTextChanged,
+            self._unit.currentTextChanged,
+            self._budget.valueChanged,
+            self._tile.valueChanged,
+        ):
+            signal.connect(self._on_budget)
+        self._detector.currentTextChanged.connect(self._on_resolution)
+        self._level.currentIndexChanged.connect(self._on_resolution)
+        self.viewer.layers.events.inserted.connect(self._on_layers)
+        self.viewer.layers.events.removed.connect(self._on_layers)
+        self.viewer.layers.events.removed.connect(self._on_removed)
 
     def _on_copy(self) -> None:
         self.copy_metrics()
@@ -127,28 +177,43 @@ class AttackWidget(QWidget):
     def _on_flip(self) -> None:
         self.compare.flip()
 
+    def _on_preview(self) -> None:
+        self.preview_tiles()
+
+    def _on_draw(self) -> None:
+        draw_region(self.viewer)
+        self._region.setCurrentText("drawn region")
+
     def _layout(self) -> None:
-        form = QFormLayout()
-        form.addRow("detector", self._detector)
-        form.addRow("weights", self._weights)
-        form.addRow("attack", self._attack)
-        form.addRow("norm", self._norm)
+        what = QFormLayout()
+        what.addRow("detector", self._detector)
+        what.addRow("weights", self._weights)
+        what.addRow("attack", self._attack)
+        what.addRow("norm", self._norm)
         budget = QHBoxLayout()
         budget.addWidget(self._budget)
         budget.addWidget(self._unit)
-        form.addRow("budget", budget)
-        form.addRow("steps", self._steps)
-        form.addRow("step size", self._step_size)
-        form.addRow("restarts", self._restarts)
-        form.addRow("seed", self._seed)
-        form.addRow("region", self._region)
-        form.addRow("level", self._level)
-        form.addRow("tile", self._tile)
+        what.addRow("budget", budget)
+        what.addRow("", self._unit_label)
+        what.addRow("", self._meaning)
+        what.addRow("steps", self._steps)
+        what.addRow("step size", self._step_size)
+        what.addRow("restarts", self._restarts)
+        what.addRow("seed", self._seed)
+        where = QFormLayout()
+        where.addRow("region", self._region)
+        shapes = QHBoxLayout()
+        shapes.addWidget(self._shapes, 1)
+        shapes.addWidget(self._draw)
+        where.addRow("shapes", shapes)
+        where.addRow("level", self._level)
+        where.addRow("tile", self._tile)
+        where.addRow("", self._preview)
         ticks = QHBoxLayout()
         for cb in self._heatmaps.values():
             ticks.addWidget(cb)
-        form.addRow("heatmaps", ticks)
-        form.addRow("results", self._results)
+        where.addRow("also score", ticks)
+        where.addRow("results", self._results)
         buttons = QHBoxLayout()
         buttons.addWidget(self._run)
         buttons.addWidget(self._cancel)
@@ -159,15 +224,140 @@ class AttackWidget(QWidget):
         row = QHBoxLayout(compare)
         for w in (self._flip, self._blink, self._rate, self._grid, self._saliency):
             row.addWidget(w)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        for title, form in (("attack", what), ("where", where)):
+            group = QGroupBox(title)
+            group.setLayout(form)
+            layout.addWidget(group)
         layout.addWidget(self._device)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
         layout.addWidget(self._status)
         layout.addWidget(compare)
+        self._table.setMinimumHeight(160)
         layout.addWidget(self._table)
         layout.addLayout(table_buttons)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
+
+    def _tooltips(self) -> None:
+        tooltips(
+            {
+                self._detector: "The detector to fool (shipped weights unless a file is given)",
+                self._weights: "A .safetensors weights file; empty: the shipped weights",
+                self._attack: "fgsm: seed 000's iterative FGSM rescaled to the budget; pgd: "
+                "seed 001's projected gradient descent; latent: seed 000's attack on the "
+                "sparse code; universal: one δ for all tiles; noise: random δ of the same "
+                "norm (the control)",
+                self._norm: "The norm that bounds δ; none: unconstrained",
+                self._budget: "How far δ may go, in the unit shown below (default 25: seed "
+                "000's total L2 over a 512 x 512 tile)",
+                self._unit: "total: the norm over a whole tile (seed 000); per_pixel: RMS "
+                "for L2, grey levels of 255 for L∞, mean absolute change for L1, fraction of "
+                "pixels for L0 (seed 001)",
+                self._meaning: "The same budget in the other unit for the chosen tile, and "
+                "the PSNR it allows",
+                self._steps: "Iterations of the attack (default 100)",
+                self._step_size: "Step of each iteration; default: the attack's own",
+                self._restarts: "PGD: random restarts after the first (default 1)",
+                self._seed: "Seed of random starts and noise (default 0)",
+                self._region: "drawn region: the last rectangle of the shapes layer; "
+                "selected shapes: the selected ones; view: what the viewer shows, clipped to "
+                "the slide; tissue: every tile with tissue",
+                self._shapes: "The Shapes layer the region comes from",
+                self._draw: "Draw a rectangle on the slide (a 'detect region' Shapes layer)",
+                self._level: "The slide level attacked: its µm per pixel and size",
+                self._tile: "Side of each attacked tile, in pixels of the level (default 512; "
+                "rounded down to the detector's multiple)",
+                self._preview: "Outline the tiles that Run will attack, before running",
+                **{
+                    cb: f"Also compute {name}'s heatmaps before and after and score them"
+                    for name, cb in self._heatmaps.items()
+                },
+                self._results: "Folder for the run folders; default: SLIDE.cpadv next to the slide",
+                self._run: "Attack, then compute the heatmaps before and after and measure",
+                self._cancel: "Stop within one step; the tiles finished are kept",
+                self._copy: "Copy the metrics table as CSV",
+                self._save: "Save the metrics table as CSV or JSON",
+                self._flip: "Show the original or the adversarial slide in place (key F)",
+                self._blink: "Alternate the two at the rate beside it",
+                self._rate: "Blink rate",
+                self._grid: "napari's grid: each layer in its own cell, one camera",
+                self._saliency: "Gradient saliency of the attacked detector before and after",
+                self._table: "One column per detector; hover a row name for its meaning",
+            }
+        )
+
+    def _on_layers(self, *_: Any) -> None:
+        """Keep the level choices and the shapes picker in step with the viewer's layers."""
+        self._levels.set_slide(slide_layer(self.viewer))
+        current = self._shapes.currentText()
+        names = [la.name for la in shapes_layers(self.viewer)]
+        self._shapes.blockSignals(True)
+        self._shapes.clear()
+        self._shapes.addItems(names or ["(none: Draw region)"])
+        if current in names:
+            self._shapes.setCurrentText(current)
+        elif "detect region" in names:
+            self._shapes.setCurrentText("detect region")
+        self._shapes.blockSignals(False)
+        self._on_resolution()
+
+    def _on_removed(self, event: Any) -> None:
+        """Removing the slide under a run stops the run, with a message."""
+        running = self.worker is not None and self.worker.is_running
+        if running and self._running_on is not None and event.value is self._running_on:
+            self.worker.quit()
+            notify(self._status, "the slide was closed: the attack is stopped")
+
+    def _on_budget(self, *_: Any) -> None:
+        """Show the budget's unit in words and what it means on the chosen tile."""
+        from napari_cpadv.attacks.budgets import meaning
+        from napari_cpadv.attacks.projections import Budget
+
+        try:
+            m = meaning(
+                Budget(self._norm.currentText(), self._budget.value(), self._unit.currentText()),  # type: ignore[arg-type]
+                self._tile.value(),
+            )
+        except ValueError as exc:
+            self._unit_label.setText("")
+            self._meaning.setText(str(exc))
+            self._meaning.setStyleSheet(BAD_STYLE)
+            return
+        self._unit_label.setText(m.label)
+        self._meaning.setText(m.summary())
+        self._meaning.setStyleSheet(
+            BAD_STYLE if m.unreachable else (WARN_STYLE if m.warning else "")
+        )
+
+    def _on_resolution(self, *_: Any) -> None:
+        """Warn, before Run, when the level is not the one the detector was trained at."""
+        from napari_cpadv.inference.detect import resolution_warning
+
+        layer = slide_layer(self.viewer)
+        text = None
+        if layer is not None and self._level.count():
+            from napari_cpadv.slide import open_slide
+
+            path = layer.metadata["cpadv_slide_path"]
+            try:
+                if self._slide is None or self._slide[0] != path:
+                    self._slide = (path, open_slide(path))  # once per slide, not per event
+                slide = self._slide[1]
+                text = resolution_warning(
+                    self._detector.currentText(),
+                    self._weights.text().strip() or None,
+                    slide,
+                    self._levels.level(),
+                )
+            except (CpadvError, OSError):
+                text = None
+        self._level.setToolTip(text or "The slide level attacked: its µm per pixel and size")
+        self._level.setStyleSheet(WARN_STYLE if text else "")
+        self.resolution_warning = text
 
     def _sync(self) -> None:
         m = self.model
@@ -181,8 +371,64 @@ class AttackWidget(QWidget):
         m.step_size = self._step_size.value() or None
         m.restarts = self._restarts.value()
         m.seed = self._seed.value()
-        m.level = self._level.value()
+        m.level = self._levels.level()
         m.tile = self._tile.value()
+
+    def region(self, layer: Any) -> Any:
+        """The region Run attacks (level-0 box or boxes), or a message saying what is
+        missing."""
+        scope = self._region.currentText()
+        shapes = self._shapes.currentText()
+        if scope == "tissue":
+            rows, cols = layer.data[0].shape[:2]
+            return (0.0, 0.0, float(rows), float(cols))
+        if scope == "view":
+            return box(self.viewer, layer, "view")
+        if shapes not in self.viewer.layers:
+            return "press Draw region and draw a rectangle on the slide"
+        found = boxes(self.viewer, layer, selected=scope == "selected shapes", name=shapes)
+        if not found:
+            return f"draw a rectangle in the Shapes layer {shapes!r} (Draw region)"
+        return found if scope == "selected shapes" else found[-1]
+
+    def preview_tiles(self) -> int:
+        """Outline the tiles Run would attack (a Shapes layer); returns how many."""
+        from napari_cpadv.workbench.attack import planned_tiles
+
+        self._sync()
+        layer = slide_layer(self.viewer)
+        if layer is None:
+            notify(self._status, "open a slide first")
+            return 0
+        region = self.region(layer)
+        if isinstance(region, str):
+            notify(self._status, region)
+            return 0
+        try:
+            detector = self.model.load()
+            tiles = planned_tiles(layer.metadata["cpadv_slide_path"], self.model, region, detector)
+        except (CpadvError, ValueError, OSError) as exc:
+            notify(self._status, str(exc))
+            return 0
+        um = layer.scale[-2:]
+        rects = [
+            [[y * um[0], x * um[1]], [(y + h) * um[0], (x + w) * um[1]]] for x, y, w, h in tiles
+        ]
+        if PREVIEW_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(PREVIEW_LAYER)
+        preview = self.viewer.add_shapes(
+            rects,
+            shape_type="rectangle",
+            name=PREVIEW_LAYER,
+            edge_color="cyan",
+            face_color="transparent",
+            metadata={"cpadv_preview": True},
+        )
+        preview.edge_width = 2 * float(um[-1]) * self.model.tile / 256
+        preview.editable = False
+        self.viewer.layers.selection.active = layer
+        self._status.setText(f"{len(tiles)} tiles of level {self.model.level} will be attacked")
+        return len(tiles)
 
     def _on_run(self) -> None:
         from napari_cpadv.models.weights import resolve
@@ -198,22 +444,11 @@ class AttackWidget(QWidget):
         if layer is None:
             notify(self._status, "open a slide first")
             return
-        scope = self._region.currentText()
+        region = self.region(layer)
+        if isinstance(region, str):
+            notify(self._status, region)
+            return
         slide_path = layer.metadata["cpadv_slide_path"]
-        region: Any
-        if scope == "tissue":
-            rows, cols = layer.data[0].shape[:2]
-            region = (0.0, 0.0, float(rows), float(cols))
-        elif scope == "selected tiles":
-            region = boxes(self.viewer, layer)
-            if not region:
-                notify(self._status, "draw tiles in a Shapes layer named 'detect region'")
-                return
-        else:
-            region = box(self.viewer, layer, scope)
-            if region is None:
-                notify(self._status, "draw a rectangle in a Shapes layer named 'detect region'")
-                return
         try:
             detector = self.model.load()
             detectors = {self.model.detector: detector}
@@ -228,17 +463,20 @@ class AttackWidget(QWidget):
                 annotations=ground_truth(self.viewer),
                 detectors=detectors,
                 detector=detector,
-                tissue_only=scope == "tissue",
+                tissue_only=self._region.currentText() == "tissue",
             )
         except (CpadvError, ValueError, OSError) as exc:
             notify(self._status, str(exc))
             return
         self._run.setEnabled(False)
+        self._running_on = layer
+        self.run_folder = None
         self._status.setText(
             f"attacking {self.model.detector} with {self.model.attack}; results go to {results}"
         )
+        meta = dict(layer.metadata)
         self.worker = start(
-            lambda: work,
+            lambda: with_layer_data(work, meta),
             bar=self._progress,
             cancel=self._cancel,
             on_done=lambda out: self._on_done(out, layer),
@@ -246,7 +484,6 @@ class AttackWidget(QWidget):
             on_finish=self._on_finish,
             label=f"attack {self.model.detector} ({self.model.attack})",
         )
-        self.run_folder = None
         self.worker.yielded.connect(self._on_progress)
 
     def _on_progress(self, p: Any) -> None:
@@ -258,62 +495,95 @@ class AttackWidget(QWidget):
             )
 
     def _on_finish(self) -> None:
-        self._run.setEnabled(True)
+        self._run.setEnabled(not self.adding)  # else when the last layer is in
+        self._running_on = None
         if self.worker is not None and self.worker.abort_requested:
             where = self.run_folder or "the results folder"
-            self._status.setText(f"cancelled: the tiles done so far are in {where}")
+            if "closed" not in self._status.text():
+                self._status.setText(f"cancelled: the tiles done so far are in {where}")
 
-    def _on_done(self, outcome: Any, original: Any) -> None:
-        from napari_cpadv._heatmap_layers import heatmap_layer_data, perturbation_layer_data
-        from napari_cpadv._reader import read_delta_slide
-        from napari_cpadv.slide import open_slide
+    def _on_done(self, result: Any, original: Any) -> None:
+        """A finished run: its layers (prepared off the GUI thread, added one per turn of
+        the event loop), the metrics table, the Plots dock, the status."""
         from napari_cpadv.workbench.session import LayerRecord
 
+        outcome, prepared = result if isinstance(result, tuple) else (result, None)
         self.outcome = outcome
-        slide = open_slide(original.metadata["cpadv_slide_path"])
-        r = outcome.report
-        index = list(self.viewer.layers).index(original) + 1
-        data, kwargs, _ = read_delta_slide(str(outcome.delta))[0]
-        kwargs["name"] = f"adversarial ({r['detector']}, {r['attack']})"
-        kwargs["metadata"]["cpadv_adversarial"] = True
-        adv_layer = self.viewer.add_image(data, **kwargs)
-        self.viewer.layers.move(list(self.viewer.layers).index(adv_layer), index)
-        ds = float(slide.downsamples[r["level"]])
-        data, kwargs, _ = perturbation_layer_data(
-            outcome.perturbation(),
-            level_origin=outcome.level_box[:2],
-            downsample=ds,
-            mpp=slide.mpp,
-        )
-        self.viewer.add_image(data, **kwargs)
-        for name, (before, after) in outcome.heatmaps.items():
-            for when, hm in (("before", before), ("after", after)):
-                data, kwargs, _ = heatmap_layer_data(
-                    hm.probabilities(),
-                    cell_level0=hm.cell * hm.downsample,
-                    origin=hm.origin,
-                    mpp=slide.mpp,
-                    name=f"{name} heatmap {when}",
-                )
-                self.viewer.add_image(data, **kwargs)
-        self.compare.set_pair(original, adv_layer)
+        if original not in self.viewer.layers:
+            notify(self._status, f"the slide was closed; the run is saved in {outcome.folder}")
+            return
+        if prepared is None:
+            prepared = run_layer_data(outcome, original.metadata)
+        self.add_run_layers(outcome, original, prepared)
         if not any(rec.kind == "slide" for rec in self.records):
-            self.records.append(LayerRecord("slide", original.name, str(slide.path)))
-        self.records += outcome.records()
+            path = original.metadata["cpadv_slide_path"]
+            self.records.append(LayerRecord("slide", original.name, path))
+        self.records += prepared["records"]
         self.show_metrics(outcome.metrics)
-        from napari_cpadv.widgets._view import find_dock
-        from napari_cpadv.widgets.plots import PlotsWidget
+        docks = getattr(self.viewer.window, "dock_widgets", {}) or {}
+        for dock in docks.values():  # by name: importing the Plots dock (matplotlib) stalls
+            if type(dock).__name__ == "PlotsWidget":
+                dock.set_report(outcome.report)
+        self._status.setText(done_message(outcome))
 
-        plots = find_dock(self.viewer, PlotsWidget)
-        if plots is not None:
-            plots.set_report(outcome.report)
-        self._status.setText(
-            f"done: {r['tiles']} tiles, success {r['success_rate']:.2f}; saved in {outcome.folder}"
-        )
+    def add_run_layers(self, outcome: Any, original: Any, prepared: dict[str, Any]) -> None:
+        """The run's layers above the original: the adversarial slide and the attacked
+        detector's heatmap after the attack shown, the rest hidden; a re-run of the same
+        detector and attack updates its layers in place (napari's layer removal alone
+        stalls the GUI for half a second a layer); the ground truth's outline on top. Each
+        layer is added in its own turn of the event loop, so the viewer stays live."""
+        from qtpy.QtCore import QTimer
+
+        key = outcome.key
+        old = [la for la in self.run_layers.get(key, []) if la in self.viewer.layers]
+        todo = list(prepared["layers"])
+        made: list[Any] = []
+
+        def step() -> None:
+            if not todo:
+                self._place(original, made, key)
+                return
+            data, kwargs, visible = todo.pop(0)
+            k = len(made)
+            if k < len(old) and old[k].name == kwargs["name"]:
+                layer = old[k]
+                layer.data = data
+                for attr in ("scale", "translate", "contrast_limits", "metadata"):
+                    if attr in kwargs:
+                        setattr(layer, attr, kwargs[attr])
+                layer.visible = visible
+            else:
+                layer = self.viewer.add_image(data, visible=visible, **kwargs)
+            made.append(layer)
+            QTimer.singleShot(0, step)
+
+        self.adding = True
+        step()
+
+    def _place(self, original: Any, made: list[Any], key: str) -> None:
+        for stale in self.run_layers.get(key, []):
+            if stale in self.viewer.layers and stale not in made:
+                self.viewer.layers.remove(stale)
+        layers = self.viewer.layers
+        if original in layers:
+            index = list(layers).index(original) + 1
+            for k, layer in enumerate(made):
+                layers.move(list(layers).index(layer), index + k)
+        for truth in [la for la in layers if la.name.startswith("ground truth")]:
+            layers.move(list(layers).index(truth), len(layers))
+        self.run_layers[key] = made
+        self.compare.set_pair(original, made[0])
+        layers.selection.active = made[0]
+        self.adding = False
+        self._run.setEnabled(self.worker is None or not self.worker.is_running)
 
     def show_metrics(self, rows: list[dict[str, Any]]) -> None:
         self._table.setColumnCount(len(rows))
         self._table.setHorizontalHeaderLabels([r["detector"] for r in rows])
+        for i, key in enumerate(METRIC_COLUMNS[1:]):
+            header = self._table.verticalHeaderItem(i)
+            if header is not None:
+                header.setToolTip(f"{METRIC_LABELS[key]} (column {key} of metrics.csv)")
         for j, row in enumerate(rows):
             for i, key in enumerate(METRIC_COLUMNS[1:]):
                 v = row.get(key)
@@ -340,6 +610,7 @@ class AttackWidget(QWidget):
     def add_saliency(self) -> None:
         """Saliency of the attacked detector before and after, on the attacked tiles."""
         from napari_cpadv._heatmap_layers import saliency_layer_data
+        from napari_cpadv.models.weights import resolve
         from napari_cpadv.slide import open_slide
         from napari_cpadv.slide.delta import open_delta
         from napari_cpadv.workbench.attack import saliency_pair
@@ -350,11 +621,8 @@ class AttackWidget(QWidget):
         r = self.outcome.report
         slide = open_slide(r["slide"])
         adversarial = open_delta(self.outcome.delta)
-        det = self.model.load() if self.model.detector == r["detector"] else None
-        if det is None:
-            from napari_cpadv.models.weights import resolve
-
-            det = resolve(r["detector"], None)
+        same = self.model.detector == r["detector"]
+        det = self.model.load() if same else resolve(r["detector"], None)
         before, after = saliency_pair(det, slide, adversarial, r["level"], self.outcome.level_box)
         limit = float(max(before.max(), after.max()))
         for when, values in (("before", before), ("after", after)):
@@ -376,3 +644,62 @@ class AttackWidget(QWidget):
         if not slides:
             raise ValueError("nothing to save yet: run an attack first")
         return write_session(path, slides[0].path, self.records)
+
+
+def done_message(outcome: Any) -> str:
+    """What a finished run did, in words: tiles, AUC-PR before and after, success by its
+    rule, and the folder."""
+    r = outcome.report
+    attacked: dict[str, Any] = next((m for m in outcome.metrics if m.get("attacked")), {})
+    text = f"done: {r['tiles']} tiles of level {r['level']} attacked"
+    before, after = attacked.get("aucpr_before"), attacked.get("aucpr_after")
+    if before is not None and after is not None:
+        text += f"; {r['detector']} AUC-PR {before:.3f} → {after:.3f}"
+    text += f"; tiles fooled {r['success_rate']:.2f}"
+    if r.get("success_rule"):
+        text += f" ({r['success_rule']})"
+    return text + f"; saved in {outcome.folder}"
+
+
+def with_layer_data(work: Any, slide_metadata: dict[str, Any]) -> Any:
+    """``work``, then the layer data of its outcome, prepared off the GUI thread."""
+    outcome = yield from work
+    return outcome, run_layer_data(outcome, slide_metadata)
+
+
+def run_layer_data(outcome: Any, slide_metadata: dict[str, Any]) -> dict[str, Any]:
+    """The run's layers as ``(data, kwargs, visible)`` and their session records: the
+    adversarial slide and the attacked detector's heatmap after the attack visible, the
+    perturbation and the other heatmaps hidden; names from the session records."""
+    from napari_cpadv._heatmap_layers import heatmap_layer_data, perturbation_layer_data
+    from napari_cpadv._reader import read_delta_slide
+
+    r = outcome.report
+    records = outcome.records()
+    mpp = slide_metadata.get("mpp")
+    ds = float(slide_metadata["downsamples"][r["level"]])
+    layers = []
+    data, kwargs, _ = read_delta_slide(str(outcome.delta))[0]
+    kwargs["name"] = records[0].name
+    kwargs["metadata"]["cpadv_adversarial"] = True
+    layers.append((data, kwargs, True))
+    data, kwargs, _ = perturbation_layer_data(
+        outcome.perturbation(), level_origin=outcome.level_box[:2], downsample=ds, mpp=mpp
+    )
+    kwargs["name"] = records[1].name
+    layers.append((data, kwargs, False))
+    maps = [
+        (name, when, hm)
+        for name, pair in outcome.heatmaps.items()
+        for when, hm in zip(("before", "after"), pair, strict=True)
+    ]
+    for (name, when, hm), rec in zip(maps, records[2:], strict=True):
+        data, kwargs, _ = heatmap_layer_data(
+            hm.probabilities(),
+            cell_level0=hm.cell * hm.downsample,
+            origin=hm.origin,
+            mpp=mpp,
+            name=rec.name,
+        )
+        layers.append((data, kwargs, name == r["detector"] and when == "after"))
+    return {"layers": layers, "records": records}

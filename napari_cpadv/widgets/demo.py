@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import napari
+    from qtpy.QtWidgets import QApplication
 
     from napari_cpadv._heatmap_layers import heatmap_layer_data
     from napari_cpadv._reader import scale_bar
@@ -136,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     attack._unit.setCurrentText("per_pixel")
     attack._budget.setValue(RMS)
     attack._steps.setValue(100)
-    attack._region.setCurrentText("rectangle")
-    attack._level.setValue(LEVEL)
+    attack._region.setCurrentText("drawn region")
+    attack._level.setCurrentIndex(LEVEL)
     attack._tile.setValue(TILE)
     attack._heatmaps["sparse"].setChecked(True)
     attack._sync()
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     outcome = drive(work)
     attack._on_done(outcome, original)
+    while attack.adding:  # the run's layers go in one per turn of the event loop
+        QApplication.processEvents()
     _shot(viewer, out, "3-attack", shots)
 
     # 4. side by side, one camera: the slides, the perturbation and the heatmaps of the run

@@ -43,6 +43,24 @@ METRIC_COLUMNS = (
     "ssim",
 )
 
+# What each metric is, with its unit, in the words the Attack dock's table shows.
+METRIC_LABELS = {
+    "attacked": "attacked detector",
+    "aucpr_before": "AUC-PR before (0-1)",
+    "aucpr_after": "AUC-PR after (0-1)",
+    "success_rate": "tiles fooled (fraction)",
+    "l0_pixels": "pixels changed (L0)",
+    "l0_fraction": "pixels changed (fraction)",
+    "l1_total": "L1, total ([0, 1] values)",
+    "l1_mad": "mean absolute change ([0, 1])",
+    "l2_total": "L2, total ([0, 1] values)",
+    "l2_rms": "RMS change ([0, 1])",
+    "linf": "largest change ([0, 1])",
+    "linf_255": "largest change (grey levels)",
+    "psnr_db": "PSNR (dB; higher: less visible)",
+    "ssim": "SSIM (1: identical)",
+}
+
 
 @dataclass
 class AttackModel:
@@ -244,6 +262,11 @@ class AttackModel:
         return table
 
 
+# Level-0 pixels: float32 µm of a 100,000-pixel slide are exact to about 0.004 pixels; no
+# hand-drawn corner lands this close to a grid line by chance.
+GRID_TOLERANCE = 0.01
+
+
 def clip_regions(
     boxes: list[tuple[float, float, float, float]], slide: Any
 ) -> list[tuple[int, int, int, int]]:
@@ -252,22 +275,47 @@ def clip_regions(
 
     A box reaching off the slide (the view around a whole slide) keeps its part on the
     slide; a box wholly off it is refused, as is an empty one. Rounding goes outward, so
-    every drawn pixel is attacked, but a coordinate within 1e-6 of an integer counts as
-    that integer: a rectangle drawn on the tile grid in world units (µm) does not gain a
-    tile column from a float error.
+    every drawn pixel is attacked, but a coordinate within ``GRID_TOLERANCE`` of an
+    integer counts as that integer: a rectangle drawn on the tile grid in world units (µm,
+    which napari's Shapes layer stores as float32) does not gain a tile row and column
+    from a float error.
     """
     rows, cols = slide.geometry[0].rows, slide.geometry[0].cols
     out = []
     for r0, c0, r1, c1 in boxes:
         if r1 <= r0 or c1 <= c0:
             raise ValueError("the region is empty")
-        r0, c0 = (max(0, int(np.floor(v + 1e-6))) for v in (r0, c0))
-        r1, c1 = min(rows, int(np.ceil(r1 - 1e-6))), min(cols, int(np.ceil(c1 - 1e-6)))
+        r0, c0 = (max(0, int(np.floor(v + GRID_TOLERANCE))) for v in (r0, c0))
+        r1 = min(rows, int(np.ceil(r1 - GRID_TOLERANCE)))
+        c1 = min(cols, int(np.ceil(c1 - GRID_TOLERANCE)))
         if r1 > r0 and c1 > c0:
             out.append((c0, r0, c1 - c0, r1 - r0))
     if not out:
         raise ValueError(f"{slide.path}: the region lies outside the slide ({cols} x {rows})")
     return out
+
+
+def planned_tiles(
+    slide_path: str | Path,
+    model: AttackModel,
+    box: tuple[float, float, float, float] | list[tuple[float, float, float, float]],
+    detector: Any,
+    *,
+    tissue_only: bool = False,
+) -> list[list[int]]:
+    """The tiles a run of ``model`` on ``box`` would attack, each a level-0 ``[x, y, w, h]``
+    (the Attack dock's preview); ``ValueError`` says why there is none."""
+    from napari_cpadv.attacks.region import plan
+    from napari_cpadv.attacks.tiles import tile_side, tiles_level0
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(slide_path)
+    if not 0 <= model.level < len(slide.geometry):
+        raise ValueError(f"{slide.path}: level {model.level} not in 0..{len(slide.geometry) - 1}")
+    side = tile_side(detector, model.tile)
+    regions = clip_regions(box if isinstance(box, list) else [box], slide)
+    positions = plan(slide, model.level, side, regions, tissue_only=tissue_only)
+    return tiles_level0(positions, side, float(slide.downsamples[model.level]))
 
 
 def attack_share(spec: Any, detectors: dict[str, Any]) -> float:
@@ -308,12 +356,21 @@ class AttackOutcome:
 
         return np.asarray(tifffile.imread(self.folder / "perturbation.tif"), np.float32)
 
+    @property
+    def key(self) -> str:
+        """``"detector attack"``: what the run's layer names start with (a re-run of the
+        same detector and attack replaces its layers)."""
+        return f"{self.report['detector']} {self.report['attack']}"
+
     def records(self) -> list[Any]:
-        """Session-file records of this run's layers: the adversarial slide, the
-        perturbation and the heatmaps before and after, each with its provenance."""
+        """Session-file records of this run's layers (their names are the layers' names):
+        the adversarial slide, the perturbation (its amplification in the name) and the
+        heatmaps before and after, each with its provenance."""
         from napari_cpadv.workbench.session import LayerRecord
 
         r = self.report
+        key = self.key
+        gain = amplification(self.perturbation())
         common = {
             "slide": r["slide"],
             "attack": r["model"],
@@ -321,15 +378,10 @@ class AttackOutcome:
             "run": str(self.folder),
         }
         out = [
-            LayerRecord(
-                "adversarial",
-                f"adversarial ({r['detector']}, {r['attack']})",
-                str(self.delta),
-                common,
-            ),
+            LayerRecord("adversarial", f"{key}: adversarial slide", str(self.delta), common),
             LayerRecord(
                 "perturbation",
-                "perturbation",
+                f"{key}: perturbation (x{gain:.0f})",
                 str(self.folder / "perturbation.tif"),
                 {**common, "level": r["level"], "level_box": list(self.level_box)},
             ),
@@ -339,7 +391,7 @@ class AttackOutcome:
                 out.append(
                     LayerRecord(
                         "heatmap",
-                        f"{name} heatmap {when}",
+                        f"{key}: {name} heatmap {when}",
                         str(self.folder / "heatmaps" / f"{name}_{when}.zarr"),
                         {
                             **common,
@@ -349,6 +401,14 @@ class AttackOutcome:
                     )
                 )
         return out
+
+
+def amplification(delta: np.ndarray) -> float:
+    """How much the perturbation layer amplifies δ (grey levels, ``(rows, cols[, 3])``):
+    its channel mean's largest magnitude is drawn at the colormap's end, 127.5."""
+    values = np.asarray(delta, np.float32)
+    peak = float(np.abs(values.mean(axis=2) if values.ndim == 3 else values).max())
+    return 127.5 / (peak or 1.0)
 
 
 def _weights_sha(name: str, weights: str | None) -> str | None:

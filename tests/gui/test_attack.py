@@ -28,7 +28,7 @@ def dae_weights(tmp_path_factory):
     return str(weights.save(make("dae"), tmp_path_factory.mktemp("w") / "dae"))
 
 
-def _widget(make_napari_viewer, dae_weights, tmp_path, region="rectangle"):
+def _widget(make_napari_viewer, dae_weights, tmp_path, region="drawn region"):
     viewer = make_napari_viewer()
     slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
     w = AttackWidget(viewer)
@@ -37,7 +37,7 @@ def _widget(make_napari_viewer, dae_weights, tmp_path, region="rectangle"):
     w._attack.setCurrentText("fgsm")
     w._budget.setValue(2.0)
     w._steps.setValue(2)
-    w._level.setValue(1)
+    w._level.setCurrentIndex(1)
     w._tile.setValue(64)
     w._region.setCurrentText(region)
     w._results.setText(str(tmp_path / "results"))
@@ -69,10 +69,10 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     assert [t.get_text().split(" (")[0] for t in legend] == ["dae before", "dae after"]
     assert plots.save(tmp_path / "pr.svg").stat().st_size > 0
     names = [la.name for la in viewer.layers]
-    adv = viewer.layers["adversarial (dae, fgsm)"]
+    adv = viewer.layers["dae fgsm: adversarial slide"]
     assert names.index(adv.name) == names.index(slide.name) + 1
     assert tuple(adv.scale) == tuple(slide.scale) and len(adv.data) == len(slide.data)
-    pert = next(la for la in viewer.layers if la.name.startswith("perturbation"))
+    pert = next(la for la in viewer.layers if la.name.startswith("dae fgsm: perturbation"))
     ds = 2.0  # level 1 of the sample
     r0, c0 = w.outcome.level_box[:2]
     mpp = slide.scale[-1]
@@ -80,7 +80,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     assert tuple(pert.translate) == pytest.approx(((r0 * ds + 0.5) * mpp, (c0 * ds + 0.5) * mpp))
     lo, hi = pert.contrast_limits
     assert lo == -hi  # centred on 0
-    assert {"dae heatmap before", "dae heatmap after"} <= set(names)
+    assert {"dae fgsm: dae heatmap before", "dae fgsm: dae heatmap after"} <= set(names)
     # the metrics table: one column per detector, AUC-PR from the open ground truth
     assert w._table.columnCount() == 1 and w._table.item(0, 0).text() == "True"
     assert w.copy_metrics().startswith("detector,attacked")
@@ -118,9 +118,9 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     export._level.setValue(2)
     truth_mask = tifffile.imread(export.export_truth_mask(tmp_path / "truth.tif"), level=0)
     assert truth_mask.shape == tuple(slide.data[2].shape[:2]) and truth_mask.any()
-    export._heatmap.setCurrentText("dae heatmap before")
+    export._heatmap.setCurrentText("dae fgsm: dae heatmap before")
     export._threshold.setValue(0.5)
-    values = viewer.layers["dae heatmap before"].data
+    values = viewer.layers["dae fgsm: dae heatmap before"].data
     anns = read_annotations(export.export_heatmap(tmp_path / "heat.geojson"))
     assert bool(anns) == bool((values >= 0.5).any())
     mask = tifffile.imread(export.export_mask(tmp_path / "mask.tif"), level=0)
@@ -152,7 +152,7 @@ def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_pat
     n = len(viewer.layers)
     w._on_run()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=60_000)
-    assert "does not overlap" in w._status.text() and len(viewer.layers) == n
+    assert "outside the slide" in w._status.text() and len(viewer.layers) == n
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
     w._weights.setText(str(tmp_path / "missing.safetensors"))  # no detector to attack
     w._on_run()
@@ -179,7 +179,7 @@ def test_cancel_stops_within_a_step(make_napari_viewer, qtbot, dae_weights, tmp_
 def test_selected_tiles_attack_only_the_selected_shapes(
     make_napari_viewer, qtbot, dae_weights, tmp_path
 ):
-    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path, "selected tiles")
+    viewer, slide, w = _widget(make_napari_viewer, dae_weights, tmp_path, "selected shapes")
     w._attack.setCurrentText("noise")
     mpp = slide.scale[-1]
     shapes = [

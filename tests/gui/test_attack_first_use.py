@@ -1,0 +1,146 @@
+"""The Attack dock as a first-time user meets it on the shipped sample: defaults that run,
+a budget that says what it means, levels the slide has, regions drawn the napari way, the
+run's layers readable at a glance, a dock that fits a laptop screen (issue 16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import (
+    QAbstractButton,
+    QAbstractSpinBox,
+    QComboBox,
+    QLineEdit,
+    QScrollArea,
+    QTableWidget,
+)
+
+from napari_cpadv._heatmap_layers import probability_colormap
+from napari_cpadv.widgets._view import REGION_LAYER
+from napari_cpadv.widgets.attack import PREVIEW_LAYER, AttackWidget
+
+from ..conftest import SAMPLE
+from ._gaps import longest_gap
+
+pytestmark = pytest.mark.gui
+
+CONTROLS = (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QTableWidget)
+
+
+def _dock(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    layers = viewer.open(SAMPLE, plugin="napari-cpadv")
+    w = AttackWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Attack")
+    w._results.setText(str(tmp_path / "results"))
+    return viewer, layers[0], w
+
+
+@pytest.mark.slow
+def test_the_defaults_run_on_the_sample_and_the_results_read_at_a_glance(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer, slide, w = _dock(make_napari_viewer, tmp_path)
+    w._steps.setValue(5)  # the one change from the defaults: 5 FGSM steps, not 100
+    gap = longest_gap(w._run.click, lambda: w._run.isEnabled(), qtbot)
+    assert w.outcome is not None, w._status.text()
+    print(f"longest GUI-thread gap during a default attack run: {gap:.3f} s")
+    assert w._progress.value() == w._progress.maximum()
+    status = w._status.text()
+    assert str(w.outcome.folder) in status and "AUC-PR" in status and "tiles fooled" in status
+    names = [la.name for la in viewer.layers]
+    shown = {la.name for la in viewer.layers if la.visible}
+    assert "dae fgsm: adversarial slide" in shown and "dae fgsm: dae heatmap after" in shown
+    hidden = {"dae fgsm: dae heatmap before"} | {n for n in names if "perturbation" in n}
+    assert hidden and not hidden & shown
+    assert names[-1].startswith("ground truth")  # the outline on top of the heatmaps
+    assert names.index("dae fgsm: adversarial slide") == names.index(slide.name) + 1
+    # a re-run of the same detector and attack replaces its layers: no "[1]" piles
+    before = len(viewer.layers)
+    w._run.click()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=600_000)
+    assert len(viewer.layers) == before and not any("[" in la.name for la in viewer.layers)
+
+
+def test_heatmaps_are_transparent_where_there_is_no_tumour():
+    rgba = probability_colormap().map(np.array([0.0, 0.25, 1.0]))
+    assert rgba[0, 3] == 0 and 0 < rgba[1, 3] < 1 and rgba[2, 3] == 1
+
+
+def test_the_budget_says_its_unit_and_what_it_means_live(make_napari_viewer, tmp_path):
+    viewer, _slide, w = _dock(make_napari_viewer, tmp_path)
+    assert w._unit_label.text() == "total L2 over a 512 x 512 x 3 tile"
+    assert "RMS 0.0282" in w._meaning.text() and "31.0 dB" in w._meaning.text()
+    w._tile.setValue(128)  # the same number on a smaller tile: 4x the change per pixel
+    assert "19.0 dB" in w._meaning.text() and "likely visible" in w._meaning.text()
+    w._unit.setCurrentText("per_pixel")
+    assert w._unit_label.text() == "RMS change, in [0, 1]"
+    assert "cannot be reached" in w._meaning.text()
+    n = len(viewer.layers)
+    w._run.click()  # refused before anything runs
+    assert "cannot be reached" in w._status.text() and len(viewer.layers) == n
+    assert not (tmp_path / "results").exists()
+    w._norm.setCurrentText("linf")
+    w._budget.setValue(8)
+    assert w._unit_label.text() == "grey levels of 255"
+    assert "0.03137 in [0, 1]" in w._meaning.text()
+    w._unit.setCurrentText("total")
+    assert w._unit_label.text() == "largest change, in [0, 1]"
+    assert "cannot be reached" in w._meaning.text()  # 8 in [0, 1] units
+
+
+def test_levels_are_the_slides_with_their_resolution_and_a_warning(make_napari_viewer, tmp_path):
+    viewer, slide, w = _dock(make_napari_viewer, tmp_path)
+    items = [w._level.itemText(k) for k in range(w._level.count())]
+    assert len(items) == len(slide.data) == 3 and all("µm/px" in t for t in items)
+    assert w._levels.level() == 2 and w.resolution_warning is None
+    w._level.setCurrentIndex(0)
+    assert "trained at level 2" in w.resolution_warning
+    assert "trained at level 2" in w._level.toolTip()
+    viewer.layers.remove(slide)
+    assert w._level.count() == 1 and "open a slide" in w._level.currentText()
+
+
+def test_draw_region_then_preview_the_tiles_with_no_extra_column(make_napari_viewer, tmp_path):
+    viewer, slide, w = _dock(make_napari_viewer, tmp_path)
+    w._draw.click()
+    region = viewer.layers[REGION_LAYER]
+    assert viewer.layers.selection.active is region and region.mode == "add_rectangle"
+    assert w._region.currentText() == "drawn region"
+    assert w._shapes.currentText() == REGION_LAYER
+    # a 2 x 2-tile rectangle on the level-2 grid of 128-pixel tiles, drawn in µm (floats)
+    mpp = float(slide.scale[-1])
+    r0, c0, side = 1024, 1536, 4 * 128 * 2
+    region.add_rectangles(np.array([[r0 * mpp, c0 * mpp], [(r0 + side) * mpp, (c0 + side) * mpp]]))
+    w._tile.setValue(128)
+    assert w.preview_tiles() == 4
+    preview = viewer.layers[PREVIEW_LAYER]
+    assert len(preview.data) == 4 and "4 tiles" in w._status.text()
+    assert PREVIEW_LAYER not in w._shapes.currentText()
+
+
+def test_every_control_has_a_tooltip_and_is_reachable_at_1366_x_768(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer, _slide, w = _dock(make_napari_viewer, tmp_path)
+    viewer.window._qt_window.resize(1366, 768)
+    qtbot.wait(50)
+    inner = ("QAbstractSpinBox", "QTableView")  # their own line edits and corner buttons
+    controls = [
+        c
+        for c in w.findChildren(CONTROLS)
+        if c.isVisibleTo(w) and not any(c.parent().inherits(k) for k in inner)
+    ]
+    untold = [
+        type(c).__name__ + ":" + getattr(c, "text", lambda: "")()
+        for c in controls
+        if not c.toolTip()
+    ]
+    assert not untold
+    area = w.findChild(QScrollArea)
+    assert area is not None and w.height() <= 768
+    for c in controls:
+        area.ensureWidgetVisible(c)
+        qtbot.wait(1)
+        assert not c.visibleRegion().isEmpty(), c.toolTip()
+        assert c.width() >= min(c.minimumSizeHint().width(), 60)
