@@ -1,16 +1,24 @@
-"""The Detect dock widget: run a detector over the view, a drawn rectangle or all tissue."""
+"""The Detect dock widget: run a detector over the view, a drawn rectangle or all tissue, or
+as the user pans.
+
+Levels are offered as the slide has them, each with its µm per pixel, with a warning when
+the detector's weights were trained at another level. Long runs show one bar with the time
+left and stop within one step on Cancel; "pan" adds a layer at once whose blocks are
+computed in the background as napari shows them (the GUI thread only reads the cache) and
+drawn as each finishes.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -19,11 +27,16 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
 from napari_cpadv.widgets._view import (
     REGION_LAYER,
+    LevelPicker,
     RunControls,
     box,
+    boxes,
+    draw_region,
     ground_truth,
     notify,
+    scrolling,
     slide_layer,
+    tooltips,
 )
 from napari_cpadv.widgets._work import start
 
@@ -50,12 +63,25 @@ class DetectWidget(QWidget):
         self._browse = QPushButton("…")
         self._scope = QComboBox()
         self._scope.addItems(SCOPES)
-        self._level = QSpinBox()
-        self._level.setRange(0, 16)
-        self._level.setValue(self.model.level)
+        self._draw = QPushButton("Draw region")
+        self._levels = LevelPicker(self.model.level)
+        self._level = self._levels.combo
+        self.on_demand: list[tuple[Any, Any]] = []  # (layer, OnDemandHeatmap) in the background
+        self._poll = QTimer(self)
+        self._poll.setInterval(250)
+        self._poll.timeout.connect(self._on_poll)
+        self._slide: tuple[str, Any] | None = None
+        self.resolution_warning: str | None = None
         self._layout()
+        self._tooltips()
         self._browse.clicked.connect(self._on_browse)
         self._run.clicked.connect(self._on_run)
+        self._draw.clicked.connect(self._on_draw)
+        self._detector.currentTextChanged.connect(self._on_resolution)
+        self._level.currentIndexChanged.connect(self._on_resolution)
+        viewer.layers.events.inserted.connect(self._on_layers)
+        viewer.layers.events.removed.connect(self._on_layers)
+        self._on_layers()
 
     def _layout(self) -> None:
         form = QFormLayout()
@@ -64,17 +90,97 @@ class DetectWidget(QWidget):
         weights.addWidget(self._weights)
         weights.addWidget(self._browse)
         form.addRow("weights", weights)
-        form.addRow("scope", self._scope)
+        scope = QHBoxLayout()
+        scope.addWidget(self._scope, 1)
+        scope.addWidget(self._draw)
+        form.addRow("scope", scope)
         form.addRow("level", self._level)
         buttons = QHBoxLayout()
         buttons.addWidget(self._run)
         buttons.addWidget(self._cancel)
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
         layout.addWidget(self._status)
         layout.addStretch()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
+
+    def _tooltips(self) -> None:
+        tooltips(
+            {
+                self._detector: "The detector to run (shipped weights unless a file is given)",
+                self._weights: "A .safetensors weights file; empty: the shipped weights",
+                self._browse: "Choose a weights file",
+                self._scope: "view: what the viewer shows; rectangle: the last rectangle of "
+                "the 'detect region' Shapes layer; tissue: every block with tissue; pan: a "
+                "layer computed in the background as you pan, cached on disk",
+                self._draw: "Draw a rectangle on the slide (a 'detect region' Shapes layer)",
+                self._level: "The slide level to run at: its µm per pixel and size (default 2, "
+                "the level the shipped weights were trained at)",
+                self._run: "Run the detector; the heatmap arrives as a layer",
+                self._cancel: "Stop within one step",
+            }
+        )
+
+    def _on_draw(self) -> None:
+        draw_region(self.viewer)
+        self._scope.setCurrentText("rectangle")
+
+    def _on_layers(self, *_: Any) -> None:
+        """Keep the levels in step with the slide; stop background heatmaps whose layer
+        was removed."""
+        self._levels.set_slide(slide_layer(self.viewer))
+        for layer, lazy in list(self.on_demand):
+            if layer not in self.viewer.layers:
+                lazy.stop()
+                self.on_demand.remove((layer, lazy))
+        if not self.on_demand:
+            self._poll.stop()
+        self._on_resolution()
+
+    def _on_resolution(self, *_: Any) -> None:
+        """Warn, before Run, when the level is not the one the weights were trained at."""
+        from napari_cpadv.inference.detect import resolution_warning
+        from napari_cpadv.slide import open_slide
+
+        layer = slide_layer(self.viewer)
+        text = None
+        if layer is not None:
+            path = layer.metadata["cpadv_slide_path"]
+            try:
+                if self._slide is None or self._slide[0] != path:
+                    self._slide = (path, open_slide(path))  # once per slide, not per event
+                text = resolution_warning(
+                    self._detector.currentText(),
+                    self._weights.text().strip() or None,
+                    self._slide[1],
+                    self._levels.level(),
+                )
+            except (CpadvError, OSError):
+                text = None
+        self.resolution_warning = text
+        self._level.setToolTip(text or "The slide level to run at: its µm per pixel and size")
+        self._level.setStyleSheet("color: #e0a030" if text else "")
+
+    def _on_poll(self) -> None:
+        """Redraw background heatmaps as their blocks finish; say what is left."""
+        waiting = 0
+        for layer, lazy in self.on_demand:
+            if lazy.error is not None:
+                self._notify(f"{layer.name}: {lazy.error}")
+                lazy.error = None
+            if lazy.ready != layer.metadata.get("cpadv_ready"):
+                layer.metadata["cpadv_ready"] = lazy.ready
+                layer.refresh()
+            waiting += lazy.waiting
+        if self.on_demand:
+            self._status.setText(
+                f"computing as you pan: {waiting} blocks waiting" if waiting else "up to date"
+            )
 
     def _on_browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -90,9 +196,12 @@ class DetectWidget(QWidget):
         self.model.detector = self._detector.currentText()
         self.model.weights = self._weights.text().strip() or None
         self.model.scope = SCOPES[self._scope.currentIndex()]
-        self.model.level = self._level.value()
+        self.model.level = self._levels.level()
 
     def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
+        if self.model.scope == "rectangle":
+            found = boxes(self.viewer, layer, selected=False)
+            return found[-1] if found else None
         return box(self.viewer, layer, self.model.scope)
 
     def _on_run(self) -> None:
@@ -110,7 +219,7 @@ class DetectWidget(QWidget):
         if self.model.scope != "tissue":
             box = self._box(layer)
             if box is None:
-                self._notify(f"draw a rectangle in a Shapes layer named {REGION_LAYER!r} first")
+                self._notify("press Draw region and draw a rectangle on the slide first")
                 return
         try:
             slide = open_slide(layer.metadata["cpadv_slide_path"])
@@ -142,6 +251,7 @@ class DetectWidget(QWidget):
         except (CpadvError, ValueError, OSError) as exc:
             self._notify(str(exc))
             return
+        lazy.start()  # reads answer from the cache; blocks are computed behind
         data, kwargs, _ = heatmap_layer_data(
             lazy.levels(),
             cell_level0=lazy.detector.cell * float(slide.downsamples[self.model.level]),
@@ -149,7 +259,9 @@ class DetectWidget(QWidget):
             name=f"{self.model.detector} heatmap (level {self.model.level}, on demand)",
             metadata={"cache": str(lazy.path)},
         )
-        self.viewer.add_image(data, **kwargs)
+        layer = self.viewer.add_image(data, **kwargs)
+        self.on_demand.append((layer, lazy))
+        self._poll.start()
         self._status.setText(f"computing blocks as you pan; cached in {lazy.path}")
 
     def _on_done(self, hm: Any, slide: Any) -> None:
@@ -166,7 +278,7 @@ class DetectWidget(QWidget):
         kwargs["metadata"].pop("cpadv_slide_path")
         self.viewer.add_image(data, **kwargs)
         self.last_score = self._score(hm, slide)
-        text = f"done: {hm.logits.size} cells"
+        text = f"done: {heatmap_words(hm, slide)}"
         if self.last_score is not None:
             s = self.last_score
             text += f"; AUC-PR {s['aucpr']:.3f} (null {s['null_aucpr']:.3f}) against ground truth"
@@ -186,3 +298,16 @@ class DetectWidget(QWidget):
 
     def _notify(self, message: str) -> None:
         notify(self._status, message)
+
+
+def heatmap_words(hm: Any, slide: Any) -> str:
+    """What a heatmap covers, in words: ``"98 x 175 cells of 4 x 4 pixels of level 1
+    (1.9 µm a side)"``, or patches for a classifier."""
+    rows, cols = hm.logits.shape
+    side = hm.cell * hm.downsample * (slide.mpp[0] if slide.mpp else 1.0)
+    unit = "µm" if slide.mpp else "level-0 pixels"
+    what = "patches" if hm.cell >= 64 else "cells"
+    return (
+        f"{rows} x {cols} {what} of {hm.cell} x {hm.cell} pixels of level {hm.level} "
+        f"({side:.3g} {unit} a side)"
+    )

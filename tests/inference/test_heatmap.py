@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from napari_cpadv.annotations import Annotation, write_annotations
 from napari_cpadv.cli import main
 from napari_cpadv.inference.batch import Job, batch_heatmaps
-from napari_cpadv.inference.heatmap import Window, heatmap, sigmoid
+from napari_cpadv.inference.heatmap import Window, halve, heatmap, sigmoid
 from napari_cpadv.inference.ondemand import OnDemandHeatmap
 from napari_cpadv.inference.zarr_io import is_heatmap, read_heatmap
 from napari_cpadv.models import weights
@@ -108,10 +109,34 @@ def test_on_demand_store_equals_the_batch_run_and_caches(slide, dae_weights, tmp
     part = lazy[10:50, 20:90]
     assert lazy.computed == 1  # one 128-cell block covers it
     np.testing.assert_allclose(part, batch[10:50, 20:90], atol=1e-6)
-    np.testing.assert_allclose(lazy.levels()[0].compute(), batch, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(lazy.levels()[0]), batch, atol=1e-6)
     again = OnDemandHeatmap(det, slide, 1, cache=tmp_path / "cache", weights_sha=sha)
     np.testing.assert_array_equal(again[:, :], lazy[:, :])
     assert again.computed == 0  # everything came from the disk cache
+    coarse = np.asarray(again.levels(smallest=64)[1])
+    np.testing.assert_allclose(coarse, halve(batch), atol=1e-6)
+
+
+def test_in_the_background_a_read_answers_at_once_and_queues_the_blocks(
+    slide, dae_weights, tmp_path
+):
+    det = weights.load(dae_weights)
+    lazy = OnDemandHeatmap(det, slide, 1, cache=tmp_path / "cache", weights_sha="x")
+    lazy.start()
+    try:
+        first = lazy[10:50, 20:90]  # nothing cached yet: NaN now, computed behind
+        assert np.isnan(first).all()
+        deadline = time.monotonic() + 120
+        while lazy.ready < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lazy.ready == 1 and lazy.waiting == 0 and lazy.error is None
+        assert np.isfinite(lazy[10:50, 20:90]).all()
+        # a zoomed-out view answers from the cache too, not by running the whole level
+        coarse = lazy.levels(smallest=16)[-1][:, :]
+        assert np.isfinite(coarse).any() and np.isnan(coarse).any()
+    finally:
+        lazy.stop()
+    assert lazy._thread is None and lazy.waiting == 0  # stop drops what was still queued
 
 
 def test_cli_evaluate_reports_aucpr_with_the_null_model(small_slide, dae_weights, tmp_path, capsys):
