@@ -19,6 +19,11 @@ from napari_cpadv.geometry import rowcol_to_xy, xy_to_rowcol
 
 LayerData = tuple[Any, dict[str, Any], str]
 
+# Outline width on screen: napari draws Shapes edges in data units, so the viewer keeps
+# each annotation layer's width at this many screen pixels as the user zooms
+# (``_reader.keep_outlines_thin``); at cell zoom a data-unit outline covered the nuclei.
+OUTLINE_PX = 1.5
+
 
 def annotation_layers(
     annotations: Sequence[Annotation],
@@ -90,8 +95,14 @@ def shapes_layer_data(
         "opacity": 1.0,
         "edge_width": _edge_width(annotations),
         "properties": props,
+        # the class as each shape's label, off until "display text" is ticked
+        "text": {"string": "{class}", "visible": False, "color": "white", "size": 10},
         **_scale(mpp),
-        "metadata": {"cpadv_mpp": mpp, "cpadv_source": str(source) if source else None},
+        "metadata": {
+            "cpadv_mpp": mpp,
+            "cpadv_source": str(source) if source else None,
+            "cpadv_outline_px": OUTLINE_PX,
+        },
     }
     return (data, kwargs, "shapes")
 

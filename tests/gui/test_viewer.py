@@ -71,3 +71,18 @@ def test_unreadable_slide_raises_in_the_viewer(make_napari_viewer, small_slide, 
         exc = exc.__cause__ or exc.__context__
     assert any(isinstance(e, CpadvError) and "broken.tif" in str(e) for e in chain)
     assert len(viewer.layers) == 0
+
+
+def test_the_ground_truth_outline_stays_thin_locked_and_out_of_the_way(make_napari_viewer, qtbot):
+    """Issue 16, item 9: 1-2.5 screen pixels at every zoom, locked, not the active layer,
+    its class as text that is off until asked for."""
+    viewer = make_napari_viewer()
+    slide, truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    qtbot.wait(10)
+    assert viewer.layers.selection.active is slide and truth.locked and truth.mode == "pan_zoom"
+    assert not truth.text.visible and truth.text.string.format == "{class}"
+    cam = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    for zoom in (0.05, 1.0, 8.0, 40.0):  # whole slide to single nuclei
+        cam.zoom = zoom
+        on_screen = min(truth.edge_width) * truth.scale[-1] * cam.zoom
+        assert 1.0 <= on_screen <= 2.5, (zoom, on_screen)
