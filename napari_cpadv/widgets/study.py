@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMenuBar,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -340,19 +341,30 @@ class StudyReaderWidget(QWidget):
         )
 
     def _lock(self) -> None:
+        """Only this dock and the case: every other dock of the window (napari's layer
+        list and controls, the console, other plugins) hidden and its menus disabled.
+
+        Through Qt's public API on the window this dock lives in (``QWidget.window()``):
+        napari has no public handle on its own docks, and reaching into
+        ``window._qt_viewer`` shows the reader napari's "private attribute" warning.
+        """
         assert self.session is not None
-        win = getattr(self.viewer, "window", None)
-        qt = getattr(win, "_qt_viewer", None)
+        main = self.window() or self
         hidden = []
-        for dock in [
-            getattr(qt, "dockLayerList", None),
-            getattr(qt, "dockLayerControls", None),
-            *[_dock_of(w) for w in (getattr(win, "dock_widgets", None) or {}).values()],
-        ]:
-            if dock is not None and dock is not _dock_of(self) and not dock.isHidden():
+        for dock in main.findChildren(QDockWidget):
+            if dock is not _dock_of(self) and not dock.isHidden():
                 dock.hide()
                 hidden.append(dock)
-        self._saved = {"title": self.viewer.title, "hidden": hidden}
+        menus = main.findChildren(QMenuBar)
+        disabled = [a for bar in menus for a in bar.actions() if a.isEnabled()]
+        for action in disabled:  # each menu and, through it, its items and their shortcuts
+            action.setEnabled(False)
+            menu = action.menu()
+            if menu is not None:
+                disabled += [a for a in menu.actions() if a.isEnabled()]
+                for item in menu.actions():
+                    item.setEnabled(False)
+        self._saved = {"title": self.viewer.title, "hidden": hidden, "disabled": disabled}
         self.viewer.title = (
             f"Reader study {self.session.study.study_id[:8]} — {self.session.reader}"
         )
@@ -376,6 +388,8 @@ class StudyReaderWidget(QWidget):
         self.viewer.title = self._saved.get("title", "napari")
         for dock in self._saved.get("hidden", []):
             dock.show()
+        for action in self._saved.get("disabled", []):
+            action.setEnabled(True)
         self._saved = {}
 
     def _guard(self, event: Any) -> None:
@@ -404,10 +418,7 @@ class StudyReaderWidget(QWidget):
             group = QGroupBox(q["text"])
             lay = QHBoxLayout(group)
             if q["kind"] == "count":
-                self._count = QSpinBox()
-                self._count.setRange(-1, 100_000)
-                self._count.setSpecialValueText("–")
-                self._count.setValue(-1)
+                self._count = CountField()
                 lay.addWidget(self._count)
             else:
                 if q["kind"] == "choice":
@@ -415,12 +426,17 @@ class StudyReaderWidget(QWidget):
                 else:
                     pairs = [(v, str(v)) for v in range(q["min"], q["max"] + 1)]
                 self._choice_buttons[name] = {}
+                if q["kind"] == "scale":
+                    low, high = q.get("anchors", SCALE_ANCHORS)
+                    lay.addWidget(QLabel(f"{low} ←"))
                 for value, key in pairs:
                     b = QPushButton(f"{value} ({key.upper()})" if q["kind"] == "choice" else key)
                     b.setCheckable(True)
                     b.clicked.connect(lambda _=False, n=name, v=value: self.choose(n, v))
                     lay.addWidget(b)
                     self._choice_buttons[name][value] = b
+                if q["kind"] == "scale":
+                    lay.addWidget(QLabel(f"→ {high}"))
             self.answers_box.addWidget(group)
 
     def _key_actions(self) -> dict[str, Any]:
@@ -528,6 +544,7 @@ class StudyReaderWidget(QWidget):
                 b.setChecked(False)
         if self._count is not None:
             self._count.setValue(-1)
+            self._count.setFocus()
         index = self.session.study.order.index(shown) + 1
         self.progress.setText(f"Case {index} of {self.session.total}")
 
@@ -585,6 +602,39 @@ class StudyAnalysisWidget(QWidget):
         self.report.setSource(QUrl.fromLocalFile(str(Path(out).resolve() / "report.html")))
         self.status.setText(f"Written to {out}: answers.csv, summary.json, report.html.")
         return summary
+
+
+SCALE_ANCHORS = ("not sure", "sure")  # what a scale's ends mean unless the study says
+
+
+class CountField(QLineEdit):
+    """A whole number typed at once (nothing typed: no answer yet), 0 to 100,000."""
+
+    def __init__(self) -> None:
+        from qtpy.QtGui import QIntValidator
+
+        super().__init__()
+        self.setValidator(QIntValidator(0, 100_000, self))
+        self.setPlaceholderText("type a number")
+
+    def value(self) -> int:
+        """The number typed, or -1 when there is none."""
+        text = self.text().strip()
+        return int(text) if text.isdigit() else -1
+
+    def setValue(self, value: int) -> None:  # Qt's naming, as QSpinBox
+        self.setText("" if value < 0 else str(value))
+
+    def keyPressEvent(self, event: Any) -> None:
+        """Digits and editing keys stay here; Enter and the answer keys go to the dock."""
+        text = event.text()
+        editing = text.isdigit() or event.key() in (
+            Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Left, Qt.Key.Key_Right,
+        )  # fmt: skip
+        if editing:
+            super().keyPressEvent(event)
+        else:
+            event.ignore()  # passed on to the parent: the reader dock's keys
 
 
 def _dock_of(widget: Any) -> Any:

@@ -179,7 +179,7 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     manifest = _build(qtbot, builder)
     assert manifest is not None and "12 presentations" in builder.status.text()
     assert f"path01: {code(tmp_path / 'study', 'path01')}" in builder.status.text()
-    assert builder.progress.value() == 12 and builder.progress.maximum() == 12
+    assert builder.progress.value() == builder.progress.maximum() > 0
     m = json.loads(manifest.read_text())
     assert list(m["questions"]) == ["tumour", "altered"] and m["seed"] == 11
     assert _build(qtbot, builder) is None and "written once" in builder.status.text()
@@ -202,3 +202,46 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     assert summary["readers"]["path01"]["by_condition"]["original"]["tp"] == 2
     assert "McNemar" in analysis.report.toHtml()
     assert (tmp_path / "analysis" / "summary.json").is_file()  # beside the key, not in the study
+
+
+def test_the_reader_types_a_count_at_once_reads_anchored_scales_and_is_locked_in(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 16, item 10: the count takes typing at once, the confidence scale says which
+    end is sure, no private-attribute warning, menus and the console locked away."""
+    import warnings
+
+    from qtpy.QtWidgets import QDockWidget, QLabel, QMenuBar
+
+    study_dir = make_study(tmp_path, n=2, questions=["tumour", "confidence", "count"])
+    study = Study(study_dir)
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_dock_widget(ExportWidget(viewer), name="Export")
+    w = StudyReaderWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Study reader")
+    main = w.window()
+    open_before = [d for d in main.findChildren(QDockWidget) if not d.isHidden()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert w.start(str(study_dir), "path01", code(study_dir, "path01"))
+    assert not [c for c in caught if "rivate attribute" in str(c.message)]
+    shown = [d for d in main.findChildren(QDockWidget) if not d.isHidden()]
+    assert [d.widget() for d in shown] == [w] or all(d.isAncestorOf(w) for d in shown)
+    menus = [a for bar in main.findChildren(QMenuBar) for a in bar.actions()]
+    assert menus and not any(a.isEnabled() for a in menus)
+    labels = [la.text() for la in w.findChildren(QLabel)]
+    assert "not sure ←" in labels and "→ sure" in labels
+    # the count: typed straight in, the letter keys still answer
+    w._count.setFocus()
+    qtbot.keyClicks(w._count, "12")
+    assert w._count.value() == 12
+    qtbot.keyClicks(w._count, "y")  # a letter answers its question; digits stay counts
+    qtbot.keyClicks(w, "3")  # the confidence key, on the dock
+    assert w._count.value() == 12 and w.pending == {"tumour": "yes", "confidence": 3}
+    qtbot.keyClick(w, Qt.Key.Key_Return)
+    answers = [e for e in events_before_end(study) if e["event"] == "answer"]
+    assert answers[-1]["answers"] == {"tumour": "yes", "confidence": 3, "count": 12}
+    assert w._count.value() == -1 and w._count.text() == ""  # the next case starts empty
+    w.stop()
+    assert all(not d.isHidden() for d in open_before)
+    assert all(a.isEnabled() for a in menus)
