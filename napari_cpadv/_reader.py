@@ -235,10 +235,16 @@ def read_session_file(path: str | list[str]) -> list[LayerData]:
         elif rec.kind == "adversarial":
             data = slide_layer_data(open_delta(rec.path))
             data[1]["metadata"]["cpadv_adversarial"] = True
+            metrics = Path(str(rec.provenance.get("run", ""))) / "metrics.json"
+            if rec.provenance.get("run") and metrics.is_file():  # the Attack dock shows it
+                data[1]["metadata"]["cpadv_metrics"] = _json(metrics).get("metrics", [])
         elif rec.kind == "heatmap":
             data = read_heatmap_layers(rec.path)[0]
         elif rec.kind == "annotations":
-            data = annotation_layers(read_annotations(rec.path), name=rec.name, mpp=slide.mpp)[0]
+            keep_outlines_thin()
+            data = annotation_layers(
+                read_annotations(rec.path), name=rec.name, mpp=slide.mpp, source=Path(rec.path)
+            )[0]
         else:  # perturbation
             pv = rec.provenance
             data = perturbation_layer_data(
@@ -256,6 +262,16 @@ def read_session_file(path: str | list[str]) -> list[LayerData]:
         }
         layers.append(data)
     return layers
+
+
+def _json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # a run's metrics are a convenience on reopening, not the session itself
+    return value if isinstance(value, dict) else {}
 
 
 def scale_bar(viewer: Any) -> Any:

@@ -290,8 +290,13 @@ class AttackWidget(QWidget):
             }
         )
 
-    def _on_layers(self, *_: Any) -> None:
-        """Keep the level choices and the shapes picker in step with the viewer's layers."""
+    def _on_layers(self, event: Any = None) -> None:
+        """Keep the level choices and the shapes picker in step with the viewer's layers;
+        an adversarial slide reopened from a session brings its run's metrics table."""
+        added = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        metrics = getattr(added, "metadata", {}).get("cpadv_metrics") if added else None
+        if metrics and self.outcome is None:
+            self.show_metrics(metrics)
         self._levels.set_slide(slide_layer(self.viewer))
         current = self._shapes.currentText()
         names = [la.name for la in shapes_layers(self.viewer)]
@@ -637,13 +642,20 @@ class AttackWidget(QWidget):
             self.viewer.add_image(data, **kwargs)
 
     def save_session(self, path: str | Path) -> Path:
-        """Write the session file of what this dock added (``*.cpadv.json``)."""
-        from napari_cpadv.workbench.session import write_session
+        """Write the session file of what this dock added (``*.cpadv.json``), with the
+        ground truth it was measured against."""
+        from napari_cpadv.workbench.session import LayerRecord, write_session
 
         slides = [rec for rec in self.records if rec.kind == "slide"]
         if not slides:
             raise ValueError("nothing to save yet: run an attack first")
-        return write_session(path, slides[0].path, self.records)
+        records = list(self.records)
+        for layer in self.viewer.layers:
+            source = layer.metadata.get("cpadv_source")
+            if layer.name.startswith("ground truth") and source and Path(source).is_file():
+                records.insert(1, LayerRecord("annotations", layer.name, str(source)))
+                break
+        return write_session(path, slides[0].path, records)
 
 
 def done_message(outcome: Any) -> str:

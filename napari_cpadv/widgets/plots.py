@@ -57,6 +57,8 @@ class PlotsWidget(QWidget):
 
     def set_report(self, report: dict[str, Any]) -> str:
         """Take a run, sweep or transfer report; returns which plot it feeds and shows it."""
+        if "pr_curves" not in report and "delta" in report and "aucpr" in report:
+            report = {**report, "pr_curves": plots.attack_pr_curves(report)}  # cpadv attack
         if "pr_curves" in report:
             kind = KINDS[0]
         elif "success_rates" in report:

@@ -48,6 +48,15 @@ def pr_curves(curves: dict[str, dict[str, Any]], fig: Figure | None = None) -> F
     return fig
 
 
+def attack_pr_curves(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``pr_curves`` of a ``cpadv attack`` report: its ``aucpr[detector]`` holds the
+    scores of the clean and the attacked slide."""
+    return {
+        name: {"before": pair.get("clean"), "after": pair.get("attacked")}
+        for name, pair in (report.get("aucpr") or {}).items()
+    }
+
+
 def success_curve(sweep: dict[str, Any], fig: Figure | None = None) -> Figure:
     """Success rate (and the detector's AUC-PR, with noise for comparison) against budget."""
     fig = fig or Figure(figsize=(5, 4))

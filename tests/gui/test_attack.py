@@ -135,8 +135,23 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     path = export.export_session(tmp_path / "s.json")
     assert path.name == "s.cpadv.json"
     other = make_napari_viewer()
+    other_dock = AttackWidget(other)
     restored = other.open(str(path), plugin="napari-cpadv")
-    assert [la.name for la in restored] == [rec.name for rec in w.records]
+    names = [la.name for la in restored]
+    # with the ground truth it was measured against, and the run's metrics table
+    assert names == [w.records[0].name, "ground truth", *(rec.name for rec in w.records[1:])]
+    assert other_dock._table.columnCount() == 1 and other_dock._table.item(0, 0).text() == "True"
+    # the Plots dock takes a `cpadv attack` report too (its AUC-PR of clean and attacked)
+    report = {
+        "delta": "x",
+        "aucpr": {
+            "dae": {
+                "clean": w.outcome.report["pr_curves"]["dae"]["before"],
+                "attacked": w.outcome.report["pr_curves"]["dae"]["after"],
+            }
+        },
+    }
+    assert plots.set_report(report).startswith("PR curves")
 
 
 def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_path):
