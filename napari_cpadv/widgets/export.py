@@ -16,15 +16,26 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_cpadv.widgets._view import ground_truth, notify
+from napari_cpadv.widgets._view import LevelPicker, ground_truth, notify, scrolling, tooltips
 
 if TYPE_CHECKING:
     import napari
+
+
+EXPORT_TIPS = {
+    "Ground truth…": "The ground truth layer as QuPath GeoJSON or ASAP XML",
+    "Ground truth as mask TIFF…": "The ground truth rasterised at the mask level, a "
+    "pyramidal TIFF QuPath and ASAP open",
+    "Heatmap as annotations…": "The heatmap's cells at or above the threshold as polygons",
+    "Heatmap as mask TIFF…": "The heatmap thresholded, as a pyramidal TIFF mask",
+    "Adversarial region TIFF…": "The attacked region of the adversarial slide as a TIFF",
+    "Metrics…": "The last run's metrics table as CSV or JSON",
+    "Session file…": "A file that reopens the slide, the ground truth and the run's layers",
+}
 
 
 class ExportWidget(QWidget):
@@ -44,11 +55,21 @@ class ExportWidget(QWidget):
         form = QFormLayout()
         form.addRow("heatmap", self._heatmap)
         form.addRow("threshold", self._threshold)
-        self._level = QSpinBox()
-        self._level.setRange(0, 16)
-        self._level.setValue(2)
+        self._levels = LevelPicker(2)  # the slide's levels, each with its µm per pixel
+        self._level = self._levels.combo
         form.addRow("mask level", self._level)
-        layout = QVBoxLayout(self)
+        tooltips(
+            {
+                self._heatmap: "The heatmap layer to export",
+                self._threshold: "Tumour probability at or above which a cell is tumour",
+                self._level: "The slide level the mask TIFFs are written at (default 2)",
+            }
+        )
+        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
+        layout = QVBoxLayout(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
         layout.addLayout(form)
         for label, filt, fn in (
             ("Ground truth…", "GeoJSON (*.geojson);;ASAP XML (*.xml)", self.export_truth),
@@ -61,12 +82,21 @@ class ExportWidget(QWidget):
             ("Session file…", "napari-cpadv session (*.cpadv.json)", self.export_session),
         ):  # fmt: skip
             button = QPushButton(label)
+            button.setToolTip(EXPORT_TIPS[label])
             button.clicked.connect(lambda _=False, f=filt, g=fn: self._ask(f, g))
             layout.addWidget(button)
         layout.addWidget(self._status)
         viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.inserted.connect(self._on_slides)
+        viewer.layers.events.removed.connect(self._on_slides)
+        self._on_slides()
         viewer.layers.events.removed.connect(self._refresh)
         self._refresh()
+
+    def _on_slides(self, *_: Any) -> None:
+        from napari_cpadv.widgets._view import slide_layer
+
+        self._levels.set_slide(slide_layer(self.viewer))
 
     def _refresh(self, *_: Any) -> None:
         names = [la.name for la in self.viewer.layers if la.metadata.get("cpadv_heatmap")]
@@ -119,7 +149,7 @@ class ExportWidget(QWidget):
         annotations = ground_truth(self.viewer)
         if annotations is None:
             raise ValueError("no 'ground truth' layer is open")
-        return write_annotation_mask(self._slide(), annotations, self._level.value(), path).path
+        return write_annotation_mask(self._slide(), annotations, self._levels.level(), path).path
 
     def export_heatmap(self, path: str | Path) -> Path:
         from napari_cpadv.annotations import write_annotations

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.widgets._view import scrolling
 from napari_cpadv.workbench import plots
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class PlotsWidget(QWidget):
         self.viewer = viewer
         self.figure = Figure(figsize=(5, 4))
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(320)  # never collapsed by the docks beside it
         self.reports: dict[str, dict[str, Any]] = {}
         self._kind = QComboBox()
         self._kind.addItems(KINDS)
@@ -43,11 +45,18 @@ class PlotsWidget(QWidget):
         self._save = QPushButton("Save PNG/SVG…")
         self._status = QLabel("")
         self._status.setWordWrap(True)
+        self._kind.setToolTip("Which figure to show")
+        self._load.setToolTip("Load a report.json of cpadv attack, sweep or transfer")
+        self._save.setToolTip("Save the figure as PNG or SVG")
         buttons = QHBoxLayout()
         buttons.addWidget(self._kind)
         buttons.addWidget(self._load)
         buttons.addWidget(self._save)
-        layout = QVBoxLayout(self)
+        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
+        layout = QVBoxLayout(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
         layout.addLayout(buttons)
         layout.addWidget(self.canvas)
         layout.addWidget(self._status)

@@ -31,12 +31,13 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTextBrowser,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_cpadv.errors import CpadvError
-from napari_cpadv.widgets._view import camera, notify
+from napari_cpadv.widgets._view import camera, notify, scrolling, tooltips
 
 if TYPE_CHECKING:
     import napari
@@ -51,6 +52,8 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str, file: str | None =
     lay.setContentsMargins(0, 0, 0, 0)
     lay.addWidget(edit)
     browse = QPushButton("Browse…")
+    browse.setToolTip(f"Choose: {title.lower()}")
+    edit.setToolTip(title)
 
     def pick() -> None:
         if file is None:
@@ -110,6 +113,24 @@ class StudyBuilderWidget(QWidget):
         self.manifest: Path | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        tooltips(
+            {
+                add: "Add a folder of <case>_original / <case>_adversarial images, or "
+                "workbench run folders",
+                clear: "Remove every source folder",
+                self.out: "A new folder for the study (given to the readers)",
+                self.readers: "Reader ids, separated by spaces; each gets a code",
+                self.replicates: "How often each image is shown to each reader (seed 001: 2)",
+                self.min_gap: "Cases at least between two showings of the same image",
+                self.seed: "Seed of the case order and of the blinding tokens",
+                **{box: f"Ask: {box.text()}" for box in self.questions.values()},
+                self.corrections: "Readers may go back and change answered cases",
+                self.track: "Record the reader's view every so many seconds (0: off)",
+                preset: "Seed 001's design: tumour present, each image twice, 2 apart",
+                self.build_button: "Build the study folder, its key and the readers' codes",
+                self.cancel: "Stop building; nothing half-written is left",
+            }
+        )
         form = QFormLayout()
         form.addRow("output", _folder_row(self.out, self, "Study folder"))
         form.addRow("readers", self.readers)
@@ -126,7 +147,11 @@ class StudyBuilderWidget(QWidget):
         buttons.addWidget(add)
         buttons.addWidget(clear)
         buttons.addWidget(preset)
-        layout = QVBoxLayout(self)
+        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
+        layout = QVBoxLayout(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
         layout.addWidget(QLabel("pairs folder or workbench runs"))
         layout.addWidget(self.sources)
         layout.addLayout(buttons)
@@ -241,6 +266,14 @@ class StudyReaderWidget(QWidget):
         form.addRow("reader", self.reader)
         form.addRow("code", self.code)
         form.addRow(self.start_button)
+        tooltips(
+            {
+                self.folder: "The study folder the study's owner gave you",
+                self.reader: "Your reader id, as enrolled in the study",
+                self.code: "Your code, from the study's owner",
+                self.start_button: "Start, or carry on where you stopped",
+            }
+        )
 
         self.reading = QWidget()
         self.progress = QLabel("")
@@ -254,6 +287,14 @@ class StudyReaderWidget(QWidget):
         self.back_button.clicked.connect(self.back)
         self.stop_button = QPushButton("Stop for now")
         self.stop_button.clicked.connect(self.stop)
+        tooltips(
+            {
+                self.next_button: "Save this case's answers and show the next (Enter)",
+                self.pause_button: "Pause: the case is hidden and time stops (P)",
+                self.back_button: "Revise the previous case, where the study allows (B)",
+                self.stop_button: "Stop; your answers so far are saved and you can resume",
+            }
+        )
         rlay = QVBoxLayout(self.reading)
         rlay.addWidget(self.progress)
         rlay.addLayout(self.answers_box)
@@ -266,7 +307,11 @@ class StudyReaderWidget(QWidget):
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
+        layout = QVBoxLayout(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
         layout.addWidget(self.setup)
         layout.addWidget(self.reading)
         layout.addWidget(self.status)
@@ -577,7 +622,26 @@ class StudyAnalysisWidget(QWidget):
         form.addRow("study folder", _folder_row(self.folder, self, "Study folder"))
         form.addRow("key", _folder_row(self.key, self, "The study's key", "key (*.json)"))
         form.addRow("results folder", _folder_row(self.out, self, "Results folder"))
-        layout = QVBoxLayout(self)
+        tooltips(
+            {
+                self.folder: "The study folder the readers read",
+                self.key: "The study's key (kept by its owner, never given to readers)",
+                self.out: "Where answers.csv, summary.json and report.html go; default: "
+                "an 'analysis' folder beside the key",
+                self.run_button: "Unblind the logs with the key and write the analysis",
+                self.report: "The analysis report (report.html)",
+            }
+        )
+        # the report's tables laid out at a readable width, scrolled inside the browser,
+        # instead of wrapped letter by letter in a narrow dock
+        self.report.setLineWrapMode(QTextEdit.LineWrapMode.FixedPixelWidth)
+        self.report.setLineWrapColumnOrWidth(900)
+        self.report.setMinimumHeight(300)
+        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
+        layout = QVBoxLayout(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scrolling(content))
         layout.addLayout(form)
         layout.addWidget(self.run_button)
         layout.addWidget(self.report, 1)

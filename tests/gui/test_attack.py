@@ -115,7 +115,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     viewer.window.add_dock_widget(export, name="Export")
     truth = export.export_truth(tmp_path / "truth.geojson")
     assert len(read_annotations(truth)) == len(ground_truth(viewer))
-    export._level.setValue(2)
+    export._level.setCurrentIndex(2)
     truth_mask = tifffile.imread(export.export_truth_mask(tmp_path / "truth.tif"), level=0)
     assert truth_mask.shape == tuple(slide.data[2].shape[:2]) and truth_mask.any()
     export._heatmap.setCurrentText("dae fgsm: dae heatmap before")
