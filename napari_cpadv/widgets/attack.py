@@ -155,7 +155,7 @@ class AttackWidget(QWidget):
         self._flip.clicked.connect(self._on_flip)
         self._blink.toggled.connect(lambda on: self.compare.blink(on, self._rate.value()))
         self._grid.toggled.connect(self.compare.side_by_side)
-        self._saliency.clicked.connect(self.add_saliency)
+        self._saliency.clicked.connect(self._on_saliency)
         self._draw.clicked.connect(self._on_draw)
         self._preview.clicked.connect(self._on_preview)
         for signal in (
@@ -613,22 +613,58 @@ class AttackWidget(QWidget):
             write_metrics(self.outcome.metrics, path)
 
     def add_saliency(self) -> None:
-        """Saliency of the attacked detector before and after, on the attacked tiles."""
-        from napari_cpadv._heatmap_layers import saliency_layer_data
+        """Saliency of the attacked detector before and after, on the attacked tiles
+        (computed here; the Saliency button computes it off the GUI thread)."""
+        from napari_cpadv.progress import drive
+
+        work = self._saliency_work()
+        if work is not None:
+            self._add_saliency(drive(work))
+
+    def _on_saliency(self) -> None:
+        work = self._saliency_work()
+        if work is None:
+            return
+        self._status.setText("computing saliency before and after…")
+        self.worker = start(
+            lambda: work,
+            bar=self._progress,
+            cancel=self._cancel,
+            on_done=self._add_saliency,
+            on_error=lambda exc: notify(self._status, str(exc)),
+            label="saliency",
+        )
+
+    def _saliency_work(self) -> Any:
+        """The saliency computation as work (None, with a message, before a run)."""
         from napari_cpadv.models.weights import resolve
+        from napari_cpadv.progress import Progress
         from napari_cpadv.slide import open_slide
         from napari_cpadv.slide.delta import open_delta
         from napari_cpadv.workbench.attack import saliency_pair
 
         if self.outcome is None or not self.compare.ready():
             notify(self._status, "run an attack first")
-            return
+            return None
+        outcome, model = self.outcome, self.model
+
+        def work() -> Any:
+            yield Progress(0, 1, {"phase": "saliency"})
+            r = outcome.report
+            slide = open_slide(r["slide"])
+            adversarial = open_delta(outcome.delta)
+            same = model.detector == r["detector"]
+            det = model.load() if same else resolve(r["detector"], None)
+            pair = saliency_pair(det, slide, adversarial, r["level"], outcome.level_box)
+            return pair, slide
+
+        return work()
+
+    def _add_saliency(self, result: Any) -> None:
+        from napari_cpadv._heatmap_layers import saliency_layer_data
+
+        (before, after), slide = result
         r = self.outcome.report
-        slide = open_slide(r["slide"])
-        adversarial = open_delta(self.outcome.delta)
-        same = self.model.detector == r["detector"]
-        det = self.model.load() if same else resolve(r["detector"], None)
-        before, after = saliency_pair(det, slide, adversarial, r["level"], self.outcome.level_box)
         limit = float(max(before.max(), after.max()))
         for when, values in (("before", before), ("after", after)):
             data, kwargs, _ = saliency_layer_data(
@@ -640,6 +676,7 @@ class AttackWidget(QWidget):
                 limit=limit,
             )
             self.viewer.add_image(data, **kwargs)
+        self._status.setText(f"saliency of {r['detector']} before and after added")
 
     def save_session(self, path: str | Path) -> Path:
         """Write the session file of what this dock added (``*.cpadv.json``), with the

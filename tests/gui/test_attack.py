@@ -107,7 +107,8 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     w._grid.setChecked(False)
     assert not w.compare.grid_enabled
     # saliency before and after
-    w.add_saliency()
+    w._saliency.click()  # computed off the GUI thread
+    qtbot.waitUntil(lambda: sum("saliency" in la.name for la in viewer.layers) == 2, timeout=60_000)
     sal = [la for la in viewer.layers if "saliency" in la.name]
     assert len(sal) == 2 and sal[0].data.shape == sal[1].data.shape
     # exports read back equal

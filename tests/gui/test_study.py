@@ -202,6 +202,16 @@ def test_build_then_analyse_from_the_docks(make_napari_viewer, qtbot, tmp_path):
     assert summary["readers"]["path01"]["by_condition"]["original"]["tp"] == 2
     assert "McNemar" in analysis.report.toHtml()
     assert (tmp_path / "analysis" / "summary.json").is_file()  # beside the key, not in the study
+    # the button analyses off the GUI thread, and says a wrong key the same way
+    analysis.report.clear()
+    analysis.run_button.click()
+    assert not analysis.run_button.isEnabled()
+    qtbot.waitUntil(analysis.run_button.isEnabled, timeout=60_000)
+    assert "McNemar" in analysis.report.toHtml() and "Written to" in analysis.status.text()
+    analysis.key.setText(str(tmp_path / "study" / "manifest.json"))
+    analysis.run_button.click()
+    qtbot.waitUntil(analysis.run_button.isEnabled, timeout=60_000)
+    assert "not this study's key" in analysis.status.text()
 
 
 def test_the_reader_types_a_count_at_once_reads_anchored_scales_and_is_locked_in(
