@@ -228,13 +228,20 @@ class DetectWidget(QWidget):
         except (CpadvError, ValueError, OSError) as exc:
             self._notify(str(exc))
             return
+        annotations = ground_truth(self.viewer)
+
+        def scored() -> Any:  # the AUC-PR and the layer data, off the GUI thread too
+            hm = yield from work
+            score = None if annotations is None else score_against(hm, slide, annotations)
+            return hm, score, self._layer_data(hm, slide)
+
         self._run.setEnabled(False)
         self._status.setText(f"running {self.model.detector} at level {self.model.level}…")
         self.worker = start(
-            lambda: work,
+            scored,
             bar=self._progress,
             cancel=self._cancel,
-            on_done=lambda hm: self._on_done(hm, slide),
+            on_done=lambda result: self._on_done(result[0], result[1], result[2], slide),
             on_error=self._on_error,
             on_finish=self._on_finish,
             label=f"detect ({self.model.detector}, level {self.model.level})",
@@ -264,29 +271,29 @@ class DetectWidget(QWidget):
         self._poll.start()
         self._status.setText(f"computing blocks as you pan; cached in {lazy.path}")
 
-    def _on_done(self, hm: Any, slide: Any) -> None:
+    @staticmethod
+    def _layer_data(hm: Any, slide: Any) -> Any:
         from napari_cpadv._heatmap_layers import heatmap_layer_data
 
-        data, kwargs, _ = heatmap_layer_data(
+        data, kwargs, kind = heatmap_layer_data(
             hm.probabilities(),
             cell_level0=hm.cell * hm.downsample,
             origin=hm.origin,
             mpp=slide.mpp,
             name=f"{hm.attrs.get('detector')} heatmap (level {hm.level})",
-            metadata={"cpadv_slide_path": None, "slide": str(slide.path), "level": hm.level},
+            metadata={"slide": str(slide.path), "level": hm.level},
         )
-        kwargs["metadata"].pop("cpadv_slide_path")
+        return data, kwargs, kind
+
+    def _on_done(self, hm: Any, score: Any, layer_data: Any, slide: Any) -> None:
+        data, kwargs, _ = layer_data
         self.viewer.add_image(data, **kwargs)
-        self.last_score = self._score(hm, slide)
+        self.last_score = score
         text = f"done: {heatmap_words(hm, slide)}"
         if self.last_score is not None:
             s = self.last_score
             text += f"; AUC-PR {s['aucpr']:.3f} (null {s['null_aucpr']:.3f}) against ground truth"
         self._status.setText(text)
-
-    def _score(self, hm: Any, slide: Any) -> dict[str, Any] | None:
-        annotations = ground_truth(self.viewer)
-        return None if annotations is None else score_against(hm, slide, annotations)
 
     def _on_error(self, exc: Exception) -> None:
         self._notify(str(exc))

@@ -129,3 +129,23 @@ def test_an_adversarial_slide_opens_like_its_original(make_napari_viewer, tmp_pa
     assert adv.multiscale and adv.rgb and len(adv.data) == len(original.data)
     assert tuple(adv.scale) == tuple(original.scale)
     np.testing.assert_array_equal(np.asarray(adv.data[1][:64, :64]), 255 - region)
+
+
+def test_the_defaults_run_on_the_sample_and_say_what_they_made(make_napari_viewer, qtbot):
+    """Issue 16, items 1 and 6: Run with every default (shipped dae, the view, level 2)."""
+    viewer = make_napari_viewer(show=True)
+    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    w = DetectWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Detect")
+    viewer.reset_view()
+    assert w._levels.level() == 2 and w.resolution_warning is None
+    assert [w._level.itemText(k).split(":")[0] for k in range(w._level.count())] == ["0", "1", "2"]
+    gap = longest_gap(w._run.click, w._run.isEnabled, qtbot)
+    print(f"longest GUI-thread gap during a default Detect run: {gap:.3f} s")
+    heat = viewer.layers[-1]
+    assert heat.name == "dae heatmap (level 2)", w._status.text()
+    status = w._status.text()
+    assert "cells of 4 x 4 pixels of level 2" in status and "µm a side" in status
+    assert "AUC-PR" in status and w._progress.value() == w._progress.maximum()
+    w._level.setCurrentIndex(0)  # not what the weights were trained at: said before Run
+    assert "trained at level 2" in w.resolution_warning
