@@ -577,7 +577,12 @@ class AttackWidget(QWidget):
         for truth in [la for la in layers if la.name.startswith("ground truth")]:
             layers.move(list(layers).index(truth), len(layers))
         self.run_layers[key] = made
-        self.compare.set_pair(original, made[0])
+        detector = key.split(" ")[0]
+        maps = {
+            la.name.rsplit(" ", 1)[-1]: la for la in made if f": {detector} heatmap " in la.name
+        }
+        pair = (maps["before"], maps["after"]) if {"before", "after"} <= set(maps) else None
+        self.compare.set_pair(original, made[0], pair)
         layers.selection.active = made[0]
         self.adding = False
         self._run.setEnabled(self.worker is None or not self.worker.is_running)

@@ -7,7 +7,8 @@
 3. FGSM on the DAE over the region from the Attack dock (adversarial slide, amplified
    perturbation, heatmaps before and after, metrics table; ``cpadv transfer`` measures
    what the same δ does to the sparse coder);
-4. original, adversarial, perturbation and heatmaps side by side on one camera.
+4. side by side on one camera: the original, the adversarial slide and each with its
+   heatmap, labelled, the ground truth's outline over each.
 
 With a display the viewer stays open afterwards, with the Attack, Plots and Export docks.
 With ``--headless`` (``make demo`` passes it when there is no display and runs this on a
@@ -160,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         QApplication.processEvents()
     _shot(viewer, out, "3-attack", shots)
 
-    # 4. side by side, one camera: the slides, the perturbation and the heatmaps of the run
-    for name in (REGION_LAYER, "dae heatmap", "sparse heatmap", "ground truth"):
+    # 4. side by side, one camera: four labelled panels with the ground truth over each
+    for name in (REGION_LAYER, "dae heatmap", "sparse heatmap"):
         if name in viewer.layers:
             viewer.layers.remove(name)
     attack._grid.setChecked(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ class Gaps:
     @property
     def longest(self) -> float:
         t = self.ticks
-        return max((b - a for a, b in zip(t, t[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(t)), default=0.0)
 
 
 @contextmanager

@@ -100,12 +100,30 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
         seen.add(w.compare.showing())
     w.compare.blink(False)
     assert seen == {"original", "adversarial"}
+    order = [la.name for la in viewer.layers]
     w._grid.setChecked(True)
     assert w.compare.grid_enabled and adv.visible
+    # four labelled panels, the ground truth's outline over each image
+    assert w.compare.panels == [
+        "original",
+        "adversarial",
+        "dae heatmap before",
+        "dae heatmap after",
+    ]
+    grid = viewer.canvas.grid
+    assert grid.actual_shape(list(viewer.layers)) == (2, 2)
+    layers = list(viewer.layers)
+    for p, name in enumerate(w.compare.panels):
+        cell = layers[4 * p : 4 * p + 4]
+        assert cell[0].visible and cell[0].rgb  # a slide at the bottom of each cell
+        assert cell[2].name.startswith("ground truth") and cell[2].visible
+        assert cell[3].text.values[0] == name
+    assert layers[9].name == "dae fgsm: dae heatmap before" and layers[8].data is slide.data
     cam.zoom = zoom * 2  # one camera for every cell of the grid
     assert viewer.canvas.grid.enabled and len({id(cam)}) == 1
     w._grid.setChecked(False)
     assert not w.compare.grid_enabled
+    assert [la.name for la in viewer.layers] == order  # the panels' layers are gone
     # saliency before and after
     w._saliency.click()  # computed off the GUI thread
     qtbot.waitUntil(lambda: sum("saliency" in la.name for la in viewer.layers) == 2, timeout=60_000)

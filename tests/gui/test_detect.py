@@ -134,7 +134,7 @@ def test_an_adversarial_slide_opens_like_its_original(make_napari_viewer, tmp_pa
 def test_the_defaults_run_on_the_sample_and_say_what_they_made(make_napari_viewer, qtbot):
     """Issue 16, items 1 and 6: Run with every default (shipped dae, the view, level 2)."""
     viewer = make_napari_viewer(show=True)
-    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    _slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
     w = DetectWidget(viewer)
     viewer.window.add_dock_widget(w, name="Detect")
     viewer.reset_view()
