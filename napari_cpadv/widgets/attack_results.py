@@ -1,0 +1,288 @@
+"""What the Attack dock does with a finished run: its layers, metrics, saliency, session.
+
+``AttackResults`` is the Attack dock's half that shows results (a mixin of
+``AttackWidget``, which owns the controls and starts runs): the run's layers, prepared off
+the GUI thread by ``run_layer_data`` and added one per turn of the event loop, the
+metrics table, the Plots dock, saliency before and after, and the session file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import QApplication, QFileDialog, QTableWidgetItem, QWidget
+
+from napari_cpadv.widgets._view import notify
+from napari_cpadv.widgets._work import start
+from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
+
+
+class AttackResults:
+    """The results half of the Attack dock (see the module docstring)."""
+
+    viewer: Any
+    outcome: Any
+    records: list[Any]
+    run_layers: dict[str, list[Any]]
+    compare: Any
+    adding: bool
+    worker: Any
+    model: Any
+    _status: Any
+    _run: Any
+    _table: Any
+    _progress: Any
+    _cancel: Any
+
+    def _on_done(self, result: Any, original: Any) -> None:
+        """A finished run: its layers (prepared off the GUI thread, added one per turn of
+        the event loop), the metrics table, the Plots dock, the status."""
+        from napari_cpadv.workbench.session import LayerRecord
+
+        outcome, prepared = result if isinstance(result, tuple) else (result, None)
+        self.outcome = outcome
+        if original not in self.viewer.layers:
+            notify(self._status, f"the slide was closed; the run is saved in {outcome.folder}")
+            return
+        if prepared is None:
+            prepared = run_layer_data(outcome, original.metadata)
+        self.add_run_layers(outcome, original, prepared)
+        if not any(rec.kind == "slide" for rec in self.records):
+            path = original.metadata["cpadv_slide_path"]
+            self.records.append(LayerRecord("slide", original.name, path))
+        self.records += prepared["records"]
+        self.show_metrics(outcome.metrics)
+        docks = getattr(self.viewer.window, "dock_widgets", {}) or {}
+        for dock in docks.values():  # by name: importing the Plots dock (matplotlib) stalls
+            if type(dock).__name__ == "PlotsWidget":
+                dock.set_report(outcome.report)
+        self._status.setText(done_message(outcome))
+
+    def add_run_layers(self, outcome: Any, original: Any, prepared: dict[str, Any]) -> None:
+        """The run's layers above the original: the adversarial slide and the attacked
+        detector's heatmap after the attack shown, the rest hidden; a re-run of the same
+        detector and attack updates its layers in place (napari's layer removal alone
+        stalls the GUI for half a second a layer); the ground truth's outline on top. Each
+        layer is added in its own turn of the event loop, so the viewer stays live."""
+        from qtpy.QtCore import QTimer
+
+        key = outcome.key
+        old = [la for la in self.run_layers.get(key, []) if la in self.viewer.layers]
+        todo = list(prepared["layers"])
+        made: list[Any] = []
+
+        def step() -> None:
+            if not todo:
+                self._place(original, made, key)
+                return
+            data, kwargs, visible = todo.pop(0)
+            k = len(made)
+            if k < len(old) and old[k].name == kwargs["name"]:
+                layer = old[k]
+                layer.data = data
+                for attr in ("scale", "translate", "contrast_limits", "metadata"):
+                    if attr in kwargs:
+                        setattr(layer, attr, kwargs[attr])
+                layer.visible = visible
+            else:
+                layer = self.viewer.add_image(data, visible=visible, **kwargs)
+            made.append(layer)
+            QTimer.singleShot(0, step)
+
+        self.adding = True
+        step()
+
+    def _place(self, original: Any, made: list[Any], key: str) -> None:
+        for stale in self.run_layers.get(key, []):
+            if stale in self.viewer.layers and stale not in made:
+                self.viewer.layers.remove(stale)
+        layers = self.viewer.layers
+        if original in layers:
+            index = list(layers).index(original) + 1
+            for k, layer in enumerate(made):
+                layers.move(list(layers).index(layer), index + k)
+        for truth in [la for la in layers if la.name.startswith("ground truth")]:
+            layers.move(list(layers).index(truth), len(layers))
+        self.run_layers[key] = made
+        detector = key.split(" ")[0]
+        maps = {
+            la.name.rsplit(" ", 1)[-1]: la for la in made if f": {detector} heatmap " in la.name
+        }
+        pair = (maps["before"], maps["after"]) if {"before", "after"} <= set(maps) else None
+        self.compare.set_pair(original, made[0], pair)
+        layers.selection.active = made[0]
+        self.adding = False
+        self._run.setEnabled(self.worker is None or not self.worker.is_running)
+
+    def show_metrics(self, rows: list[dict[str, Any]]) -> None:
+        self._table.setColumnCount(len(rows))
+        self._table.setHorizontalHeaderLabels([r["detector"] for r in rows])
+        for i, key in enumerate(METRIC_COLUMNS[1:]):
+            header = self._table.verticalHeaderItem(i)
+            if header is not None:
+                header.setToolTip(f"{METRIC_LABELS[key]} (column {key} of metrics.csv)")
+        for j, row in enumerate(rows):
+            for i, key in enumerate(METRIC_COLUMNS[1:]):
+                v = row.get(key)
+                text = "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+                self._table.setItem(i, j, QTableWidgetItem(text))
+
+    def copy_metrics(self) -> str:
+        text = metrics_csv(self.outcome.metrics if self.outcome else [])
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(text)
+        return text
+
+    def _on_save(self) -> None:
+        from napari_cpadv.workbench.export import write_metrics
+
+        if self.outcome is None:
+            notify(self._status, "run an attack first")
+            return
+        parent = self if isinstance(self, QWidget) else None
+        path, _ = QFileDialog.getSaveFileName(parent, "Metrics", "", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            write_metrics(self.outcome.metrics, path)
+
+    def add_saliency(self) -> None:
+        """Saliency of the attacked detector before and after, on the attacked tiles
+        (computed here; the Saliency button computes it off the GUI thread)."""
+        from napari_cpadv.progress import drive
+
+        work = self._saliency_work()
+        if work is not None:
+            self._add_saliency(drive(work))
+
+    def _on_saliency(self) -> None:
+        work = self._saliency_work()
+        if work is None:
+            return
+        self._status.setText("computing saliency before and after…")
+        self.worker = start(
+            lambda: work,
+            bar=self._progress,
+            cancel=self._cancel,
+            on_done=self._add_saliency,
+            on_error=lambda exc: notify(self._status, str(exc)),
+            label="saliency",
+        )
+
+    def _saliency_work(self) -> Any:
+        """The saliency computation as work (None, with a message, before a run)."""
+        from napari_cpadv.models.weights import resolve
+        from napari_cpadv.progress import Progress
+        from napari_cpadv.slide import open_slide
+        from napari_cpadv.slide.delta import open_delta
+        from napari_cpadv.workbench.attack import saliency_pair
+
+        if self.outcome is None or not self.compare.ready():
+            notify(self._status, "run an attack first")
+            return None
+        outcome, model = self.outcome, self.model
+
+        def work() -> Any:
+            yield Progress(0, 1, {"phase": "saliency"})
+            r = outcome.report
+            slide = open_slide(r["slide"])
+            adversarial = open_delta(outcome.delta)
+            same = model.detector == r["detector"]
+            det = model.load() if same else resolve(r["detector"], None)
+            pair = saliency_pair(det, slide, adversarial, r["level"], outcome.level_box)
+            return pair, slide
+
+        return work()
+
+    def _add_saliency(self, result: Any) -> None:
+        from napari_cpadv._heatmap_layers import saliency_layer_data
+
+        (before, after), slide = result
+        r = self.outcome.report
+        limit = float(max(before.max(), after.max()))
+        for when, values in (("before", before), ("after", after)):
+            data, kwargs, _ = saliency_layer_data(
+                values,
+                level_origin=self.outcome.level_box[:2],
+                downsample=float(slide.downsamples[r["level"]]),
+                mpp=slide.mpp,
+                name=f"{r['detector']} saliency {when}",
+                limit=limit,
+            )
+            self.viewer.add_image(data, **kwargs)
+        self._status.setText(f"saliency of {r['detector']} before and after added")
+
+    def save_session(self, path: str | Path) -> Path:
+        """Write the session file of what this dock added (``*.cpadv.json``), with the
+        ground truth it was measured against."""
+        from napari_cpadv.workbench.session import LayerRecord, write_session
+
+        slides = [rec for rec in self.records if rec.kind == "slide"]
+        if not slides:
+            raise ValueError("nothing to save yet: run an attack first")
+        records = list(self.records)
+        for layer in self.viewer.layers:
+            source = layer.metadata.get("cpadv_source")
+            if layer.name.startswith("ground truth") and source and Path(source).is_file():
+                records.insert(1, LayerRecord("annotations", layer.name, str(source)))
+                break
+        return write_session(path, slides[0].path, records)
+
+
+def done_message(outcome: Any) -> str:
+    """What a finished run did, in words: tiles, AUC-PR before and after, success by its
+    rule, and the folder."""
+    r = outcome.report
+    attacked: dict[str, Any] = next((m for m in outcome.metrics if m.get("attacked")), {})
+    text = f"done: {r['tiles']} tiles of level {r['level']} attacked"
+    before, after = attacked.get("aucpr_before"), attacked.get("aucpr_after")
+    if before is not None and after is not None:
+        text += f"; {r['detector']} AUC-PR {before:.3f} → {after:.3f}"
+    text += f"; tiles fooled {r['success_rate']:.2f}"
+    if r.get("success_rule"):
+        text += f" ({r['success_rule']})"
+    return text + f"; saved in {outcome.folder}"
+
+
+def with_layer_data(work: Any, slide_metadata: dict[str, Any]) -> Any:
+    """``work``, then the layer data of its outcome, prepared off the GUI thread."""
+    outcome = yield from work
+    return outcome, run_layer_data(outcome, slide_metadata)
+
+
+def run_layer_data(outcome: Any, slide_metadata: dict[str, Any]) -> dict[str, Any]:
+    """The run's layers as ``(data, kwargs, visible)`` and their session records: the
+    adversarial slide and the attacked detector's heatmap after the attack visible, the
+    perturbation and the other heatmaps hidden; names from the session records."""
+    from napari_cpadv._heatmap_layers import heatmap_layer_data, perturbation_layer_data
+    from napari_cpadv._reader import read_delta_slide
+
+    r = outcome.report
+    records = outcome.records()
+    mpp = slide_metadata.get("mpp")
+    ds = float(slide_metadata["downsamples"][r["level"]])
+    layers = []
+    data, kwargs, _ = read_delta_slide(str(outcome.delta))[0]
+    kwargs["name"] = records[0].name
+    kwargs["metadata"]["cpadv_adversarial"] = True
+    layers.append((data, kwargs, True))
+    data, kwargs, _ = perturbation_layer_data(
+        outcome.perturbation(), level_origin=outcome.level_box[:2], downsample=ds, mpp=mpp
+    )
+    kwargs["name"] = records[1].name
+    layers.append((data, kwargs, False))
+    maps = [
+        (name, when, hm)
+        for name, pair in outcome.heatmaps.items()
+        for when, hm in zip(("before", "after"), pair, strict=True)
+    ]
+    for (name, when, hm), rec in zip(maps, records[2:], strict=True):
+        data, kwargs, _ = heatmap_layer_data(
+            hm.probabilities(),
+            cell_level0=hm.cell * hm.downsample,
+            origin=hm.origin,
+            mpp=mpp,
+            name=rec.name,
+        )
+        layers.append((data, kwargs, name == r["detector"] and when == "after"))
+    return {"layers": layers, "records": records}
