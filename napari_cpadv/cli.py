@@ -401,62 +401,65 @@ def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:
 
 
 def _attack(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.attacks.region import attack_region
-    from napari_cpadv.inference.detect import score_against
-    from napari_cpadv.inference.heatmap import cells_of_box, heatmap
+    """The Attack dock's run (``workbench.attack.AttackModel.work``) on ``--region``,
+    written to the run folder ``--out``: the same run, the same files."""
+    from napari_cpadv.attacks.tiles import tile_side
+    from napari_cpadv.experiments.runs import RunFolder
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.progress import drive
     from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.delta import open_delta
+    from napari_cpadv.workbench.attack import AttackModel
 
-    spec = _spec(args, args.budget)
     slide = open_slide(args.slide)
+    x, y, w, h = _region(args, slide)
     detector = resolve(args.detector, args.weights)
+    try:  # the tile first: a budget is judged on the tile it is given for
+        tile_side(detector, args.tile)
+    except ValueError as exc:
+        raise CpadvError(None, f"--tile: {exc}") from exc
+    spec = _spec(args, args.budget)  # every argument checked before anything is written
+    detectors = {args.detector: detector}
+    for name in args.score_with or []:
+        scored = detector if name == args.detector else resolve(name, None)
+        if scored.output == "cells":  # a patch classifier has no heatmap to score
+            detectors[name] = scored
+    model = AttackModel(
+        detector=args.detector,
+        weights=args.weights,
+        attack=args.attack,
+        norm=spec.budget.norm,
+        budget=spec.budget.value,
+        unit=spec.budget.unit,
+        steps=args.steps,
+        step_size=args.step_size,
+        restarts=args.restarts,
+        seed=args.seed,
+        epochs=args.epochs,
+        level=args.level,
+        tile=args.tile,
+        device=args.device,
+        constraint=args.constraint,
+        batch=args.batch,
+    )
     annotations = _annotations(args)
-    region = _region(args, slide)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = _device(args.device)
+    run = RunFolder.at(args.out)
     try:
-        report = _drive(
-            attack_region(
+        outcome = _drive(
+            model.work(
                 args.slide,
-                detector,
-                spec,
-                region=region,
-                out=out / f"{Path(args.slide).stem}.delta.zarr",
+                box=(float(y), float(x), float(y + h), float(x + w)),
+                run=run,
                 annotations=annotations,
-                device=device,
-                batch=args.batch,
+                detectors=detectors,
+                detector=detector,
             ),
             args.command,
         )
     except ValueError as exc:
         raise CpadvError(args.slide, str(exc)) from exc
+    report = outcome.report
     for line in ([report["note"]] if "note" in report else []) + report.get("warnings", []):
         warnings.warn(line, UserWarning, stacklevel=1)
-    if annotations is not None:
-        adversarial = open_delta(report["delta"])
-        x, y, x1, y1 = report["attacked_box"]  # the tiles attacked, not only the rectangle
-        scores: dict[str, Any] = {}
-        for name in args.score_with or [args.detector]:
-            det = detector if name == args.detector else resolve(name, None)
-            if det.output != "cells":
-                continue
-            area = cells_of_box(slide, args.level, det.cell, (y, x, y1, x1))
-            scores[name] = {
-                which: score_against(
-                    drive(
-                        heatmap(det, s, level=args.level, scope="region", area=area, device=device)
-                    ),
-                    s,
-                    annotations,
-                )
-                for which, s in (("clean", slide), ("attacked", adversarial))
-            }
-        report["aucpr"] = scores
-    _write_report(out, "report.json", report)
-    return _attack_summary(report, out / "report.json")
+    return _attack_summary(report, run.report_path)
 
 
 def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -939,7 +942,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="detectors to score (default: the attacked one)",
     )
-    at.add_argument("--out", required=True, help="folder for SLIDE.delta.zarr and report.json")
+    at.add_argument(
+        "--out",
+        required=True,
+        help="the run folder (made if missing): adversarial.delta.zarr, heatmaps, metrics, "
+        "report.json, as the Attack dock writes",
+    )
     at.set_defaults(run=_attack)
 
     sw = sub.add_parser("sweep", help="one attack over a list of budgets: a success matrix")

@@ -44,7 +44,7 @@ def test_bad_attack_arguments(small_slide, tmp_path, capsys, extra, needle):
     out = tmp_path / "out"
     assert main(_attack(small_slide.path, out, *extra)) == 2
     _one_line(capsys, needle)
-    assert not (out / f"{small_slide.path.stem}.delta.zarr").exists()
+    assert not (out / "adversarial.delta.zarr").exists()
 
 
 def test_an_out_folder_that_is_a_file_is_refused(small_slide, tmp_path, capsys):

@@ -133,29 +133,34 @@ TUMOUR_CELLS = 5
 def pairs_from_runs(
     runs: Sequence[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
 ) -> list[Pair]:
-    """One case per attacked tile of workbench runs (``AttackModel.work`` folders): the
-    original tile read from the slide, the adversarial one from the run's delta slide.
+    """One case per attacked tile of runs (``experiments.runs.RunFolder``: the Attack
+    dock's and ``cpadv attack``'s, the same layout): the original tile read from the
+    slide, the adversarial one from the run's delta slide.
 
     Ground truth is the number of tumour nuclei in the tile, from ``truth`` or the slide's
     own ``.truth.json`` beside it (synthetic slides); ``tumour`` is ``count >= 5``. Without
     either, cases carry no truth and the analysis reports rates without sensitivity.
     """
     from napari_cpadv.annotations.dataset import read_nuclei
+    from napari_cpadv.experiments.runs import RunFolder
     from napari_cpadv.slide import open_slide
     from napari_cpadv.slide.delta import open_delta
 
     pairs: list[Pair] = []
     for folder in runs:
-        run = Path(folder)
         try:
-            report = json.loads((run / "report.json").read_text())
+            found_run, report = RunFolder.open(folder)
+        except CpadvError as exc:
+            raise StudyError(exc.path, exc.reason) from exc
+        run = found_run.path
+        try:
             level, side = int(report["level"]), int(report["tile"])
             positions = [(int(r), int(c)) for r, c in report["positions"]]
             slide_path = Path(report["slide"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StudyError(run, f"is not a finished workbench run ({exc})") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StudyError(found_run.report_path, f"is not a finished run ({exc})") from exc
         slide = open_slide(slide_path)
-        adversarial = open_delta(run / "adversarial.delta.zarr")
+        adversarial = open_delta(found_run.adversarial)
         found = Path(truth) if truth else slide_path.with_suffix(".truth.json")
         nuclei = read_nuclei(found) if found.is_file() else None
         if truth and nuclei is None:
@@ -177,7 +182,7 @@ def pairs_from_runs(
                     adversarial.read_region(level, r, c, side, side),
                     value,
                     dict(report.get("model") or {}),
-                    (f"{slide_path} ({where})", f"{run / 'adversarial.delta.zarr'} ({where})"),
+                    (f"{slide_path} ({where})", f"{found_run.adversarial} ({where})"),
                 )
             )
     if not pairs:
@@ -190,7 +195,9 @@ def pairs_from(
 ) -> list[Pair]:
     """The pairs of one folder of image pairs, or of workbench run folders (those holding a
     ``report.json``); a mix of the two, or several pair folders, is refused."""
-    runs = [f for f in folders if (Path(f) / "report.json").is_file()]
+    from napari_cpadv.experiments.runs import RunFolder
+
+    runs = [f for f in folders if RunFolder(f).report_path.is_file()]
     if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
         raise StudyError(None, "give either one folder of image pairs or workbench run folders")
     return pairs_from_runs(runs, truth=truth) if runs else pairs_from_folder(folders[0])

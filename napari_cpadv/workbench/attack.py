@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_cpadv.experiments.runs import RunFolder
 from napari_cpadv.progress import Progress, Work, within
 
 METRIC_COLUMNS = (
@@ -73,6 +73,8 @@ class AttackModel:
     budget: float = 25.0
     unit: str = "total"
     steps: int = 100
+    constraint: str = "exact"
+    batch: int = 1
     step_size: float | None = None
     restarts: int = 1
     seed: int = 0
@@ -96,6 +98,7 @@ class AttackModel:
             epochs=self.epochs,
             step_size=self.step_size,
             restarts=self.restarts,
+            constraint=self.constraint,
         )
 
     def load(self) -> Any:
@@ -108,7 +111,8 @@ class AttackModel:
         slide_path: str | Path,
         *,
         box: tuple[float, float, float, float] | list[tuple[float, float, float, float]],
-        results: str | Path,
+        results: str | Path | None = None,
+        run: RunFolder | None = None,
         annotations: Any = None,
         detectors: dict[str, Any] | None = None,
         detector: Any = None,
@@ -118,8 +122,9 @@ class AttackModel:
         boxes: selected tiles) and measure.
 
         ``detectors`` (name to detector) get heatmaps before and after (default: the
-        attacked one); the run is written to a new folder of ``results``, removed again
-        when the request is refused. ``tissue_only`` skips tiles without tissue.
+        attacked one); the run is written to ``run`` (``cpadv attack --out``) or a new
+        folder of ``results`` (the dock), undone when the run stops before its first tile.
+        ``tissue_only`` skips tiles without tissue.
         """
         from napari_cpadv.device import pick_device
         from napari_cpadv.slide import open_slide
@@ -134,12 +139,13 @@ class AttackModel:
         detectors = dict(detectors or {})
         detectors.setdefault(self.detector, det)
         regions = clip_regions(box if isinstance(box, list) else [box], slide)
-        run = new_run(results, f"{self.detector}-{self.attack}")
-        write_json(
-            run / "run.json", {"model": asdict(self), "slide": str(slide.path), "box": list(box)}
-        )
+        if run is None:
+            if results is None:
+                raise ValueError("give a run folder or a results folder")
+            run = RunFolder.create(results, f"{self.detector}-{self.attack}")
+        run.write_request({"model": asdict(self), "slide": str(slide.path), "box": list(box)})
         try:
-            yield Progress(0, 1, {"run": str(run)})  # where the results go, before any work
+            yield Progress(0, 1, {"run": str(run.path)})  # where the results go, before work
             return (
                 yield from self._run(
                     run,
@@ -154,13 +160,13 @@ class AttackModel:
                 )
             )
         except BaseException:  # refused, failed, cancelled or interrupted
-            if not (run / "adversarial.delta.zarr").exists():
-                shutil.rmtree(run, ignore_errors=True)  # before any tile: leave no trace
+            if not run.adversarial.exists():
+                run.discard()  # before any tile: leave no trace
             raise
 
     def _run(
         self,
-        run: Path,
+        run: RunFolder,
         slide: Any,
         spec: Any,
         regions: list[tuple[int, int, int, int]],
@@ -182,17 +188,17 @@ class AttackModel:
                 det,
                 spec,
                 region=regions,
-                out=run / "adversarial.delta.zarr",
+                out=run.adversarial,
                 annotations=annotations if det.output == "cells" else None,
                 device=device,
-                batch=1,
+                batch=self.batch,
                 tissue_only=tissue_only,
             ),
             0.0,
             split,
             phase="attack",
         )
-        adversarial = open_delta(run / "adversarial.delta.zarr")
+        adversarial = open_delta(run.adversarial)
         level_box = _level_box(report)
         attacked_box = tuple(v * float(slide.downsamples[self.level]) for v in level_box)
         heatmaps: dict[str, tuple[Any, Any]] = {}
@@ -210,18 +216,18 @@ class AttackModel:
             heatmaps[name] = pair
             scores[name] = _scores(pair, slide, annotations)
             for when, hm in zip(("before", "after"), pair, strict=True):
-                _write_heatmap(run / "heatmaps" / f"{name}_{when}.zarr", hm, slide, name)
+                _write_heatmap(run.heatmap(name, when), hm, slide, name)
         table = self._measure(run, slide, adversarial, level_box, report, detectors, scores)
         report["seconds_total"] = time.perf_counter() - started
-        write_json(run / "report.json", report)
+        # each detector's score (AUC-PR and PR curve) on the clean and the attacked slide
+        report["aucpr"] = {n: {"clean": b, "attacked": a} for n, (b, a) in scores.items()}
+        run.write_report(report)  # last: a run without its report is unfinished
         report["pr_curves"] = {n: {"before": b, "after": a} for n, (b, a) in scores.items()}
-        return AttackOutcome(
-            run, run / "adversarial.delta.zarr", report, table, heatmaps, level_box
-        )
+        return AttackOutcome(run.path, run.adversarial, report, table, heatmaps, level_box)
 
     def _measure(
         self,
-        run: Path,
+        run: RunFolder,
         slide: Any,
         adversarial: Any,
         level_box: tuple[int, int, int, int],
@@ -237,7 +243,7 @@ class AttackModel:
         original = slide.read_region(self.level, level_box[0], level_box[1], *size)
         perturbed = adversarial.read_region(self.level, level_box[0], level_box[1], *size)
         image = image_metrics(original, perturbed)
-        write_perturbation(perturbed.astype(np.float32) - original, run / "perturbation.tif")
+        write_perturbation(perturbed.astype(np.float32) - original, run.perturbation)
         report["weights_sha256"] = {
             n: _weights_sha(n, self.weights if n == self.detector else None) for n in detectors
         }
@@ -255,10 +261,7 @@ class AttackModel:
         ]
         report["level_box"] = list(level_box)
         report["metrics"] = table
-        write_json(run / "metrics.json", {"metrics": table})
-        from napari_cpadv.files import write_atomic
-
-        write_atomic(run / "metrics.csv", metrics_csv(table).encode())
+        run.write_metrics(table, metrics_csv(table))
         return table
 
 
@@ -354,7 +357,7 @@ class AttackOutcome:
         ``perturbation.tif``)."""
         import tifffile
 
-        return np.asarray(tifffile.imread(self.folder / "perturbation.tif"), np.float32)
+        return np.asarray(tifffile.imread(RunFolder(self.folder).perturbation), np.float32)
 
     @property
     def key(self) -> str:
@@ -382,7 +385,7 @@ class AttackOutcome:
             LayerRecord(
                 "perturbation",
                 f"{key}: perturbation (x{gain:.0f})",
-                str(self.folder / "perturbation.tif"),
+                str(RunFolder(self.folder).perturbation),
                 {**common, "level": r["level"], "level_box": list(self.level_box)},
             ),
         ]
@@ -392,7 +395,7 @@ class AttackOutcome:
                     LayerRecord(
                         "heatmap",
                         f"{key}: {name} heatmap {when}",
-                        str(self.folder / "heatmaps" / f"{name}_{when}.zarr"),
+                        str(RunFolder(self.folder).heatmap(name, when)),
                         {
                             **common,
                             "detector": name,
@@ -483,27 +486,6 @@ def metrics_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
     return buf.getvalue()
-
-
-def new_run(results: str | Path, label: str) -> Path:
-    """A new, empty run folder ``results/YYYYmmdd-HHMMSS-label[-n]``."""
-    root = Path(results)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        run = root / (f"{stamp}-{label}" + (f"-{n}" if n else ""))
-        try:
-            run.mkdir()
-            return run
-        except FileExistsError:
-            continue
-    raise OSError(f"{root}: cannot make a new run folder")
-
-
-def write_json(path: Path, value: Any) -> None:
-    from napari_cpadv.files import write_json
-
-    write_json(path, value, default=str)
 
 
 def results_folder(slide_path: str | Path) -> Path:

@@ -70,5 +70,43 @@ def test_cli_builds_from_runs_and_refuses_a_mix(run, tmp_path, capsys):
             "--readers", "a"]  # fmt: skip
     assert main(args) == 2
     assert "either one folder" in capsys.readouterr().err
-    with pytest.raises(StudyError, match="not a finished workbench run"):
+    with pytest.raises(StudyError, match="not a finished run"):
         pairs_from_runs([tmp_path])
+
+
+def test_a_cpadv_attack_output_is_a_run_a_study_takes(small_slide, tmp_path, capsys):
+    """Issue 15: one run layout. `cpadv attack --out` writes what the dock writes, and
+    `cpadv study create` takes it; a folder that already holds a run is not overwritten;
+    an output of the older layout (SLIDE.delta.zarr beside report.json) is read too."""
+    import shutil
+
+    from napari_cpadv.cli import main
+    from napari_cpadv.experiments.runs import RunFolder
+    from napari_cpadv.models import weights
+
+    torch.manual_seed(0)
+    w = str(weights.save(make("dae"), tmp_path / "dae"))
+    out = tmp_path / "attack"
+    args = ["attack", str(small_slide.path), "--detector", "dae", "--weights", w,
+            "--attack", "fgsm", "--budget", "3", "--steps", "2", "--level", "1",
+            "--tile", "64", "--region", "300", "300", "100", "100", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    run, report = RunFolder.open(out)
+    assert summary["report"] == str(run.report_path) and report["tiles"] == summary["tiles"]
+    for name in (RunFolder.RUN, RunFolder.ADVERSARIAL, RunFolder.PERTURBATION,
+                 RunFolder.METRICS_CSV, RunFolder.METRICS_JSON):  # fmt: skip
+        assert (out / name).exists(), name
+    assert run.heatmap("dae", "before").is_dir() and run.heatmap("dae", "after").is_dir()
+    assert len(pairs_from_runs([out])) == report["tiles"]
+    assert main(args) == 2  # the same --out again: refused, the run kept
+    assert "already holds a run" in capsys.readouterr().err and RunFolder.open(out)
+    older = tmp_path / "older"
+    older.mkdir()
+    shutil.copytree(out / RunFolder.ADVERSARIAL, older / "slide.delta.zarr")
+    old_report = {**report, "delta": str(tmp_path / "elsewhere" / "slide.delta.zarr")}
+    (older / "report.json").write_text(json.dumps(old_report))
+    assert len(pairs_from_runs([older])) == report["tiles"]
+    (older / "report.json").write_text(json.dumps({"slide": "x"}))
+    with pytest.raises(StudyError, match="is not a run report"):
+        pairs_from_runs([older])

@@ -78,7 +78,7 @@ def test_bad_requests_fail_before_anything_is_written(small_slide, tmp_path):
                 small_slide.path, box=(10, 10, 10, 50), results=tmp_path, detector=make("dae")
             )
         )
-    with pytest.raises(ValueError, match="does not overlap level 1"):
+    with pytest.raises(ValueError, match="lies outside the slide"):
         drive(
             AttackModel(level=1, tile=64).work(
                 small_slide.path,

@@ -1,0 +1,1 @@
+"""Experiments over slides: runs (the one run folder layout)."""
