@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
+from napari_cpadv.attacks.registry import PER_TILE
 from napari_cpadv.errors import CpadvError
 
 
@@ -613,7 +615,6 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
 
 
 DETECTORS = ("dae", "sparse", "resnet18")
-ATTACK_NAMES = ("fgsm", "pgd", "universal", "latent", "noise")
 NORM_HELP = "the norm that bounds δ (none: unconstrained)"
 UNIT_HELP = (
     "total: the norm of δ over a whole tile (seed 000); per_pixel: RMS (l2), mean absolute "
@@ -981,7 +982,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--weights", nargs="*", default=None, metavar="NAME=FILE", help="default: shipped"
     )
-    _attack_options(tr, attacks=("fgsm", "pgd", "latent", "noise"), required=False)
+    _attack_options(tr, attacks=PER_TILE, required=False)
     tr.add_argument(
         "--attack-all",
         action="store_true",

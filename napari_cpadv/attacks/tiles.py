@@ -23,10 +23,11 @@ import torch
 from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.objectives import CellObjective, ClassObjective, Objective
 from napari_cpadv.attacks.projections import Budget, norms
+from napari_cpadv.attacks.registry import NAMES, REGISTRY
 from napari_cpadv.progress import Progress, Work, within
 
 AttackName = Literal["fgsm", "pgd", "universal", "latent", "noise"]
-ATTACKS: tuple[AttackName, ...] = ("fgsm", "pgd", "universal", "latent", "noise")
+ATTACKS: tuple[str, ...] = NAMES  # the registry's order
 # each detector's own white-box attack in the seeds (seed 000 §2.8, seed 001 §2.2)
 NATURAL: dict[str, AttackName] = {"dae": "fgsm", "sparse": "latent", "resnet18": "pgd"}
 
@@ -279,7 +280,7 @@ def craft(
     name = getattr(detector, "name", None)
     if spec.attack == "latent" and name != "sparse":
         raise ValueError("the latent attack needs the sparse-coding detector")
-    if name == "sparse" and spec.attack in ("fgsm", "pgd", "universal"):
+    if getattr(detector, "gradient_free", False) and REGISTRY[spec.attack].gradient:
         raise ValueError(
             "the sparse coder's encoding is an iterative solver with no gradient to the image "
             "(seed 000 §2.8.1): attack it with the latent attack"

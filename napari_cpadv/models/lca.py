@@ -346,6 +346,8 @@ class SparseDetector(nn.Module):
     # A forward's cost against the DAE's on the same pixels, for progress estimates: about
     # 7 s against 7 ms for a 128 x 128 tile on 2 CPU cores (BENCHMARKS.md).
     forward_cost: ClassVar[float] = 1000.0
+    # the encoding is an iterative solver with no gradient to the image (seed 000 §2.8.1)
+    gradient_free: ClassVar[bool] = True
     output: ClassVar[str] = "cells"
     cell = CELL
     data_mean: torch.Tensor

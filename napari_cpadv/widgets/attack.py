@@ -34,6 +34,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
+from napari_cpadv.attacks.registry import describe
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
 from napari_cpadv.widgets._view import (
@@ -57,7 +59,7 @@ from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, AttackM
 if TYPE_CHECKING:
     import napari
 
-ATTACKS = ("fgsm", "pgd", "latent", "universal", "noise")
+ATTACKS = ATTACK_NAMES  # the registry's attacks, in its order
 NORMS = ("l2", "linf", "l1", "l0", "none")
 REGIONS = ("drawn region", "selected shapes", "view", "tissue")
 PREVIEW_LAYER = "tiles to attack"
@@ -244,10 +246,7 @@ class AttackWidget(AttackResults, QWidget):
             {
                 self._detector: "The detector to fool (shipped weights unless a file is given)",
                 self._weights: "A .safetensors weights file; empty: the shipped weights",
-                self._attack: "fgsm: seed 000's iterative FGSM rescaled to the budget; pgd: "
-                "seed 001's projected gradient descent; latent: seed 000's attack on the "
-                "sparse code; universal: one δ for all tiles; noise: random δ of the same "
-                "norm (the control)",
+                self._attack: describe(),
                 self._norm: "The norm that bounds δ; none: unconstrained",
                 self._budget: "How far δ may go, in the unit shown below (default 25: seed "
                 "000's total L2 over a 512 x 512 tile)",

@@ -1,0 +1,33 @@
+"""One registry of attacks: the command line's choices and the dock's list come from it."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from napari_cpadv.attacks.projections import Budget
+from napari_cpadv.attacks.registry import NAMES, PER_TILE, REGISTRY, describe
+from napari_cpadv.attacks.tiles import AttackSpec
+from napari_cpadv.cli import build_parser
+
+
+def _choices(command: str) -> tuple[str, ...]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = sub.choices[command]
+    action = next(a for a in parser._actions if a.dest == "attack")
+    return tuple(action.choices)
+
+
+def test_the_cli_and_the_dock_offer_what_the_registry_holds():
+    from napari_cpadv.widgets.attack import ATTACKS
+
+    assert _choices("attack") == _choices("sweep") == NAMES == ATTACKS
+    assert _choices("transfer") == PER_TILE and "universal" not in PER_TILE
+    assert all(a.summary in describe() for a in REGISTRY.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_registered_attack_is_a_valid_spec(name):
+    spec = AttackSpec(name, Budget("l2", 25.0), level=2)  # type: ignore[arg-type]
+    assert spec.attack == name
