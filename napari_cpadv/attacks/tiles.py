@@ -299,51 +299,31 @@ def craft(
             extra: dict[str, Any] = {} if spec.step_size is None else {"step_size": spec.step_size}
             share = (i / n, min(i + batch, n) / n)  # one monotone bar over all batches
             if spec.attack == "fgsm":
-                r = yield from within(
-                    fgsm(
-                        detector,
-                        xi,
-                        obj,
-                        steps=spec.steps,
-                        budget=spec.budget,
-                        seed=spec.seed,
-                        **extra,
-                    ),
-                    *share,
+                part = fgsm(
+                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
                 )
             elif spec.attack == "pgd":
-                r = yield from within(
-                    pgd(
-                        detector,
-                        xi,
-                        obj,
-                        budget=spec.budget,
-                        steps=spec.steps,
-                        seed=spec.seed,
-                        restarts=spec.restarts,
-                        random_start=spec.restarts > 1,
-                        constraint=spec.constraint,  # type: ignore[arg-type]
-                        **extra,
-                    ),
-                    *share,
+                part = pgd(
+                    detector,
+                    xi,
+                    obj,
+                    budget=spec.budget,
+                    steps=spec.steps,
+                    seed=spec.seed,
+                    restarts=spec.restarts,
+                    random_start=spec.restarts > 1,
+                    constraint=spec.constraint,  # type: ignore[arg-type]
+                    **extra,
                 )
             elif spec.attack == "latent":
-                r = yield from within(
-                    latent_attack(
-                        detector,
-                        xi,
-                        obj,
-                        steps=spec.steps,
-                        budget=spec.budget,
-                        seed=spec.seed,
-                        **extra,
-                    ),
-                    *share,
+                part = latent_attack(
+                    detector, xi, obj, steps=spec.steps, budget=spec.budget, seed=spec.seed, **extra
                 )
             else:
                 z = noise_like(torch.ones_like(xi), xi, seed=spec.seed + i)  # a direction
                 parts.append(rescale_l2_clipped(z, xi, spec.budget.total(tuple(xi.shape[1:]))))
                 continue
+            r = yield from within(part, *share)
             parts.append(r.delta)
             yield Progress(min(i + batch, n), n, {"tiles": min(i + batch, n)})
         delta = torch.cat(parts)

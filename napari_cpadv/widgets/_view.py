@@ -191,6 +191,18 @@ def scrolling(content: Any) -> Any:
     return area
 
 
+def scrolled_layout(widget: Any) -> Any:
+    """The vertical layout of ``widget``'s content, which sits in a scroll area filling
+    ``widget`` (every dock is built this way, to stay usable on a 1366 x 768 screen)."""
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    content = QWidget()
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scrolling(content))
+    return QVBoxLayout(content)
+
+
 def tooltips(pairs: dict[Any, str]) -> None:
     """Give each widget its tooltip (what it means, its unit, its default)."""
     for widget, text in pairs.items():

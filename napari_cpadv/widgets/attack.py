@@ -30,7 +30,6 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -46,7 +45,7 @@ from napari_cpadv.widgets._view import (
     draw_region,
     ground_truth,
     notify,
-    scrolling,
+    scrolled_layout,
     shapes_layers,
     slide_layer,
     tooltips,
@@ -223,8 +222,7 @@ class AttackWidget(AttackResults, QWidget):
         row = QHBoxLayout(compare)
         for w in (self._flip, self._blink, self._rate, self._grid, self._saliency):
             row.addWidget(w)
-        content = QWidget()
-        layout = QVBoxLayout(content)
+        layout = scrolled_layout(self)
         for title, form in (("attack", what), ("where", where)):
             group = QGroupBox(title)
             group.setLayout(form)
@@ -237,9 +235,6 @@ class AttackWidget(AttackResults, QWidget):
         self._table.setMinimumHeight(160)
         layout.addWidget(self._table)
         layout.addLayout(table_buttons)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
 
     def _tooltips(self) -> None:
         tooltips(

@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -34,7 +33,7 @@ from napari_cpadv.widgets._view import (
     draw_region,
     ground_truth,
     notify,
-    scrolling,
+    scrolled_layout,
     slide_layer,
     tooltips,
 )
@@ -98,16 +97,12 @@ class DetectWidget(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self._run)
         buttons.addWidget(self._cancel)
-        content = QWidget()
-        layout = QVBoxLayout(content)
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
         layout.addWidget(self._status)
         layout.addStretch()
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
 
     def _tooltips(self) -> None:
         tooltips(

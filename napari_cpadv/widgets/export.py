@@ -16,11 +16,10 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from napari_cpadv.widgets._view import LevelPicker, ground_truth, notify, scrolling, tooltips
+from napari_cpadv.widgets._view import LevelPicker, ground_truth, notify, scrolled_layout, tooltips
 
 if TYPE_CHECKING:
     import napari
@@ -65,11 +64,7 @@ class ExportWidget(QWidget):
                 self._level: "The slide level the mask TIFFs are written at (default 2)",
             }
         )
-        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
-        layout = QVBoxLayout(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         for label, filt, fn in (
             ("Ground truth…", "GeoJSON (*.geojson);;ASAP XML (*.xml)", self.export_truth),

@@ -16,11 +16,10 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from napari_cpadv.widgets._view import scrolling
+from napari_cpadv.widgets._view import scrolled_layout
 from napari_cpadv.workbench import plots
 
 if TYPE_CHECKING:
@@ -52,11 +51,7 @@ class PlotsWidget(QWidget):
         buttons.addWidget(self._kind)
         buttons.addWidget(self._load)
         buttons.addWidget(self._save)
-        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
-        layout = QVBoxLayout(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
+        layout = scrolled_layout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.canvas)
         layout.addWidget(self._status)

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cpadv.errors import CpadvError
-from napari_cpadv.widgets._view import camera, notify, scrolling, tooltips
+from napari_cpadv.widgets._view import camera, notify, scrolled_layout, tooltips
 
 if TYPE_CHECKING:
     import napari
@@ -147,11 +147,7 @@ class StudyBuilderWidget(QWidget):
         buttons.addWidget(add)
         buttons.addWidget(clear)
         buttons.addWidget(preset)
-        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
-        layout = QVBoxLayout(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
+        layout = scrolled_layout(self)
         layout.addWidget(QLabel("pairs folder or workbench runs"))
         layout.addWidget(self.sources)
         layout.addLayout(buttons)
@@ -307,11 +303,7 @@ class StudyReaderWidget(QWidget):
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
-        layout = QVBoxLayout(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
+        layout = scrolled_layout(self)
         layout.addWidget(self.setup)
         layout.addWidget(self.reading)
         layout.addWidget(self.status)
@@ -642,11 +634,7 @@ class StudyAnalysisWidget(QWidget):
         self.report.setLineWrapMode(QTextEdit.LineWrapMode.FixedPixelWidth)
         self.report.setLineWrapColumnOrWidth(900)
         self.report.setMinimumHeight(300)
-        content = QWidget()  # in a scroll area: usable on a 1366 x 768 screen
-        layout = QVBoxLayout(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scrolling(content))
+        layout = scrolled_layout(self)
         layout.addLayout(form)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
