@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv._reader import keep_outlines_thin
 from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
 from napari_cpadv.attacks.registry import describe
 from napari_cpadv.errors import CpadvError
@@ -418,10 +419,11 @@ class AttackWidget(AttackResults, QWidget):
             name=PREVIEW_LAYER,
             edge_color="cyan",
             face_color="transparent",
-            metadata={"cpadv_preview": True},
+            units=layer.units,
+            metadata={"cpadv_preview": True, "cpadv_outline_px": 2.0},
         )
-        preview.edge_width = 2 * float(um[-1]) * self.model.tile / 256
-        preview.editable = False
+        keep_outlines_thin(self.viewer)  # 2 screen pixels at every zoom, as the ground truth
+        preview.locked = True
         self.viewer.layers.selection.active = layer
         self._status.setText(f"{len(tiles)} tiles of level {self.model.level} will be attacked")
         return len(tiles)

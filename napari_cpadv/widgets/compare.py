@@ -198,6 +198,7 @@ class Comparison:
                 name="(side by side)",
                 ndim=2,
                 visible=False,
+                units=self.original.units,
                 metadata={"cpadv_filler": True, "cpadv_side_by_side": True},
             )
         )

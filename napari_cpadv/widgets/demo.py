@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         [[[r0 * mpp, c0 * mpp], [r0 * mpp, c1 * mpp], [r1 * mpp, c1 * mpp], [r1 * mpp, c0 * mpp]]],
         shape_type="rectangle",
         name=REGION_LAYER,
+        units=original.units,
         edge_color="cyan",
         face_color="transparent",
         edge_width=4 * mpp,
