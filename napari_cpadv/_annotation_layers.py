@@ -58,8 +58,12 @@ def shapes_layer_data(
     mpp: tuple[float, float] | None,
     source: Path | None = None,
 ) -> LayerData:
-    """A Shapes layer: one polygon per exterior and per hole, one path per line, edges
-    coloured by class.
+    """A Shapes layer: one polygon per area, its holes drawn as holes, one path per line,
+    edges coloured by class.
+
+    napari (0.9) draws a polygon whose vertices are several closed rings, the later ones
+    winding the other way, as a polygon with holes (``ring_vertices``); the ring closures
+    are read back into exterior and holes by ``split_rings``.
 
     Data are level-0 pixels ``(row, col)``; ``scale`` is the slide's µm per level-0 pixel so
     the layer lies exactly on a slide opened in µm (or pixels when ``mpp`` is None).
@@ -74,19 +78,18 @@ def shapes_layer_data(
     for a in annotations:
         if a.geometry == "points":
             raise ValueError("points belong in a Points layer (points_layer_data)")
-        for k, ring in enumerate(a.rings):
-            # (id, part) names each shape once: a shape drawn later copies the selected
-            # shape's features, and its repeated (id, part) tells it apart as a new object
-            props["part"].append(rings_of.setdefault(a.id, 0))
-            rings_of[a.id] += 1
-            data.append(xy_to_rowcol(ring))
-            edges.append(a.shown_color)
-            types.append("path" if a.geometry == "line" else "polygon")
-            props["class"].append(a.cls)
-            props["kind"].append(a.kind)
-            props["name"].append(a.name)
-            props["hole"].append(k > 0)
-            props["id"].append(a.id)
+        # (id, part) names each shape once: a shape drawn later copies the selected
+        # shape's features, and its repeated (id, part) tells it apart as a new object
+        props["part"].append(rings_of.setdefault(a.id, 0))
+        rings_of[a.id] += 1
+        data.append(ring_vertices(a) if a.holes else xy_to_rowcol(a.exterior))
+        edges.append(a.shown_color)
+        types.append("path" if a.geometry == "line" else "polygon")
+        props["class"].append(a.cls)
+        props["kind"].append(a.kind)
+        props["name"].append(a.name)
+        props["hole"].append(False)
+        props["id"].append(a.id)
     kwargs = {
         "name": name,
         "shape_type": types or "polygon",
@@ -138,6 +141,33 @@ def points_layer_data(
     }
     rows = np.concatenate(data) if data else np.zeros((0, 2))
     return (rows, kwargs, "points")
+
+
+def _area(ring: np.ndarray) -> float:
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def ring_vertices(a: Annotation) -> np.ndarray:
+    """An area with holes as one napari polygon ``(row, col)``: each ring closed (its first
+    vertex repeated), the holes winding against the exterior, so napari fills around them
+    and draws no edge between the rings."""
+    sign = np.sign(_area(a.exterior)) or 1.0
+    rings = [a.exterior] + [h if np.sign(_area(h)) != sign else h[::-1] for h in a.holes]
+    return np.concatenate([xy_to_rowcol(np.vstack([r, r[:1]])) for r in rings])
+
+
+def split_rings(vertices: np.ndarray) -> list[np.ndarray]:
+    """The rings of a polygon written by ``ring_vertices`` (each closed by repeating its
+    first vertex); a polygon drawn in napari is one ring."""
+    rings, start = [], 0
+    while start < len(vertices):
+        first = vertices[start]
+        again = np.flatnonzero((vertices[start + 1 :] == first).all(axis=1))
+        end = start + 1 + int(again[0]) if len(again) else len(vertices)
+        rings.append(vertices[start:end])
+        start = end + 1 if len(again) else end
+    return [r for r in rings if len(r) >= 3] or [vertices]
 
 
 def _edge_width(annotations: Sequence[Annotation]) -> float:
@@ -199,7 +229,10 @@ def annotations_from_shapes(
     by_id: dict[str, int] = {}
     seen: set[tuple[str, Any]] = set()
     for i, verts in enumerate(data):
-        xy = rowcol_to_xy(np.asarray(verts, dtype=np.float64)[:, -2:] * factor)
+        rows = np.asarray(verts, dtype=np.float64)[:, -2:]
+        rings = split_rings(rows) if str(types[i] or "polygon") == "polygon" else [rows]
+        xy = rowcol_to_xy(rings[0] * factor)
+        inner = tuple(rowcol_to_xy(r * factor) for r in rings[1:])
         if ids[i] and (str(ids[i]), parts[i]) in seen:  # drawn in napari: a new object
             ids[i], hole[i] = None, False
         seen.add((str(ids[i]), parts[i]))
@@ -211,6 +244,7 @@ def annotations_from_shapes(
         geometry = "line" if str(types[i] or "polygon") in ("path", "line") else "polygon"
         a = Annotation(
             xy,
+            inner,
             cls=str(cls[i]),
             color=colours[i] or FALLBACK_COLOUR,
             kind=kind[i] if kind[i] in ("annotation", "detection") else "annotation",
