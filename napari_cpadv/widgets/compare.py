@@ -185,7 +185,7 @@ class Comparison:
                 size=1,
                 face_color="transparent",
                 border_width=0,
-                text={"string": [text], "anchor": "upper_left", "size": 12, "color": "white"},
+                text={"string": [text], "anchor": "upper_left", "size": 12, "color": "black"},
                 units=self.original.units,
                 metadata={"cpadv_side_by_side": True},
             )
