@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QProgressBar, QPushButton
 
 from napari_cpadv.progress import SCALE, Cancelled, Progress, Work, cancellable
@@ -48,8 +49,14 @@ def start(
         except (CpadvError, ValueError, OSError) as exc:
             return _Refused(exc)
 
-    activity = progress(total=SCALE, desc=label)
-    started = time.perf_counter()
+    activity: list[Any] = []  # napari's activity-panel bar, made in the next event-loop
+    started = time.perf_counter()  # turn: making it costs a quarter of a second
+
+    def make_activity() -> None:
+        if not finished:
+            activity.append(progress(total=SCALE, desc=label))
+
+    finished: list[bool] = []
 
     def done(value: Any) -> None:
         if isinstance(value, _Refused):
@@ -68,10 +75,13 @@ def start(
             return  # a part that reports on its own scale: the bar never goes back
         bar.setValue(value)
         bar.setFormat(f"%p%  {time_left(time.perf_counter() - started, p.fraction)}")
-        activity.update(value - activity.n)
+        if activity:
+            activity[0].update(value - activity[0].n)
 
     def finish() -> None:
-        activity.close()
+        finished.append(True)
+        for one in activity:
+            one.close()
         cancel.setEnabled(False)
         on_finish()
 
@@ -87,6 +97,7 @@ def start(
     bar.setValue(0)
     bar.setFormat("%p%")
     worker.start()
+    QTimer.singleShot(0, make_activity)
     return worker
 
 
