@@ -51,14 +51,19 @@ def heatmap_layer_data(
     return (data, kwargs, "image")
 
 
-def probability_colormap() -> Any:
+def probability_colormap() -> dict[str, Any]:
     """Inferno whose opacity rises from 0 at probability 0 to full at 0.5: where a detector
-    sees no tumour the slide shows through untouched, instead of under a black veil."""
-    from napari.utils.colormaps import AVAILABLE_COLORMAPS, Colormap
+    sees no tumour the slide shows through untouched, instead of under a black veil.
 
-    colors = np.array(AVAILABLE_COLORMAPS["inferno"].map(np.linspace(0, 1, 256)))
-    colors[:, 3] = np.clip(np.linspace(0, 1, 256) / 0.5, 0, 1)
-    return Colormap(colors, name="cpadv tumour probability", interpolation="linear")
+    A napari colormap as plain data (``colors``, ``name``, ``interpolation``), which napari
+    builds into its ``Colormap``; inferno's colours come from matplotlib, so this module
+    imports no napari."""
+    from matplotlib import colormaps
+
+    x = np.linspace(0, 1, 256)
+    colors = np.asarray(colormaps["inferno"](x), dtype=np.float32)
+    colors[:, 3] = np.clip(x / 0.5, 0, 1)
+    return {"colors": colors, "name": "cpadv tumour probability", "interpolation": "linear"}
 
 
 def read_heatmap_layers(path: str) -> list[LayerData]:

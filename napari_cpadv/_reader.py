@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,6 +124,8 @@ def read_slide(path: str | list[str]) -> list[LayerData]:
     layers = [slide_layer_data(slide)]
     if slide.mpp is not None:
         _scale_bar_in_um()
+    from napari_cpadv.widgets._outlines import keep_outlines_thin
+
     keep_outlines_thin()
     for suffix in (".xml", ".geojson"):
         truth = p.with_suffix(suffix)
@@ -168,6 +169,8 @@ def read_annotation_file(path: str | list[str]) -> list[LayerData]:
 
     p = Path(path[0] if isinstance(path, list) else path)
     anns = read_annotations(p)
+    from napari_cpadv.widgets._outlines import keep_outlines_thin
+
     keep_outlines_thin()
     return annotation_layers(anns, name=p.name, mpp=_open_slide_mpp(), source=p)
 
@@ -241,6 +244,8 @@ def read_session_file(path: str | list[str]) -> list[LayerData]:
         elif rec.kind == "heatmap":
             data = read_heatmap_layers(rec.path)[0]
         elif rec.kind == "annotations":
+            from napari_cpadv.widgets._outlines import keep_outlines_thin
+
             keep_outlines_thin()
             data = annotation_layers(
                 read_annotations(rec.path), name=rec.name, mpp=slide.mpp, source=Path(rec.path)
@@ -293,63 +298,6 @@ def _scale_bar_in_um() -> None:
     viewer = napari.current_viewer()
     if viewer is not None:
         scale_bar(viewer).visible = True
-
-
-_tended: Any = weakref.WeakSet()  # viewers whose outlines are kept thin
-
-
-def keep_outlines_thin(viewer: Any = None) -> None:
-    """In ``viewer`` (default: the current one), keep every annotation layer's outline
-    ``OUTLINE_PX`` screen pixels wide at every zoom, and open a ground truth locked and
-    not selected: the slide stays the active layer, so a stray click cannot move a
-    vertex of the reference.
-
-    napari draws Shapes edges in data units and has no screen-space width, so the width is
-    reset when the zoom takes it outside 1-2.5 screen pixels (a few times per zoom gesture,
-    not at every event: re-triangulating thousands of outlines costs time).
-    """
-    import napari
-
-    viewer = viewer if viewer is not None else napari.current_viewer()
-    if viewer is None or viewer in _tended:
-        return
-    _tended.add(viewer)
-    cam = getattr(viewer, "scene", viewer).camera  # napari 0.9 moved it
-
-    def fit(*_: Any) -> None:
-        zoom = float(cam.zoom)
-        for layer in list(viewer.layers):
-            px = layer.metadata.get("cpadv_outline_px")
-            widths = getattr(layer, "edge_width", None)
-            if not px or widths is None or not len(layer.data):
-                continue
-            world = float(layer.scale[-1])  # world units per data unit
-            now = float(min(widths)) * world * zoom
-            if not 1.0 <= now <= 2.5:
-                layer.edge_width = px / (world * zoom)
-                layer.current_edge_width = px / (world * zoom)
-
-    def inserted(event: Any) -> None:
-        layer = event.value
-        if not layer.metadata.get("cpadv_outline_px"):
-            return
-        fit()
-        if layer.name.startswith("ground truth"):
-            layer.locked = True
-            layer.mode = "pan_zoom"
-            from qtpy.QtCore import QTimer
-
-            slides = [la for la in viewer.layers if "cpadv_slide_path" in la.metadata]
-            if slides:  # after napari has selected the new layer
-                QTimer.singleShot(0, lambda: _select(viewer, slides[0]))
-
-    cam.events.zoom.connect(fit)
-    viewer.layers.events.inserted.connect(inserted)
-
-
-def _select(viewer: Any, layer: Any) -> None:
-    if layer in viewer.layers:
-        viewer.layers.selection.active = layer
 
 
 def _open_slide_mpp() -> tuple[float, float] | None:

@@ -33,11 +33,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cpadv._reader import keep_outlines_thin
 from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
 from napari_cpadv.attacks.registry import describe
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
+from napari_cpadv.widgets._outlines import keep_outlines_thin
 from napari_cpadv.widgets._view import (
     LevelPicker,
     RunControls,
@@ -390,7 +390,7 @@ class AttackWidget(AttackResults, QWidget):
 
     def preview_tiles(self) -> int:
         """Outline the tiles Run would attack (a Shapes layer); returns how many."""
-        from napari_cpadv.workbench.attack import planned_tiles
+        from napari_cpadv.experiments.regions import planned_tiles
 
         self._sync()
         layer = slide_layer(self.viewer)
@@ -403,7 +403,8 @@ class AttackWidget(AttackResults, QWidget):
             return 0
         try:
             detector = self.model.load()
-            tiles = planned_tiles(layer.metadata["cpadv_slide_path"], self.model, region, detector)
+            path = layer.metadata["cpadv_slide_path"]
+            tiles = planned_tiles(path, self.model.level, self.model.tile, region, detector)
         except (CpadvError, ValueError, OSError) as exc:
             notify(self._status, str(exc))
             return 0

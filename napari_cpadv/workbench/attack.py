@@ -12,8 +12,6 @@ heatmaps), so a session file can reopen it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,44 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from napari_cpadv.experiments.metrics_table import (  # noqa: F401 (the dock's names)
+    METRIC_COLUMNS,
+    METRIC_LABELS,
+    image_metrics,
+    metrics_csv,
+)
+from napari_cpadv.experiments.regions import clip_regions
 from napari_cpadv.experiments.runs import RunFolder
 from napari_cpadv.progress import Progress, Work, within
-
-METRIC_COLUMNS = (
-    "detector",
-    "attacked",
-    "aucpr_before",
-    "aucpr_after",
-    "success_rate",
-    "l0_pixels",
-    "l0_fraction",
-    "l1_total",
-    "l1_mad",
-    "l2_total",
-    "l2_rms",
-    "linf",
-    "linf_255",
-    "psnr_db",
-    "ssim",
-)
-
-# What each metric is, with its unit, in the words the Attack dock's table shows.
-METRIC_LABELS = {
-    "attacked": "attacked detector",
-    "aucpr_before": "AUC-PR before (0-1)",
-    "aucpr_after": "AUC-PR after (0-1)",
-    "success_rate": "tiles fooled (fraction)",
-    "l0_pixels": "pixels changed (L0)",
-    "l0_fraction": "pixels changed (fraction)",
-    "l1_total": "L1, total ([0, 1] values)",
-    "l1_mad": "mean absolute change ([0, 1])",
-    "l2_total": "L2, total ([0, 1] values)",
-    "l2_rms": "RMS change ([0, 1])",
-    "linf": "largest change ([0, 1])",
-    "linf_255": "largest change (grey levels)",
-    "psnr_db": "PSNR (dB; higher: less visible)",
-    "ssim": "SSIM (1: identical)",
-}
 
 
 @dataclass
@@ -265,62 +234,6 @@ class AttackModel:
         return table
 
 
-# Level-0 pixels: float32 µm of a 100,000-pixel slide are exact to about 0.004 pixels; no
-# hand-drawn corner lands this close to a grid line by chance.
-GRID_TOLERANCE = 0.01
-
-
-def clip_regions(
-    boxes: list[tuple[float, float, float, float]], slide: Any
-) -> list[tuple[int, int, int, int]]:
-    """Level-0 boxes ``(r0, c0, r1, c1)`` (floats, as drawn or as the view shows) clipped
-    to the slide, as the ``(x, y, w, h)`` regions an attack takes.
-
-    A box reaching off the slide (the view around a whole slide) keeps its part on the
-    slide; a box wholly off it is refused, as is an empty one. Rounding goes outward, so
-    every drawn pixel is attacked, but a coordinate within ``GRID_TOLERANCE`` of an
-    integer counts as that integer: a rectangle drawn on the tile grid in world units (µm,
-    which napari's Shapes layer stores as float32) does not gain a tile row and column
-    from a float error.
-    """
-    rows, cols = slide.geometry[0].rows, slide.geometry[0].cols
-    out = []
-    for r0, c0, r1, c1 in boxes:
-        if r1 <= r0 or c1 <= c0:
-            raise ValueError("the region is empty")
-        r0, c0 = (max(0, int(np.floor(v + GRID_TOLERANCE))) for v in (r0, c0))
-        r1 = min(rows, int(np.ceil(r1 - GRID_TOLERANCE)))
-        c1 = min(cols, int(np.ceil(c1 - GRID_TOLERANCE)))
-        if r1 > r0 and c1 > c0:
-            out.append((c0, r0, c1 - c0, r1 - r0))
-    if not out:
-        raise ValueError(f"{slide.path}: the region lies outside the slide ({cols} x {rows})")
-    return out
-
-
-def planned_tiles(
-    slide_path: str | Path,
-    model: AttackModel,
-    box: tuple[float, float, float, float] | list[tuple[float, float, float, float]],
-    detector: Any,
-    *,
-    tissue_only: bool = False,
-) -> list[list[int]]:
-    """The tiles a run of ``model`` on ``box`` would attack, each a level-0 ``[x, y, w, h]``
-    (the Attack dock's preview); ``ValueError`` says why there is none."""
-    from napari_cpadv.attacks.region import plan
-    from napari_cpadv.attacks.tiles import tile_side, tiles_level0
-    from napari_cpadv.slide import open_slide
-
-    slide = open_slide(slide_path)
-    if not 0 <= model.level < len(slide.geometry):
-        raise ValueError(f"{slide.path}: level {model.level} not in 0..{len(slide.geometry) - 1}")
-    side = tile_side(detector, model.tile)
-    regions = clip_regions(box if isinstance(box, list) else [box], slide)
-    positions = plan(slide, model.level, side, regions, tissue_only=tissue_only)
-    return tiles_level0(positions, side, float(slide.downsamples[model.level]))
-
-
 def attack_share(spec: Any, detectors: dict[str, Any]) -> float:
     """The attack's share of a run's bar, the heatmaps before and after having the rest:
     an attack step costs about a forward and a backward pass (3 forwards), a heatmap one
@@ -459,33 +372,6 @@ def _write_heatmap(path: Path, hm: Any, slide: Any, name: str) -> None:
     hm.attrs.setdefault("detector", name)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_heatmap(path, hm, mpp=slide.mpp)
-
-
-def image_metrics(original: np.ndarray, perturbed: np.ndarray) -> dict[str, float]:
-    """Norms of δ in both units (``attacks.projections.norms``) with PSNR and SSIM."""
-    import torch
-
-    from napari_cpadv.attacks.projections import norms
-    from napari_cpadv.metrics.image import psnr, ssim
-
-    delta = (perturbed.astype(np.float32) - original.astype(np.float32)) / 255
-    n = norms(torch.from_numpy(delta).permute(2, 0, 1)[None])
-    out = {k: v[0] for k, v in n.items()}
-    out["psnr_db"] = psnr(original, perturbed)
-    out["ssim"] = ssim(original, perturbed)
-    return out
-
-
-def metrics_csv(rows: list[dict[str, Any]]) -> str:
-    """The metrics table as CSV text (what Copy puts on the clipboard, and Save writes)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
-    return buf.getvalue()
 
 
 def results_folder(slide_path: str | Path) -> Path:

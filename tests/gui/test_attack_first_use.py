@@ -63,7 +63,9 @@ def test_the_defaults_run_on_the_sample_and_the_results_read_at_a_glance(
 
 
 def test_heatmaps_are_transparent_where_there_is_no_tumour():
-    rgba = probability_colormap().map(np.array([0.0, 0.25, 1.0]))
+    from napari.utils.colormaps import ensure_colormap
+
+    rgba = ensure_colormap(probability_colormap()).map(np.array([0.0, 0.25, 1.0]))
     assert rgba[0, 3] == 0 and 0 < rgba[1, 3] < 1 and rgba[2, 3] == 1
 
 
