@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 REGION_LAYER = "detect region"
+WARN_STYLE = "color: #e0a030"  # a control whose value is likely a mistake
 
 
 def slide_layer(viewer: Any) -> Any:
@@ -146,6 +147,7 @@ class LevelPicker:
         from qtpy.QtWidgets import QComboBox
 
         self.default = default
+        self._slide: tuple[str, Any] | None = None  # the open slide behind the warning
         self.combo = QComboBox()
         self.set_levels([])
 
@@ -176,6 +178,27 @@ class LevelPicker:
     def level(self) -> int:
         text = self.combo.currentText()
         return int(text.split(":")[0]) if text else self.default
+
+    def warn(self, layer: Any, detector: str, weights: str | None, tip: str) -> str | None:
+        """Flag the level (tooltip, colour) when ``detector``'s weights were trained at
+        another level of ``layer``'s slide (``inference.detect.resolution_warning``);
+        returns the warning, or ``None``. The slide is opened once, not per event."""
+        from napari_cpadv.errors import CpadvError
+        from napari_cpadv.inference.detect import resolution_warning
+        from napari_cpadv.slide import open_slide
+
+        text = None
+        if layer is not None:
+            path = layer.metadata["cpadv_slide_path"]
+            try:
+                if self._slide is None or self._slide[0] != path:
+                    self._slide = (path, open_slide(path))
+                text = resolution_warning(detector, weights, self._slide[1], self.level())
+            except (CpadvError, OSError):
+                text = None
+        self.combo.setToolTip(text or tip)
+        self.combo.setStyleSheet(WARN_STYLE if text else "")
+        return text
 
 
 def scrolling(content: Any) -> Any:

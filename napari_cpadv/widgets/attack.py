@@ -39,6 +39,7 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import NAMES
 from napari_cpadv.widgets._outlines import keep_outlines_thin
 from napari_cpadv.widgets._view import (
+    WARN_STYLE,
     LevelPicker,
     RunControls,
     box,
@@ -63,7 +64,6 @@ ATTACKS = ATTACK_NAMES  # the registry's attacks, in its order
 NORMS = ("l2", "linf", "l1", "l0", "none")
 REGIONS = ("drawn region", "selected shapes", "view", "tissue")
 PREVIEW_LAYER = "tiles to attack"
-WARN_STYLE = "color: #e0a030"
 BAD_STYLE = "color: #e05050"
 
 
@@ -84,7 +84,6 @@ class AttackWidget(AttackResults, QWidget):
         self.compare = Comparison(viewer)
         self._running_on: Any = None  # the slide layer the current run attacks
         self.adding = False  # a finished run's layers are being added (Run waits)
-        self._slide: tuple[str, Any] | None = None  # the open slide behind the levels
         controls = RunControls()
         self._detector, self._weights = controls.detector, controls.weights
         self._run, self._cancel = controls.run, controls.cancel
@@ -331,30 +330,13 @@ class AttackWidget(AttackResults, QWidget):
         )
 
     def _on_resolution(self, *_: Any) -> None:
-        """Warn, before Run, when the level is not the one the detector was trained at."""
-        from napari_cpadv.inference.detect import resolution_warning
-
-        layer = slide_layer(self.viewer)
-        text = None
-        if layer is not None and self._level.count():
-            from napari_cpadv.slide import open_slide
-
-            path = layer.metadata["cpadv_slide_path"]
-            try:
-                if self._slide is None or self._slide[0] != path:
-                    self._slide = (path, open_slide(path))  # once per slide, not per event
-                slide = self._slide[1]
-                text = resolution_warning(
-                    self._detector.currentText(),
-                    self._weights.text().strip() or None,
-                    slide,
-                    self._levels.level(),
-                )
-            except (CpadvError, OSError):
-                text = None
-        self._level.setToolTip(text or "The slide level attacked: its µm per pixel and size")
-        self._level.setStyleSheet(WARN_STYLE if text else "")
-        self.resolution_warning = text
+        """Warn, before Run, when the level is not the one the weights were trained at."""
+        self.resolution_warning = self._levels.warn(
+            slide_layer(self.viewer),
+            self._detector.currentText(),
+            self._weights.text().strip() or None,
+            "The slide level attacked: its µm per pixel and size",
+        )
 
     def _sync(self) -> None:
         m = self.model

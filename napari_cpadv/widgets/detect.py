@@ -29,7 +29,6 @@ from napari_cpadv.widgets._view import (
     LevelPicker,
     RunControls,
     box,
-    boxes,
     draw_region,
     ground_truth,
     notify,
@@ -69,7 +68,6 @@ class DetectWidget(QWidget):
         self._poll = QTimer(self)
         self._poll.setInterval(250)
         self._poll.timeout.connect(self._on_poll)
-        self._slide: tuple[str, Any] | None = None
         self.resolution_warning: str | None = None
         self._layout()
         self._tooltips()
@@ -139,27 +137,12 @@ class DetectWidget(QWidget):
 
     def _on_resolution(self, *_: Any) -> None:
         """Warn, before Run, when the level is not the one the weights were trained at."""
-        from napari_cpadv.inference.detect import resolution_warning
-        from napari_cpadv.slide import open_slide
-
-        layer = slide_layer(self.viewer)
-        text = None
-        if layer is not None:
-            path = layer.metadata["cpadv_slide_path"]
-            try:
-                if self._slide is None or self._slide[0] != path:
-                    self._slide = (path, open_slide(path))  # once per slide, not per event
-                text = resolution_warning(
-                    self._detector.currentText(),
-                    self._weights.text().strip() or None,
-                    self._slide[1],
-                    self._levels.level(),
-                )
-            except (CpadvError, OSError):
-                text = None
-        self.resolution_warning = text
-        self._level.setToolTip(text or "The slide level to run at: its µm per pixel and size")
-        self._level.setStyleSheet("color: #e0a030" if text else "")
+        self.resolution_warning = self._levels.warn(
+            slide_layer(self.viewer),
+            self._detector.currentText(),
+            self._weights.text().strip() or None,
+            "The slide level to run at: its µm per pixel and size",
+        )
 
     def _on_poll(self) -> None:
         """Redraw background heatmaps as their blocks finish; say what is left."""
@@ -194,10 +177,7 @@ class DetectWidget(QWidget):
         self.model.level = self._levels.level()
 
     def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
-        if self.model.scope == "rectangle":
-            found = boxes(self.viewer, layer, selected=False)
-            return found[-1] if found else None
-        return box(self.viewer, layer, self.model.scope)
+        return box(self.viewer, layer, self.model.scope)  # a rectangle: the last drawn
 
     def _on_run(self) -> None:
         from napari_cpadv.slide import open_slide
