@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
-from napari_cpadv.attacks.registry import PER_TILE
+from napari_cpadv.attacks import registry as attack_registry
 from napari_cpadv.errors import CpadvError
 
 
@@ -345,7 +344,7 @@ def _budget(args: argparse.Namespace, value: float) -> Any:
 
 
 def _spec(args: argparse.Namespace, value: float) -> Any:
-    from napari_cpadv.attacks.tiles import AttackSpec
+    from napari_cpadv.attacks.base import AttackSpec
 
     try:
         return AttackSpec(
@@ -405,8 +404,8 @@ def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:
 def _attack(args: argparse.Namespace) -> dict[str, Any]:
     """The Attack dock's run (``workbench.attack.AttackModel.work``) on ``--region``,
     written to the run folder ``--out``: the same run, the same files."""
-    from napari_cpadv.attacks.tiles import tile_side
     from napari_cpadv.experiments.runs import RunFolder
+    from napari_cpadv.experiments.tiles import tile_side
     from napari_cpadv.models.weights import resolve
     from napari_cpadv.slide import open_slide
     from napari_cpadv.workbench.attack import AttackModel
@@ -491,7 +490,7 @@ def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:
-    from napari_cpadv.attacks.tiles import region_tiles, tile_side
+    from napari_cpadv.experiments.tiles import region_tiles, tile_side
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(args.slide)
@@ -524,7 +523,7 @@ def _slide_report(args: argparse.Namespace, work: Any, name: str) -> dict[str, A
 
 
 def _sweep(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.attacks.tiles import sweep
+    from napari_cpadv.experiments.sweep import sweep
     from napari_cpadv.models.weights import resolve
 
     for value in args.budgets:
@@ -547,7 +546,7 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
 def _transfer(args: argparse.Namespace) -> dict[str, Any]:
     from dataclasses import replace
 
-    from napari_cpadv.attacks.tiles import NATURAL, transfer
+    from napari_cpadv.experiments.transfer import transfer
     from napari_cpadv.models.weights import resolve
 
     weights = dict(w.split("=", 1) for w in args.weights or [])
@@ -557,10 +556,11 @@ def _transfer(args: argparse.Namespace) -> dict[str, Any]:
         raise CpadvError(None, f"--weights/--sources name {unknown}, not among --detectors")
     args.attack = args.attack or "fgsm"
     spec = _spec(args, args.budget)
-    specs = {
-        name: spec if args.attack_all else replace(spec, attack=NATURAL[name]) for name in sources
-    }
     detectors = {name: resolve(name, weights.get(name)) for name in args.detectors}
+    specs = {  # each detector's own white-box attack in the seeds, unless --attack-all
+        name: spec if args.attack_all else replace(spec, attack=detectors[name].natural_attack)
+        for name in sources
+    }
     tiles = _region_tiles(args, next(iter(detectors.values())))
     work = transfer(detectors, tiles, specs, device=_device(args.device), batch=args.batch)
     return _slide_report(args, work, "transfer.json")
@@ -572,7 +572,7 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    from napari_cpadv.attacks.tiles import universal_study
+    from napari_cpadv.experiments.universal_study import universal_study
     from napari_cpadv.files import write_atomic
     from napari_cpadv.models.train import load_tiles
     from napari_cpadv.models.weights import resolve
@@ -934,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("slide", help="the slide to attack")
     at.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     at.add_argument("--weights", default=None, help="default: the shipped weights")
-    _attack_options(at, attacks=ATTACK_NAMES)
+    _attack_options(at, attacks=attack_registry.names())
     at.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(at)
     at.add_argument(
@@ -955,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("slide", help="the slide to attack")
     sw.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
     sw.add_argument("--weights", default=None, help="default: the shipped weights")
-    _attack_options(sw, attacks=ATTACK_NAMES)
+    _attack_options(sw, attacks=attack_registry.names())
     sw.add_argument(
         "--budgets", type=float, nargs="+", required=True, help="budgets to try; " + BUDGET_HELP
     )
@@ -982,7 +982,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--weights", nargs="*", default=None, metavar="NAME=FILE", help="default: shipped"
     )
-    _attack_options(tr, attacks=PER_TILE, required=False)
+    _attack_options(tr, attacks=attack_registry.per_tile(), required=False)
     tr.add_argument(
         "--attack-all",
         action="store_true",

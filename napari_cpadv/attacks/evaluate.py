@@ -5,8 +5,9 @@
 * ``sanity``: the warnings a result must carry when a rule of thumb fails (noise beats the
   white-box attack, iterative weaker than one step, zero gradients, no convergence).
 
-``attacks.tiles`` runs them over the tiles of a slide, with the AUC-PR table of every
-detector under every condition (seed 000 Fig. 10) and the transfer matrix.
+``experiments.sweep`` and ``experiments.transfer`` run them over the tiles of a slide,
+with the AUC-PR table of every detector under every condition (seed 000 Fig. 10) and the
+transfer matrix.
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from napari_cpadv.attacks.base import AttackSpec, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, norms, rescale_l2_clipped
@@ -50,3 +52,30 @@ def fgsm(
     with torch.no_grad():
         loss, success = objective(model(x + delta))
     return AttackResult(delta, success, loss, norms(delta), raw.steps, seed)
+
+
+class FGSM(TileAttack):
+    """Seed 000's attack on the DAE: ``fgsm`` with ``spec``'s steps, step size and L2 budget."""
+
+    name = "fgsm"
+    summary = "seed 000's iterative FGSM, rescaled to the budget"
+    norms = ("l2",)
+    single_step_check = True
+
+    def attack_batch(
+        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+    ) -> Work[torch.Tensor]:
+        size = STEP if spec.step_size is None else spec.step_size
+        res = yield from fgsm(
+            detector,
+            x,
+            objective,
+            steps=spec.steps,
+            step_size=size,
+            budget=spec.budget,
+            seed=spec.seed,
+        )
+        return res.delta
+
+
+ATTACK = FGSM()

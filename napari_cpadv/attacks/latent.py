@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from napari_cpadv.attacks.base import AttackSpec, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, norms, rescale_l2_clipped
@@ -42,7 +43,7 @@ def latent_attack(
     budget: Budget | None = None,
     seed: int = 0,
 ) -> Work[LatentResult]:
-    """Attack ``detector`` (a ``SparseDetector``) through its sparse code.
+    """Attack ``detector`` (one with a sparse code: ``latent``) through its code.
 
     ``step_size`` is in code units (codes of standardised images are of order 1);
     ``budget`` (L2 only) rescales the resulting δ.
@@ -51,7 +52,7 @@ def latent_attack(
         raise ValueError(f"the latent attack's δ is rescaled to an L2 budget, not {budget.norm}")
     with eval_mode(detector):
         x = x.detach()
-        code = detector.lca.encode(x)
+        code = detector.encode(x)
         support = code.codes > 0
         a = code.codes.clone()
         loss = torch.zeros(len(x))
@@ -64,7 +65,7 @@ def latent_attack(
             yield Progress(s + 1, steps, {"loss": float(loss.detach().mean())})
         with torch.no_grad():
             a = a.detach()
-            delta = box(detector.lca.synthesis(a - code.codes) * code.std, x)
+            delta = box(detector.synthesise(a - code.codes) * code.std, x)
             if budget is not None:
                 delta = rescale_l2_clipped(delta, x, budget.total(tuple(x.shape[1:])))
             loss, latent_success = objective(detector.head(a))
@@ -79,3 +80,31 @@ def latent_attack(
         codes=a,
         latent_success=latent_success,
     )
+
+
+class Latent(TileAttack):
+    """Seed 000's attack on the sparse coder: ``latent_attack`` on each batch's code."""
+
+    name = "latent"
+    summary = "seed 000's attack on the sparse code"
+    gradient = False
+    needs_latent = True
+    norms = ("l2",)
+
+    def attack_batch(
+        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+    ) -> Work[torch.Tensor]:
+        size = 0.02 if spec.step_size is None else spec.step_size
+        res = yield from latent_attack(
+            detector,
+            x,
+            objective,
+            steps=spec.steps,
+            step_size=size,
+            budget=spec.budget,
+            seed=spec.seed,
+        )
+        return res.delta
+
+
+ATTACK = Latent()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
+from napari_cpadv.attacks.base import AttackSpec, TileAttack
 from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import norms, rescale_l2_clipped
@@ -77,3 +78,26 @@ def noise_control(
             l2s.append(torch.tensor(norms(n)["l2_total"]))
             yield Progress(d + 1, draws, {"loss": float(loss.mean())})
     return NoiseResult(torch.stack(losses), torch.stack(successes), torch.stack(l2s), kind, seed)
+
+
+class Noise(TileAttack):
+    """The control as an attack: a Gaussian direction per tile, rescaled (clipping-aware)
+    to the L2 budget; it runs no step, so it reports 0 iterations."""
+
+    name = "noise"
+    summary = "Gaussian noise of the same L2 norm: the control"
+    gradient = False
+    norms = ("l2",)
+
+    def iterations(self, spec: AttackSpec) -> int:
+        return 0
+
+    def attack_batch(
+        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+    ) -> Work[torch.Tensor]:
+        direction = noise_like(torch.ones_like(x), x, seed=spec.seed + first)
+        yield Progress(1, 1, {"tiles": len(x)})
+        return rescale_l2_clipped(direction, x, spec.budget.total(tuple(x.shape[1:])))
+
+
+ATTACK = Noise()

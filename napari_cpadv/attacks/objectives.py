@@ -6,8 +6,10 @@ softmax outputs). Each objective maps logits to ``(loss, success)`` per example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -89,3 +91,59 @@ class ClassObjective:
         else:
             raise ValueError(f"unknown loss {self.loss!r}: 'ce' or 'margin'")
         return value, margin > self.confidence
+
+
+CELL_KEEP = 0.5
+"""Cell success: fewer than this share of the tumour cells found clean still found."""
+
+
+@torch.no_grad()
+def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """The detector's logits on ``clip(x + δ)``, in batches."""
+    return torch.cat(
+        [
+            detector((x[i : i + batch] + delta[i : i + batch]).clamp(0, 1))
+            for i in range(0, len(x), batch)
+        ]
+    )
+
+
+def objective_for(
+    detector: Any, x: torch.Tensor, labels: np.ndarray | None = None, *, keep: float = CELL_KEEP
+) -> Objective:
+    """Untargeted objective of ``detector`` on ``x``: against the cell ``labels`` when given,
+    else against the clean prediction (cells: ``logits > 0``; classes: the argmax). A cell
+    objective also keeps the clean prediction, for the success it reports
+    (:meth:`CellObjective.reported_success`, with ``keep``)."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"the cell success share must lie in (0, 1], got {keep}")
+    clean = logits_of(detector, x, torch.zeros_like(x))
+    if detector.output == "classes":
+        return ClassObjective(clean.argmax(1))
+    found = (clean > 0).float()
+    if labels is not None:
+        reference = torch.from_numpy(np.asarray(labels)).float().to(x.device)
+        return CellObjective(reference, clean=found, keep=keep)
+    return CellObjective(found, clean=found, keep=keep)
+
+
+def subset(objective: Objective, idx: torch.Tensor) -> Objective:
+    """The objective of the examples ``idx`` of the batch it was made for."""
+    if isinstance(objective, CellObjective):
+        clean = objective.clean
+        return replace(
+            objective,
+            reference=objective.reference[idx.to(objective.reference.device)],
+            clean=None if clean is None else clean[idx.to(clean.device)],
+        )
+    if isinstance(objective, ClassObjective):
+        return replace(objective, labels=objective.labels[idx.to(objective.labels.device)])
+    raise TypeError(f"cannot take a subset of {type(objective).__name__}")
+
+
+def reported_success(objective: Objective, logits: torch.Tensor) -> torch.Tensor:
+    """The success a report gives: a cell objective's pathologist-level rule, else the
+    objective's own."""
+    if isinstance(objective, CellObjective):
+        return objective.reported_success(logits)
+    return objective(logits)[1]

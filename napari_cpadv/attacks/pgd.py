@@ -19,10 +19,11 @@ the top fraction of pixels by the step's gradient, the rest of the image unchang
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
+from napari_cpadv.attacks.base import AttackSpec, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, StepRule, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, l0
@@ -134,3 +135,31 @@ def pgd(
             seed=seed,
         )
     )
+
+
+class PGD(TileAttack):
+    """Seed 001's attack: ``pgd`` under ``spec``'s budget, steps, restarts and constraint."""
+
+    name = "pgd"
+    summary = "seed 001's projected gradient descent under any norm"
+    single_step_check = True
+
+    def attack_batch(
+        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+    ) -> Work[torch.Tensor]:
+        res = yield from pgd(
+            detector,
+            x,
+            objective,
+            budget=spec.budget,
+            steps=spec.steps,
+            step_size=spec.step_size,
+            seed=spec.seed,
+            restarts=spec.restarts,
+            random_start=spec.restarts > 1,
+            constraint=spec.constraint,  # type: ignore[arg-type]
+        )
+        return res.delta
+
+
+ATTACK = PGD()

@@ -1,41 +1,61 @@
-"""The attacks by name: what each is, in one place.
+"""The attacks by name, found where they are defined.
 
-The command line's choices, the Attack dock's list and its tooltip, and the checks of
-``AttackSpec`` read this table, so that adding an attack adds one entry here (and its
-module) instead of a name in four lists.
+Every module of this package that defines ``ATTACK`` (an instance following
+:class:`napari_cpadv.attacks.base.Attack`) is an attack; adding one is adding its module.
+The command line's choices, the Attack dock's list and tooltip and ``AttackSpec``'s checks
+read this registry. Finding the attacks imports their modules (and torch), so it happens
+on first use, not when the command line or the plugin is imported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari_cpadv.attacks.base import Attack
 
 
-@dataclass(frozen=True)
-class AttackInfo:
-    """``name``; ``summary`` (a line for help and tooltips, with its seed); ``per_tile``:
-    each tile gets its own δ (``universal`` learns one δ for all); ``gradient``: it needs
-    the detector's gradient to the image (the sparse coder has none)."""
+@cache
+def registry() -> dict[str, Attack]:
+    """Name -> attack, in the order of the names (``fgsm`` first, the Attack dock's default)."""
+    import napari_cpadv.attacks as package
 
-    name: str
-    summary: str
-    per_tile: bool = True
-    gradient: bool = True
+    found: dict[str, Attack] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        attack = getattr(module, "ATTACK", None)
+        if attack is None:
+            continue
+        if attack.name in found:
+            raise RuntimeError(f"two attack modules define the attack {attack.name!r}")
+        found[attack.name] = attack
+    return dict(sorted(found.items()))
 
 
-REGISTRY: dict[str, AttackInfo] = {
-    a.name: a
-    for a in (
-        AttackInfo("fgsm", "seed 000's iterative FGSM, rescaled to the budget"),
-        AttackInfo("pgd", "seed 001's projected gradient descent under any norm"),
-        AttackInfo("universal", "one δ learnt over all tiles (seed 001)", per_tile=False),
-        AttackInfo("latent", "seed 000's attack on the sparse code", gradient=False),
-        AttackInfo("noise", "Gaussian noise of the same L2 norm: the control", gradient=False),
-    )
-}
-NAMES: tuple[str, ...] = tuple(REGISTRY)
-PER_TILE: tuple[str, ...] = tuple(n for n, a in REGISTRY.items() if a.per_tile)
+def names() -> tuple[str, ...]:
+    """Every attack's name."""
+    return tuple(registry())
+
+
+def per_tile() -> tuple[str, ...]:
+    """The attacks that give each tile its own δ (all but ``universal``)."""
+    return tuple(n for n, a in registry().items() if a.per_tile)
 
 
 def describe() -> str:
     """One line per attack: ``name: summary`` (for help texts and tooltips)."""
-    return "; ".join(f"{a.name}: {a.summary}" for a in REGISTRY.values())
+    return "; ".join(f"{a.name}: {a.summary}" for a in registry().values())
+
+
+def __getattr__(name: str) -> Any:
+    # REGISTRY, NAMES and PER_TILE read like constants but are found on first use
+    if name == "REGISTRY":
+        return registry()
+    if name == "NAMES":
+        return names()
+    if name == "PER_TILE":
+        return per_tile()
+    raise AttributeError(name)

@@ -25,7 +25,7 @@ def saliency(detector: Any, x: torch.Tensor, *, mask: torch.Tensor | None = None
     """Saliency maps ``(N, H, W)`` of ``detector`` on images ``x`` ``(N, 3, H, W)``."""
     x = x.detach()
     with eval_mode(detector):
-        if getattr(detector, "name", None) == "sparse":
+        if getattr(detector, "latent", False):  # no gradient to the image: through the code
             return _sparse(detector, x, mask)
         x = x.clone().requires_grad_(True)
         logits = detector.tumour_logits(x)
@@ -44,9 +44,9 @@ def _score(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 def _sparse(detector: Any, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     with torch.no_grad():
-        code = detector.lca.encode(x)
+        code = detector.encode(x)
     a = code.codes.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_score(detector.head(a), mask).sum(), a)
     with torch.no_grad():
-        image = detector.lca.synthesis(grad * (code.codes > 0)) * code.std
+        image = detector.synthesise(grad * (code.codes > 0)) * code.std
     return image.abs().amax(dim=1)[..., : x.shape[-2], : x.shape[-1]]

@@ -12,14 +12,16 @@ the objective of those images of the set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from napari_cpadv.attacks import projections as P
+from napari_cpadv.attacks.base import AttackSpec, Scored, TileAttack, quantise, score
 from napari_cpadv.attacks.engine import eval_mode
-from napari_cpadv.attacks.objectives import Objective
+from napari_cpadv.attacks.objectives import Objective, subset
 from napari_cpadv.progress import Progress, Work
 
 ObjectiveFor = Callable[[torch.Tensor], Objective]
@@ -116,3 +118,54 @@ def universal(
             losses.append(float(np.mean(running)))
         train = success_with(model, x, delta, objective_for)
     return UniversalResult(delta, P.norms(delta), float(train.float().mean()), losses, seed)
+
+
+class Universal(TileAttack):
+    """Seed 001's universal perturbation over the tiles given: one δ learnt on all of them
+    (``learn``) and added to each."""
+
+    name = "universal"
+    summary = "one δ learnt over all tiles (seed 001)"
+    per_tile = False
+    norms = ("l1", "l2", "linf", "none")
+
+    def iterations(self, spec: AttackSpec) -> int:
+        return spec.epochs
+
+    def doubled(self, spec: AttackSpec) -> AttackSpec:
+        return replace(spec, epochs=2 * spec.epochs)
+
+    def learn(
+        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, batch: int
+    ) -> Work[UniversalResult]:
+        """``universal`` with ``spec``'s budget, epochs, step size and seed."""
+        self.check(detector, spec)
+        return (
+            yield from universal(
+                detector,
+                x,
+                lambda idx: subset(objective, idx),
+                budget=spec.budget,
+                epochs=spec.epochs,
+                batch=batch,
+                step_size=spec.step_size,
+                seed=spec.seed,
+            )
+        )
+
+    def craft(
+        self,
+        detector: Any,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        *,
+        batch: int = 4,
+    ) -> Work[Scored]:
+        res = yield from self.learn(detector, x, objective, spec, batch)
+        delta = res.delta.expand_as(x)
+        steps = spec.epochs * -(-len(x) // batch)
+        return score(detector, x, quantise(x, delta), objective, spec.seed, steps, unrounded=delta)
+
+
+ATTACK = Universal()

@@ -83,6 +83,9 @@ class DaeDetector(nn.Module):
 
     name: ClassVar[str] = "dae"
     output: ClassVar[str] = "cells"
+    gradient_free: ClassVar[bool] = False
+    latent: ClassVar[bool] = False
+    natural_attack: ClassVar[str] = "fgsm"  # seed 000 §2.8.2
     cell = CELL
     multiple = 4  # the encoder's and the head's pooling
     margin = 32  # receptive field: 34 input pixels, so 17 on each side; rounded up to 4·8

@@ -34,15 +34,35 @@ class Detector(Protocol):
         Tile sides (and tile offsets, for seamless stitching) must be multiples of it.
     margin
         Context in input pixels to read around a tile so that stitched tiles show no seams.
+    gradient_free
+        No gradient flows from the output to the image (the sparse coder's iterative
+        encoding): gradient attacks refuse it.
+    latent
+        It reads a code it infers from the image, and offers ``encode(x)`` (a code with
+        ``codes`` and the per-image ``std``), ``head(codes)`` and ``synthesise(codes)``:
+        the latent attack and saliency work through them.
+    natural_attack
+        The registry name of the seeds' own white-box attack on it (``cpadv transfer``).
     """
 
     name: ClassVar[str]
     output: ClassVar[str]
+    gradient_free: ClassVar[bool]
+    latent: ClassVar[bool]
+    natural_attack: ClassVar[str]
     cell: int
     multiple: int
     margin: int
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``nn.Module.to``."""
+        ...
+
+    def eval(self) -> Any:
+        """As ``nn.Module.eval``."""
+        ...
 
     def tumour_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The tumour logit per cell ``(N, H/4, W/4)`` or per patch ``(N,)``."""
@@ -60,6 +80,11 @@ def registry() -> dict[str, type[nn.Module]]:
     from napari_cpadv.models.resnet import ResNetDetector
 
     return {"dae": DaeDetector, "sparse": SparseDetector, "resnet18": ResNetDetector}
+
+
+def with_output(output: str) -> tuple[str, ...]:
+    """The names of the detectors whose ``output`` is ``"cells"`` (heatmaps) or ``"classes"``."""
+    return tuple(name for name, cls in registry().items() if getattr(cls, "output", None) == output)
 
 
 def make(name: str, **hyper: Any) -> Any:

@@ -339,7 +339,7 @@ class SparseDetector(nn.Module):
 
     ``forward`` maps ``(N, 3, H, W)`` in [0, 1] (sides multiples of ``2·stride``) to cell
     logits ``(N, H/4, W/4)``. No gradient flows through the sparse coding; the latent attack
-    works on ``encode(x).codes`` through ``head`` and ``lca.decode``.
+    works on ``encode(x).codes`` through ``head`` and ``synthesise``.
     """
 
     name: ClassVar[str] = "sparse"
@@ -348,6 +348,9 @@ class SparseDetector(nn.Module):
     forward_cost: ClassVar[float] = 1000.0
     # the encoding is an iterative solver with no gradient to the image (seed 000 §2.8.1)
     gradient_free: ClassVar[bool] = True
+    # a code the head reads: the latent attack and saliency work on it (encode, head, synthesise)
+    latent: ClassVar[bool] = True
+    natural_attack: ClassVar[str] = "latent"  # seed 000 §2.8.1
     output: ClassVar[str] = "cells"
     cell = CELL
     data_mean: torch.Tensor
@@ -398,6 +401,10 @@ class SparseDetector(nn.Module):
 
     def encode(self, x: torch.Tensor) -> SparseCode:
         return self.lca.encode(x)
+
+    def synthesise(self, codes: torch.Tensor) -> torch.Tensor:
+        """The image (standardised units) that ``codes`` synthesise through the dictionary."""
+        return self.lca.synthesis(codes)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.lca(x)

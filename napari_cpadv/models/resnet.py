@@ -108,6 +108,9 @@ class ResNetDetector(ResNet18):
 
     name: ClassVar[str] = "resnet18"
     output: ClassVar[str] = "classes"
+    gradient_free: ClassVar[bool] = False
+    latent: ClassVar[bool] = False
+    natural_attack: ClassVar[str] = "pgd"  # seed 001 §2.2
     multiple = 1
     margin = 0
 

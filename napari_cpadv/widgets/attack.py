@@ -33,10 +33,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cpadv.attacks.registry import NAMES as ATTACK_NAMES
-from napari_cpadv.attacks.registry import describe
+from napari_cpadv.attacks import registry as attack_registry
 from napari_cpadv.errors import CpadvError
-from napari_cpadv.models.detector import NAMES
+from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._outlines import keep_outlines_thin
 from napari_cpadv.widgets._view import (
     WARN_STYLE,
@@ -60,7 +59,6 @@ from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, AttackM
 if TYPE_CHECKING:
     import napari
 
-ATTACKS = ATTACK_NAMES  # the registry's attacks, in its order
 NORMS = ("l2", "linf", "l1", "l0", "none")
 REGIONS = ("drawn region", "selected shapes", "view", "tissue")
 PREVIEW_LAYER = "tiles to attack"
@@ -89,7 +87,7 @@ class AttackWidget(AttackResults, QWidget):
         self._run, self._cancel = controls.run, controls.cancel
         self._progress, self._status = controls.progress, controls.status
         self._attack = QComboBox()
-        self._attack.addItems(ATTACKS)
+        self._attack.addItems(attack_registry.names())
         self._norm = QComboBox()
         self._norm.addItems(NORMS)
         self._budget = QDoubleSpinBox()
@@ -124,7 +122,7 @@ class AttackWidget(AttackResults, QWidget):
         self._tile.setRange(8, 4096)
         self._tile.setValue(self.model.tile)
         self._tile.setSuffix(" px")
-        self._heatmaps = {name: QCheckBox(name) for name in NAMES if name != "resnet18"}
+        self._heatmaps = {name: QCheckBox(name) for name in with_output("cells")}
         self._results = QLineEdit()
         self._results.setPlaceholderText("SLIDE.cpadv next to the slide")
         self._device = QLabel(f"device: {pick_device(None)}")
@@ -241,7 +239,7 @@ class AttackWidget(AttackResults, QWidget):
             {
                 self._detector: "The detector to fool (shipped weights unless a file is given)",
                 self._weights: "A .safetensors weights file; empty: the shipped weights",
-                self._attack: describe(),
+                self._attack: attack_registry.describe(),
                 self._norm: "The norm that bounds δ; none: unconstrained",
                 self._budget: "How far δ may go, in the unit shown below (default 25: seed "
                 "000's total L2 over a 512 x 512 tile)",

@@ -33,7 +33,7 @@ from napari_cpadv.progress import Progress, Work, within
 
 @dataclass
 class AttackModel:
-    """The Attack dock's parameters (see ``attacks.tiles.AttackSpec``)."""
+    """The Attack dock's parameters (see ``attacks.base.AttackSpec``)."""
 
     detector: str = "dae"
     weights: str | None = None
@@ -54,11 +54,11 @@ class AttackModel:
 
     def spec(self) -> Any:
         """The attack as an ``AttackSpec``; ``ValueError`` names what is wrong."""
+        from napari_cpadv.attacks.base import AttackSpec
         from napari_cpadv.attacks.projections import Budget
-        from napari_cpadv.attacks.tiles import AttackSpec
 
         return AttackSpec(
-            self.attack,  # type: ignore[arg-type]
+            self.attack,
             Budget(self.norm, float(self.budget), self.unit),  # type: ignore[arg-type]
             self.level,
             steps=self.steps,
@@ -146,7 +146,7 @@ class AttackModel:
         device: Any,
     ) -> Work[AttackOutcome]:
         """The attack, then the heatmaps and the metrics: one monotone bar over both."""
-        from napari_cpadv.attacks.region import attack_region
+        from napari_cpadv.experiments.regions import attack_region
         from napari_cpadv.slide.delta import open_delta
 
         started = time.perf_counter()
@@ -239,8 +239,7 @@ def attack_share(spec: Any, detectors: dict[str, Any]) -> float:
     an attack step costs about a forward and a backward pass (3 forwards), a heatmap one
     forward per detector, weighed by its ``forward_cost`` against the DAE's (a sparse
     coder's LCA costs a thousand: an estimate, used only for the bar and its time left)."""
-    steps = spec.epochs if spec.attack == "universal" else max(spec.steps, 1)
-    attack = 3.0 * (1 if spec.attack == "noise" else steps)
+    attack = 3.0 * max(spec.iterations, 1)
     heatmaps = sum(2.0 * getattr(d, "forward_cost", 1.0) for d in detectors.values())
     return attack / (attack + heatmaps)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from napari_cpadv.annotations import Annotation, read_annotations, write_annotations
-from napari_cpadv.attacks.tiles import tile_positions
+from napari_cpadv.experiments.tiles import tile_positions
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide

@@ -12,17 +12,13 @@ import torch
 
 from napari_cpadv.annotations import Annotation, write_annotations
 from napari_cpadv.attacks.projections import Budget
-from napari_cpadv.attacks.tiles import (
-    AttackSpec,
-    craft,
-    objective_for,
-    quantise,
-    region_tiles,
-    sweep,
-    tile_positions,
-    transfer,
-    universal_study,
-)
+from napari_cpadv.attacks.base import AttackSpec, quantise
+from napari_cpadv.attacks.objectives import objective_for
+from napari_cpadv.experiments.craft import craft
+from napari_cpadv.experiments.sweep import sweep
+from napari_cpadv.experiments.tiles import region_tiles, tile_positions
+from napari_cpadv.experiments.transfer import transfer
+from napari_cpadv.experiments.universal_study import universal_study
 from napari_cpadv.cli import main
 from napari_cpadv.models import weights
 from napari_cpadv.models.detector import make
@@ -162,7 +158,7 @@ def test_universal_study_learns_on_training_tiles_and_scores_held_out_ones(tile_
     assert delta.abs().max() <= 32 / 255 + 1e-6
     assert rep["held_out"]["images"] > 0 and rep["train"]["images"] > 0
     # the held-out rates are those of the returned δ, applied to the held-out images again
-    from napari_cpadv.attacks.tiles import _target_objective, quantise, tile_set_inputs
+    from napari_cpadv.experiments.universal_study import _target_objective, tile_set_inputs
 
     xh, _, target = tile_set_inputs(resnet, held, positives=False)
     objective = _target_objective(resnet, target)
@@ -258,7 +254,7 @@ def test_cell_success_is_what_a_pathologist_would_act_on():
 
 def test_rounding_is_reported_not_hidden():
     """Seed 001's L∞ = 0.5/255: the float δ has it, the saved 8-bit image has 0 or 1/255."""
-    from napari_cpadv.attacks.tiles import rounding_warnings
+    from napari_cpadv.attacks.base import rounding_warnings
 
     torch.manual_seed(0)
     det = make("dae").eval()

@@ -110,9 +110,9 @@ def test_an_off_grid_rectangle_around_a_tumour_is_attacked_where_it_is(
 
 
 def test_an_attack_failing_before_any_tile_leaves_no_store(small_slide, tmp_path, monkeypatch):
-    import napari_cpadv.attacks.region as region
+    import napari_cpadv.experiments.regions as region
+    from napari_cpadv.attacks.base import AttackSpec
     from napari_cpadv.attacks.projections import Budget
-    from napari_cpadv.attacks.tiles import AttackSpec
     from napari_cpadv.progress import drive
 
     def broken(*args, **kwargs):

@@ -1,0 +1,132 @@
+"""Transfer matrices (seed 000 Fig. 10): attacks crafted on each source detector, every
+detector scored on each δ, beside noise of each attack's norm."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from napari_cpadv.attacks.base import AttackSpec, Scored, quantise
+from napari_cpadv.attacks.objectives import logits_of, objective_for
+from napari_cpadv.experiments.craft import condition, craft, logits_aucpr, scorable
+from napari_cpadv.experiments.tiles import Tiles
+from napari_cpadv.models.detector import Detector
+from napari_cpadv.progress import Work, within
+
+
+def transfer(
+    detectors: dict[str, Detector],
+    tiles: Tiles,
+    specs: dict[str, AttackSpec],
+    *,
+    device: Any = "cpu",
+    batch: int = 4,
+) -> Work[dict[str, Any]]:
+    """Craft ``specs[source]`` on each source detector and score every detector on each δ
+    (seed 000 Fig. 10: FGSM crafted on the DAE, the latent attack on the sparse coder).
+
+    Rows are conditions (``clean``, ``noise`` of each source's achieved L2 norm, and the
+    attack crafted on each source); columns are the scored detectors (cell detectors of
+    one cell size). ``aucpr[row][col]`` with ground truth, ``success[row][col]`` always
+    (against each detector's own objective). Warnings name a transfer that hurts a
+    detector more than the white-box attack on it, and noise that beats an attack.
+    """
+    from napari_cpadv.attacks.evaluate import sanity
+    from napari_cpadv.attacks.noise import noise_like
+
+    if any(d.output != "cells" for d in detectors.values()):
+        raise ValueError(
+            "transfer is scored on cell heatmaps of one level; "
+            + ", ".join(n for n, d in detectors.items() if d.output != "cells")
+            + " works on level-0 patches"
+        )
+    if len({d.cell for d in detectors.values()}) > 1:
+        raise ValueError("the detectors' cells differ in size; score them on separate runs")
+    sources = list(specs)
+    unknown = [s for s in sources if s not in detectors]
+    if unknown:
+        raise ValueError(f"sources {unknown} are not among the scored detectors {list(detectors)}")
+    started = time.perf_counter()
+    x = tiles.x.to(device)
+    for d in detectors.values():
+        d.to(device).eval()
+    objectives = {n: objective_for(d, x, tiles.labels) for n, d in detectors.items()}
+    warnings: list[str] = []
+    labels = scorable(tiles.labels, warnings)
+    deltas: dict[str, torch.Tensor] = {"clean": torch.zeros_like(x)}
+    crafted: dict[str, Scored] = {}
+    for k, name in enumerate(sources):
+        spec = specs[name]
+        share = (k / len(sources), (k + 1) / len(sources))
+        res = yield from within(
+            craft(detectors[name], x, objectives[name], spec, batch=batch), *share, source=name
+        )
+        crafted[name] = res
+        deltas[f"noise ({name})"] = quantise(x, noise_like(res.delta, x, seed=spec.seed))
+    for name in sources:
+        deltas[name] = crafted[name].delta
+    known: dict[
+        tuple[str, str], torch.Tensor
+    ] = {  # logits already computed: clean tiles, and each source on its own δ
+        ("clean", n): logits_of(d, x, deltas["clean"]) for n, d in detectors.items()
+    }
+    known.update({(n, n): crafted[n].logits for n in sources})
+    clean = (
+        {n: logits_aucpr(known["clean", n], labels) for n in detectors}
+        if labels is not None
+        else dict.fromkeys(detectors)
+    )
+    table = {
+        row: {
+            n: condition(d, x, delta, objectives[n], labels, clean[n], known.get((row, n)))
+            for n, d in detectors.items()
+        }
+        for row, delta in deltas.items()
+    }
+    for target in detectors:
+        for source in sources:
+            cell = table[source][target]
+            noise_cell = table[f"noise ({source})"][target]
+            if source == target:
+                warnings += [
+                    f"{source}: {w}"
+                    for w in sanity(attack_damage=cell["damage"], noise_damage=noise_cell["damage"])
+                ]
+            elif target in sources and cell["damage"] > table[target][target]["damage"] + 0.01:
+                warnings.append(
+                    f"the attack crafted on {source} hurts {target} more ({cell['damage']:.3f}) "
+                    f"than the white-box attack on {target} ({table[target][target]['damage']:.3f})"
+                )
+    return {
+        "detectors": list(detectors),
+        "sources": sources,
+        "attacks": {
+            name: {
+                "attack": sp.attack,
+                "budget": {
+                    "norm": sp.budget.norm,
+                    "value": sp.budget.value,
+                    "unit": sp.budget.unit,
+                },
+                "steps": sp.steps,
+                "seed": sp.seed,
+            }
+            for name, sp in specs.items()
+        },
+        "level": tiles.level,
+        "tiles": [list(p) for p in tiles.positions],
+        "device": str(device),
+        "norms": {name: crafted[name].norms for name in sources},
+        "aucpr": (
+            {r: {n: c["aucpr"] for n, c in cols.items()} for r, cols in table.items()}
+            if labels is not None
+            else None
+        ),
+        "success": {
+            r: {n: c["success_rate"] for n, c in cols.items()} for r, cols in table.items()
+        },
+        "warnings": warnings,
+        "seconds": time.perf_counter() - started,
+    }
