@@ -230,3 +230,28 @@ def tooltips(pairs: dict[Any, str]) -> None:
     """Give each widget its tooltip (what it means, its unit, its default)."""
     for widget, text in pairs.items():
         widget.setToolTip(text)
+
+
+def folder_row(edit: Any, parent: Any, title: str, file: str | None = None) -> Any:
+    """A line edit with a Browse… button (a folder, or a file matching ``file``)."""
+    from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget
+
+    row = QWidget()
+    lay = QHBoxLayout(row)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit)
+    browse = QPushButton("Browse…")
+    browse.setToolTip(f"Choose: {title.lower()}")
+    edit.setToolTip(title)
+
+    def pick() -> None:
+        if file is None:
+            got = QFileDialog.getExistingDirectory(parent, title)
+        else:
+            got, _ = QFileDialog.getOpenFileName(parent, title, "", file)
+        if got:
+            edit.setText(got)
+
+    browse.clicked.connect(pick)
+    lay.addWidget(browse)
+    return row

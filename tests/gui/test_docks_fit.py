@@ -18,11 +18,9 @@ from napari_cpadv.widgets.attack import AttackWidget
 from napari_cpadv.widgets.detect import DetectWidget
 from napari_cpadv.widgets.export import ExportWidget
 from napari_cpadv.widgets.plots import PlotsWidget
-from napari_cpadv.widgets.study import (
-    StudyAnalysisWidget,
-    StudyBuilderWidget,
-    StudyReaderWidget,
-)
+from napari_cpadv.widgets.study_analyze import StudyAnalysisWidget
+from napari_cpadv.widgets.study_build import StudyBuilderWidget
+from napari_cpadv.widgets.study_read import StudyReaderWidget
 
 from ..conftest import SAMPLE
 

@@ -12,11 +12,9 @@ from qtpy.QtCore import Qt
 from napari_cpadv.study.log import read_log
 from napari_cpadv.study.read import Study
 from napari_cpadv.widgets.export import ExportWidget
-from napari_cpadv.widgets.study import (
-    StudyAnalysisWidget,
-    StudyBuilderWidget,
-    StudyReaderWidget,
-)
+from napari_cpadv.widgets.study_analyze import StudyAnalysisWidget
+from napari_cpadv.widgets.study_build import StudyBuilderWidget
+from napari_cpadv.widgets.study_read import StudyReaderWidget
 from tests.study.conftest import code, key_of, make_pairs, make_study, secret
 
 pytestmark = pytest.mark.gui
