@@ -219,7 +219,7 @@ def open_slide(
         Threads that decode tiles; by default a pool shared by every slide.
     direct
         Let TIFF-based files' JPEG tiles skip OpenSlide's painting pass where they decode
-        to the same pixels (see :class:`~napari_cpadv.slide.store.DirectTiles`).
+        to the same pixels (see :class:`~napari_cpadv.slide.direct.DirectTiles`).
 
     Raises
     ------

@@ -15,10 +15,8 @@ import asyncio
 import json
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,306 +24,23 @@ from zarr.abc.store import ByteRequest, Store
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from napari_cpadv.errors import SlideError
+from napari_cpadv.slide.direct import DirectTiles
+from napari_cpadv.slide.pixels import (  # noqa: F401 (slide.py and tests read them here)
+    DEFAULT_CACHE_BYTES,
+    LevelGeometry,
+    TileCache,
+    TileKey,
+    TileSource,
+    composite,
+    composite_premultiplied,
+    default_executor,
+    level_geometry,
+    parse_background,
+    read_bgra,
+)
 
 if TYPE_CHECKING:
     import openslide
-
-DEFAULT_TILE = 512
-DEFAULT_CACHE_BYTES = 192 * 2**20
-TileKey = tuple[int, int, int]  # (level, tile_row, tile_col)
-
-
-@dataclass(frozen=True)
-class LevelGeometry:
-    """Size and tiling of one pyramid level, in that level's pixels."""
-
-    rows: int
-    cols: int
-    tile_rows: int
-    tile_cols: int
-    downsample: float
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """Number of tiles down and across."""
-        return (-(-self.rows // self.tile_rows), -(-self.cols // self.tile_cols))
-
-
-class TileCache:
-    """A thread-safe LRU cache of decoded RGB tiles, bounded in bytes.
-
-    Parameters
-    ----------
-    max_bytes
-        Upper bound on the bytes of the tiles held; 0 disables caching.
-    """
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        if max_bytes < 0:
-            raise ValueError(f"cache size must be >= 0 bytes, got {max_bytes}")
-        self.max_bytes = max_bytes
-        self._tiles: OrderedDict[Any, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held now."""
-        return self._bytes
-
-    def get(self, key: Any) -> np.ndarray | None:
-        with self._lock:
-            tile = self._tiles.get(key)
-            if tile is None:
-                self.misses += 1
-                return None
-            self._tiles.move_to_end(key)
-            self.hits += 1
-            return tile
-
-    def put(self, key: Any, tile: np.ndarray) -> None:
-        if tile.nbytes > self.max_bytes:
-            return
-        tile.setflags(write=False)
-        with self._lock:
-            old = self._tiles.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._tiles[key] = tile
-            self._bytes += tile.nbytes
-            while self._bytes > self.max_bytes:
-                _, dropped = self._tiles.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._tiles.clear()
-            self._bytes = 0
-
-
-def parse_background(value: str | None) -> tuple[int, int, int]:
-    """OpenSlide's ``openslide.background-color`` (``RRGGBB`` hex) as RGB; white if unset."""
-    if not value:
-        return (255, 255, 255)
-    try:
-        rgb = int(value, 16)
-    except ValueError:
-        return (255, 255, 255)
-    return ((rgb >> 16) & 255, (rgb >> 8) & 255, rgb & 255)
-
-
-def composite(rgba: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """Composite OpenSlide's un-premultiplied RGBA on ``background``; returns a new RGB array."""
-    rgb = rgba[..., :3]
-    alpha = rgba[..., 3]
-    if alpha.min() == 255:
-        return np.ascontiguousarray(rgb)
-    a = alpha[..., None].astype(np.uint16)
-    bg = np.asarray(background, dtype=np.uint16)
-    out = (rgb.astype(np.uint16) * a + bg * (255 - a) + 127) // 255
-    return out.astype(np.uint8)
-
-
-def composite_premultiplied(bgra: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """RGB from OpenSlide's native premultiplied BGRA pixels, composited on ``background``."""
-    rgb = bgra[..., 2::-1]
-    alpha = bgra[..., 3]
-    if alpha.min() == 255:
-        return np.ascontiguousarray(rgb)
-    a = alpha[..., None].astype(np.uint16)
-    bg = np.asarray(background, dtype=np.uint16)
-    out = rgb.astype(np.uint16) + (bg * (255 - a) + 127) // 255
-    return np.minimum(out, 255).astype(np.uint8)
-
-
-def read_bgra(
-    osr: openslide.OpenSlide, location: tuple[int, int], level: int, size: tuple[int, int]
-) -> np.ndarray | None:
-    """OpenSlide's premultiplied pixels ``(rows, cols, 4)`` (B, G, R, A), decoded straight into
-    a numpy buffer, without the PIL image and un-premultiplying pass of ``read_region``.
-
-    Returns ``None`` when this openslide-python does not expose the C call, so callers can
-    fall back to the public API.
-    """
-    from ctypes import POINTER, c_uint32
-
-    from openslide import lowlevel
-
-    func = getattr(lowlevel, "_read_region", None)
-    handle = getattr(osr, "_osr", None)
-    if func is None or handle is None:
-        return None
-    w, h = size
-    buf = np.empty((h, w), np.uint32)
-    func(handle, buf.ctypes.data_as(POINTER(c_uint32)), location[0], location[1], level, w, h)
-    return buf.view(np.uint8).reshape(h, w, 4)
-
-
-@dataclass(frozen=True)
-class _PageTiles:
-    offsets: tuple[int, ...]
-    counts: tuple[int, ...]
-    tables: bytes | None
-    across: int
-    tile: tuple[int, int]
-    compression: int
-    rgb_jpeg: bool
-    decode: Any
-
-
-# An Adobe APP14 segment with transform 0: tells libjpeg that three-component data is RGB,
-# not YCbCr. Aperio writes RGB JPEG tiles (photometric RGB) without any marker that says so;
-# OpenSlide sets the colour space by hand, simplejpeg has no such option, so it goes in the
-# stream.
-_ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
-
-
-def _decode_jpeg(data: bytes, page: _PageTiles) -> np.ndarray:
-    """One JPEG tile with libjpeg's corrupt-data warnings raised as errors, as OpenSlide does.
-
-    simplejpeg's ``strict`` decode is the only maintained binding that stops on libjpeg
-    warnings (imagecodecs and Pillow show a damaged tile's garbage without a word).
-    """
-    import simplejpeg
-
-    if data[:2] != b"\xff\xd8":
-        raise ValueError("tile data does not start with a JPEG start-of-image marker")
-    head = b"\xff\xd8" + (_ADOBE_RGB if page.rgb_jpeg else b"")
-    tables = page.tables[2:-2] if page.tables else b""  # SOI ... EOI: keep what lies between
-    return simplejpeg.decode_jpeg(head + tables + data[2:], colorspace="RGB", strict=True)
-
-
-def _decodable(tifffile: Any, compression: int) -> bool:
-    """Whether tifffile (through imagecodecs) has a decoder for the compression, so that a
-    tile it fails to decode is damaged, not unsupported."""
-    try:
-        return tifffile.TIFF.DECOMPRESSORS[compression] is not None
-    except KeyError:
-        return False
-
-
-class DirectTiles:
-    """The pixels each tiled TIFF page stores, decoded straight from the file.
-
-    For TIFF-based formats whose pages are OpenSlide's levels one for one (generic TIFF,
-    Aperio SVS, Philips TIFF), a level is the page's own pixels: tiles are read with
-    ``os.pread`` and decoded by their codec (JPEG through simplejpeg, strict; Aperio's
-    JPEG 2000, deflate, LZW, zstd, none through tifffile's imagecodecs). This is
-    exact where OpenSlide is not: on a level whose downsample is not an integer OpenSlide
-    resamples every tile by its own fraction of a pixel. It also skips OpenSlide's painting
-    pass, about three times the JPEG decode. A level gets this path only after its first
-    tile (at offset 0, where OpenSlide does not resample) decoded both ways matched pixel
-    for pixel (``OpenSlideStore._verify_direct``); anything else stays with OpenSlide.
-    """
-
-    FORMATS = ("generic-tiff", "aperio", "philips")
-
-    def __init__(
-        self,
-        path: str,
-        geometry: tuple[LevelGeometry, ...],
-        background: tuple[int, int, int] = (255, 255, 255),
-    ) -> None:
-        import tifffile
-
-        self.path = path
-        self.background = background
-        self.levels: dict[int, _PageTiles] = {}
-        self._fd: int | None = None
-        from napari_cpadv.slide.slide import tifffile_messages
-
-        try:
-            with tifffile_messages(), tifffile.TiffFile(path) as tf:
-                pages = [p for p in tf.pages if isinstance(p, tifffile.TiffPage) and p.is_tiled]
-                for level, g in enumerate(geometry):
-                    match = [
-                        p
-                        for p in pages
-                        if (p.imagelength, p.imagewidth, p.tilelength, p.tilewidth)
-                        == (g.rows, g.cols, g.tile_rows, g.tile_cols)
-                        and p.samplesperpixel == 3
-                        and p.bitspersample == 8
-                        and p.planarconfig == 1
-                        and p.imagedepth == 1
-                        and _decodable(tifffile, int(p.compression))
-                    ]
-                    if len(match) == 1:
-                        p = match[0]
-                        self.levels[level] = _PageTiles(
-                            tuple(p.dataoffsets),
-                            tuple(p.databytecounts),
-                            p.jpegtables,
-                            -(-g.cols // g.tile_cols),
-                            (g.tile_rows, g.tile_cols),
-                            int(p.compression),
-                            int(p.compression) == 7 and int(p.photometric) == 2,
-                            p.decode,
-                        )
-        except Exception:  # a file tifffile cannot parse: OpenSlide alone reads it
-            self.levels = {}
-        if self.levels:
-            self._fd = os.open(path, os.O_RDONLY)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __del__(self) -> None:
-        self.close()
-
-    def read(self, level: int, tile_row: int, tile_col: int) -> np.ndarray | None:
-        """The decoded tile ``(tile_rows, tile_cols, 3)``, or ``None`` without a direct path.
-
-        A tile the file leaves out (sparse) is the background colour, as OpenSlide shows it.
-        """
-        page = self.levels.get(level)
-        if page is None or self._fd is None:
-            return None
-        index = tile_row * page.across + tile_col
-        offset, count = page.offsets[index], page.counts[index]
-        if count == 0:
-            tile = np.empty((*page.tile, 3), np.uint8)  # left out of the file (sparse)
-            tile[...] = self.background
-            return tile
-        data = os.pread(self._fd, count, offset)
-        if len(data) != count:
-            raise OSError(f"file ends {count - len(data)} bytes early (truncated?)")
-        if page.compression == 7:
-            return _decode_jpeg(data, page)
-        seg = page.decode(data, index, jpegtables=page.tables)[0]
-        if seg is None:
-            raise ValueError("the tile's codec is not available")
-        return np.ascontiguousarray(np.asarray(seg).reshape(seg.shape[-3:]))
-
-    def probe(self, level: int, g: LevelGeometry, *, candidates: int = 256) -> tuple[int, int]:
-        """The first stored tile (row-major, among the first ``candidates``) whose level-0
-        offset is a whole number of pixels; ``(0, 0)`` when none is."""
-        page = self.levels[level]
-        for index in range(min(candidates, len(page.counts))):
-            tr, tc = divmod(index, page.across)
-            y, x = tr * g.tile_rows * g.downsample, tc * g.tile_cols * g.downsample
-            if page.counts[index] and float(x).is_integer() and float(y).is_integer():
-                return (tr, tc)
-        return (0, 0)
-
-    def drop(self, level: int) -> None:
-        self.levels.pop(level, None)
-
-
-def level_geometry(osr: openslide.OpenSlide) -> tuple[LevelGeometry, ...]:
-    """Geometry of every level, with the native tile size where the file reports one."""
-    props = osr.properties
-    out = []
-    for level, ((cols, rows), ds) in enumerate(
-        zip(osr.level_dimensions, osr.level_downsamples, strict=True)
-    ):
-        tw = int(props.get(f"openslide.level[{level}].tile-width", DEFAULT_TILE))
-        th = int(props.get(f"openslide.level[{level}].tile-height", DEFAULT_TILE))
-        out.append(LevelGeometry(rows, cols, th, tw, float(ds)))
-    return tuple(out)
 
 
 class OpenSlideStore(Store):
@@ -664,38 +379,6 @@ class OpenSlideStore(Store):
                 yield head
 
 
-class TileSource:
-    """One level of an :class:`OpenSlideStore` as an array-like for ``dask.array.from_array``.
-
-    Indexed with the slices of one chunk (dask's chunks are the store's chunks), it returns
-    that tile from the store's shared cache as a read-only view, clipped at the edges. It
-    is the store's own chunk reader without the zarr API around it: the same tiles, the
-    same cache and errors, about 1 ms less per chunk.
-    """
-
-    def __init__(self, store: OpenSlideStore, level: int) -> None:
-        self.store = store
-        self.level = level
-        g = store.geometry[level]
-        self.geometry = g
-        self.shape = (g.rows, g.cols, 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        g = self.geometry
-        rows, cols = key[0], key[1]
-        r0, r1 = rows.start or 0, g.rows if rows.stop is None else rows.stop
-        c0, c1 = cols.start or 0, g.cols if cols.stop is None else cols.stop
-        tr, tc = r0 // g.tile_rows, c0 // g.tile_cols
-        if (r1 - 1) // g.tile_rows != tr or (c1 - 1) // g.tile_cols != tc:
-            raise IndexError(f"{self.store.path}: {key} spans more than one tile")
-        tile = self.store.read_tile(self.level, tr, tc)
-        ro, co = tr * g.tile_rows, tc * g.tile_cols
-        out = tile[r0 - ro : r1 - ro, c0 - co : c1 - co]
-        return out if len(key) < 3 else out[:, :, key[2]]
-
-
 def _json(obj: Any) -> bytes:
     return json.dumps(obj).encode()
 
@@ -710,9 +393,3 @@ def _slice_bytes(data: bytes, byte_range: ByteRequest) -> bytes:
     if isinstance(byte_range, SuffixByteRequest):
         return data[-byte_range.suffix :]
     raise TypeError(f"unexpected byte range {byte_range!r}")
-
-
-def default_executor(workers: int | None = None) -> ThreadPoolExecutor:
-    """The thread pool tile reads run on: ``workers`` threads, or one per core up to 8."""
-    n = workers if workers is not None else min(8, max(2, os.cpu_count() or 2))
-    return ThreadPoolExecutor(max_workers=n, thread_name_prefix="cpadv-tiles")

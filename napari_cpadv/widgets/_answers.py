@@ -4,6 +4,7 @@ scale, or a typed count), the answer in progress, and the keys that answer."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from qtpy.QtCore import Qt
@@ -102,7 +103,7 @@ class AnswerPanel:
         for name, q in questions.items():
             if q["kind"] in ("choice", "scale"):
                 for value, key in _pairs(q):
-                    keys[key.upper()] = lambda n=name, v=value: choose(n, v)
+                    keys[key.upper()] = partial(choose, name, value)
         return keys
 
     def choose(self, name: str, value: Any) -> None:
