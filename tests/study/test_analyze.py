@@ -13,7 +13,8 @@ from scipy.stats import wilcoxon as scipy_wilcoxon
 from sklearn.metrics import cohen_kappa_score
 
 from napari_cpadv.metrics.study import fleiss_kappa
-from napari_cpadv.study.analyze import CSV_COLUMNS, analyze
+from napari_cpadv.study.analyze import analyze
+from napari_cpadv.study.report import CSV_COLUMNS
 from napari_cpadv.study.build import StudyError
 from napari_cpadv.study.read import ReaderSession, Study
 from tests.study.conftest import code, key_of, make_study, secret
