@@ -39,35 +39,18 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.files import replacing, write_json
-from napari_cpadv.geometry import Grid, fill_polygon, points_in_ring
+from napari_cpadv.slide._paint import (  # noqa: F401 (the painter's names, read here)
+    BACKGROUND,
+    CELL_UM,
+    Polygon,
+    _build_scene,
+    _nuclei,
+    _Scene,
+    render_tile,
+)
 
-CELL_UM = 9.5
-"""Spacing of the nucleus lattice, micrometres."""
 DEFAULT_MPP = 0.243
-BACKGROUND = (243, 242, 240)
 TILE = 512
-_NUCLEUS_DTYPE = np.dtype([("x", "f4"), ("y", "f4"), ("radius", "f4"), ("tumour", "?")])
-
-
-@dataclass(frozen=True)
-class Polygon:
-    """A polygon in level-0 pixels, ``(x, y)`` vertices, not closed, with optional holes."""
-
-    exterior: np.ndarray
-    holes: tuple[np.ndarray, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "exterior": np.round(self.exterior, 2).tolist(),
-            "holes": [np.round(h, 2).tolist() for h in self.holes],
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Polygon:
-        return cls(
-            np.asarray(obj["exterior"], float),
-            tuple(np.asarray(h, float) for h in obj.get("holes", ())),
-        )
 
 
 @dataclass(frozen=True)
@@ -155,351 +138,6 @@ def sample_slide_path() -> Path:
 
 
 # -- the scene ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Blob:
-    polygon: Polygon
-    bbox: tuple[float, float, float, float]  # x0, y0, x1, y1
-
-
-@dataclass(frozen=True)
-class _Scene:
-    shape: tuple[int, int]
-    seed: int
-    px_um: float  # micrometres per level-0 pixel used for painting
-    tissue: tuple[_Blob, ...]
-    tumours: tuple[_Blob, ...]
-    foci: tuple[_Blob, ...]
-    cell_px: float
-    tissue_cells: np.ndarray  # (cell rows + 2, cell cols + 2) bool, one cell of margin
-    stain: tuple[float, float]  # haematoxylin, eosin strength
-
-
-def _star(
-    rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, rough: float, n: int = 128
-) -> np.ndarray:
-    theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    r = np.ones(n)
-    for k in range(2, 9):
-        r += rough * rng.normal() / k**1.2 * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    r = np.clip(r, 0.45, 1.6)
-    rot = rng.uniform(0, np.pi)
-    x, y = rx * r * np.cos(theta), ry * r * np.sin(theta)
-    xr = cx + x * np.cos(rot) - y * np.sin(rot)
-    yr = cy + x * np.sin(rot) + y * np.cos(rot)
-    return np.stack([xr, yr], axis=1)
-
-
-def _blob(exterior: np.ndarray, holes: Sequence[np.ndarray] = ()) -> _Blob:
-    x0, y0 = exterior.min(axis=0)
-    x1, y1 = exterior.max(axis=0)
-    return _Blob(Polygon(exterior, tuple(holes)), (x0, y0, x1, y1))
-
-
-def _build_scene(
-    shape: tuple[int, int],
-    seed: int,
-    px_um: float,
-    *,
-    n_tumours: int | None,
-    n_foci: int,
-    tissue_fraction: float,
-) -> _Scene:
-    rows, cols = shape
-    rng = np.random.default_rng(seed)
-    # Tissue sections: one per slot along the long side, each a rough ellipse.
-    long_side, short_side = max(rows, cols), min(rows, cols)
-    n_sections = int(np.clip(round(long_side / short_side), 1, 4))
-    slot = long_side / n_sections
-    area = tissue_fraction * rows * cols / n_sections
-    tissue = []
-    for k in range(n_sections):
-        aspect = rng.uniform(0.7, 1.3)
-        ry = math.sqrt(area / math.pi / aspect)
-        rx = ry * aspect
-        rx, ry = min(rx, 0.42 * slot), min(ry, 0.42 * short_side)
-        c_long = (k + 0.5) * slot + rng.uniform(-0.04, 0.04) * slot
-        c_short = short_side / 2 + rng.uniform(-0.05, 0.05) * short_side
-        cx, cy = (c_long, c_short) if cols >= rows else (c_short, c_long)
-        tissue.append((cx, cy, rx, ry, _blob(_star(rng, cx, cy, rx, ry, 0.35))))
-    # Tumour regions inside the sections; half of them with a hole of normal tissue.
-    if n_tumours is None:
-        n_tumours = max(1, min(8, round(rows * cols / 4e6)))
-    tumours, foci = [], []
-    for k in range(n_tumours + n_foci):
-        cx, cy, rx, ry, _ = tissue[rng.integers(len(tissue))]
-        inner = min(rx, ry) * 0.45
-        ang, dist = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.65) * inner
-        tx, ty = cx + dist * np.cos(ang), cy + dist * np.sin(ang)
-        if k < n_tumours:
-            tr = inner * rng.uniform(0.25, 0.55)
-            ext = _star(rng, tx, ty, tr, tr * rng.uniform(0.6, 1.0), 0.55, 96)
-            holes = []
-            if k == 0 or rng.random() < 0.5:
-                hr = tr * rng.uniform(0.15, 0.25)
-                holes.append(_star(rng, tx, ty, hr, hr, 0.3, 48))
-            tumours.append(_blob(ext, holes))
-        else:  # a small focus, 40-90 µm across, that the truth leaves out
-            fr = rng.uniform(20, 45) / px_um
-            foci.append(_blob(_star(rng, tx, ty, fr, fr, 0.3, 32)))
-    cell_px = CELL_UM / px_um
-    tissue_cells = _tissue_cells(shape, cell_px, [t[4] for t in tissue])
-    stain = (float(rng.uniform(0.85, 1.1)), float(rng.uniform(0.85, 1.1)))
-    return _Scene(
-        shape,
-        seed,
-        px_um,
-        tuple(t[4] for t in tissue),
-        tuple(tumours),
-        tuple(foci),
-        cell_px,
-        tissue_cells,
-        stain,
-    )
-
-
-def _fill(
-    size: tuple[int, int], blobs: Sequence[_Blob], *, sx: float, sy: float, x0: float, y0: float
-) -> np.ndarray:
-    """Rasterise blobs (exteriors on, holes off) on a ``size`` (rows, cols) grid.
-
-    Grid pixel ``(r, c)`` has its centre at level-0 ``((x0 + c + 0.5) * sx, (y0 + r + 0.5) * sy)``:
-    the rule :func:`napari_cpadv.annotations.raster.rasterize` applies to the truth polygons.
-    """
-    out = np.zeros(size, np.uint8)
-    grid = Grid(size[0], size[1], (sy, sx), int(y0), int(x0))
-    for b in blobs:
-        fill_polygon(out, (b.polygon.exterior, *b.polygon.holes), grid, 1)
-    return out.astype(bool)
-
-
-def _tissue_cells(shape: tuple[int, int], cell_px: float, tissue: Sequence[_Blob]) -> np.ndarray:
-    """Which lattice cells hold tissue, with one cell of margin on every side."""
-    grid = (math.ceil(shape[0] / cell_px) + 2, math.ceil(shape[1] / cell_px) + 2)
-    return _fill(grid, tissue, sx=cell_px, sy=cell_px, x0=-1.0, y0=-1.0)
-
-
-def _in_blobs(px: np.ndarray, py: np.ndarray, blobs: Sequence[_Blob]) -> np.ndarray:
-    """Points inside any blob (its exterior, not its holes)."""
-    out = np.zeros(px.shape, bool)
-    for b in blobs:
-        near = (px >= b.bbox[0]) & (px <= b.bbox[2]) & (py >= b.bbox[1]) & (py <= b.bbox[3])
-        if not near.any():
-            continue
-        qx, qy = px[near], py[near]
-        hit = points_in_ring(qx, qy, b.polygon.exterior)
-        for h in b.polygon.holes:
-            hit &= ~points_in_ring(qx, qy, h)
-        out[near] |= hit
-    return out
-
-
-# -- per-cell nucleus parameters ---------------------------------------------------------
-
-_M1, _M2, _M3 = (
-    np.uint64(0x9E3779B97F4A7C15),
-    np.uint64(0xC2B2AE3D27D4EB4F),
-    np.uint64(0x165667B19E3779F9),
-)
-
-
-def _hash(i: np.ndarray, j: np.ndarray, seed: int, k: int) -> np.ndarray:
-    """Uniform [0, 1) numbers, a pure function of the integer grid position, seed and stream."""
-    salt = np.uint64((seed * 0x27D4EB2F165667C5 + k * 0x94D049BB133111EB) % 2**64)
-    x = (i.astype(np.int64).astype(np.uint64) * _M1) ^ (j.astype(np.int64).astype(np.uint64) * _M2)
-    x = x ^ salt
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= _M3
-    x ^= x >> np.uint64(31)
-    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
-
-
-@dataclass(frozen=True)
-class _Cells:
-    """Nucleus parameters for a window of lattice cells (level-0 pixels)."""
-
-    present: np.ndarray
-    tumour: np.ndarray
-    cx: np.ndarray
-    cy: np.ndarray
-    a: np.ndarray  # semi-major axis
-    b: np.ndarray  # semi-minor axis
-    cos: np.ndarray
-    sin: np.ndarray
-    tone: np.ndarray
-
-
-def _cells(scene: _Scene, rows: np.ndarray, cols: np.ndarray) -> _Cells:
-    """Nuclei of the lattice cells ``rows x cols`` (index vectors; may reach one cell outside)."""
-    ii, jj = np.meshgrid(rows, cols, indexing="ij")
-    tissue = np.zeros(ii.shape, bool)
-    h, w = scene.tissue_cells.shape
-    on_grid = (ii >= -1) & (ii < h - 1) & (jj >= -1) & (jj < w - 1)
-    tissue[on_grid] = scene.tissue_cells[ii[on_grid] + 1, jj[on_grid] + 1]
-    u = [_hash(ii, jj, scene.seed, k).astype(np.float32) for k in range(7)]
-    c, um = scene.cell_px, 1.0 / scene.px_um
-    jitter = 0.22 * c
-    cx = (jj + 0.5) * c + (u[1] - 0.5) * 2 * jitter
-    cy = (ii + 0.5) * c + (u[2] - 0.5) * 2 * jitter
-    # A nucleus is a tumour nucleus when its centre lies in a tumour region.
-    tumour = np.zeros(ii.shape, bool)
-    tumour[tissue] = _in_blobs(cx[tissue], cy[tissue], scene.tumours + scene.foci)
-    present = tissue & (u[0] < np.where(tumour, 0.93, 0.5))
-    radius = np.where(tumour, 3.8 + 2.2 * u[3] ** 1.5, 2.4 + 0.8 * u[3]) * um
-    elong = np.where(tumour, 1.0 + 0.6 * u[4], 1.0 + 0.12 * u[4])
-    a, b = radius * np.sqrt(elong), radius / np.sqrt(elong)
-    ang = u[5] * np.pi
-    return _Cells(present, tumour, cx, cy, a, b, np.cos(ang), np.sin(ang), u[6])
-
-
-def _nuclei(scene: _Scene) -> np.ndarray:
-    """Every nucleus the painter draws whose centre lies on the slide, in bands of lattice rows."""
-    h, w = scene.tissue_cells.shape
-    parts = []
-    band = max(1, 2**20 // max(w, 1))
-    for i0 in range(-1, h - 1, band):
-        cells = _cells(scene, np.arange(i0, min(i0 + band, h - 1)), np.arange(-1, w - 1))
-        m = cells.present & (cells.cx >= 0) & (cells.cy >= 0)
-        m &= (cells.cx < scene.shape[1]) & (cells.cy < scene.shape[0])
-        rec = np.empty(int(m.sum()), _NUCLEUS_DTYPE)
-        rec["x"], rec["y"] = cells.cx[m], cells.cy[m]
-        rec["radius"] = np.sqrt(cells.a[m] * cells.b[m])
-        rec["tumour"] = cells.tumour[m]
-        parts.append(rec)
-    return np.concatenate(parts) if parts else np.empty(0, _NUCLEUS_DTYPE)
-
-
-# -- painting ----------------------------------------------------------------------------
-
-
-def _value_noise(ys: np.ndarray, xs: np.ndarray, scale: float, seed: int, k: int) -> np.ndarray:
-    """Smooth noise in [0, 1) on level-0 coordinates, lattice spacing ``scale`` pixels."""
-    fy, fx = ys / scale, xs / scale
-    iy, ix = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
-    ty, tx = fy - iy, fx - ix
-    ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)
-    oy, ox = iy.min(), ix.min()
-    window = (iy.max() - oy + 2) * (ix.max() - ox + 2)
-    if window <= 4 * len(ys) * len(xs):  # the lattice window is small: hash it once
-        gi, gj = np.meshgrid(
-            np.arange(oy, iy.max() + 2), np.arange(ox, ix.max() + 2), indexing="ij"
-        )
-        lat = _hash(gi, gj, seed, 100 + k).astype(np.float32)
-        r, c = (iy - oy)[:, None], (ix - ox)[None, :]
-        c00, c01, c10, c11 = lat[r, c], lat[r, c + 1], lat[r + 1, c], lat[r + 1, c + 1]
-    else:  # lattice finer than the pixels (a coarse level): hash only the corners needed
-        r, c = iy[:, None], ix[None, :]
-        c00, c01 = _hash(r, c, seed, 100 + k), _hash(r, c + 1, seed, 100 + k)
-        c10, c11 = _hash(r + 1, c, seed, 100 + k), _hash(r + 1, c + 1, seed, 100 + k)
-    top = c00 * (1 - tx[None, :]) + c01 * tx[None, :]
-    bot = c10 * (1 - tx[None, :]) + c11 * tx[None, :]
-    return (top * (1 - ty[:, None]) + bot * ty[:, None]).astype(np.float32)
-
-
-def _stained(rgb: Sequence[float], strength: float) -> np.ndarray:
-    """Scale a stain's optical density (Beer-Lambert), keeping white white."""
-    od = -np.log(np.clip(np.asarray(rgb, np.float32), 1, 255) / 255.0)
-    return 255.0 * np.exp(-od * strength)
-
-
-def render_tile(
-    scene: _Scene, level_shape: tuple[int, int], row0: int, col0: int, rows: int, cols: int
-) -> np.ndarray | None:
-    """Paint ``rows x cols`` pixels of a level from ``(row0, col0)``; ``None`` if all background."""
-    sy, sx = scene.shape[0] / level_shape[0], scene.shape[1] / level_shape[1]
-    bx0, by0, bx1, by1 = col0 * sx, row0 * sy, (col0 + cols) * sx, (row0 + rows) * sy
-    hit = [
-        b
-        for b in scene.tissue
-        if b.bbox[0] < bx1 and b.bbox[2] > bx0 and b.bbox[1] < by1 and b.bbox[3] > by0
-    ]
-    if not hit:
-        return None
-    size, kw = (rows, cols), {"sx": sx, "sy": sy, "x0": float(col0), "y0": float(row0)}
-    tissue = _fill(size, hit, **kw)
-    if not tissue.any():
-        return None
-    tumour = _fill(size, scene.tumours + scene.foci, **kw) & tissue
-    ys = (row0 + np.arange(rows) + 0.5) * sy
-    xs = (col0 + np.arange(cols) + 0.5) * sx
-    ds = max(sx, sy)
-    h_str, e_str = scene.stain
-    seed = scene.seed
-
-    # Stroma and cytoplasm: eosin with a soft fibrous texture, pinker in tumour.
-    tex = _value_noise(ys, xs, 5.0 / scene.px_um, seed, 1) - 0.5
-    tex += 0.5 * (_value_noise(ys, xs, 1.5 / scene.px_um, seed, 2) - 0.5)
-    stroma = _stained((226, 160, 204), e_str)
-    cyto = _stained((236, 166, 204), e_str)
-    img = np.where(tumour[..., None], cyto, stroma).astype(np.float32)
-    img *= (1 + 0.10 * tex)[..., None]
-
-    # Nuclei: the nearest lattice nucleus of the 3 x 3 neighbouring cells.
-    c = scene.cell_px
-    ci, cj = np.floor(ys / c).astype(np.int64), np.floor(xs / c).astype(np.int64)
-    # Only the cells next to some pixel centre: at coarse levels most cells fall between.
-    cell_rows = np.unique(np.concatenate([ci - 1, ci, ci + 1]))
-    cell_cols = np.unique(np.concatenate([cj - 1, cj, cj + 1]))
-    cells = _cells(scene, cell_rows, cell_cols)
-    rpos = [np.searchsorted(cell_rows, ci + d).astype(np.int32) for d in (-1, 0, 1)]
-    cpos = [np.searchsorted(cell_cols, cj + d).astype(np.int32) for d in (-1, 0, 1)]
-    # Per-cell terms of the rotated-ellipse distance, relative to the tile's first pixel
-    # (float32 keeps sub-pixel precision there); absent nuclei are infinitely far.
-    width = cells.cx.shape[1]
-    ox, oy = xs[0], ys[0]
-    terms = [
-        (cells.cx - ox).astype(np.float32).ravel(),
-        (cells.cy - oy).astype(np.float32).ravel(),
-        (cells.cos / cells.a).astype(np.float32).ravel(),
-        (cells.sin / cells.a).astype(np.float32).ravel(),
-        (cells.cos / cells.b).astype(np.float32).ravel(),
-        (cells.sin / cells.b).astype(np.float32).ravel(),
-        np.where(cells.present, 0, np.inf).astype(np.float32).ravel(),
-    ]
-    px = (xs - ox).astype(np.float32)[None, :]
-    py = (ys - oy).astype(np.float32)[:, None]
-    qs = np.empty((9, *size), np.float32)
-    index = [rpos[n // 3][:, None] * width + cpos[n % 3][None, :] for n in range(9)]
-    for n in range(9):
-        cx, cy, ca, sa, cb, sb, off = (t.take(index[n]) for t in terms)
-        dx, dy = px - cx, py - cy
-        u = dx * ca + dy * sa
-        v = dy * cb - dx * sb
-        qs[n] = u * u + v * v + off
-    nearest = qs.argmin(axis=0)
-    best_q = np.take_along_axis(qs, nearest[None], axis=0)[0]
-    chosen = index[4].copy()
-    for n in (0, 1, 2, 3, 5, 6, 7, 8):
-        pick = nearest == n
-        chosen[pick] = index[n][pick]
-    best_a = cells.b.astype(np.float32).ravel().take(chosen)
-    best_t = cells.tumour.ravel().take(chosen)
-    best_tone = cells.tone.astype(np.float32).ravel().take(chosen)
-    dist = np.sqrt(best_q)
-    # Anti-aliased edge about one level pixel wide; nuclei smaller than a pixel (coarse
-    # levels) are point-sampled, so a pixel's expected colour keeps the nuclear fraction.
-    sharp = np.where(best_a >= ds, best_a / ds, np.float32(1e6))
-    cover = np.clip((1 - dist) * sharp + 0.5, 0, 1).astype(np.float32)
-    cover[~tissue] = 0
-
-    dark = _stained((72, 42, 128), h_str)
-    pale = _stained((150, 100, 182), h_str)
-    chrom = _value_noise(ys, xs, 0.7 / scene.px_um, seed, 3)
-    clump = np.clip((chrom - 0.55) * 4, 0, 1)
-    rim = np.clip((dist - 0.78) * 6, 0, 1)
-    t_mix = np.clip(0.25 + 0.75 * clump + 0.6 * rim, 0, 1)[..., None]
-    nucleus_t = pale * (1 - t_mix) + dark * t_mix
-    nucleus_n = dark * (0.92 + 0.16 * best_tone)[..., None]
-    nucleus = np.where(best_t[..., None], nucleus_t, nucleus_n)
-    img = img * (1 - cover[..., None]) + nucleus * cover[..., None]
-
-    rng = np.random.default_rng([seed, row0, col0, rows, cols])
-    img += rng.normal(0, 2.0, size=(rows, cols, 1)).astype(np.float32)
-    img[~tissue] = BACKGROUND
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -590,19 +228,8 @@ def make_slide(
     SyntheticSlide
         The polygons and nuclei painted.
     """
-    import imagecodecs
-    import tifffile
-
     rows, cols = (int(shape[0]), int(shape[1]))
-    if rows < 1 or cols < 1:
-        raise ValueError(f"{path}: shape must be positive, got {shape}")
-    if mpp is not None and not mpp > 0:
-        raise ValueError(f"{path}: mpp must be positive, got {mpp}")
-    if tile % 16:
-        raise ValueError(f"{path}: tile size must be a multiple of 16, got {tile}")
-    ds_list = tuple(int(d) for d in (downsamples or default_downsamples((rows, cols))))
-    if ds_list[0] != 1 or any(b <= a for a, b in itertools.pairwise(ds_list)):
-        raise ValueError(f"{path}: downsamples must start at 1 and increase, got {ds_list}")
+    ds_list = _checked(path, (rows, cols), mpp, tile, downsamples)
     scene = _build_scene(
         (rows, cols),
         seed,
@@ -612,16 +239,10 @@ def make_slide(
         tissue_fraction=tissue_fraction,
     )
     out = Path(path)
-    background = bytes(
-        imagecodecs.jpeg8_encode(np.full((tile, tile, 3), BACKGROUND, np.uint8), level=quality)
-    )
-    n_tiles = sum(
-        math.ceil(ls[0] / tile) * math.ceil(ls[1] / tile)
-        for ls in (_level_shape((rows, cols), d) for d in ds_list)
-    )
+    levels = [_level_shape((rows, cols), d) for d in ds_list]
+    n_tiles = sum(math.ceil(ls[0] / tile) * math.ceil(ls[1] / tile) for ls in levels)
     if workers is None:
         workers = 1 if n_tiles < 400 else max(1, os.cpu_count() or 1)
-    bigtiff = rows * cols * 3 * 1.4 > 2**31
     pool = (
         ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(scene,))
         if workers > 1
@@ -629,36 +250,7 @@ def make_slide(
     )
     _init_worker(scene)
     try:
-        with replacing(out) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
-            for i, ds in enumerate(ds_list):
-                ls = _level_shape((rows, cols), ds)
-                jobs = [
-                    (ls, r, c, tile, quality)
-                    for r in range(0, ls[0], tile)
-                    for c in range(0, ls[1], tile)
-                ]
-                encoded: Iterator[bytes | None] = (
-                    pool.map(_encode_tile, jobs, chunksize=16) if pool else map(_encode_tile, jobs)
-                )
-                res: dict[str, Any] = {}
-                if mpp is not None:
-                    res = {
-                        "resolution": (1e4 / (mpp * cols / ls[1]), 1e4 / (mpp * rows / ls[0])),
-                        "resolutionunit": "CENTIMETER",
-                    }
-                tw.write(
-                    (b if b is not None else background for b in encoded),
-                    shape=(ls[0], ls[1], 3),
-                    dtype=np.uint8,
-                    tile=(tile, tile),
-                    compression="jpeg",
-                    photometric="rgb",
-                    subfiletype=1 if i else 0,
-                    description=f"napari-cpadv synthetic H&E, seed {seed}" if i == 0 else None,
-                    software="napari-cpadv",
-                    metadata=None,
-                    **res,
-                )
+        _write_pyramid(out, levels, (rows, cols), seed, mpp, tile, quality, pool)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -673,3 +265,74 @@ def make_slide(
         foci=tuple(b.polygon for b in scene.foci),
         nuclei=_nuclei(scene),
     )
+
+
+def _checked(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int],
+    mpp: float | None,
+    tile: int,
+    downsamples: Sequence[int] | None,
+) -> tuple[int, ...]:
+    """The levels' downsamples, once the request is known to make sense."""
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"{path}: shape must be positive, got {shape}")
+    if mpp is not None and not mpp > 0:
+        raise ValueError(f"{path}: mpp must be positive, got {mpp}")
+    if tile % 16:
+        raise ValueError(f"{path}: tile size must be a multiple of 16, got {tile}")
+    ds_list = tuple(int(d) for d in (downsamples or default_downsamples(shape)))
+    if ds_list[0] != 1 or any(b <= a for a, b in itertools.pairwise(ds_list)):
+        raise ValueError(f"{path}: downsamples must start at 1 and increase, got {ds_list}")
+    return ds_list
+
+
+def _write_pyramid(
+    out: Path,
+    levels: list[tuple[int, int]],
+    shape: tuple[int, int],
+    seed: int,
+    mpp: float | None,
+    tile: int,
+    quality: int,
+    pool: ProcessPoolExecutor | None,
+) -> None:
+    """Every level as one top-level page of JPEG tiles (an all-background tile encoded
+    once), written to a temporary and moved into place."""
+    import imagecodecs
+    import tifffile
+
+    rows, cols = shape
+    background = bytes(
+        imagecodecs.jpeg8_encode(np.full((tile, tile, 3), BACKGROUND, np.uint8), level=quality)
+    )
+    bigtiff = rows * cols * 3 * 1.4 > 2**31
+    with replacing(out) as tmp, tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
+        for i, ls in enumerate(levels):
+            jobs = [
+                (ls, r, c, tile, quality)
+                for r in range(0, ls[0], tile)
+                for c in range(0, ls[1], tile)
+            ]
+            encoded: Iterator[bytes | None] = (
+                pool.map(_encode_tile, jobs, chunksize=16) if pool else map(_encode_tile, jobs)
+            )
+            res: dict[str, Any] = {}
+            if mpp is not None:
+                res = {
+                    "resolution": (1e4 / (mpp * cols / ls[1]), 1e4 / (mpp * rows / ls[0])),
+                    "resolutionunit": "CENTIMETER",
+                }
+            tw.write(
+                (b if b is not None else background for b in encoded),
+                shape=(ls[0], ls[1], 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                compression="jpeg",
+                photometric="rgb",
+                subfiletype=1 if i else 0,
+                description=f"napari-cpadv synthetic H&E, seed {seed}" if i == 0 else None,
+                software="napari-cpadv",
+                metadata=None,
+                **res,
+            )
