@@ -133,6 +133,36 @@ def versions() -> dict[str, str]:
     return out
 
 
+def provenance() -> dict[str, Any]:
+    """Which code trained: the package version and, in a git checkout, the commit and whether
+    the package's tracked files differed from it (``dirty``; the shipped weights being
+    rewritten beside it do not count); ``None`` for either outside a checkout."""
+    import subprocess
+
+    import napari_cpadv
+
+    package = Path(napari_cpadv.__file__).resolve().parent
+    git = ["git", "-C", str(package.parent)]
+    commit: str | None = None
+    dirty: bool | None = None
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        if head.returncode == 0:
+            commit = head.stdout.strip()
+            status = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no", "--", str(package)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"version": napari_cpadv.__version__, "commit": commit, "dirty": dirty}
+
+
 @contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to (a file or a folder).

@@ -203,7 +203,7 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
 
     from napari_cpadv.experiments.universal_study import universal_study
     from napari_cpadv.files import write_atomic
-    from napari_cpadv.models.train import load_tiles
+    from napari_cpadv.models.data import load_tiles
     from napari_cpadv.models.weights import resolve
 
     args.attack, args.level, args.tile = "universal", 0, 0

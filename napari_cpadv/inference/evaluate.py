@@ -44,7 +44,7 @@ def patch_labels(
 ) -> np.ndarray:
     """Seed 001's labels on a patch grid: 1 with ≥ 5 tumour nuclei, 0 with none, -1 else."""
     from napari_cpadv.annotations.dataset import read_nuclei
-    from napari_cpadv.models.train import POSITIVE_NUCLEI
+    from napari_cpadv.models.data import POSITIVE_NUCLEI
 
     x, y, tumour = read_nuclei(truth)
     side = cell * float(slide.downsamples[level])

@@ -14,11 +14,9 @@ stops cleanly at the next yield when the generator is closed.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,90 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from napari_cpadv.device import to_tensor
-from napari_cpadv.errors import FormatError
+from napari_cpadv.files import provenance
+from napari_cpadv.models.data import TileSet, holdout_metrics, load_tiles, tiles_level
 from napari_cpadv.progress import Progress, Work, within
-
-POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
-
-
-@dataclass(frozen=True)
-class TileSet:
-    """Tiles and their cell masks, in memory.
-
-    ``images`` ``(N, S, S, 3)`` uint8; ``masks`` ``(N, S/4, S/4)`` bool; ``tumour_cells``
-    the fraction of tumour cells per tile; ``nuclei`` and ``tumour_nuclei`` counts (-1 when
-    the folder was written without a truth file); ``names`` ``folder/tile`` for reports.
-    """
-
-    images: np.ndarray
-    masks: np.ndarray
-    tumour_cells: np.ndarray
-    nuclei: np.ndarray
-    tumour_nuclei: np.ndarray
-    names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def subset(self, keep: np.ndarray) -> TileSet:
-        keep = np.asarray(keep)
-        return TileSet(
-            self.images[keep],
-            self.masks[keep],
-            self.tumour_cells[keep],
-            self.nuclei[keep],
-            self.tumour_nuclei[keep],
-            tuple(np.asarray(self.names, dtype=object)[keep]),
-        )
-
-    def patch_labels(self) -> tuple[TileSet, np.ndarray]:
-        """Seed 001's rule: positive with ≥ 5 tumour nuclei, negative with none, others out."""
-        if (self.tumour_nuclei < 0).any():
-            raise ValueError("these tiles carry no nucleus counts (write them with --truth)")
-        pos = self.tumour_nuclei >= POSITIVE_NUCLEI
-        keep = pos | (self.tumour_nuclei == 0)
-        return self.subset(keep), pos[keep].astype(np.int64)
-
-
-def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
-    """Read one or more ``cpadv tiles`` folders; every tile must have the same size."""
-    from PIL import Image
-
-    images, masks, frac, nuc, tnuc, names = [], [], [], [], [], []
-    for folder in map(Path, folders):
-        index = folder / "index.csv"
-        try:
-            with open(index, newline="") as f:
-                rows = list(csv.DictReader(f))
-        except OSError as exc:
-            raise FormatError(
-                index, f"cannot be read ({exc.strerror}); is this a `cpadv tiles` folder?"
-            ) from exc
-        for n, row in enumerate(rows, start=2):
-            try:
-                with Image.open(folder / row["tile"]) as im:
-                    images.append(np.asarray(im.convert("RGB")))
-                with Image.open(folder / row["mask"]) as im:
-                    masks.append(np.asarray(im) > 127)
-                frac.append(float(row["tumour_cells"]))
-                nuc.append(int(row.get("nuclei") or -1))
-                tnuc.append(int(row.get("tumour_nuclei") or -1))
-            except (OSError, KeyError, ValueError) as exc:
-                raise FormatError(index, f"line {n}: {exc}") from exc
-            names.append(f"{folder.name}/{row['tile']}")
-    if not images:
-        raise FormatError(Path(folders[0]) if folders else None, "no tiles found")
-    shapes = {im.shape for im in images}
-    if len(shapes) != 1:
-        raise FormatError(Path(folders[0]), f"tiles of several sizes: {sorted(shapes)}")
-    return TileSet(
-        np.stack(images),
-        np.stack(masks),
-        np.asarray(frac),
-        np.asarray(nuc),
-        np.asarray(tnuc),
-        tuple(names),
-    )
 
 
 def _batches(n: int, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -226,16 +143,7 @@ def train_dictionary(
     opt = torch.optim.Adam([lca.dictionary], lr=lr)
     losses: list[float] = []
     for step in range(1, total + 1):
-        pick = rng.choice(free, size=batch)
-        ys = rng.integers(0, side - crop + 1, size=batch)
-        xs = rng.integers(0, side - crop + 1, size=batch)
-        windows = np.stack(
-            [
-                data.images[i, y : y + crop, x : x + crop]
-                for i, y, x in zip(pick, ys, xs, strict=True)
-            ]
-        )
-        x = to_tensor(windows, device)
+        x = to_tensor(_windows(data.images, free, batch, crop, rng), device)
         code = lca.encode(x, iterations=iterations, tol=None if iterations is None else 0.0)
         loss = lca.learning_loss(x, code)
         opt.zero_grad()
@@ -244,18 +152,22 @@ def train_dictionary(
         lca.normalise()
         losses.append(float(loss.detach()))
         sparsity = float((code.codes == 0).float().mean())
-        yield Progress(
-            step,
-            total,
-            {
-                "phase": "dictionary",
-                "loss": losses[-1],
-                "zeros": sparsity,
-                "iterations": code.iterations,
-                "gain": lca.gain(),
-            },
-        )
+        shown = {"loss": losses[-1], "zeros": sparsity, "iterations": code.iterations}
+        yield Progress(step, total, {"phase": "dictionary", **shown, "gain": lca.gain()})
     return losses
+
+
+def _windows(
+    images: np.ndarray, among: np.ndarray, batch: int, crop: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``batch`` random ``crop`` x ``crop`` windows of the tiles ``among``."""
+    side = images.shape[1]
+    pick = rng.choice(among, size=batch)
+    ys = rng.integers(0, side - crop + 1, size=batch)
+    xs = rng.integers(0, side - crop + 1, size=batch)
+    return np.stack(
+        [images[i, y : y + crop, x : x + crop] for i, y, x in zip(pick, ys, xs, strict=True)]
+    )
 
 
 @torch.no_grad()
@@ -290,7 +202,7 @@ def latents(
             if reports is not None and hasattr(z, "report"):
                 reports.append(z.report())
             z = getattr(z, "codes", z)[0].cpu()
-            out.append(z.to_sparse() if detector.name == "sparse" else z)
+            out.append(z.to_sparse() if getattr(detector, "latent", False) else z)
             yield Progress(i + 1, len(data), {"phase": "latents"})
     return out
 
@@ -374,19 +286,6 @@ def train_resnet(
     return losses
 
 
-@torch.no_grad()
-def predict_tiles(
-    detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8
-) -> np.ndarray:
-    """Tumour logits of every tile: cell grids ``(N, S/4, S/4)`` or one per patch ``(N,)``."""
-    detector.to(device).eval()
-    out = [
-        detector.tumour_logits(to_tensor(data.images[i : i + batch], device)).cpu().numpy()
-        for i in range(0, len(data), batch)
-    ]
-    return np.concatenate(out)
-
-
 @dataclass(frozen=True)
 class Schedule:
     """How long each phase trains (the paper's values by default).
@@ -408,60 +307,42 @@ class Schedule:
     dictionary_iterations: int | None = None
 
 
-def holdout_metrics(
-    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
-) -> dict[str, Any]:
-    """Held-out scores: cell AUC-PR for the cell detectors, AUC-ROC for the classifier."""
-    from napari_cpadv.metrics.scores import accuracy, aucpr, aucroc
-
-    if detector.output == "classes":
-        patches, labels = data.patch_labels()
-        scores = predict_tiles(detector, patches, device=device)
-        return {
-            "aucroc": aucroc(labels, scores),
-            "accuracy": accuracy(labels, scores),
-            "n_patches": len(labels),
-            "n_positive": int(labels.sum()),
-        }
-    score = aucpr(data.masks, predict_tiles(detector, data, device=device))
-    return {k: v for k, v in score.to_json().items() if k != "curve"}
+# Each detector's training phases in order, with the share of the run's bar each phase
+# ends at (an estimate of its cost): the autoencoder, or the dictionary, then the head.
+PHASES: dict[str, tuple[tuple[str, float], ...]] = {
+    "dae": (("autoencoder", 0.8), ("head", 1.0)),
+    "sparse": (("dictionary", 0.5), ("head", 1.0)),
+    "resnet18": (("resnet", 1.0),),
+}
 
 
-def _level(folder: str | os.PathLike[str]) -> int | None:
-    """The slide level a `cpadv tiles` folder was cut at (from its first index row)."""
-    with open(Path(folder) / "index.csv", newline="") as f:
-        row = next(csv.DictReader(f), None)
-    return None if row is None else int(row["level"])
-
-
-def provenance() -> dict[str, Any]:
-    """Which code trained: the package version and, in a git checkout, the commit and whether
-    the package's tracked files differed from it (``dirty``; the shipped weights being
-    rewritten beside it do not count); ``None`` for either outside a checkout."""
-    import subprocess
-
-    import napari_cpadv
-
-    package = Path(napari_cpadv.__file__).resolve().parent
-    git = ["git", "-C", str(package.parent)]
-    commit: str | None = None
-    dirty: bool | None = None
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+def _phase(
+    phase: str,
+    detector: Any,
+    data: TileSet,
+    s: Schedule,
+    seed: int,
+    device: torch.device | str,
+    reports: list[dict[str, Any]],
+) -> Work[list[float]]:
+    """One training phase with the schedule's epochs, batch and rate."""
+    common: dict[str, Any] = {"seed": seed, "device": device}
+    if phase == "autoencoder":
+        return train_dae(detector, data, epochs=s.autoencoder, batch=s.batch, lr=s.lr, **common)
+    if phase == "dictionary":
+        return train_dictionary(
+            detector,
+            data,
+            epochs=s.dictionary,
+            batch=s.batch,
+            iterations=s.dictionary_iterations,
+            **common,
         )
-        if head.returncode == 0:
-            commit = head.stdout.strip()
-            status = subprocess.run(
-                [*git, "status", "--porcelain", "--untracked-files=no", "--", str(package)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"version": napari_cpadv.__version__, "commit": commit, "dirty": dirty}
+    if phase == "head":
+        return train_head(
+            detector, data, epochs=s.head, batch=s.batch, lr=s.head_lr, reports=reports, **common
+        )
+    return train_resnet(detector, data, epochs=s.resnet, **common)
 
 
 def fit(
@@ -485,64 +366,19 @@ def fit(
     torch.manual_seed(seed)
     detector = make(name, **(hyper or {}))
     data = load_tiles(folders)
-    s = schedule
     losses: dict[str, list[float]] = {}
-    # one monotone bar: the first phase's share of the run (an estimate of its cost)
-    split = {"dae": 0.8, "sparse": 0.5}.get(name, 1.0)
-    if name == "dae":
-        losses["autoencoder"] = yield from within(
-            train_dae(
-                detector,
-                data,
-                epochs=s.autoencoder,
-                batch=s.batch,
-                lr=s.lr,
-                seed=seed,
-                device=device,
-            ),
-            0,
-            split,
-        )
-    if name == "sparse":
-        losses["dictionary"] = yield from within(
-            train_dictionary(
-                detector,
-                data,
-                epochs=s.dictionary,
-                batch=s.batch,
-                iterations=s.dictionary_iterations,
-                seed=seed,
-                device=device,
-            ),
-            0,
-            split,
-        )
-    if name == "resnet18":
-        losses["resnet"] = yield from train_resnet(
-            detector, data, epochs=s.resnet, seed=seed, device=device
-        )
     reports: list[dict[str, Any]] = []
-    if name != "resnet18":
-        losses["head"] = yield from within(
-            train_head(
-                detector,
-                data,
-                epochs=s.head,
-                batch=s.batch,
-                lr=s.head_lr,
-                seed=seed,
-                device=device,
-                reports=reports,
-            ),
-            split,
-            1,
-        )
+    start = 0.0
+    for phase, end in PHASES[name]:  # one monotone bar over the phases
+        work = _phase(phase, detector, data, schedule, seed, device, reports)
+        losses[phase] = yield from within(work, start, end)
+        start = end
     record: dict[str, Any] = {
         "data": [str(f) for f in folders],
-        "level": _level(folders[0]),
+        "level": tiles_level(folders[0]),
         "tiles": len(data),
         "seed": seed,
-        "schedule": s.__dict__,
+        "schedule": schedule.__dict__,
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
         "code": code,
     }
@@ -550,10 +386,9 @@ def fit(
         record["lca"] = solver_summary(reports)
     metrics: dict[str, Any] = {}
     if holdout:
-        held = load_tiles(holdout)
         metrics = {
             "holdout": [str(f) for f in holdout],
-            **holdout_metrics(detector, held, device=device),
+            **holdout_metrics(detector, load_tiles(holdout), device=device),
         }
     detector.to("cpu").eval()
     return detector, {"training": record, "metrics": metrics}

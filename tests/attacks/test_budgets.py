@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from napari_cpadv.attacks.base import AttackSpec
 from napari_cpadv.attacks.budgets import VISIBLE_PSNR_DB, meaning
 from napari_cpadv.attacks.projections import Budget
-from napari_cpadv.attacks.base import AttackSpec
 
 
 def test_seed_000s_budget_is_31_db_on_its_tile_and_19_on_a_quarter_of_it():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from napari_cpadv.attacks.base import AttackSpec
 from napari_cpadv.attacks.evaluate import sanity, success_vs_budget
 from napari_cpadv.attacks.objectives import ClassObjective
 from napari_cpadv.attacks.pgd import pgd
 from napari_cpadv.attacks.projections import Budget
-from napari_cpadv.attacks.base import AttackSpec
 from napari_cpadv.experiments.craft import cell_aucpr
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.experiments.transfer import transfer

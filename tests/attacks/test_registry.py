@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
+from napari_cpadv.attacks.base import AttackSpec
 from napari_cpadv.attacks.projections import Budget
 from napari_cpadv.attacks.registry import NAMES, PER_TILE, REGISTRY, describe
-from napari_cpadv.attacks.base import AttackSpec
 from napari_cpadv.cli import build_parser
 
 

@@ -11,18 +11,18 @@ import pytest
 import torch
 
 from napari_cpadv.annotations import Annotation, write_annotations
-from napari_cpadv.attacks.projections import Budget
 from napari_cpadv.attacks.base import AttackSpec, quantise
 from napari_cpadv.attacks.objectives import objective_for
+from napari_cpadv.attacks.projections import Budget
+from napari_cpadv.cli import main
 from napari_cpadv.experiments.craft import craft
 from napari_cpadv.experiments.sweep import sweep
 from napari_cpadv.experiments.tiles import region_tiles, tile_positions
 from napari_cpadv.experiments.transfer import transfer
 from napari_cpadv.experiments.universal_study import universal_study
-from napari_cpadv.cli import main
 from napari_cpadv.models import weights
+from napari_cpadv.models.data import load_tiles
 from napari_cpadv.models.detector import make
-from napari_cpadv.models.train import load_tiles
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cpadv.models.data import load_tiles
 from napari_cpadv.models.detector import make
 from napari_cpadv.models.train import (
     Schedule,
     fit,
-    load_tiles,
     train_dae,
     train_dictionary,
     train_head,
@@ -81,7 +81,7 @@ def test_fit_records_the_data_and_holdout_metrics(tile_folder):
     # average precision of its logits over the held-out cells against their masks
     from sklearn.metrics import average_precision_score
 
-    from napari_cpadv.models.train import load_tiles
+    from napari_cpadv.models.data import load_tiles
 
     data = load_tiles([tile_folder])
     x = torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 255

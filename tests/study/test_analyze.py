@@ -14,9 +14,9 @@ from sklearn.metrics import cohen_kappa_score
 
 from napari_cpadv.metrics.study import fleiss_kappa
 from napari_cpadv.study.analyze import analyze
-from napari_cpadv.study.report import CSV_COLUMNS
 from napari_cpadv.study.build import StudyError
 from napari_cpadv.study.read import ReaderSession, Study
+from napari_cpadv.study.report import CSV_COLUMNS
 from tests.study.conftest import code, key_of, make_study, secret
 from tests.study.test_read import Clock
 

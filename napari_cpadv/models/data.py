@@ -1,0 +1,139 @@
+"""Tile sets as the training loops and the held-out scores read them: ``cpadv tiles``
+folders (``index.csv``, ``tiles/``, ``masks/``) loaded into memory, seed 001's patch
+labels, and a detector's predictions and held-out metrics on them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_cpadv.device import to_tensor
+from napari_cpadv.errors import FormatError
+
+POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
+
+
+@dataclass(frozen=True)
+class TileSet:
+    """Tiles and their cell masks, in memory.
+
+    ``images`` ``(N, S, S, 3)`` uint8; ``masks`` ``(N, S/4, S/4)`` bool; ``tumour_cells``
+    the fraction of tumour cells per tile; ``nuclei`` and ``tumour_nuclei`` counts (-1 when
+    the folder was written without a truth file); ``names`` ``folder/tile`` for reports.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    tumour_cells: np.ndarray
+    nuclei: np.ndarray
+    tumour_nuclei: np.ndarray
+    names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, keep: np.ndarray) -> TileSet:
+        keep = np.asarray(keep)
+        return TileSet(
+            self.images[keep],
+            self.masks[keep],
+            self.tumour_cells[keep],
+            self.nuclei[keep],
+            self.tumour_nuclei[keep],
+            tuple(np.asarray(self.names, dtype=object)[keep]),
+        )
+
+    def patch_labels(self) -> tuple[TileSet, np.ndarray]:
+        """Seed 001's rule: positive with ≥ 5 tumour nuclei, negative with none, others out."""
+        if (self.tumour_nuclei < 0).any():
+            raise ValueError("these tiles carry no nucleus counts (write them with --truth)")
+        pos = self.tumour_nuclei >= POSITIVE_NUCLEI
+        keep = pos | (self.tumour_nuclei == 0)
+        return self.subset(keep), pos[keep].astype(np.int64)
+
+
+def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
+    """Read one or more ``cpadv tiles`` folders; every tile must have the same size."""
+    from PIL import Image
+
+    images, masks, frac, nuc, tnuc, names = [], [], [], [], [], []
+    for folder in map(Path, folders):
+        index = folder / "index.csv"
+        try:
+            with open(index, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as exc:
+            raise FormatError(
+                index, f"cannot be read ({exc.strerror}); is this a `cpadv tiles` folder?"
+            ) from exc
+        for n, row in enumerate(rows, start=2):
+            try:
+                with Image.open(folder / row["tile"]) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+                with Image.open(folder / row["mask"]) as im:
+                    masks.append(np.asarray(im) > 127)
+                frac.append(float(row["tumour_cells"]))
+                nuc.append(int(row.get("nuclei") or -1))
+                tnuc.append(int(row.get("tumour_nuclei") or -1))
+            except (OSError, KeyError, ValueError) as exc:
+                raise FormatError(index, f"line {n}: {exc}") from exc
+            names.append(f"{folder.name}/{row['tile']}")
+    if not images:
+        raise FormatError(Path(folders[0]) if folders else None, "no tiles found")
+    shapes = {im.shape for im in images}
+    if len(shapes) != 1:
+        raise FormatError(Path(folders[0]), f"tiles of several sizes: {sorted(shapes)}")
+    return TileSet(
+        np.stack(images),
+        np.stack(masks),
+        np.asarray(frac),
+        np.asarray(nuc),
+        np.asarray(tnuc),
+        tuple(names),
+    )
+
+
+@torch.no_grad()
+def predict_tiles(
+    detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8
+) -> np.ndarray:
+    """Tumour logits of every tile: cell grids ``(N, S/4, S/4)`` or one per patch ``(N,)``."""
+    detector.to(device).eval()
+    out = [
+        detector.tumour_logits(to_tensor(data.images[i : i + batch], device)).cpu().numpy()
+        for i in range(0, len(data), batch)
+    ]
+    return np.concatenate(out)
+
+
+def holdout_metrics(
+    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """Held-out scores: cell AUC-PR for the cell detectors, AUC-ROC for the classifier."""
+    from napari_cpadv.metrics.scores import accuracy, aucpr, aucroc
+
+    if detector.output == "classes":
+        patches, labels = data.patch_labels()
+        scores = predict_tiles(detector, patches, device=device)
+        return {
+            "aucroc": aucroc(labels, scores),
+            "accuracy": accuracy(labels, scores),
+            "n_patches": len(labels),
+            "n_positive": int(labels.sum()),
+        }
+    score = aucpr(data.masks, predict_tiles(detector, data, device=device))
+    return {k: v for k, v in score.to_json().items() if k != "curve"}
+
+
+def tiles_level(folder: str | os.PathLike[str]) -> int | None:
+    """The slide level a `cpadv tiles` folder was cut at (from its first index row)."""
+    with open(Path(folder) / "index.csv", newline="") as f:
+        row = next(csv.DictReader(f), None)
+    return None if row is None else int(row["level"])
