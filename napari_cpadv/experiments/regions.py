@@ -18,12 +18,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_cpadv.attacks.base import AttackSpec, rounding_warnings
+from napari_cpadv.attacks.base import AttackSpec, Scored, rounding_warnings
 from napari_cpadv.attacks.objectives import CELL_KEEP, objective_for
 from napari_cpadv.experiments.craft import craft
 from napari_cpadv.experiments.tiles import (
@@ -34,7 +35,7 @@ from napari_cpadv.experiments.tiles import (
     tiles_level0,
 )
 from napari_cpadv.models.detector import Detector
-from napari_cpadv.progress import Progress, Work, within
+from napari_cpadv.progress import SCALE, Progress, Work, within
 
 # Level-0 pixels: float32 µm of a 100,000-pixel slide are exact to about 0.004 pixels; no
 # hand-drawn corner lands this close to a grid line by chance.
@@ -202,11 +203,7 @@ def _attack_tiles(
     detector.to(device).eval()
     cells = detector.output == "cells"
     step = batch if spec.runner.per_tile else len(positions)
-    successes: list[bool] = []
-    successes_float: list[bool] = []
-    all_norms: dict[str, list[float]] = {}
-    float_norms: dict[str, list[float]] = {}
-    warnings: list[str] = []
+    tally = _Tally()
     for i in range(0, len(positions), step):
         chunk = positions[i : i + step]
         tiles = read_tiles(
@@ -218,41 +215,61 @@ def _attack_tiles(
             cell=detector.cell,
         )
         x = tiles.x.to(device)
+        done = (i + len(chunk)) / len(positions)
         res = yield from within(  # one monotone bar over all the tiles and their steps
             craft(detector, x, objective_for(detector, x, tiles.labels), spec, batch=batch),
             i / len(positions),
-            (i + len(chunk)) / len(positions),
+            done,
         )
         adv = (x + res.delta).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu()
         for (r, c), tile in zip(chunk, adv.numpy(), strict=True):
             apply(delta_slide, spec.level, r, c, tile)
-        successes += res.success.cpu().tolist()
-        for key, values in res.norms.items():
-            all_norms.setdefault(key, []).extend(values)
-        if res.success_float is not None and res.norms_float is not None:
-            successes_float += res.success_float.cpu().tolist()
-            for key, values in res.norms_float.items():
-                float_norms.setdefault(key, []).extend(values)
-        warnings += [w for w in rounding_warnings(res, spec.budget) if w not in warnings]
-        yield Progress(i + len(chunk), len(positions), {"tiles": i + len(chunk)})
-    out: dict[str, Any] = {
-        "success_rate": float(np.mean(successes)),
-        "success": successes,
-        "norms": all_norms,
-        "warnings": warnings,
-    }
-    if successes_float:  # the papers' setting: δ before it is rounded into the saved image
-        out["float"] = {
-            "success_rate": float(np.mean(successes_float)),
-            "norms": float_norms,
-        }
-    if detector.output == "cells":
+        tally.add(res, spec.budget)
+        yield Progress(round(SCALE * done), SCALE, {"tiles": i + len(chunk)})
+    out = tally.report()
+    if cells:
         out["success_rule"] = (
             f"a tile is a success when fewer than {CELL_KEEP:.0%} of the tumour cells the "
             "detector found clean are still found, or, on a tile it called normal, when "
             "its call flips to tumour (>= 1 % of its cells)"
         )
     return out
+
+
+@dataclass
+class _Tally:
+    """Success and achieved norms of every attacked tile, on the saved 8-bit image and on
+    the float δ (the papers' setting), and the rounding warnings, batch by batch."""
+
+    success: list[bool] = field(default_factory=list)
+    norms: dict[str, list[float]] = field(default_factory=dict)
+    success_float: list[bool] = field(default_factory=list)
+    norms_float: dict[str, list[float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, res: Scored, budget: Any) -> None:
+        self.success += res.success.cpu().tolist()
+        for key, values in res.norms.items():
+            self.norms.setdefault(key, []).extend(values)
+        if res.success_float is not None and res.norms_float is not None:
+            self.success_float += res.success_float.cpu().tolist()
+            for key, values in res.norms_float.items():
+                self.norms_float.setdefault(key, []).extend(values)
+        self.warnings += [w for w in rounding_warnings(res, budget) if w not in self.warnings]
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "success_rate": float(np.mean(self.success)),
+            "success": self.success,
+            "norms": self.norms,
+            "warnings": self.warnings,
+        }
+        if self.success_float:  # δ before it is rounded into the saved image
+            out["float"] = {
+                "success_rate": float(np.mean(self.success_float)),
+                "norms": self.norms_float,
+            }
+        return out
 
 
 def attacked_area(

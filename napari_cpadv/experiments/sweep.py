@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,8 +43,7 @@ def sweep(
     check (twice the iterations at the largest budget), one step at the largest budget
     (iterative attacks) and the gradient at the clean tiles.
     """
-    from napari_cpadv.attacks.evaluate import sanity, success_vs_budget
-    from napari_cpadv.attacks.noise import noise_like
+    from napari_cpadv.attacks.evaluate import success_vs_budget
 
     if not values or any(v < 0 for v in values):
         raise ValueError(f"budgets must be a non-empty list of values >= 0, not {list(values)}")
@@ -65,33 +64,12 @@ def sweep(
     warnings = list(table.warnings)
     labels = scorable(labels, warnings)
     clean = cell_aucpr(detector, x, labels) if labels is not None else None
-    rows: list[dict[str, Any]] = []
-    for b in budgets:
-        res = results[b.value]
-        row: dict[str, Any] = {"budget": b.value, "norms": res.norms}
-        row.update(condition(detector, x, res.delta, objective, labels, clean, res.logits))
-        if res.norms_float is not None and res.success_float is not None:
-            row["float"] = {  # the papers' setting, before rounding to 8 bits
-                "norms": res.norms_float,
-                "success_rate": float(res.success_float.float().mean()),
-            }
-        warnings += [f"budget {b.value:g}: {w}" for w in rounding_warnings(res, b)]
-        if noise:
-            n = quantise(x, noise_like(res.delta, x, seed=spec.seed))
-            row["noise"] = condition(detector, x, n, objective, labels, clean)
-            row["noise"]["l2_total"] = norms(n)["l2_total"]
-            warnings += [
-                f"budget {b.value:g}: {w}"
-                for w in sanity(attack_damage=row["damage"], noise_damage=row["noise"]["damage"])
-            ]
-        rows.append(row)
-    if labels is not None and any(
-        later["aucpr"] > earlier["aucpr"] + 0.01 for earlier, later in itertools.pairwise(rows)
-    ):
-        warnings.append(
-            "AUC-PR under attack is not monotone in the budget: "
-            + ", ".join(f"{r['budget']:g}: {r['aucpr']:.3f}" for r in rows)
-        )
+    scorer = _Scorer(detector, x, objective, labels, clean)
+    rows = [
+        scorer.row(b, results[b.value], warnings, spec.seed if noise else None) for b in budgets
+    ]
+    if labels is not None:
+        warnings += _not_monotone(rows)
     checks: dict[str, Any] = {}
     if check:
         top = replace(spec, budget=budgets[-1])
@@ -119,6 +97,60 @@ def sweep(
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
     }
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """What every row of a sweep is scored against: the detector, the clean tiles, the
+    objective, the cell labels (``None``: no AUC-PR) and the clean AUC-PR."""
+
+    detector: Detector
+    x: torch.Tensor
+    objective: Objective
+    labels: np.ndarray | None
+    clean: float | None
+
+    def condition(self, delta: torch.Tensor, logits: torch.Tensor | None = None) -> dict[str, Any]:
+        return condition(
+            self.detector, self.x, delta, self.objective, self.labels, self.clean, logits
+        )
+
+    def row(
+        self, b: Budget, res: Scored, warnings: list[str], noise_seed: int | None
+    ) -> dict[str, Any]:
+        """One budget's row (and its warnings): the attack, the float δ's norms and success
+        (the papers' setting, before rounding to 8 bits), and noise of the same L2 norm
+        unless ``noise_seed`` is ``None``."""
+        from napari_cpadv.attacks.evaluate import sanity
+        from napari_cpadv.attacks.noise import noise_like
+
+        row: dict[str, Any] = {"budget": b.value, "norms": res.norms}
+        row.update(self.condition(res.delta, res.logits))
+        if res.norms_float is not None and res.success_float is not None:
+            row["float"] = {
+                "norms": res.norms_float,
+                "success_rate": float(res.success_float.float().mean()),
+            }
+        warnings += [f"budget {b.value:g}: {w}" for w in rounding_warnings(res, b)]
+        if noise_seed is not None:
+            n = quantise(self.x, noise_like(res.delta, self.x, seed=noise_seed))
+            row["noise"] = {**self.condition(n), "l2_total": norms(n)["l2_total"]}
+            warnings += [
+                f"budget {b.value:g}: {w}"
+                for w in sanity(attack_damage=row["damage"], noise_damage=row["noise"]["damage"])
+            ]
+        return row
+
+
+def _not_monotone(rows: list[dict[str, Any]]) -> list[str]:
+    if not any(
+        later["aucpr"] > earlier["aucpr"] + 0.01 for earlier, later in itertools.pairwise(rows)
+    ):
+        return []
+    return [
+        "AUC-PR under attack is not monotone in the budget: "
+        + ", ".join(f"{r['budget']:g}: {r['aucpr']:.3f}" for r in rows)
+    ]
 
 
 def _success_rule(objective: Objective) -> dict[str, str]:

@@ -33,21 +33,8 @@ def transfer(
     (against each detector's own objective). Warnings name a transfer that hurts a
     detector more than the white-box attack on it, and noise that beats an attack.
     """
-    from napari_cpadv.attacks.evaluate import sanity
-    from napari_cpadv.attacks.noise import noise_like
-
-    if any(d.output != "cells" for d in detectors.values()):
-        raise ValueError(
-            "transfer is scored on cell heatmaps of one level; "
-            + ", ".join(n for n, d in detectors.items() if d.output != "cells")
-            + " works on level-0 patches"
-        )
-    if len({d.cell for d in detectors.values()}) > 1:
-        raise ValueError("the detectors' cells differ in size; score them on separate runs")
+    _check(detectors, specs)
     sources = list(specs)
-    unknown = [s for s in sources if s not in detectors]
-    if unknown:
-        raise ValueError(f"sources {unknown} are not among the scored detectors {list(detectors)}")
     started = time.perf_counter()
     x = tiles.x.to(device)
     for d in detectors.values():
@@ -55,23 +42,10 @@ def transfer(
     objectives = {n: objective_for(d, x, tiles.labels) for n, d in detectors.items()}
     warnings: list[str] = []
     labels = scorable(tiles.labels, warnings)
-    deltas: dict[str, torch.Tensor] = {"clean": torch.zeros_like(x)}
-    crafted: dict[str, Scored] = {}
-    for k, name in enumerate(sources):
-        spec = specs[name]
-        share = (k / len(sources), (k + 1) / len(sources))
-        res = yield from within(
-            craft(detectors[name], x, objectives[name], spec, batch=batch), *share, source=name
-        )
-        crafted[name] = res
-        deltas[f"noise ({name})"] = quantise(x, noise_like(res.delta, x, seed=spec.seed))
-    for name in sources:
-        deltas[name] = crafted[name].delta
-    known: dict[
-        tuple[str, str], torch.Tensor
-    ] = {  # logits already computed: clean tiles, and each source on its own δ
-        ("clean", n): logits_of(d, x, deltas["clean"]) for n, d in detectors.items()
-    }
+    crafted = yield from _craft_each(detectors, x, objectives, specs, batch)
+    deltas = _conditions(x, crafted, specs)
+    # logits already computed: the clean tiles, and each source on its own δ
+    known = {("clean", n): logits_of(d, x, deltas["clean"]) for n, d in detectors.items()}
     known.update({(n, n): crafted[n].logits for n in sources})
     clean = (
         {n: logits_aucpr(known["clean", n], labels) for n in detectors}
@@ -85,36 +59,11 @@ def transfer(
         }
         for row, delta in deltas.items()
     }
-    for target in detectors:
-        for source in sources:
-            cell = table[source][target]
-            noise_cell = table[f"noise ({source})"][target]
-            if source == target:
-                warnings += [
-                    f"{source}: {w}"
-                    for w in sanity(attack_damage=cell["damage"], noise_damage=noise_cell["damage"])
-                ]
-            elif target in sources and cell["damage"] > table[target][target]["damage"] + 0.01:
-                warnings.append(
-                    f"the attack crafted on {source} hurts {target} more ({cell['damage']:.3f}) "
-                    f"than the white-box attack on {target} ({table[target][target]['damage']:.3f})"
-                )
+    warnings += _warnings(table, list(detectors), sources)
     return {
         "detectors": list(detectors),
         "sources": sources,
-        "attacks": {
-            name: {
-                "attack": sp.attack,
-                "budget": {
-                    "norm": sp.budget.norm,
-                    "value": sp.budget.value,
-                    "unit": sp.budget.unit,
-                },
-                "steps": sp.steps,
-                "seed": sp.seed,
-            }
-            for name, sp in specs.items()
-        },
+        "attacks": {name: _described(sp) for name, sp in specs.items()},
         "level": tiles.level,
         "tiles": [list(p) for p in tiles.positions],
         "device": str(device),
@@ -130,3 +79,77 @@ def transfer(
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _check(detectors: dict[str, Detector], specs: dict[str, AttackSpec]) -> None:
+    if any(d.output != "cells" for d in detectors.values()):
+        raise ValueError(
+            "transfer is scored on cell heatmaps of one level; "
+            + ", ".join(n for n, d in detectors.items() if d.output != "cells")
+            + " works on level-0 patches"
+        )
+    if len({d.cell for d in detectors.values()}) > 1:
+        raise ValueError("the detectors' cells differ in size; score them on separate runs")
+    unknown = [s for s in specs if s not in detectors]
+    if unknown:
+        raise ValueError(f"sources {unknown} are not among the scored detectors {list(detectors)}")
+
+
+def _craft_each(
+    detectors: dict[str, Detector],
+    x: torch.Tensor,
+    objectives: dict[str, Any],
+    specs: dict[str, AttackSpec],
+    batch: int,
+) -> Work[dict[str, Scored]]:
+    """Each source's attack crafted on it, under one monotone bar."""
+    crafted: dict[str, Scored] = {}
+    for k, name in enumerate(specs):
+        share = (k / len(specs), (k + 1) / len(specs))
+        work = craft(detectors[name], x, objectives[name], specs[name], batch=batch)
+        crafted[name] = yield from within(work, *share, source=name)
+    return crafted
+
+
+def _conditions(
+    x: torch.Tensor, crafted: dict[str, Scored], specs: dict[str, AttackSpec]
+) -> dict[str, torch.Tensor]:
+    """The rows: clean, noise of each source's achieved norm, then each source's δ."""
+    from napari_cpadv.attacks.noise import noise_like
+
+    deltas: dict[str, torch.Tensor] = {"clean": torch.zeros_like(x)}
+    for name, res in crafted.items():
+        deltas[f"noise ({name})"] = quantise(x, noise_like(res.delta, x, seed=specs[name].seed))
+    for name, res in crafted.items():
+        deltas[name] = res.delta
+    return deltas
+
+
+def _warnings(
+    table: dict[str, dict[str, dict[str, Any]]], targets: list[str], sources: list[str]
+) -> list[str]:
+    """Noise that beats a white-box attack, and a transfer that hurts a detector more than
+    the white-box attack on it."""
+    from napari_cpadv.attacks.evaluate import sanity
+
+    warnings: list[str] = []
+    for target in targets:
+        for source in sources:
+            cell = table[source][target]
+            noise_cell = table[f"noise ({source})"][target]
+            if source == target:
+                warnings += [
+                    f"{source}: {w}"
+                    for w in sanity(attack_damage=cell["damage"], noise_damage=noise_cell["damage"])
+                ]
+            elif target in sources and cell["damage"] > table[target][target]["damage"] + 0.01:
+                warnings.append(
+                    f"the attack crafted on {source} hurts {target} more ({cell['damage']:.3f}) "
+                    f"than the white-box attack on {target} ({table[target][target]['damage']:.3f})"
+                )
+    return warnings
+
+
+def _described(spec: AttackSpec) -> dict[str, Any]:
+    budget = {"norm": spec.budget.norm, "value": spec.budget.value, "unit": spec.budget.unit}
+    return {"attack": spec.attack, "budget": budget, "steps": spec.steps, "seed": spec.seed}
