@@ -96,10 +96,7 @@ def attack(
         raise ValueError(f"steps={steps}, step_size={step_size}, restarts={restarts} out of range")
     x = x.detach()
     g = torch.Generator(device=x.device).manual_seed(seed)
-    n = x.shape[0]
-    best_delta = torch.zeros_like(x)
-    best_loss = torch.full((n,), float("-inf"), device=x.device)
-    best_success = torch.zeros(n, dtype=torch.bool, device=x.device)
+    best = _Best(x)
     total = steps * restarts
     done = 0
     ran = 0
@@ -121,24 +118,32 @@ def attack(
                     moved = delta.detach() + step
                     delta = project(moved, x, budget) if projector is None else projector(moved, x)
                 done += 1
-                yield Progress(
-                    done,
-                    total,
-                    {
-                        "restart": r,
-                        "loss": float(loss.detach().mean()),
-                        "success": float(success.float().mean()),
-                    },
-                )
+                shown = {
+                    "loss": float(loss.detach().mean()),
+                    "success": float(success.float().mean()),
+                }
+                yield Progress(done, total, {"restart": r, **shown})
             ran = max(ran, s)
-            with torch.no_grad():
-                better = (success & ~best_success) | (
-                    (success == best_success) & (loss > best_loss)
-                )
-                best_delta[better] = delta.detach()[better]
-                best_loss = torch.where(better, loss.detach(), best_loss)
-                best_success = best_success | success
-    return AttackResult(best_delta, best_success, best_loss, norms(best_delta), ran, seed)
+            best.keep(delta.detach(), loss.detach(), success)
+    return AttackResult(best.delta, best.success, best.loss, norms(best.delta), ran, seed)
+
+
+class _Best:
+    """Per example, the worst case for the model over restarts: success first, then the
+    higher loss."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        n = x.shape[0]
+        self.delta = torch.zeros_like(x)
+        self.loss = torch.full((n,), float("-inf"), device=x.device)
+        self.success = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+    @torch.no_grad()
+    def keep(self, delta: torch.Tensor, loss: torch.Tensor, success: torch.Tensor) -> None:
+        better = (success & ~self.success) | ((success == self.success) & (loss > self.loss))
+        self.delta[better] = delta[better]
+        self.loss = torch.where(better, loss, self.loss)
+        self.success = self.success | success
 
 
 @contextmanager
