@@ -103,26 +103,13 @@ def batch_heatmaps(
     from napari_cpadv.device import pick_device
     from napari_cpadv.inference.zarr_io import write_heatmap
     from napari_cpadv.models.weights import resolve
-    from napari_cpadv.slide import open_slide
 
     det = resolve(detector, weights)  # fail here, before any cluster starts, on bad weights
     w_arg = None if weights is None else os.fspath(weights)
     dev = str(device or pick_device())
     # Plan in this process first (tissue detection computes dask arrays, which must not go
     # to the cluster once a Client is the default scheduler).
-    plans = []
-    for job in jobs:
-        slide = open_slide(job.slide)
-        if not 0 <= level < len(slide.geometry):
-            raise ValueError(f"{job.slide}: level {level} not in 0..{len(slide.geometry) - 1}")
-        shape = cell_shape(slide, level, det.cell)
-        block = max(1, 512 // det.cell)
-        keep = (
-            tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None
-        )
-        blocks = windows(shape, block=block, keep=keep)
-        out = np.full(shape, np.nan, np.float32)
-        plans.append((job, slide, out, blocks))
+    plans = [_plan(job, det, level, scope) for job in jobs]
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
@@ -135,36 +122,62 @@ def batch_heatmaps(
     client = Client(scheduler if scheduler else cluster)
     try:
         futures = {}
-        for i, (job, _, _, blocks) in enumerate(plans):
-            for k in range(0, len(blocks), group):
-                g = [(w.row, w.col, w.rows, w.cols) for w in blocks[k : k + group]]
+        for plan in plans:
+            for k in range(0, len(plan.blocks), group):
+                g = [(w.row, w.col, w.rows, w.cols) for w in plan.blocks[k : k + group]]
                 f = client.submit(
-                    run_group, str(job.slide), detector, w_arg, level, g, dev, pure=False
+                    run_group, str(plan.job.slide), detector, w_arg, level, g, dev, pure=False
                 )
-                futures[f] = i
-        total = len(futures)
+                futures[f] = plan
         for done, f in enumerate(as_completed(list(futures)), start=1):
-            _, _, out, _ = plans[futures[f]]
+            plan = futures[f]
             for (r, c, h, w), logits in f.result():
-                out[r : r + h, c : c + w] = logits
-            yield Progress(done, total, {"slide": str(plans[futures[f]][0].slide)})
-        written = []
-        for job, slide, out, _ in plans:
-            hm = Heatmap(
-                out,
-                level,
-                det.cell,
-                float(slide.downsamples[level]),
-                attrs={
-                    "detector": detector,
-                    "slide": str(job.slide),
-                    "scope": scope,
-                    "weights": None if weights is None else str(weights),
-                },
+                plan.out[r : r + h, c : c + w] = logits
+            yield Progress(done, len(futures), {"slide": str(plan.job.slide)})
+        return [
+            write_heatmap(
+                p.job.out,
+                Heatmap(
+                    p.out,
+                    level,
+                    det.cell,
+                    float(p.slide.downsamples[level]),
+                    attrs={
+                        "detector": detector,
+                        "slide": str(p.job.slide),
+                        "scope": scope,
+                        "weights": w_arg,
+                    },
+                ),
+                mpp=p.slide.mpp,
             )
-            written.append(write_heatmap(job.out, hm, mpp=slide.mpp))
-        return written
+            for p in plans
+        ]
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@dataclass
+class _Plan:
+    """One job's slide, its blocks to run and the cell grid they fill."""
+
+    job: Job
+    slide: Any
+    out: np.ndarray
+    blocks: list[Window]
+
+
+def _plan(job: Job, det: Any, level: int, scope: Scope) -> _Plan:
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(job.slide)
+    if not 0 <= level < len(slide.geometry):
+        raise ValueError(f"{job.slide}: level {level} not in 0..{len(slide.geometry) - 1}")
+    shape = cell_shape(slide, level, det.cell)
+    block = max(1, 512 // det.cell)
+    keep = tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None
+    return _Plan(
+        job, slide, np.full(shape, np.nan, np.float32), windows(shape, block=block, keep=keep)
+    )
