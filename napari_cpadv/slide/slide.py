@@ -227,32 +227,9 @@ def open_slide(
         When the file is missing, of a format OpenSlide does not know, or unreadable.
     """
     import dask.array as da
-    import openslide
 
     p = Path(path)
-    if not p.is_file():
-        raise SlideError(p, "no such file" if not p.exists() else "not a file")
-    try:
-        with p.open("rb"):
-            pass
-    except PermissionError:
-        raise SlideError(p, "permission denied: the file cannot be read") from None
-    except OSError as exc:
-        raise SlideError(p, f"cannot read the file ({exc.strerror})") from None
-    try:
-        vendor = openslide.OpenSlide.detect_format(p)
-    except Exception as exc:  # detect_format raises on unreadable files in some builds
-        raise SlideError(p, f"OpenSlide cannot read the file: {exc}") from exc
-    if vendor is None:
-        damage = tiff_damage(p)
-        if damage is not None:
-            raise SlideError(p, f"a damaged TIFF (truncated?): {damage}")
-        raise SlideError(p, "not a whole-slide image OpenSlide can read (unsupported format)")
-    try:
-        osr = openslide.OpenSlide(p)
-    except Exception as exc:
-        raise SlideError(p, f"cannot open {vendor} slide: {exc}") from exc
-
+    osr = _openslide(p)
     stat = p.stat()
     ident = (str(p.resolve()), stat.st_size, stat.st_mtime_ns)
     with _caches_lock:
@@ -289,6 +266,35 @@ def open_slide(
         store=store,
         _executor=executor,
     )
+
+
+def _openslide(p: Path) -> Any:
+    """OpenSlide's handle on ``p``; ``SlideError`` says why there is none (missing,
+    unreadable, damaged, or a format OpenSlide does not know)."""
+    import openslide
+
+    if not p.is_file():
+        raise SlideError(p, "no such file" if not p.exists() else "not a file")
+    try:
+        with p.open("rb"):
+            pass
+    except PermissionError:
+        raise SlideError(p, "permission denied: the file cannot be read") from None
+    except OSError as exc:
+        raise SlideError(p, f"cannot read the file ({exc.strerror})") from None
+    try:
+        vendor = openslide.OpenSlide.detect_format(p)
+    except Exception as exc:  # detect_format raises on unreadable files in some builds
+        raise SlideError(p, f"OpenSlide cannot read the file: {exc}") from exc
+    if vendor is None:
+        damage = tiff_damage(p)
+        if damage is not None:
+            raise SlideError(p, f"a damaged TIFF (truncated?): {damage}")
+        raise SlideError(p, "not a whole-slide image OpenSlide can read (unsupported format)")
+    try:
+        return openslide.OpenSlide(p)
+    except Exception as exc:
+        raise SlideError(p, f"cannot open {vendor} slide: {exc}") from exc
 
 
 def slide_mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -33,7 +33,6 @@ def start(
     reads 100 % for a run that did not finish. Returns the started worker.
     """
     from napari.qt.threading import thread_worker
-    from napari.utils import progress
 
     from napari_cpadv.errors import CpadvError
 
@@ -49,14 +48,7 @@ def start(
         except (CpadvError, ValueError, OSError) as exc:
             return _Refused(exc)
 
-    activity: list[Any] = []  # napari's activity-panel bar, made in the next event-loop
-    started = time.perf_counter()  # turn: making it costs a quarter of a second
-
-    def make_activity() -> None:
-        if not finished:
-            activity.append(progress(total=SCALE, desc=label))
-
-    finished: list[bool] = []
+    shown = _Shown(bar, label)
 
     def done(value: Any) -> None:
         if isinstance(value, _Refused):
@@ -69,36 +61,58 @@ def start(
         bar.reset()
         on_error(exc)
 
-    def show(p: Progress) -> None:
-        value = round(p.fraction * SCALE)
-        if value < bar.value():
-            return  # a part that reports on its own scale: the bar never goes back
-        bar.setValue(value)
-        bar.setFormat(f"%p%  {time_left(time.perf_counter() - started, p.fraction)}")
-        if activity:
-            activity[0].update(value - activity[0].n)
-
     def finish() -> None:
-        finished.append(True)
-        for one in activity:
-            one.close()
+        shown.close()
         cancel.setEnabled(False)
         on_finish()
 
     worker = run()
     holder["worker"] = worker
-    worker.yielded.connect(show)
+    worker.yielded.connect(shown.show)
     worker.returned.connect(done)
     worker.errored.connect(failed)
     worker.finished.connect(finish)
     cancel.clicked.connect(worker.quit)
     cancel.setEnabled(True)
-    bar.setRange(0, SCALE)
-    bar.setValue(0)
-    bar.setFormat("%p%")
     worker.start()
-    QTimer.singleShot(0, make_activity)
+    QTimer.singleShot(0, shown.make_activity)
     return worker
+
+
+class _Shown:
+    """A run's progress as the dock's bar shows it (monotone, with the time left) and as
+    napari's activity panel does; the panel's bar is made in the next event-loop turn
+    (making it costs a quarter of a second)."""
+
+    def __init__(self, bar: QProgressBar, label: str) -> None:
+        self.bar, self.label = bar, label
+        self.activity: list[Any] = []
+        self.started = time.perf_counter()
+        self.finished = False
+        bar.setRange(0, SCALE)
+        bar.setValue(0)
+        bar.setFormat("%p%")
+
+    def make_activity(self) -> None:
+        from napari.utils import progress
+
+        if not self.finished:
+            self.activity.append(progress(total=SCALE, desc=self.label))
+
+    def show(self, p: Progress) -> None:
+        value = round(p.fraction * SCALE)
+        if value < self.bar.value():
+            return  # a part that reports on its own scale: the bar never goes back
+        self.bar.setValue(value)
+        elapsed = time.perf_counter() - self.started
+        self.bar.setFormat(f"%p%  {time_left(elapsed, p.fraction)}")
+        if self.activity:
+            self.activity[0].update(value - self.activity[0].n)
+
+    def close(self) -> None:
+        self.finished = True
+        for one in self.activity:
+            one.close()
 
 
 def time_left(elapsed: float, fraction: float) -> str:
