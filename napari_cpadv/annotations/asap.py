@@ -108,6 +108,77 @@ def _coordinates(el: ET.Element, p: Path, where: str) -> np.ndarray:
     return np.array([(x, y) for _, x, y in coords], np.float64).reshape(-1, 2)
 
 
+def _annotation(
+    el: ET.Element, i: int, p: Path, skipped: Counter[str]
+) -> tuple[Annotation, str | None, str] | tuple[int, np.ndarray] | None:
+    """Annotation ``i`` of the file as ``(annotation, its colour, where)``, a hole as
+    ``(owner, ring)``, or ``None`` (skipped, and counted in ``skipped``)."""
+    kind = el.get("Type", "Polygon")
+    name = el.get("Name")
+    where = f"annotation {i}" + (f" ({name!r})" if name else "")
+    geometry = _geometry(kind)
+    if geometry == "points" and el.get("Line") == "1":
+        geometry = "line"  # a line longer than ASAP's Measurement, written by us
+    if geometry is None:
+        skipped[f"Type {kind!r}"] += 1
+        return None
+    xy = _coordinates(el, p, where)
+    if len(xy) < _MIN_VERTICES[geometry]:
+        skipped[f"{kind} with {len(xy)} coordinates"] += 1
+        return None
+    hole_of = _index(el.get("HoleOf"), i)
+    if hole_of is not None and geometry == "polygon":
+        return (hole_of, xy)
+    group = el.get("PartOfGroup", NO_GROUP)
+    ann = Annotation(
+        xy,
+        cls="" if group == NO_GROUP else group,
+        color=None,
+        name=name or "",
+        geometry=geometry,
+        properties={"asap_type": kind} if kind not in ("Polygon", "Dot") else {},
+    )
+    return (ann, el.get("Color"), where)
+
+
+def _coloured(
+    found: list[tuple[Annotation, str | None, str] | None],
+    groups: dict[str, str | None],
+    p: Path,
+) -> list[Annotation | None]:
+    """Colours last: the groups come after the annotations in the file."""
+    out: list[Annotation | None] = []
+    for item in found:
+        if item is None:
+            out.append(None)
+            continue
+        ann, colour, where = item
+        colour = colour or groups.get(ann.cls or NO_GROUP)
+        if colour is not None:
+            ann = ann.with_(color=normalise_colour(colour, p, where))
+        out.append(ann)
+    return out
+
+
+def _join(
+    out: list[Annotation | None],
+    holes: list[tuple[int, np.ndarray]],
+    parts: dict[int, int],
+    skipped: Counter[str],
+) -> None:
+    """Our own holes and multi-part areas, by index: no guessing where they belong."""
+    for owner, ring in holes:
+        a = out[owner] if owner < len(out) else None
+        if a is None or not a.is_area:
+            skipped["HoleOf an annotation that is not a polygon"] += 1
+            continue
+        out[owner] = a.with_(holes=(*a.holes, ring))
+    for i, first in parts.items():
+        a, b = out[i], out[first] if first < len(out) else None
+        if a is not None and b is not None:
+            out[i] = a.with_(id=b.id)
+
+
 def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
     """Read the areas, points and lines of an ASAP XML file.
 
@@ -132,59 +203,15 @@ def read_asap(path: str | os.PathLike[str]) -> list[Annotation]:
             groups.setdefault(el.get("Name", ""), el.get("Color"))
             continue
         i += 1
-        kind = el.get("Type", "Polygon")
-        name = el.get("Name")
-        where = f"annotation {i}" + (f" ({name!r})" if name else "")
-        geometry = _geometry(kind)
-        if geometry == "points" and el.get("Line") == "1":
-            geometry = "line"  # a line longer than ASAP's Measurement, written by us
-        if geometry is None:
-            skipped[f"Type {kind!r}"] += 1
-            found.append(None)
-            continue
-        xy = _coordinates(el, p, where)
-        if len(xy) < _MIN_VERTICES[geometry]:
-            skipped[f"{kind} with {len(xy)} coordinates"] += 1
-            found.append(None)
-            continue
-        hole_of = _index(el.get("HoleOf"), i)
-        if hole_of is not None and geometry == "polygon":
-            holes.append((hole_of, xy))
-            found.append(None)
-            continue
-        part_of = _index(el.get("PartOf"), i)
-        if part_of is not None:
+        item = _annotation(el, i, p, skipped)
+        if isinstance(item, tuple) and isinstance(item[0], int):  # a hole of ``item[0]``
+            holes.append(item)
+            item = None
+        elif item is not None and (part_of := _index(el.get("PartOf"), i)) is not None:
             parts[i] = part_of
-        group = el.get("PartOfGroup", NO_GROUP)
-        ann = Annotation(
-            xy,
-            cls="" if group == NO_GROUP else group,
-            color=None,
-            name=name or "",
-            geometry=geometry,
-            properties={"asap_type": kind} if kind not in ("Polygon", "Dot") else {},
-        )
-        found.append((ann, el.get("Color"), where))
-    out: list[Annotation | None] = []
-    for item in found:  # colours last: the groups come after the annotations in the file
-        if item is None:
-            out.append(None)
-            continue
-        ann, colour, where = item
-        colour = colour or groups.get(ann.cls or NO_GROUP)
-        if colour is not None:
-            ann = ann.with_(color=normalise_colour(colour, p, where))
-        out.append(ann)
-    for owner, ring in holes:  # our own holes, by index: no guessing where they belong
-        a = out[owner] if owner < len(out) else None
-        if a is None or not a.is_area:
-            skipped["HoleOf an annotation that is not a polygon"] += 1
-            continue
-        out[owner] = a.with_(holes=(*a.holes, ring))
-    for i, first in parts.items():
-        a, b = out[i], out[first] if first < len(out) else None
-        if a is not None and b is not None:
-            out[i] = a.with_(id=b.id)
+        found.append(item)
+    out = _coloured(found, groups, p)
+    _join(out, holes, parts, skipped)
     warn_skipped(p, skipped, "annotation(s) that are not areas, points or lines ASAP defines")
     return [a for a in out if a is not None]
 
