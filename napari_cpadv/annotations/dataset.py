@@ -55,6 +55,14 @@ def read_nuclei(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, n
     return x, y, tumour
 
 
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def write_tile_dataset(
     slide: Slide,
     annotations: str | os.PathLike[str] | None,
@@ -73,8 +81,6 @@ def write_tile_dataset(
     index also counts the nuclei whose centres lie in each tile, and the tumour nuclei among
     them (seed 001's patch labels); without it both columns are -1.
     """
-    from PIL import Image
-
     from napari_cpadv.annotations import read_annotations
 
     if size % CELL:
@@ -94,12 +100,8 @@ def write_tile_dataset(
             continue
         _, label = cell_grid(anns, grid.window(t.row, t.col, size, size))
         stem = f"{t.row}_{t.col}"
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG")
-        write_atomic(out / "tiles" / f"{stem}.png", buf.getvalue())
-        buf = io.BytesIO()
-        Image.fromarray((label * 255).astype(np.uint8)).save(buf, format="PNG")
-        write_atomic(out / "masks" / f"{stem}.png", buf.getvalue())
+        write_atomic(out / "tiles" / f"{stem}.png", _png(pixels))
+        write_atomic(out / "masks" / f"{stem}.png", _png((label * 255).astype(np.uint8)))
         rows.append(
             (
                 f"tiles/{stem}.png",

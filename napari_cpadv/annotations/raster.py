@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -168,13 +169,36 @@ def mask_to_annotations(
         Valid polygons with holes; measurements record the threshold, the level, the mean
         value inside and the area in level-0 pixels.
     """
-    import shapely
-    from skimage.measure import find_contours
-
     v = np.asarray(values, dtype=np.float64)
     inside = v >= threshold
     if not inside.any():
         return []
+    out = []
+    for p in _polygons(inside, ds, origin):
+        if p.is_empty or p.area < max(min_area, 1e-9):
+            continue
+        ext = np.asarray(p.exterior.coords)[:-1]
+        holes = tuple(np.asarray(h.coords)[:-1] for h in p.interiors)
+        probe = Annotation(ext - origin, tuple(h - np.asarray(origin) for h in holes))
+        region = rasterize([probe], Grid(v.shape[0], v.shape[1], ds), tumour_only=False)
+        region = region.astype(bool)
+        mean = float(v[region].mean()) if region.any() else float(v[inside].mean())
+        measured = {"threshold": float(threshold), "level": float(level)}
+        measured |= {"mean_probability": mean, "area_px": float(p.area)}
+        out.append(
+            Annotation(ext, holes, cls=cls, color=color, kind=kind, measurements=measured)  # type: ignore[arg-type]
+        )
+    return out
+
+
+def _polygons(
+    inside: np.ndarray, ds: tuple[float, float], origin: tuple[float, float]
+) -> list[Any]:
+    """The regions of a boolean grid as valid shapely polygons with holes, in level-0
+    ``(x, y)``: contours traced at the pixel edges, nested by even-odd."""
+    import shapely
+    from skimage.measure import find_contours
+
     padded = np.pad(inside.astype(np.float32), 1)
     rings = []
     for contour in find_contours(padded, 0.5):
@@ -189,33 +213,4 @@ def mask_to_annotations(
     for ring in rings[1:]:  # nesting by even-odd: a ring inside another is its hole
         geom = geom.symmetric_difference(ring)
     geom = shapely.make_valid(geom)
-    polys = [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, shapely.Polygon)]
-    out = []
-    for p in polys:
-        if p.is_empty or p.area < max(min_area, 1e-9):
-            continue
-        ext = np.asarray(p.exterior.coords)[:-1]
-        holes = tuple(np.asarray(h.coords)[:-1] for h in p.interiors)
-        probe = Annotation(ext, holes)
-        grid = Grid(v.shape[0], v.shape[1], ds)
-        shifted = probe.with_(
-            exterior=ext - origin, holes=tuple(h - np.asarray(origin) for h in holes)
-        )
-        region = rasterize([shifted], grid, tumour_only=False).astype(bool)
-        mean = float(v[region].mean()) if region.any() else float(v[inside].mean())
-        out.append(
-            Annotation(
-                ext,
-                holes,
-                cls=cls,
-                color=color,
-                kind=kind,  # type: ignore[arg-type]
-                measurements={
-                    "threshold": float(threshold),
-                    "level": float(level),
-                    "mean_probability": mean,
-                    "area_px": float(p.area),
-                },
-            )
-        )
-    return out
+    return [g for g in getattr(geom, "geoms", [geom]) if isinstance(g, shapely.Polygon)]
