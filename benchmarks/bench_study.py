@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image
 
 from napari_cpadv.study.analyze import analyze
-from napari_cpadv.study.build import build_study, default_key_path, pairs_from_folder, reader_codes
+from napari_cpadv.study.build import build_study
+from napari_cpadv.study.model import default_key_path, reader_codes
+from napari_cpadv.study.pairs import pairs_from_folder
 from napari_cpadv.study.read import ReaderSession
 
 CASES, READERS = 1000, 5

@@ -15,14 +15,9 @@ from napari_cpadv.cli._common import (
 
 
 def _study_create(args: argparse.Namespace) -> dict[str, Any]:
-    from napari_cpadv.study.build import (
-        PRESETS,
-        build_study,
-        default_key_path,
-        manifest_hash,
-        pairs_from,
-        reader_codes,
-    )
+    from napari_cpadv.study.build import build_study
+    from napari_cpadv.study.model import PRESETS, default_key_path, manifest_hash, reader_codes
+    from napari_cpadv.study.pairs import pairs_from
 
     preset = PRESETS.get(args.preset or "", {})
     pairs = pairs_from(args.pairs, truth=args.truth)

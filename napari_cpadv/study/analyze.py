@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from napari_cpadv.study.build import TUMOUR_CELLS, StudyError
 from napari_cpadv.study.log import LogRead, StudyLogError, read_log
+from napari_cpadv.study.model import TUMOUR_CELLS, StudyError
 from napari_cpadv.study.read import ANSWERS, Study
 from napari_cpadv.study.report import write_analysis
 from napari_cpadv.study.stats import fleiss, reader_stats

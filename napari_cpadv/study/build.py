@@ -22,185 +22,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_cpadv.errors import CpadvError
 from napari_cpadv.files import fsync_dir, replacing, versions, write_new
 from napari_cpadv.progress import Progress, Work
-
-CONDITIONS = ("original", "adversarial")
-PAIR_NAME = re.compile(r"(?P<case>.+)_(?P<condition>original|adversarial)\.(png|tif|tiff)", re.I)
-LOOKS_LIKE_PAIR = re.compile(r".+_(original|adversarial)\.[A-Za-z0-9]+", re.I)
-
-# seed 001's design: tumour present by the rule of at least 5 tumour cells, each image twice
-QUESTIONS: dict[str, dict[str, Any]] = {
-    "tumour": {
-        "kind": "choice",
-        "text": "Is tumour present (at least 5 tumour cells)?",
-        "options": ["no", "yes"],
-        "keys": ["n", "y"],
-    },
-    "confidence": {"kind": "scale", "text": "Confidence", "min": 1, "max": 5},
-    "count": {"kind": "count", "text": "How many tumour cells?"},
-    "altered": {
-        "kind": "choice",
-        "text": "Was this image altered?",
-        "options": ["no", "yes"],
-        "keys": ["u", "a"],  # unaltered, altered
-    },
-}
-PRESETS: dict[str, dict[str, Any]] = {
-    "seed001": {"questions": ["tumour"], "replicates": 2, "min_gap": 2}
-}
-
-
-class StudyError(CpadvError):
-    """A study that cannot be built or read as asked."""
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One case: its original and adversarial images (files, or ``(rows, cols, 3)`` uint8
-    arrays with ``sources`` naming where they came from), ground truth, attack parameters."""
-
-    case: str
-    original: Path | np.ndarray
-    adversarial: Path | np.ndarray
-    truth: Any = None
-    attack: dict[str, Any] = field(default_factory=dict)
-    sources: tuple[str, str] | None = None
-
-    def image(self, condition: str) -> Path | np.ndarray:
-        return self.original if condition == "original" else self.adversarial
-
-    def source(self, condition: str) -> str:
-        if self.sources is not None:
-            return self.sources[CONDITIONS.index(condition)]
-        return str(self.image(condition))
-
-
-def pairs_from_folder(folder: str | os.PathLike[str]) -> list[Pair]:
-    """``<case>_original.<ext>`` with ``<case>_adversarial.<ext>`` (PNG or TIFF); a
-    ``truth.json`` beside them (``{case: true | false | tumour-cell count}``, a count of at
-    least 5 meaning tumour) is attached when present."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise StudyError(root, "is not a folder of image pairs")
-    found: dict[str, dict[str, Path]] = {}
-    for p in sorted(root.iterdir()):
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in p.name):
-            raise StudyError(p, "a file name holding a control character (a newline?) is refused")
-        m = PAIR_NAME.fullmatch(p.name)
-        if m is None:
-            if LOOKS_LIKE_PAIR.fullmatch(p.name):
-                raise StudyError(p, "is named as a pair image but is not PNG or TIFF")
-            continue
-        have = found.setdefault(m["case"], {})
-        cond = m["condition"].lower()
-        if cond in have:
-            raise StudyError(
-                root, f"case {m['case']!r} has two {cond} images: {have[cond].name}, {p.name}"
-            )
-        have[cond] = p
-    lonely = sorted(c for c, v in found.items() if len(v) != 2)
-    if lonely:
-        raise StudyError(root, f"cases without both images: {', '.join(lonely[:5])}")
-    if not found:
-        raise StudyError(root, "holds no <case>_original / <case>_adversarial pairs")
-    truth: dict[str, Any] = {}
-    if (root / "truth.json").is_file():
-        try:
-            truth = json.loads((root / "truth.json").read_text())
-        except ValueError as exc:
-            raise StudyError(root / "truth.json", f"is not JSON ({exc})") from exc
-    return [Pair(c, v["original"], v["adversarial"], truth.get(c)) for c, v in found.items()]
-
-
-TUMOUR_CELLS = 5
-"""Seed 001's rule: an image shows tumour when it holds at least 5 tumour cells."""
-
-
-def pairs_from_runs(
-    runs: Sequence[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
-) -> list[Pair]:
-    """One case per attacked tile of runs (``experiments.runs.RunFolder``: the Attack
-    dock's and ``cpadv attack``'s, the same layout): the original tile read from the
-    slide, the adversarial one from the run's delta slide.
-
-    Ground truth is the number of tumour nuclei in the tile, from ``truth`` or the slide's
-    own ``.truth.json`` beside it (synthetic slides); ``tumour`` is ``count >= 5``. Without
-    either, cases carry no truth and the analysis reports rates without sensitivity.
-    """
-    from napari_cpadv.annotations.dataset import read_nuclei
-    from napari_cpadv.experiments.runs import RunFolder
-    from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.delta import open_delta
-
-    pairs: list[Pair] = []
-    for folder in runs:
-        try:
-            found_run, report = RunFolder.open(folder)
-        except CpadvError as exc:
-            raise StudyError(exc.path, exc.reason) from exc
-        run = found_run.path
-        try:
-            level, side = int(report["level"]), int(report["tile"])
-            positions = [(int(r), int(c)) for r, c in report["positions"]]
-            slide_path = Path(report["slide"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StudyError(found_run.report_path, f"is not a finished run ({exc})") from exc
-        slide = open_slide(slide_path)
-        adversarial = open_delta(found_run.adversarial)
-        found = Path(truth) if truth else slide_path.with_suffix(".truth.json")
-        nuclei = read_nuclei(found) if found.is_file() else None
-        if truth and nuclei is None:
-            raise StudyError(truth, "does not exist")
-        ds = float(slide.downsamples[level])
-        for r, c in positions:
-            case = f"{run.name}-L{level}-r{r}-c{c}"
-            value = None
-            if nuclei is not None:
-                x, y, tumour = nuclei
-                x0, y0, x1, y1 = c * ds, r * ds, (c + side) * ds, (r + side) * ds
-                cells = int((tumour & (x >= x0) & (x < x1) & (y >= y0) & (y < y1)).sum())
-                value = {"tumour": cells >= TUMOUR_CELLS, "tumour_cells": cells}
-            where = f"level {level}, row {r}, col {c}, {side} px"
-            pairs.append(
-                Pair(
-                    case,
-                    slide.read_region(level, r, c, side, side),
-                    adversarial.read_region(level, r, c, side, side),
-                    value,
-                    dict(report.get("model") or {}),
-                    (f"{slide_path} ({where})", f"{found_run.adversarial} ({where})"),
-                )
-            )
-    if not pairs:
-        raise StudyError(None, "the runs hold no attacked tiles")
-    return pairs
-
-
-def pairs_from(
-    folders: Sequence[str | os.PathLike[str]], *, truth: str | os.PathLike[str] | None = None
-) -> list[Pair]:
-    """The pairs of one folder of image pairs, or of workbench run folders (those holding a
-    ``report.json``); a mix of the two, or several pair folders, is refused."""
-    from napari_cpadv.experiments.runs import RunFolder
-
-    runs = [f for f in folders if RunFolder(f).report_path.is_file()]
-    if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
-        raise StudyError(None, "give either one folder of image pairs or workbench run folders")
-    return pairs_from_runs(runs, truth=truth) if runs else pairs_from_folder(folders[0])
+from napari_cpadv.study.model import (
+    CONDITIONS,
+    MAX_PRESENTATIONS,
+    QUESTIONS,
+    StudyError,
+    check_reader_id,
+    default_key_path,
+    token_digest,
+)
+from napari_cpadv.study.pairs import Pair
 
 
 def constrained_order(
@@ -272,28 +115,6 @@ def build_study(pairs: list[Pair], out: str | os.PathLike[str], **options: Any) 
     from napari_cpadv.progress import drive
 
     return drive(study_work(pairs, out, **options))
-
-
-READER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-"""A reader id: also a file name (``logs/<id>.jsonl``), so letters, digits, ``. _ -``."""
-MAX_PRESENTATIONS = 5000
-"""A bound on one study (the order is placed one presentation at a time, quadratic in it)."""
-
-
-def check_reader_id(reader: str) -> str:
-    """``reader`` if it is a valid id (the whole text: a trailing newline is refused)."""
-    if not isinstance(reader, str) or not READER_ID.fullmatch(reader):
-        raise StudyError(
-            None,
-            f"reader id {reader!r}: use letters, digits, '.', '_' or '-' (up to 64), "
-            "starting with a letter or digit",
-        )
-    return reader
-
-
-def default_key_path(root: Path) -> Path:
-    """Where a study's key goes unless told: beside the study folder, never inside it."""
-    return root.parent / f"{root.name}.key.json"
 
 
 def study_work(
@@ -370,22 +191,6 @@ def study_work(
     return path
 
 
-def reader_codes(key: str | os.PathLike[str]) -> dict[str, str]:
-    """Each enrolled reader's code, from the study's key (the owner's only)."""
-    try:
-        codes = json.loads(Path(key).read_text())["readers"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StudyError(key, f"is not a study key with reader codes ({exc})") from exc
-    return {str(k): str(v) for k, v in codes.items()}
-
-
-def token_digest(token: str, data: bytes) -> str:
-    """SHA-256 of a presented file, salted with its token: two presentations of the same
-    image have the same bytes but unrelated digests, so the manifest does not say which
-    tokens show the same image."""
-    return hashlib.sha256(token.encode() + b"\0" + data).hexdigest()
-
-
 def _write_study(
     pairs: list[Pair],
     root: Path,
@@ -397,7 +202,43 @@ def _write_study(
 ) -> Work[Path]:
     from napari_cpadv.study.codes import new_code, secret_of, verifier
 
-    images = root / "images"
+    tokens, key = yield from _presentations(pairs, root / "images", order)
+    study_id = str(uuid.uuid4())
+    codes = {r: new_code() for r in readers}
+    key_doc = {
+        "study_id": study_id,
+        # 256 random bits: the key cannot be guessed and confirmed against its hash
+        "salt": secrets.token_hex(32),
+        "readers": codes,
+        "tokens": key,
+    }
+    key_bytes = (json.dumps(key_doc, indent=2, default=str) + "\n").encode()
+    write_new(key_path, key_bytes)
+    manifest = {
+        "format": "napari-cpadv study",
+        "version": 2,
+        "study_id": study_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions(),
+        **{k: design[k] for k in ("seed", "replicates", "min_gap")},
+        "questions": {q: QUESTIONS[q] for q in questions},
+        **{k: design[k] for k in ("allow_corrections", "view_tracking_s")},
+        "readers": {r: verifier(study_id, r, secret_of(c)) for r, c in codes.items()},
+        "order": [t["token"] for t in tokens],
+        "tokens": tokens,
+        "key_sha256": hashlib.sha256(key_bytes).hexdigest(),
+    }
+    path = root / "manifest.json"
+    write_new(path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return path
+
+
+def _presentations(
+    pairs: list[Pair], images: Path, order: list[tuple[int, str, int]]
+) -> Work[tuple[list[dict[str, str]], dict[str, dict[str, Any]]]]:
+    """Every presentation written as ``images/<token>.tif``, its entry fsynced before the
+    manifest is; returns the manifest's token list and the key's token map. An adversarial
+    image with the same pixels as its original is refused."""
     tokens: list[dict[str, str]] = []
     key: dict[str, dict[str, Any]] = {}
     shapes: dict[int, tuple[int, ...]] = {}
@@ -429,36 +270,4 @@ def _write_study(
         }
         yield Progress(step, len(order))
     fsync_dir(images)  # every presented image's entry is durable before the manifest
-    study_id = str(uuid.uuid4())
-    codes = {r: new_code() for r in readers}
-    key_doc = {
-        "study_id": study_id,
-        # 256 random bits: the key cannot be guessed and confirmed against its hash
-        "salt": secrets.token_hex(32),
-        "readers": codes,
-        "tokens": key,
-    }
-    key_bytes = (json.dumps(key_doc, indent=2, default=str) + "\n").encode()
-    write_new(key_path, key_bytes)
-    manifest = {
-        "format": "napari-cpadv study",
-        "version": 2,
-        "study_id": study_id,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
-        **{k: design[k] for k in ("seed", "replicates", "min_gap")},
-        "questions": {q: QUESTIONS[q] for q in questions},
-        **{k: design[k] for k in ("allow_corrections", "view_tracking_s")},
-        "readers": {r: verifier(study_id, r, secret_of(c)) for r, c in codes.items()},
-        "order": [t["token"] for t in tokens],
-        "tokens": tokens,
-        "key_sha256": hashlib.sha256(key_bytes).hexdigest(),
-    }
-    path = root / "manifest.json"
-    write_new(path, (json.dumps(manifest, indent=2) + "\n").encode())
-    return path
-
-
-def manifest_hash(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a manifest file: where every reader's log chains from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return tokens, key

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_cpadv.study.build import StudyError, check_reader_id, manifest_hash, token_digest
 from napari_cpadv.study.codes import receipt, secret_of, verifier
 from napari_cpadv.study.log import StudyLog, StudyLogError
+from napari_cpadv.study.model import StudyError, check_reader_id, manifest_hash, token_digest
 
 ANSWERS = ("answer", "answer_revised")
 VERSION = 2

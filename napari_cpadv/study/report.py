@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.study.build import CONDITIONS
+from napari_cpadv.study.model import CONDITIONS
 
 CSV_COLUMNS = (
     "reader_id",

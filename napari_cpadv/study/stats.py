@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.metrics import study as st
-from napari_cpadv.study.build import CONDITIONS
+from napari_cpadv.study.model import CONDITIONS
 
 
 def reader_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class StudyBuilderWidget(QWidget):
         self._lay_out()
 
     def _make_controls(self) -> None:
-        from napari_cpadv.study.build import PRESETS, QUESTIONS
+        from napari_cpadv.study.model import PRESETS, QUESTIONS
 
         self.sources = QListWidget()
         self.add_button = QPushButton("Add folder…")
@@ -153,7 +153,8 @@ class StudyBuilderWidget(QWidget):
     def build(self) -> Any:
         """Build the study in a worker (progress, Cancel); returns the worker, or None when
         the request is refused (said why)."""
-        from napari_cpadv.study.build import pairs_from, study_work
+        from napari_cpadv.study.build import study_work
+        from napari_cpadv.study.pairs import pairs_from
         from napari_cpadv.widgets._work import start
 
         items = [self.sources.item(i) for i in range(self.sources.count())]
@@ -185,7 +186,7 @@ class StudyBuilderWidget(QWidget):
     def _built(self, path: Path) -> None:
         import json
 
-        from napari_cpadv.study.build import default_key_path, reader_codes
+        from napari_cpadv.study.model import default_key_path, reader_codes
 
         n = len(json.loads(path.read_text())["order"])
         self.manifest = path

@@ -233,7 +233,7 @@ class StudyReaderWidget(QWidget):
 
     def submit(self) -> None:
         """Record the answer (durably) and show the next case."""
-        from napari_cpadv.study.build import StudyError
+        from napari_cpadv.study.model import StudyError
 
         if self.session is None:
             return

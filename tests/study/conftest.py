@@ -30,7 +30,8 @@ READERS = ("r1", "r2", "path01")
 def make_study(root: Path, n: int = 4, **options) -> Path:
     """A built study folder of ``n`` cases (seed 5, two replicates, readers ``READERS``
     unless told); its key is ``key_of(folder)``."""
-    from napari_cpadv.study.build import build_study, pairs_from_folder
+    from napari_cpadv.study.build import build_study
+    from napari_cpadv.study.pairs import pairs_from_folder
 
     pairs = pairs_from_folder(make_pairs(root / "pairs", n))
     options.setdefault("seed", 5)
@@ -45,14 +46,14 @@ def _folder(study) -> Path:
 
 def key_of(study) -> Path:
     """The key of a study built with the default key place."""
-    from napari_cpadv.study.build import default_key_path
+    from napari_cpadv.study.model import default_key_path
 
     return default_key_path(_folder(study))
 
 
 def code(study, reader: str) -> str:
     """An enrolled reader's code, from the owner's key."""
-    from napari_cpadv.study.build import reader_codes
+    from napari_cpadv.study.model import reader_codes
 
     return reader_codes(key_of(study))[reader]
 

@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from napari_cpadv.metrics.study import fleiss_kappa
 from napari_cpadv.study.analyze import analyze
-from napari_cpadv.study.build import StudyError
+from napari_cpadv.study.model import StudyError
 from napari_cpadv.study.read import ReaderSession, Study
 from napari_cpadv.study.report import CSV_COLUMNS
 from tests.study.conftest import code, key_of, make_study, secret
@@ -176,7 +176,8 @@ def test_the_key_and_every_log_are_verified_before_anything_is_written(tmp_path)
 
 
 def test_partial_studies_and_unknown_truth(tmp_path):
-    from napari_cpadv.study.build import build_study, pairs_from_folder
+    from napari_cpadv.study.build import build_study
+    from napari_cpadv.study.pairs import pairs_from_folder
     from tests.study.conftest import make_pairs
 
     folder = make_pairs(tmp_path / "pairs", 3)
@@ -339,7 +340,8 @@ def test_the_key_is_kept_apart_salted_and_the_manifest_tells_no_pairs(tmp_path):
 
 
 def test_hostile_case_names_do_not_become_formulas(tmp_path):
-    from napari_cpadv.study.build import build_study, pairs_from_folder
+    from napari_cpadv.study.build import build_study
+    from napari_cpadv.study.pairs import pairs_from_folder
     from tests.study.conftest import make_pairs
 
     folder = make_pairs(tmp_path / "pairs", 2)
@@ -367,7 +369,7 @@ def test_hostile_case_names_do_not_become_formulas(tmp_path):
 def test_skipped_or_ambiguous_pair_files_are_named(tmp_path, names, reason):
     from PIL import Image
 
-    from napari_cpadv.study.build import pairs_from_folder
+    from napari_cpadv.study.pairs import pairs_from_folder
 
     folder = tmp_path / "pairs"
     folder.mkdir()

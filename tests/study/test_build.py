@@ -12,14 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from napari_cpadv.study.build import (
-    StudyError,
-    build_study,
-    constrained_order,
-    pairs_from_folder,
-    study_work,
-    token_digest,
-)
+from napari_cpadv.study.build import build_study, constrained_order, study_work
+from napari_cpadv.study.model import StudyError, token_digest
+from napari_cpadv.study.pairs import pairs_from_folder
 from tests.study.conftest import key_of
 from tests.study.conftest import make_pairs as _pairs
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from napari_cpadv.study.build import StudyError
 from napari_cpadv.study.log import StudyLogError, read_log
+from napari_cpadv.study.model import StudyError
 from napari_cpadv.study.read import ReaderSession, Study
 from tests.study.conftest import code, make_study, secret
 

@@ -15,7 +15,9 @@ from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
 from napari_cpadv.slide.delta import open_delta
-from napari_cpadv.study.build import StudyError, build_study, pairs_from_runs
+from napari_cpadv.study.build import build_study
+from napari_cpadv.study.model import StudyError
+from napari_cpadv.study.pairs import pairs_from_runs
 from napari_cpadv.workbench.attack import AttackModel
 
 
