@@ -78,6 +78,23 @@ def sweep(
         )
         warnings += checks["warnings"]
     return {
+        **_what(detector, spec, budgets, tiles, device),
+        "success": table.success.astype(int).tolist(),
+        "success_rates": table.rates(),
+        **_success_rule(objective),
+        "clean_aucpr": clean,
+        "rows": rows,
+        "checks": checks,
+        "warnings": warnings,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _what(
+    detector: Detector, spec: AttackSpec, budgets: list[Budget], tiles: Tiles, device: Any
+) -> dict[str, Any]:
+    """What a sweep ran: detector, attack, budgets, tiles, iterations, seed, device."""
+    return {
         "detector": detector.name,
         "attack": spec.attack,
         "norm": spec.budget.norm,
@@ -88,14 +105,6 @@ def sweep(
         "steps": spec.iterations,
         "seed": spec.seed,
         "device": str(device),
-        "success": table.success.astype(int).tolist(),
-        "success_rates": table.rates(),
-        **_success_rule(objective),
-        "clean_aucpr": clean,
-        "rows": rows,
-        "checks": checks,
-        "warnings": warnings,
-        "seconds": time.perf_counter() - started,
     }
 
 

@@ -10,7 +10,8 @@ started (torch then uses ``threads`` threads in each) and closed at the end.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def batch_heatmaps(
     Yields one ``Progress`` per finished group of blocks (over all slides); returns the
     written paths. ``device`` defaults to each worker's best (``device.pick_device``).
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
     from napari_cpadv.device import pick_device
     from napari_cpadv.inference.zarr_io import write_heatmap
@@ -110,17 +111,7 @@ def batch_heatmaps(
     # Plan in this process first (tissue detection computes dask arrays, which must not go
     # to the cluster once a Client is the default scheduler).
     plans = [_plan(job, det, level, scope) for job in jobs]
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(threads)},
-        )
-    client = Client(scheduler if scheduler else cluster)
-    try:
+    with _client(scheduler, workers, threads) as client:
         futures = {}
         for plan in plans:
             for k in range(0, len(plan.blocks), group):
@@ -153,6 +144,26 @@ def batch_heatmaps(
             )
             for p in plans
         ]
+
+
+@contextmanager
+def _client(scheduler: str | None, workers: int, threads: int) -> Iterator[Any]:
+    """A client of ``scheduler``, or of a local cluster of ``workers`` processes of
+    ``threads`` threads each, closed on leaving."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+        )
+    client = Client(scheduler if scheduler else cluster)
+    try:
+        yield client
     finally:
         client.close()
         if cluster is not None:
