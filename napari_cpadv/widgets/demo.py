@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,21 @@ def _frame(viewer: Any, layer: Any) -> None:
     cam.center = (0.0, (r0 + r1) / 2 * per_px, (c0 + c1) / 2 * per_px)
 
 
+@dataclass
+class _Demo:
+    """The demo's viewer, its docks and what it has shown so far."""
+
+    viewer: Any
+    original: Any
+    attack: Any
+    path: Path
+    out: Path | None
+    shots: list[str] = field(default_factory=list)
+
+    def shot(self, name: str, *, canvas_only: bool = False) -> None:
+        _shot(self.viewer, self.out, name, self.shots, canvas_only=canvas_only)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_cpadv.widgets.demo")
     parser.add_argument("--out", default="demo-output", help="folder for the headless pictures")
@@ -70,55 +86,85 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import napari
-    from qtpy.QtWidgets import QApplication
-
-    from napari_cpadv._heatmap_layers import heatmap_layer_data
-    from napari_cpadv._reader import scale_bar
-    from napari_cpadv.inference.detect import DetectModel
-    from napari_cpadv.progress import drive
-    from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.synthetic import sample_slide_path
-    from napari_cpadv.widgets._view import REGION_LAYER, ground_truth
-    from napari_cpadv.widgets.attack import AttackWidget
-    from napari_cpadv.widgets.export import ExportWidget
-    from napari_cpadv.widgets.plots import PlotsWidget
 
     started = time.perf_counter()
     out = Path(args.out) if args.headless else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    shots: list[str] = []
+    demo = _open(out)  # 1. the sample slide with its ground truth
+    _detect(demo)  # 2. the detectors over a tumour region
+    outcome = _attack(demo)  # 3. FGSM on the DAE from the Attack dock
+    _side_by_side(demo)  # 4. four labelled panels, one camera
+    if not args.headless:
+        napari.run()
+        return 0
+    assert out is not None
+    (out / "metrics.json").write_text(json.dumps({"metrics": outcome.metrics}, indent=2))
+    report = {
+        "slide": str(demo.path),
+        "region_level0_rows_cols": list(REGION),
+        "level": LEVEL,
+        "tile": TILE,
+        "attack": {"name": "fgsm", "steps": 100, "l2_rms": RMS, "unit": "per_pixel"},
+        "results": str(outcome.folder),
+        "metrics": outcome.metrics,
+        "screenshots": demo.shots,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    demo.viewer.close()
+    return 0
+
+
+def _open(out: Path | None) -> _Demo:
+    """The sample slide in a viewer with the scale bar and the Attack, Plots, Export docks."""
+    import napari
+
+    from napari_cpadv._reader import scale_bar
+    from napari_cpadv.slide.synthetic import sample_slide_path
+    from napari_cpadv.widgets.attack import AttackWidget
+    from napari_cpadv.widgets.export import ExportWidget
+    from napari_cpadv.widgets.plots import PlotsWidget
+
     path = sample_slide_path()
     # shown even headless (on the virtual display): a hidden window sizes napari 0.9's grid
     # cells wrongly, and the screenshots would not be what a user sees
     viewer = napari.Viewer(title="napari-cpadv demo", show=True)
     viewer.window.resize(1600, 1000)
-    layers = viewer.open(path, plugin="napari-cpadv")
-    original = layers[0]
-    bar = scale_bar(viewer)
-    bar.visible = True
+    original = viewer.open(path, plugin="napari-cpadv")[0]
+    scale_bar(viewer).visible = True
     attack = AttackWidget(viewer)
     plots = PlotsWidget(viewer)
     viewer.window.add_dock_widget(ExportWidget(viewer, attack), name="Export", area="right")
     viewer.window.add_dock_widget(plots, name="Plots", area="right", tabify=True)
     viewer.window.add_dock_widget(attack, name="Attack", area="right", tabify=True)
     viewer.reset_view()
-    _shot(viewer, out, "1-slide", shots)
+    demo = _Demo(viewer, original, attack, path, out)
+    demo.shot("1-slide")
+    return demo
 
-    # 2. the detectors over a tumour region
-    mpp = float(original.scale[-1])
+
+def _detect(demo: _Demo) -> None:
+    """The region drawn, the DAE's heatmap over it and the sparse coder's over one tile."""
+    from napari_cpadv._heatmap_layers import heatmap_layer_data
+    from napari_cpadv.inference.detect import DetectModel
+    from napari_cpadv.progress import drive
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.widgets._view import REGION_LAYER
+
+    mpp = float(demo.original.scale[-1])
     r0, c0, r1, c1 = REGION
-    viewer.add_shapes(
+    demo.viewer.add_shapes(
         [[[r0 * mpp, c0 * mpp], [r0 * mpp, c1 * mpp], [r1 * mpp, c1 * mpp], [r1 * mpp, c0 * mpp]]],
         shape_type="rectangle",
         name=REGION_LAYER,
-        units=original.units,
+        units=demo.original.units,
         edge_color="cyan",
         face_color="transparent",
         edge_width=4 * mpp,
     )
-    slide = open_slide(path)
-    detected = {}
+    slide = open_slide(demo.path)
     for name, where in (("dae", REGION), ("sparse", SPARSE_TILE)):
         model = DetectModel(detector=name, scope="rectangle", level=LEVEL)
         hm = drive(model.work(slide, box=where))
@@ -129,12 +175,19 @@ def main(argv: list[str] | None = None) -> int:
             mpp=slide.mpp,
             name=f"{name} heatmap",
         )
-        viewer.add_image(data, **kwargs)
-        detected[name] = hm
-    _frame(viewer, original)
-    _shot(viewer, out, "2-detect", shots)
+        demo.viewer.add_image(data, **kwargs)
+    _frame(demo.viewer, demo.original)
+    demo.shot("2-detect")
 
-    # 3. FGSM on the DAE from the Attack dock
+
+def _attack(demo: _Demo) -> Any:
+    """FGSM-100 on the DAE at seed 000's budget, set in the Attack dock and run by it."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_cpadv.progress import drive
+    from napari_cpadv.widgets._view import ground_truth
+
+    viewer, attack = demo.viewer, demo.attack
     for la in [la for la in viewer.layers if la.name in ("dae heatmap", "sparse heatmap")]:
         la.visible = False
     attack._detector.setCurrentText("dae")
@@ -147,50 +200,33 @@ def main(argv: list[str] | None = None) -> int:
     attack._level.setCurrentIndex(LEVEL)
     attack._tile.setValue(TILE)
     attack._sync()
-    results = (out / "results") if out is not None else None
-    viewer.layers.selection.active = original
+    results = (demo.out / "results") if demo.out is not None else None
+    viewer.layers.selection.active = demo.original
     work = attack.model.work(
-        path,
+        demo.path,
         box=REGION,
-        results=results or Path(path).with_name(Path(path).stem + ".cpadv"),
+        results=results or demo.path.with_name(demo.path.stem + ".cpadv"),
         annotations=ground_truth(viewer),
         detectors={"dae": attack.model.load()},
     )
     outcome = drive(work)
-    attack._on_done(outcome, original)
+    attack._on_done(outcome, demo.original)
     while attack.adding:  # the run's layers go in one per turn of the event loop
         QApplication.processEvents()
-    _shot(viewer, out, "3-attack", shots)
+    demo.shot("3-attack")
+    return outcome
 
-    # 4. side by side, one camera: four labelled panels with the ground truth over each
+
+def _side_by_side(demo: _Demo) -> None:
+    from napari_cpadv.widgets._view import REGION_LAYER
+
     for name in (REGION_LAYER, "dae heatmap", "sparse heatmap"):
-        if name in viewer.layers:
-            viewer.layers.remove(name)
-    attack._grid.setChecked(True)
-    _frame(viewer, original)
+        if name in demo.viewer.layers:
+            demo.viewer.layers.remove(name)
+    demo.attack._grid.setChecked(True)
+    _frame(demo.viewer, demo.original)
     # the grid's cells are drawn right only in a canvas grab (napari 0.9 with the docks)
-    _shot(viewer, out, "4-side-by-side", shots, canvas_only=True)
-
-    if not args.headless:
-        napari.run()
-        return 0
-    assert out is not None
-    (out / "metrics.json").write_text(json.dumps({"metrics": outcome.metrics}, indent=2))
-    report = {
-        "slide": str(path),
-        "region_level0_rows_cols": list(REGION),
-        "level": LEVEL,
-        "tile": TILE,
-        "attack": {"name": "fgsm", "steps": 100, "l2_rms": RMS, "unit": "per_pixel"},
-        "results": str(outcome.folder),
-        "metrics": outcome.metrics,
-        "screenshots": shots,
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    viewer.close()
-    return 0
+    demo.shot("4-side-by-side", canvas_only=True)
 
 
 if __name__ == "__main__":
