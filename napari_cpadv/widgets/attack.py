@@ -33,12 +33,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cpadv.attacks import registry as attack_registry
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.models.detector import with_output
+from napari_cpadv.widgets._attack_form import AttackForm
 from napari_cpadv.widgets._outlines import keep_outlines_thin
 from napari_cpadv.widgets._view import (
-    WARN_STYLE,
     LevelPicker,
     RunControls,
     box,
@@ -59,10 +58,8 @@ from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, AttackM
 if TYPE_CHECKING:
     import napari
 
-NORMS = ("l2", "linf", "l1", "l0", "none")
 REGIONS = ("drawn region", "selected shapes", "view", "tissue")
 PREVIEW_LAYER = "tiles to attack"
-BAD_STYLE = "color: #e05050"
 
 
 class AttackWidget(AttackResults, QWidget):
@@ -86,30 +83,15 @@ class AttackWidget(AttackResults, QWidget):
         self._detector, self._weights = controls.detector, controls.weights
         self._run, self._cancel = controls.run, controls.cancel
         self._progress, self._status = controls.progress, controls.status
-        self._attack = QComboBox()
-        self._attack.addItems(attack_registry.names())
-        self._norm = QComboBox()
-        self._norm.addItems(NORMS)
-        self._budget = QDoubleSpinBox()
-        self._budget.setRange(-1e9, 1e9)  # a wrong sign is refused with a message, not hidden
-        self._budget.setDecimals(4)
-        self._budget.setValue(self.model.budget)
-        self._unit = QComboBox()
-        self._unit.addItems(("total", "per_pixel"))
-        self._unit_label = QLabel()
-        self._meaning = QLabel()
-        self._meaning.setWordWrap(True)
-        self._steps = QSpinBox()
-        self._steps.setRange(0, 100_000)
-        self._steps.setValue(self.model.steps)
-        self._step_size = QDoubleSpinBox()
-        self._step_size.setRange(0, 1e6)
-        self._step_size.setDecimals(5)
-        self._step_size.setSpecialValueText("default")
-        self._restarts = QSpinBox()
-        self._restarts.setRange(1, 1000)
-        self._seed = QSpinBox()
-        self._seed.setRange(0, 2**31 - 1)
+        self._tile = QSpinBox()
+        self._tile.setRange(8, 4096)
+        self._tile.setValue(self.model.tile)
+        self._tile.setSuffix(" px")
+        self.form = AttackForm(self.model, self._detector, self._weights, self._tile.value)
+        f = self.form
+        self._attack, self._norm, self._budget, self._unit = f.attack, f.norm, f.budget, f.unit
+        self._unit_label, self._meaning, self._steps = f.unit_label, f.meaning, f.steps
+        self._step_size, self._restarts, self._seed = f.step_size, f.restarts, f.seed
         self._region = QComboBox()
         self._region.addItems(REGIONS)
         self._region.setCurrentText("view")
@@ -118,10 +100,6 @@ class AttackWidget(AttackResults, QWidget):
         self._preview = QPushButton("Preview tiles")
         self._levels = LevelPicker(self.model.level)
         self._level = self._levels.combo
-        self._tile = QSpinBox()
-        self._tile.setRange(8, 4096)
-        self._tile.setValue(self.model.tile)
-        self._tile.setSuffix(" px")
         self._heatmaps = {name: QCheckBox(name) for name in with_output("cells")}
         self._results = QLineEdit()
         self._results.setPlaceholderText("SLIDE.cpadv next to the slide")
@@ -154,13 +132,7 @@ class AttackWidget(AttackResults, QWidget):
         self._saliency.clicked.connect(self._on_saliency)
         self._draw.clicked.connect(self._on_draw)
         self._preview.clicked.connect(self._on_preview)
-        for signal in (
-            self._norm.currentTextChanged,
-            self._unit.currentTextChanged,
-            self._budget.valueChanged,
-            self._tile.valueChanged,
-        ):
-            signal.connect(self._on_budget)
+        self._tile.valueChanged.connect(self._on_budget)
         self._detector.currentTextChanged.connect(self._on_resolution)
         self._level.currentIndexChanged.connect(self._on_resolution)
         self.viewer.layers.events.inserted.connect(self._on_layers)
@@ -181,21 +153,6 @@ class AttackWidget(AttackResults, QWidget):
         self._region.setCurrentText("drawn region")
 
     def _layout(self) -> None:
-        what = QFormLayout()
-        what.addRow("detector", self._detector)
-        what.addRow("weights", self._weights)
-        what.addRow("attack", self._attack)
-        what.addRow("norm", self._norm)
-        budget = QHBoxLayout()
-        budget.addWidget(self._budget)
-        budget.addWidget(self._unit)
-        what.addRow("budget", budget)
-        what.addRow("", self._unit_label)
-        what.addRow("", self._meaning)
-        what.addRow("steps", self._steps)
-        what.addRow("step size", self._step_size)
-        what.addRow("restarts", self._restarts)
-        what.addRow("seed", self._seed)
         where = QFormLayout()
         where.addRow("region", self._region)
         shapes = QHBoxLayout()
@@ -221,10 +178,10 @@ class AttackWidget(AttackResults, QWidget):
         for w in (self._flip, self._blink, self._rate, self._grid, self._saliency):
             row.addWidget(w)
         layout = scrolled_layout(self)
-        for title, form in (("attack", what), ("where", where)):
-            group = QGroupBox(title)
-            group.setLayout(form)
-            layout.addWidget(group)
+        layout.addWidget(self.form)
+        group = QGroupBox("where")
+        group.setLayout(where)
+        layout.addWidget(group)
         layout.addWidget(self._device)
         layout.addLayout(buttons)
         layout.addWidget(self._progress)
@@ -237,21 +194,6 @@ class AttackWidget(AttackResults, QWidget):
     def _tooltips(self) -> None:
         tooltips(
             {
-                self._detector: "The detector to fool (shipped weights unless a file is given)",
-                self._weights: "A .safetensors weights file; empty: the shipped weights",
-                self._attack: attack_registry.describe(),
-                self._norm: "The norm that bounds δ; none: unconstrained",
-                self._budget: "How far δ may go, in the unit shown below (default 25: seed "
-                "000's total L2 over a 512 x 512 tile)",
-                self._unit: "total: the norm over a whole tile (seed 000); per_pixel: RMS "
-                "for L2, grey levels of 255 for L∞, mean absolute change for L1, fraction of "
-                "pixels for L0 (seed 001)",
-                self._meaning: "The same budget in the other unit for the chosen tile, and "
-                "the PSNR it allows",
-                self._steps: "Iterations of the attack (default 100)",
-                self._step_size: "Step of each iteration; default: the attack's own",
-                self._restarts: "PGD: random restarts after the first (default 1)",
-                self._seed: "Seed of random starts and noise (default 0)",
                 self._region: "drawn region: the last rectangle of the shapes layer; "
                 "selected shapes: the selected ones; view: what the viewer shows, clipped to "
                 "the slide; tissue: every tile with tissue",
@@ -307,25 +249,7 @@ class AttackWidget(AttackResults, QWidget):
             notify(self._status, "the slide was closed: the attack is stopped")
 
     def _on_budget(self, *_: Any) -> None:
-        """Show the budget's unit in words and what it means on the chosen tile."""
-        from napari_cpadv.attacks.budgets import meaning
-        from napari_cpadv.attacks.projections import Budget
-
-        try:
-            m = meaning(
-                Budget(self._norm.currentText(), self._budget.value(), self._unit.currentText()),  # type: ignore[arg-type]
-                self._tile.value(),
-            )
-        except ValueError as exc:
-            self._unit_label.setText("")
-            self._meaning.setText(str(exc))
-            self._meaning.setStyleSheet(BAD_STYLE)
-            return
-        self._unit_label.setText(m.label)
-        self._meaning.setText(m.summary())
-        self._meaning.setStyleSheet(
-            BAD_STYLE if m.unreachable else (WARN_STYLE if m.warning else "")
-        )
+        self.form.show_meaning()
 
     def _on_resolution(self, *_: Any) -> None:
         """Warn, before Run, when the level is not the one the weights were trained at."""
@@ -340,14 +264,7 @@ class AttackWidget(AttackResults, QWidget):
         m = self.model
         m.detector = self._detector.currentText()
         m.weights = self._weights.text().strip() or None
-        m.attack = self._attack.currentText()
-        m.norm = self._norm.currentText()
-        m.budget = self._budget.value()
-        m.unit = self._unit.currentText()
-        m.steps = self._steps.value()
-        m.step_size = self._step_size.value() or None
-        m.restarts = self._restarts.value()
-        m.seed = self._seed.value()
+        self.form.sync(m)
         m.level = self._levels.level()
         m.tile = self._tile.value()
 
