@@ -76,8 +76,8 @@ class Detector(Protocol):
 def registry() -> dict[str, type[nn.Module]]:
     """Name -> detector class (imports torch)."""
     from napari_cpadv.models.dae import DaeDetector
-    from napari_cpadv.models.lca import SparseDetector
     from napari_cpadv.models.resnet import ResNetDetector
+    from napari_cpadv.models.sparse import SparseDetector
 
     return {"dae": DaeDetector, "sparse": SparseDetector, "resnet18": ResNetDetector}
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from napari_cpadv.errors import SlideError
 from napari_cpadv.files import replacing
+from napari_cpadv.slide.identity import find_original, identity_of
 from napari_cpadv.slide.slide import Slide, open_slide
 
 KIND = "delta-slide"
@@ -105,84 +106,6 @@ class DeltaStore:
         self.base.close()
 
 
-HASH_CHUNK = 2**22
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in 4 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(HASH_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _identity(path: Path, sha256: str | None = None) -> dict[str, Any]:
-    """What recognises the original: its content's SHA-256 (computed once, here, unless
-    known), and the file's path, size, times and inode, which only spare the hash when all
-    still match."""
-    st = path.stat()
-    return {
-        "path": str(path.resolve()),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "inode": st.st_ino,
-        "sha256": sha256 if sha256 is not None else sha256_of(path),
-    }
-
-
-def _same_file(path: Path, record: dict[str, Any]) -> bool:
-    """Whether ``path`` is the very file recorded, unchanged (no hash needed): the same
-    path, size, modification and change times and inode. A copy, or another file given the
-    same size and modification time, differs in inode or change time."""
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
-        record.get("path"),
-        record.get("size"),
-        record.get("mtime_ns"),
-        record.get("ctime_ns"),
-        record.get("inode"),
-    )
-
-
-def find_original(folder: Path, record: dict[str, Any], given: Path | None = None) -> Path:
-    """The original slide of a delta, recognised by content.
-
-    ``given`` (``--original``) is tried first, then the recorded path. A file is accepted
-    when it is the very file recorded or when its SHA-256 is the recorded one.
-
-    Raises
-    ------
-    SlideError
-        When the original is missing, or the file found has other content.
-    """
-    want = record.get("sha256")
-    if not isinstance(want, str):
-        raise SlideError(folder, "its record of the original slide holds no SHA-256")
-    candidates = [given] if given is not None else [Path(str(record.get("path")))]
-    for path in candidates:
-        if not path.is_file():
-            raise SlideError(
-                folder,
-                f"its original slide {path} is missing (moved? give it with --original PATH, "
-                "or record its new place with cpadv relink)",
-            )
-        if _same_file(path, record) or sha256_of(path) == want:
-            return path
-        raise SlideError(
-            folder,
-            f"{path} is not its original slide: the content differs (SHA-256 "
-            f"{want[:12]}... recorded); it has changed since the attack, or is another file",
-        )
-    raise SlideError(folder, "no original slide")  # pragma: no cover (one candidate)
-
-
 def create_delta(original: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Slide:
     """An empty delta over ``original`` (equal to it until ``apply``) at ``folder``."""
     import zarr
@@ -193,7 +116,7 @@ def create_delta(original: str | os.PathLike[str], folder: str | os.PathLike[str
         shutil.rmtree(out)
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    identity = _identity(base.path)
+    identity = identity_of(base.path)
     try:
         group = zarr.open_group(str(out), mode="w", zarr_format=3)
         for level, g in enumerate(base.geometry):
@@ -280,7 +203,7 @@ def relink(folder: str | os.PathLike[str], original: str | os.PathLike[str]) -> 
     open_delta(p, original=path)  # refuses another file, or a damaged delta
     group = zarr.open_group(str(p), mode="r+")
     record: Any = group.attrs["original"]
-    group.attrs["original"] = _identity(path, record["sha256"])  # verified just above
+    group.attrs["original"] = identity_of(path, record["sha256"])  # verified just above
     return path.resolve()
 
 

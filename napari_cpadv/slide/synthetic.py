@@ -39,14 +39,13 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.files import replacing, write_json
-from napari_cpadv.slide._paint import (  # noqa: F401 (the painter's names, read here)
+from napari_cpadv.slide._paint import _nuclei, render_tile
+from napari_cpadv.slide._scene import (  # noqa: F401 (the scene's names, read here)
     BACKGROUND,
     CELL_UM,
     Polygon,
     _build_scene,
-    _nuclei,
     _Scene,
-    render_tile,
 )
 
 DEFAULT_MPP = 0.243
