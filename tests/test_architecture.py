@@ -1,13 +1,18 @@
-"""The core imports neither Qt nor napari (DESIGN.md), proven twice."""
+"""The architecture's rules, checked: the core imports neither Qt nor napari (proven twice),
+the import contracts hold, modules and functions stay short, and only models/ knows
+detectors by name."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import napari_cpadv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,3 +98,53 @@ def test_the_manifest_source_is_at_the_top_and_ships_inside_the_package(tmp_path
         info = z.getinfo("napari_cpadv/napari.yaml")
         assert z.read(info) == top.read_bytes()
         assert (info.external_attr >> 16) & 0o170000 == 0o100000  # a regular file
+
+
+PACKAGE = Path(napari_cpadv.__file__).resolve().parent
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
+
+
+def _sources() -> list[tuple[Path, str]]:
+    return [(p, p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    """Functions are measured without their docstring (a parameter list documented in
+    full is not a long function)."""
+    long_modules = [
+        f"{p.relative_to(PACKAGE)}: {n}"
+        for p, src in _sources()
+        if (n := len(src.splitlines())) > MAX_MODULE_LINES
+    ]
+    long_functions = []
+    for p, src in _sources():
+        for node in ast.walk(ast.parse(src)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                lines -= first.end_lineno - first.lineno + 1  # type: ignore[operator]
+            if lines > MAX_FUNCTION_LINES:
+                long_functions.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert not long_modules, long_modules
+    assert not long_functions, long_functions
+
+
+def test_no_code_outside_models_branches_on_a_detector_name():
+    """What a detector can do is declared by the detector (``output``, ``latent``,
+    ``gradient_free``, ``natural_attack``); nothing else compares names."""
+    from napari_cpadv.models.detector import NAMES
+
+    found = []
+    for p, src in _sources():
+        if "models" in p.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(src)):
+            if not isinstance(node, ast.Compare):
+                continue
+            for side in (node.left, *node.comparators):
+                elements = side.elts if isinstance(side, ast.Tuple | ast.List | ast.Set) else [side]
+                if any(isinstance(e, ast.Constant) and e.value in NAMES for e in elements):
+                    found.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found
