@@ -110,7 +110,7 @@ def perturbation_layer_data(
     """δ ``(rows, cols, 3)`` in grey levels, as the channel mean on a diverging colormap
     centred on 0; the contrast limits ±max|δ| amplify it to the full colour range, and
     the amplification is in the name."""
-    from napari_cpadv.workbench.attack import amplification
+    from napari_cpadv.experiments.measure import amplification
 
     gain = amplification(delta)
     values = np.asarray(delta, np.float32)

@@ -148,3 +148,30 @@ def test_no_code_outside_models_branches_on_a_detector_name():
                 if any(isinstance(e, ast.Constant) and e.value in NAMES for e in elements):
                     found.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
     assert not found, found
+
+
+def test_detectors_keep_their_protocol_and_it_types_every_detector_parameter():
+    """Each detector class is a ``Detector`` (a sparse coder also a ``LatentDetector``) with
+    its capabilities declared; no parameter named for a detector is typed ``Any`` outside
+    ``models/`` (where a training phase takes the one class it trains)."""
+    from napari_cpadv.attacks.registry import names
+    from napari_cpadv.models.detector import NAMES, Detector, LatentDetector, make
+
+    from .conftest import TINY
+
+    for name in NAMES:
+        det = make(name, **TINY[name])
+        assert isinstance(det, Detector), name
+        assert isinstance(det, LatentDetector) == det.latent, name
+        assert det.natural_attack in names() and isinstance(det.gradient_free, bool)
+    loose = []
+    for p, src in _sources():
+        if "models" in p.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for a in (*node.args.args, *node.args.kwonlyargs):
+                    typed = ast.unparse(a.annotation) if a.annotation else "Any"
+                    if a.arg in ("detector", "det", "detectors") and "Any" in typed:
+                        loose.append(f"{p.relative_to(PACKAGE)}:{node.lineno} {a.arg}")
+    assert not loose, loose

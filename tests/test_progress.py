@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cpadv.experiments.regions import clip_regions
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import (
     Cancelled,
@@ -22,7 +23,7 @@ from napari_cpadv.progress import (
     drive,
     within,
 )
-from napari_cpadv.workbench.attack import AttackModel, clip_regions
+from napari_cpadv.workbench.attack import AttackModel
 
 from .conftest import TINY
 

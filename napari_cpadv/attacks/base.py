@@ -15,7 +15,7 @@ success (the papers' setting).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.objectives import Objective, logits_of, reported_success, subset
 from napari_cpadv.attacks.projections import Budget, norms
 from napari_cpadv.progress import SCALE, Progress, Work, within
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def quantise(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 
 def score(
-    detector: Any,
+    detector: Detector,
     x: torch.Tensor,
     delta: torch.Tensor,
     objective: Objective,
@@ -167,7 +170,7 @@ class Attack(Protocol):
     norms: ClassVar[tuple[str, ...]]
     single_step_check: ClassVar[bool]
 
-    def check(self, detector: Any, spec: AttackSpec) -> None:
+    def check(self, detector: Detector, spec: AttackSpec) -> None:
         """Raise ``ValueError`` when ``spec`` cannot run on ``detector``."""
         ...
 
@@ -176,7 +179,13 @@ class Attack(Protocol):
     def doubled(self, spec: AttackSpec) -> AttackSpec: ...
 
     def craft(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, *, batch: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        *,
+        batch: int,
     ) -> Work[Scored]:
         """Attack ``x`` ``(N, 3, S, S)`` in [0, 1] on its device, in batches of ``batch``,
         never mutating it; yield ``Progress`` at least once per step; return δ rounded to
@@ -196,7 +205,7 @@ class TileAttack:
     single_step_check: ClassVar[bool] = False
     needs_latent: ClassVar[bool] = False
 
-    def check(self, detector: Any, spec: AttackSpec) -> None:
+    def check(self, detector: Detector, spec: AttackSpec) -> None:
         if self.needs_latent and not getattr(detector, "latent", False):
             raise ValueError(
                 f"the {self.name} attack needs a detector with a sparse code "
@@ -221,14 +230,19 @@ class TileAttack:
         return replace(spec, steps=2 * spec.steps)
 
     def attack_batch(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        first: int,
     ) -> Work[torch.Tensor]:
         """The float δ of one batch (``first``: its first index in the whole set)."""
         raise NotImplementedError
 
     def craft(
         self,
-        detector: Any,
+        detector: Detector,
         x: torch.Tensor,
         objective: Objective,
         spec: AttackSpec,

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,6 +17,9 @@ from napari_cpadv.attacks.engine import AttackResult, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, norms, rescale_l2_clipped
 from napari_cpadv.progress import Work
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 STEP = 1 / 255
 STEPS = 100
@@ -63,7 +66,12 @@ class FGSM(TileAttack):
     single_step_check = True
 
     def attack_batch(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        first: int,
     ) -> Work[torch.Tensor]:
         size = STEP if spec.step_size is None else spec.step_size
         res = yield from fgsm(

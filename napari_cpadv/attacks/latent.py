@@ -12,7 +12,7 @@ attacked code, and end to end through the whole detector.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -21,6 +21,9 @@ from napari_cpadv.attacks.engine import AttackResult, eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector, LatentDetector
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class LatentResult(AttackResult):
 
 
 def latent_attack(
-    detector: Any,
+    detector: LatentDetector,
     x: torch.Tensor,
     objective: Objective,
     *,
@@ -92,11 +95,16 @@ class Latent(TileAttack):
     norms = ("l2",)
 
     def attack_batch(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        first: int,
     ) -> Work[torch.Tensor]:
         size = 0.02 if spec.step_size is None else spec.step_size
         res = yield from latent_attack(
-            detector,
+            cast("LatentDetector", detector),  # checked: needs_latent
             x,
             objective,
             steps=spec.steps,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -18,6 +18,9 @@ from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,12 @@ class Noise(TileAttack):
         return 0
 
     def attack_batch(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        first: int,
     ) -> Work[torch.Tensor]:
         direction = noise_like(torch.ones_like(x), x, seed=spec.seed + first)
         yield Progress(1, 1, {"tiles": len(x)})

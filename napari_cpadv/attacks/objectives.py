@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -98,7 +101,9 @@ CELL_KEEP = 0.5
 
 
 @torch.no_grad()
-def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 8) -> torch.Tensor:
+def logits_of(
+    detector: Detector, x: torch.Tensor, delta: torch.Tensor, batch: int = 8
+) -> torch.Tensor:
     """The detector's logits on ``clip(x + δ)``, in batches."""
     return torch.cat(
         [
@@ -109,7 +114,11 @@ def logits_of(detector: Any, x: torch.Tensor, delta: torch.Tensor, batch: int = 
 
 
 def objective_for(
-    detector: Any, x: torch.Tensor, labels: np.ndarray | None = None, *, keep: float = CELL_KEEP
+    detector: Detector,
+    x: torch.Tensor,
+    labels: np.ndarray | None = None,
+    *,
+    keep: float = CELL_KEEP,
 ) -> Objective:
     """Untargeted objective of ``detector`` on ``x``: against the cell ``labels`` when given,
     else against the clean prediction (cells: ``logits > 0``; classes: the argmax). A cell

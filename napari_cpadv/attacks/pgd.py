@@ -19,7 +19,7 @@ the top fraction of pixels by the step's gradient, the rest of the image unchang
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -28,6 +28,9 @@ from napari_cpadv.attacks.engine import AttackResult, StepRule, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, l0
 from napari_cpadv.progress import Work
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 Constraint = Literal["exact", "seed001"]
 Projector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -145,7 +148,12 @@ class PGD(TileAttack):
     single_step_check = True
 
     def attack_batch(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, first: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        first: int,
     ) -> Work[torch.Tensor]:
         res = yield from pgd(
             detector,

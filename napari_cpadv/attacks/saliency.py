@@ -14,19 +14,24 @@ response of the reconstruction that the head reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from napari_cpadv.attacks.engine import eval_mode
 
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector, LatentDetector
 
-def saliency(detector: Any, x: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+
+def saliency(
+    detector: Detector, x: torch.Tensor, *, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Saliency maps ``(N, H, W)`` of ``detector`` on images ``x`` ``(N, 3, H, W)``."""
     x = x.detach()
     with eval_mode(detector):
         if getattr(detector, "latent", False):  # no gradient to the image: through the code
-            return _sparse(detector, x, mask)
+            return _sparse(cast("LatentDetector", detector), x, mask)
         x = x.clone().requires_grad_(True)
         logits = detector.tumour_logits(x)
         (grad,) = torch.autograd.grad(_score(logits, mask).sum(), x)
@@ -42,7 +47,7 @@ def _score(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return logits.flatten(1).sum(1)
 
 
-def _sparse(detector: Any, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def _sparse(detector: LatentDetector, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     with torch.no_grad():
         code = detector.encode(x)
     a = code.codes.clone().requires_grad_(True)

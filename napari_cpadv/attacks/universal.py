@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from napari_cpadv.attacks.base import AttackSpec, Scored, TileAttack, quantise, 
 from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective, subset
 from napari_cpadv.progress import Progress, Work
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
 
 ObjectiveFor = Callable[[torch.Tensor], Objective]
 
@@ -136,7 +139,12 @@ class Universal(TileAttack):
         return replace(spec, epochs=2 * spec.epochs)
 
     def learn(
-        self, detector: Any, x: torch.Tensor, objective: Objective, spec: AttackSpec, batch: int
+        self,
+        detector: Detector,
+        x: torch.Tensor,
+        objective: Objective,
+        spec: AttackSpec,
+        batch: int,
     ) -> Work[UniversalResult]:
         """``universal`` with ``spec``'s budget, epochs, step size and seed."""
         self.check(detector, spec)
@@ -155,7 +163,7 @@ class Universal(TileAttack):
 
     def craft(
         self,
-        detector: Any,
+        detector: Detector,
         x: torch.Tensor,
         objective: Objective,
         spec: AttackSpec,

@@ -27,7 +27,7 @@ from napari_cpadv.cli._common import (
     _write_report,
 )
 from napari_cpadv.errors import CpadvError
-from napari_cpadv.models.detector import with_output
+from napari_cpadv.models.detector import Detector, with_output
 
 
 def _attack(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
     }
 
 
-def _region_tiles(args: argparse.Namespace, detector: Any) -> Any:
+def _region_tiles(args: argparse.Namespace, detector: Detector) -> Any:
     from napari_cpadv.experiments.tiles import region_tiles, tile_side
     from napari_cpadv.slide import open_slide
 

@@ -26,6 +26,7 @@ from napari_cpadv.inference.heatmap import (
     tissue_blocks,
     windows,
 )
+from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Progress, Work
 
 _WORKER_STATE: dict[str, Any] = {}
@@ -180,7 +181,7 @@ class _Plan:
     blocks: list[Window]
 
 
-def _plan(job: Job, det: Any, level: int, scope: Scope) -> _Plan:
+def _plan(job: Job, det: Detector, level: int, scope: Scope) -> _Plan:
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(job.slide)

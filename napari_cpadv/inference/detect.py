@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from napari_cpadv.inference.heatmap import Heatmap, Window, cells_of_box, heatmap
+from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work
 from napari_cpadv.slide.slide import Slide
 
@@ -39,7 +40,9 @@ class DetectModel:
         """Cells of ``level`` covering a level-0 box ``(row0, col0, row1, col1)``."""
         return cells_of_box(slide, self.level, cell, box)
 
-    def on_demand(self, slide: Slide, *, detector: Any = None, cache: Any = None) -> Any:
+    def on_demand(
+        self, slide: Slide, *, detector: Detector | None = None, cache: Any = None
+    ) -> Any:
         """The whole level as an ``OnDemandHeatmap`` (cache: the user cache by default)."""
         import json
 
@@ -61,7 +64,7 @@ class DetectModel:
         slide: Slide,
         *,
         box: tuple[float, float, float, float] | None = None,
-        detector: Any = None,
+        detector: Detector | None = None,
     ) -> Work[Heatmap]:
         """The heatmap generator for this request (``box`` for the view and rectangle)."""
         from napari_cpadv.device import pick_device

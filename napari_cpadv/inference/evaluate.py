@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.inference.heatmap import Heatmap, heatmap
+from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work
 from napari_cpadv.slide.slide import Slide
 
@@ -60,7 +61,7 @@ def patch_labels(
 
 
 def evaluate(
-    detector: Any,
+    detector: Detector,
     slide: Slide,
     *,
     level: int,

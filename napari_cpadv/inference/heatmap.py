@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Progress, Work
 from napari_cpadv.slide.slide import Slide
 
@@ -118,7 +119,7 @@ def windows(
 
 
 def run_windows(
-    detector: Any,
+    detector: Detector,
     slide: Slide,
     level: int,
     blocks: list[Window],
@@ -161,7 +162,7 @@ def run_windows(
             yield w, o[: w.rows, : w.cols]
 
 
-def _classify(detector: Any, x: Any, side: int) -> Any:
+def _classify(detector: Detector, x: Any, side: int) -> Any:
     """A classifier's logit for each ``cell`` x ``cell`` patch of the tiles."""
     p = detector.cell
     n, c = x.shape[:2]
@@ -185,7 +186,7 @@ def tissue_blocks(slide: Slide, level: int, *, cell: int, block: int) -> np.ndar
 
 
 def heatmap(
-    detector: Any,
+    detector: Detector,
     slide: Slide,
     *,
     level: int,

@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.inference.heatmap import Window, cell_shape, halve, run_windows, sigmoid
+from napari_cpadv.models.detector import Detector
 from napari_cpadv.slide.slide import Slide
 
 BLOCK_PIXELS = 512  # level pixels per block side; the chunk of the cache
 
 
-def cache_key(slide: Slide, detector: Any, level: int, weights_sha: str) -> str:
+def cache_key(slide: Slide, detector: Detector, level: int, weights_sha: str) -> str:
     """Cache name: the slide file (path, size, mtime), detector, weights and level."""
     st = os.stat(slide.path)
     ident = "|".join(
@@ -70,7 +71,7 @@ class OnDemandHeatmap:
 
     def __init__(
         self,
-        detector: Any,
+        detector: Detector,
         slide: Slide,
         level: int,
         *,

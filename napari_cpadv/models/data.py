@@ -16,6 +16,7 @@ import torch
 
 from napari_cpadv.device import to_tensor
 from napari_cpadv.errors import FormatError
+from napari_cpadv.models.detector import Detector
 
 POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
 
@@ -102,7 +103,7 @@ def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
 
 @torch.no_grad()
 def predict_tiles(
-    detector: Any, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8
+    detector: Detector, data: TileSet, *, device: torch.device | str = "cpu", batch: int = 8
 ) -> np.ndarray:
     """Tumour logits of every tile: cell grids ``(N, S/4, S/4)`` or one per patch ``(N,)``."""
     detector.to(device).eval()
@@ -114,7 +115,7 @@ def predict_tiles(
 
 
 def holdout_metrics(
-    detector: Any, data: TileSet, *, device: torch.device | str = "cpu"
+    detector: Detector, data: TileSet, *, device: torch.device | str = "cpu"
 ) -> dict[str, Any]:
     """Held-out scores: cell AUC-PR for the cell detectors, AUC-ROC for the classifier."""
     from napari_cpadv.metrics.scores import accuracy, aucpr, aucroc

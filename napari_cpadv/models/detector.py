@@ -8,7 +8,7 @@ normalisation lives inside the module, so attacks work in image space.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -18,6 +18,7 @@ DetectorName = Literal["dae", "sparse", "resnet18"]
 NAMES: tuple[DetectorName, ...] = ("dae", "sparse", "resnet18")
 
 
+@runtime_checkable
 class Detector(Protocol):
     """What inference, evaluation and attacks rely on.
 
@@ -64,12 +65,38 @@ class Detector(Protocol):
         """As ``nn.Module.eval``."""
         ...
 
+    def parameters(self) -> Any:
+        """As ``nn.Module.parameters``."""
+        ...
+
+    def state_dict(self) -> Any:
+        """As ``nn.Module.state_dict``."""
+        ...
+
     def tumour_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The tumour logit per cell ``(N, H/4, W/4)`` or per patch ``(N,)``."""
         ...
 
     def config(self) -> dict[str, Any]:
         """Hyper-parameters that rebuild the same architecture: ``make(name, **config)``."""
+        ...
+
+
+@runtime_checkable
+class LatentDetector(Detector, Protocol):
+    """A detector that reads a code it infers (``latent`` true): what the latent attack and
+    saliency use."""
+
+    def encode(self, x: torch.Tensor) -> Any:
+        """The code of ``x``: ``codes`` ``(N, atoms, h, w)`` and the per-image ``std``."""
+        ...
+
+    def head(self, codes: torch.Tensor) -> torch.Tensor:
+        """Cell logits from a code."""
+        ...
+
+    def synthesise(self, codes: torch.Tensor) -> torch.Tensor:
+        """The standardised image a code synthesises."""
         ...
 
 

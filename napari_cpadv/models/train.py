@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,11 @@ import torch.nn.functional as F
 from napari_cpadv.device import to_tensor
 from napari_cpadv.files import provenance
 from napari_cpadv.models.data import TileSet, holdout_metrics, load_tiles, tiles_level
+from napari_cpadv.models.detector import Detector
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.dae import DaeDetector
+    from napari_cpadv.models.sparse import SparseDetector
 from napari_cpadv.progress import Progress, Work, within
 
 
@@ -75,7 +80,7 @@ def _epochs(
 
 
 def train_dae(
-    detector: Any,
+    detector: DaeDetector,
     data: TileSet,
     *,
     epochs: int = 4,
@@ -104,7 +109,7 @@ def train_dae(
 
 
 def train_dictionary(
-    detector: Any,
+    detector: SparseDetector,
     data: TileSet,
     *,
     epochs: float = 1.4,
@@ -186,7 +191,7 @@ def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def latents(
-    detector: Any,
+    detector: DaeDetector | SparseDetector,
     data: TileSet,
     *,
     device: torch.device | str = "cpu",
@@ -198,7 +203,7 @@ def latents(
     out: list[torch.Tensor] = []
     with torch.no_grad():
         for i in range(len(data)):
-            z = detector.encode(to_tensor(data.images[i : i + 1], device))
+            z: Any = detector.encode(to_tensor(data.images[i : i + 1], device))
             if reports is not None and hasattr(z, "report"):
                 reports.append(z.report())
             z = getattr(z, "codes", z)[0].cpu()
@@ -223,7 +228,7 @@ def solver_summary(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def train_head(
-    detector: Any,
+    detector: DaeDetector | SparseDetector,
     data: TileSet,
     *,
     epochs: int = 10,
@@ -256,7 +261,7 @@ def train_head(
 
 
 def train_resnet(
-    detector: Any,
+    detector: Detector,
     data: TileSet,
     *,
     epochs: int = 25,
@@ -318,7 +323,7 @@ PHASES: dict[str, tuple[tuple[str, float], ...]] = {
 
 def _phase(
     phase: str,
-    detector: Any,
+    detector: Any,  # the class the phase trains: PHASES pairs them
     data: TileSet,
     s: Schedule,
     seed: int,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from napari_cpadv.errors import FormatError
+from napari_cpadv.models.detector import Detector
 
 if TYPE_CHECKING:
     from torch import nn
@@ -46,7 +47,7 @@ def sha256(path: Path) -> str:
 
 
 def save(
-    detector: Any,
+    detector: Detector,
     path: str | os.PathLike[str],
     *,
     training: dict[str, Any] | None = None,

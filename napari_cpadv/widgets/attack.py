@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS
 from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._attack_form import AttackForm
 from napari_cpadv.widgets._outlines import keep_outlines_thin
@@ -53,7 +54,7 @@ from napari_cpadv.widgets._view import (
 from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.attack_results import AttackResults, with_layer_data
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
-from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, AttackModel
+from napari_cpadv.workbench.attack import AttackModel
 
 if TYPE_CHECKING:
     import napari

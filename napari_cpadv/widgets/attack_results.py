@@ -13,9 +13,10 @@ from typing import Any
 
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableWidgetItem, QWidget
 
+from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
 from napari_cpadv.widgets._view import notify
 from napari_cpadv.widgets._work import start
-from napari_cpadv.workbench.attack import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
+from napari_cpadv.workbench.attack import run_records
 
 
 class AttackResults:
@@ -171,11 +172,11 @@ class AttackResults:
 
     def _saliency_work(self) -> Any:
         """The saliency computation as work (None, with a message, before a run)."""
+        from napari_cpadv.experiments.measure import saliency_pair
         from napari_cpadv.models.weights import resolve
         from napari_cpadv.progress import Progress
         from napari_cpadv.slide import open_slide
         from napari_cpadv.slide.delta import open_delta
-        from napari_cpadv.workbench.attack import saliency_pair
 
         if self.outcome is None or not self.compare.ready():
             notify(self._status, "run an attack first")
@@ -258,7 +259,7 @@ def run_layer_data(outcome: Any, slide_metadata: dict[str, Any]) -> dict[str, An
     from napari_cpadv._reader import read_delta_slide
 
     r = outcome.report
-    records = outcome.records()
+    records = run_records(outcome)
     mpp = slide_metadata.get("mpp")
     ds = float(slide_metadata["downsamples"][r["level"]])
     layers = []

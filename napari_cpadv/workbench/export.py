@@ -200,8 +200,8 @@ def write_region_tiff(
 
 def write_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """The metrics table as ``.csv`` or ``.json``, by extension."""
+    from napari_cpadv.experiments.metrics_table import metrics_csv
     from napari_cpadv.files import write_atomic, write_json
-    from napari_cpadv.workbench.attack import metrics_csv
 
     p = Path(path)
     if p.suffix.lower() == ".csv":
@@ -209,15 +209,3 @@ def write_metrics(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> P
     if p.suffix.lower() == ".json":
         return write_json(p, {"metrics": rows})
     raise ValueError(f"{p}: metrics are written as .csv or .json")
-
-
-def write_perturbation(delta: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """δ ``(rows, cols, 3)`` in grey levels as a float32 TIFF (lossless, deflate)."""
-    import tifffile
-
-    out = Path(path)
-    values = np.asarray(delta, np.float32)
-    rgb: dict[str, Any] = {"photometric": "rgb"} if values.ndim == 3 else {}
-    with replacing(out) as tmp:
-        tifffile.imwrite(tmp, values, compression="zlib", metadata=None, **rgb)
-    return out

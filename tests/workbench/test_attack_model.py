@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from napari_cpadv.annotations import Annotation, read_annotations, write_annotations
+from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, metrics_csv
 from napari_cpadv.experiments.tiles import tile_positions
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
 from napari_cpadv.slide.delta import open_delta
-from napari_cpadv.workbench.attack import METRIC_COLUMNS, AttackModel, metrics_csv, results_folder
+from napari_cpadv.workbench.attack import AttackModel, results_folder
 
 from ..conftest import TINY
 

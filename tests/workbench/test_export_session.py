@@ -15,7 +15,7 @@ from napari_cpadv.errors import FormatError
 from napari_cpadv.models.detector import make
 from napari_cpadv.progress import drive
 from napari_cpadv.slide import open_slide
-from napari_cpadv.workbench.attack import AttackModel
+from napari_cpadv.workbench.attack import AttackModel, run_records
 from napari_cpadv.workbench.export import (
     heatmap_annotations,
     write_heatmap_annotations,
@@ -107,7 +107,7 @@ def test_metrics_exports(outcome, tmp_path):
 
 
 def test_session_file_restores_the_run_layers(outcome, small_slide, tmp_path):
-    records = [LayerRecord("slide", "original", str(small_slide.path)), *outcome.records()]
+    records = [LayerRecord("slide", "original", str(small_slide.path)), *run_records(outcome)]
     path = write_session(tmp_path / "s.cpadv.json", small_slide.path, records)
     assert napari_get_session_reader(str(path)) is read_session_file
     assert napari_get_session_reader(str(tmp_path / "s.json")) is None
