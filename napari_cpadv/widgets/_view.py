@@ -81,12 +81,6 @@ def notify(status: Any, message: str) -> None:
     show_error(message)
 
 
-def find_dock(viewer: Any, cls: type) -> Any:
-    """The first docked widget of type ``cls`` in the viewer's window, or None."""
-    docks = getattr(getattr(viewer, "window", None), "dock_widgets", {}) or {}
-    return next((w for w in docks.values() if isinstance(w, cls)), None)
-
-
 class RunControls:
     """What every running dock has: a detector picker (shipped names, a weights file) and
     Run, Cancel, a progress bar and a status line."""

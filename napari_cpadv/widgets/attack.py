@@ -16,6 +16,7 @@ the dock works on a 1366 x 768 screen.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
@@ -55,6 +56,7 @@ from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.attack_results import AttackResults, with_layer_data
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
 from napari_cpadv.workbench.attack import AttackModel
+from napari_cpadv.workbench.state import shared
 
 if TYPE_CHECKING:
     import napari
@@ -73,10 +75,9 @@ class AttackWidget(AttackResults, QWidget):
         self.viewer = viewer
         self.model = AttackModel()
         self.worker: Any = None
-        self.outcome: Any = None
+        self.state = shared(viewer)  # the last run and its layers' records, for every dock
         self.run_folder: str | None = None  # the current run's folder, once it exists
         self.run_layers: dict[str, list[Any]] = {}  # "detector attack" to its layers
-        self.records: list[Any] = []
         self.compare = Comparison(viewer)
         self._running_on: Any = None  # the slide layer the current run attacks
         self.adding = False  # a finished run's layers are being added (Run waits)
@@ -346,34 +347,35 @@ class AttackWidget(AttackResults, QWidget):
             notify(self._status, region)
             return
         slide_path = layer.metadata["cpadv_slide_path"]
-        try:
-            detector = self.model.load()
-            detectors = {self.model.detector: detector}
-            for name, cb in self._heatmaps.items():
-                if cb.isChecked() and name not in detectors:
-                    detectors[name] = resolve(name, None)
-            results = self._results.text().strip() or results_folder(slide_path)
-            work = self.model.work(
+        results = self._results.text().strip() or results_folder(slide_path)
+        model = replace(self.model)  # what this run does, whatever the controls do next
+        scored = [n for n, cb in self._heatmaps.items() if cb.isChecked() and n != model.detector]
+        annotations = ground_truth(self.viewer)
+        tissue_only = self._region.currentText() == "tissue"
+        meta = dict(layer.metadata)
+
+        def work() -> Any:  # the weights load in the worker too (a quarter of a second)
+            detector = model.load()
+            detectors = {model.detector: detector, **{n: resolve(n, None) for n in scored}}
+            run = model.work(
                 slide_path,
                 box=region,
                 results=results,
-                annotations=ground_truth(self.viewer),
+                annotations=annotations,
                 detectors=detectors,
                 detector=detector,
-                tissue_only=self._region.currentText() == "tissue",
+                tissue_only=tissue_only,
             )
-        except (CpadvError, ValueError, OSError) as exc:
-            notify(self._status, str(exc))
-            return
+            return (yield from with_layer_data(run, meta))
+
         self._run.setEnabled(False)
         self._running_on = layer
         self.run_folder = None
         self._status.setText(
             f"attacking {self.model.detector} with {self.model.attack}; results go to {results}"
         )
-        meta = dict(layer.metadata)
         self.worker = start(
-            lambda: with_layer_data(work, meta),
+            work,
             bar=self._progress,
             cancel=self._cancel,
             on_done=lambda out: self._on_done(out, layer),

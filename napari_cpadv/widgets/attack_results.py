@@ -23,8 +23,6 @@ class AttackResults:
     """The results half of the Attack dock (see the module docstring)."""
 
     viewer: Any
-    outcome: Any
-    records: list[Any]
     run_layers: dict[str, list[Any]]
     compare: Any
     adding: bool
@@ -35,6 +33,17 @@ class AttackResults:
     _table: Any
     _progress: Any
     _cancel: Any
+    state: Any
+
+    @property
+    def outcome(self) -> Any:
+        """The last run's outcome (the viewer's shared state)."""
+        return self.state.outcome
+
+    @property
+    def records(self) -> list[Any]:
+        """The session records of the layers the runs added (the shared state)."""
+        return self.state.records
 
     def _on_done(self, result: Any, original: Any) -> None:
         """A finished run: its layers (prepared off the GUI thread, added one per turn of
@@ -42,22 +51,16 @@ class AttackResults:
         from napari_cpadv.workbench.session import LayerRecord
 
         outcome, prepared = result if isinstance(result, tuple) else (result, None)
-        self.outcome = outcome
         if original not in self.viewer.layers:
+            self.state.outcome = outcome
             notify(self._status, f"the slide was closed; the run is saved in {outcome.folder}")
             return
         if prepared is None:
             prepared = run_layer_data(outcome, original.metadata)
         self.add_run_layers(outcome, original, prepared)
-        if not any(rec.kind == "slide" for rec in self.records):
-            path = original.metadata["cpadv_slide_path"]
-            self.records.append(LayerRecord("slide", original.name, path))
-        self.records += prepared["records"]
+        slide = LayerRecord("slide", original.name, original.metadata["cpadv_slide_path"])
         self.show_metrics(outcome.metrics)
-        docks = getattr(self.viewer.window, "dock_widgets", {}) or {}
-        for dock in docks.values():  # by name: importing the Plots dock (matplotlib) stalls
-            if type(dock).__name__ == "PlotsWidget":
-                dock.set_report(outcome.report)
+        self.state.finished(outcome, slide, prepared["records"])  # the Plots dock listens
         self._status.setText(done_message(outcome))
 
     def add_run_layers(self, outcome: Any, original: Any, prepared: dict[str, Any]) -> None:
@@ -214,20 +217,20 @@ class AttackResults:
         self._status.setText(f"saliency of {r['detector']} before and after added")
 
     def save_session(self, path: str | Path) -> Path:
-        """Write the session file of what this dock added (``*.cpadv.json``), with the
-        ground truth it was measured against."""
-        from napari_cpadv.workbench.session import LayerRecord, write_session
+        """Write the session file of what the runs added (``*.cpadv.json``), with the
+        ground truth they were measured against."""
+        return self.state.save_session(path, truth_record(self.viewer))
 
-        slides = [rec for rec in self.records if rec.kind == "slide"]
-        if not slides:
-            raise ValueError("nothing to save yet: run an attack first")
-        records = list(self.records)
-        for layer in self.viewer.layers:
-            source = layer.metadata.get("cpadv_source")
-            if layer.name.startswith("ground truth") and source and Path(source).is_file():
-                records.insert(1, LayerRecord("annotations", layer.name, str(source)))
-                break
-        return write_session(path, slides[0].path, records)
+
+def truth_record(viewer: Any) -> Any:
+    """The session record of the open ground truth layer's file, or ``None``."""
+    from napari_cpadv.workbench.session import LayerRecord
+
+    for layer in viewer.layers:
+        source = layer.metadata.get("cpadv_source")
+        if layer.name.startswith("ground truth") and source and Path(source).is_file():
+            return LayerRecord("annotations", layer.name, str(source))
+    return None
 
 
 def done_message(outcome: Any) -> str:

@@ -136,7 +136,7 @@ def _open(out: Path | None) -> _Demo:
     scale_bar(viewer).visible = True
     attack = AttackWidget(viewer)
     plots = PlotsWidget(viewer)
-    viewer.window.add_dock_widget(ExportWidget(viewer, attack), name="Export", area="right")
+    viewer.window.add_dock_widget(ExportWidget(viewer), name="Export", area="right")
     viewer.window.add_dock_widget(plots, name="Plots", area="right", tabify=True)
     viewer.window.add_dock_widget(attack, name="Attack", area="right", tabify=True)
     viewer.reset_view()

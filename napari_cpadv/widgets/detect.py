@@ -10,6 +10,7 @@ drawn as each finishes.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QTimer
@@ -198,15 +199,14 @@ class DetectWidget(QWidget):
                 return
         try:
             slide = open_slide(layer.metadata["cpadv_slide_path"])
-            detector = self.model.load()
-            work = self.model.work(slide, box=box, detector=detector)
         except (CpadvError, ValueError, OSError) as exc:
             self._notify(str(exc))
             return
         annotations = ground_truth(self.viewer)
+        model = replace(self.model)  # what this run does, whatever the controls do next
 
-        def scored() -> Any:  # the AUC-PR and the layer data, off the GUI thread too
-            hm = yield from work
+        def scored() -> Any:  # the weights, the AUC-PR and the layer data off the GUI thread
+            hm = yield from model.work(slide, box=box, detector=model.load())
             score = None if annotations is None else score_against(hm, slide, annotations)
             return hm, score, self._layer_data(hm, slide)
 

@@ -1,10 +1,13 @@
 """The Export dock: ground truth and thresholded heatmaps as QuPath GeoJSON or ASAP XML,
 heatmaps as label TIFF masks, the adversarial region as a lossless TIFF, the metrics as
-CSV or JSON, and the session file. Each button asks for a file name; the ``export_*``
-methods do the work (and are what the tests and the demo call)."""
+CSV or JSON, and the session file. Each button asks for a file name; what the export needs
+is read from the viewer on the GUI thread (``_job_*``), and the file is written in a thread
+worker with a bar and Cancel (rasterising a whole level's ground truth takes seconds). The
+``export_*`` methods do the same work here and now (scripts, tests and the demo call them)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +17,9 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QWidget,
 )
@@ -40,10 +45,12 @@ EXPORT_TIPS = {
 class ExportWidget(QWidget):
     """Exports of the open layers and of the Attack dock's last run."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, attack: Any = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        from napari_cpadv.workbench.state import shared
+
         super().__init__()
         self.viewer = viewer
-        self.attack = attack  # an AttackWidget, for the last run and the session
+        self.state = shared(viewer)  # the last run and its layers, as the Attack dock left them
         self._heatmap = QComboBox()
         self._threshold = QDoubleSpinBox()
         self._threshold.setRange(0, 1)
@@ -51,6 +58,11 @@ class ExportWidget(QWidget):
         self._threshold.setValue(0.5)
         self._status = QLabel("")
         self._status.setWordWrap(True)
+        self._progress = QProgressBar()
+        self._cancel = QPushButton("Cancel")
+        self._cancel.setEnabled(False)
+        self._cancel.setToolTip("Stop the export; nothing half-written is left")
+        self.worker: Any = None
         form = QFormLayout()
         form.addRow("heatmap", self._heatmap)
         form.addRow("threshold", self._threshold)
@@ -68,11 +80,11 @@ class ExportWidget(QWidget):
         layout.addLayout(form)
         for label, filt, fn in (
             ("Ground truth…", "GeoJSON (*.geojson);;ASAP XML (*.xml)", self.export_truth),
-            ("Ground truth as mask TIFF…", "TIFF (*.tif)", self.export_truth_mask),
+            ("Ground truth as mask TIFF…", "TIFF (*.tif)", self._job_truth_mask),
             ("Heatmap as annotations…", "GeoJSON (*.geojson);;ASAP XML (*.xml)",
-             self.export_heatmap),
-            ("Heatmap as mask TIFF…", "TIFF (*.tif)", self.export_mask),
-            ("Adversarial region TIFF…", "TIFF (*.tif)", self.export_region),
+             self._job_heatmap),
+            ("Heatmap as mask TIFF…", "TIFF (*.tif)", self._job_mask),
+            ("Adversarial region TIFF…", "TIFF (*.tif)", self._job_region),
             ("Metrics…", "CSV (*.csv);;JSON (*.json)", self.export_metrics),
             ("Session file…", "napari-cpadv session (*.cpadv.json)", self.export_session),
         ):  # fmt: skip
@@ -80,6 +92,10 @@ class ExportWidget(QWidget):
             button.setToolTip(EXPORT_TIPS[label])
             button.clicked.connect(lambda _=False, f=filt, g=fn: self._ask(f, g))
             layout.addWidget(button)
+        row = QHBoxLayout()
+        row.addWidget(self._progress, 1)
+        row.addWidget(self._cancel)
+        layout.addLayout(row)
         layout.addWidget(self._status)
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.inserted.connect(self._on_slides)
@@ -103,14 +119,39 @@ class ExportWidget(QWidget):
 
     def _ask(self, filt: str, fn: Any) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export", "", filt)
-        if not path:
-            return
+        if path:
+            self.export(fn, path)
+
+    def export(self, fn: Callable[[str | Path], Any], path: str | Path) -> Any:
+        """Run one export: ``fn(path)`` reads what it needs from the viewer and returns the
+        file (a quick export), or a job writing it (``_job_*``), run in a worker. Returns
+        the worker, or ``None`` when the export is done or refused."""
+        from napari_cpadv.progress import Progress
+        from napari_cpadv.widgets._work import start
+
         try:
             out = fn(path)
         except (ValueError, OSError) as exc:
             notify(self._status, str(exc))
-            return
-        self._status.setText(f"wrote {out}")
+            return None
+        if not callable(out):
+            self._status.setText(f"wrote {out}")
+            return None
+
+        def work() -> Any:
+            yield Progress(0, 1, {"phase": "export"})
+            return out()
+
+        self._status.setText(f"writing {path}…")
+        self.worker = start(
+            work,
+            bar=self._progress,
+            cancel=self._cancel,
+            on_done=lambda written: self._status.setText(f"wrote {written}"),
+            on_error=lambda exc: notify(self._status, str(exc)),
+            label="export",
+        )
+        return self.worker
 
     def _slide(self) -> Any:
         from napari_cpadv.slide import open_slide
@@ -139,46 +180,56 @@ class ExportWidget(QWidget):
         return write_annotations(annotations, path)
 
     def export_truth_mask(self, path: str | Path) -> Path:
+        return self._job_truth_mask(path)()
+
+    def _job_truth_mask(self, path: str | Path) -> Callable[[], Path]:
         from napari_cpadv.workbench.export import write_annotation_mask
 
         annotations = ground_truth(self.viewer)
         if annotations is None:
             raise ValueError("no 'ground truth' layer is open")
-        return write_annotation_mask(self._slide(), annotations, self._levels.level(), path).path
+        slide, level = self._slide(), self._levels.level()
+        return lambda: write_annotation_mask(slide, annotations, level, path).path
 
     def export_heatmap(self, path: str | Path) -> Path:
+        return self._job_heatmap(path)()
+
+    def _job_heatmap(self, path: str | Path) -> Callable[[], Path]:
         from napari_cpadv.annotations import write_annotations
         from napari_cpadv.workbench.export import grid_annotations
 
         values, s, origin = self._heatmap_values()
-        anns = grid_annotations(values, s, origin, threshold=self._threshold.value())
-        return write_annotations(anns, path)
+        threshold = self._threshold.value()
+        return lambda: write_annotations(
+            grid_annotations(values, s, origin, threshold=threshold), path
+        )
 
     def export_mask(self, path: str | Path) -> Path:
+        return self._job_mask(path)()
+
+    def _job_mask(self, path: str | Path) -> Callable[[], Path]:
         from napari_cpadv.annotations.masks import write_mask_tiff
 
         values, s, _ = self._heatmap_values()
         mask = (np.nan_to_num(values, nan=0.0) >= self._threshold.value()).astype(np.uint8)
-        return write_mask_tiff(mask, path, mpp=self._slide().mpp, downsample=(s, s))
-
-    def _attack(self) -> Any:
-        from napari_cpadv.widgets._view import find_dock
-        from napari_cpadv.widgets.attack import AttackWidget
-
-        return self.attack if self.attack is not None else find_dock(self.viewer, AttackWidget)
+        mpp = self._slide().mpp
+        return lambda: write_mask_tiff(mask, path, mpp=mpp, downsample=(s, s))
 
     def _outcome(self) -> Any:
-        attack = self._attack()
-        if attack is None or attack.outcome is None:
+        if self.state.outcome is None:
             raise ValueError("run an attack first")
-        return attack.outcome
+        return self.state.outcome
 
     def export_region(self, path: str | Path) -> Path:
+        return self._job_region(path)()
+
+    def _job_region(self, path: str | Path) -> Callable[[], Path]:
         from napari_cpadv.slide.delta import open_delta
         from napari_cpadv.workbench.export import write_region_tiff
 
         out = self._outcome()
-        return write_region_tiff(open_delta(out.delta), out.report["level"], out.level_box, path)
+        level, box = out.report["level"], out.level_box
+        return lambda: write_region_tiff(open_delta(out.delta), level, box, path)
 
     def export_metrics(self, path: str | Path) -> Path:
         from napari_cpadv.workbench.export import write_metrics
@@ -186,10 +237,9 @@ class ExportWidget(QWidget):
         return write_metrics(self._outcome().metrics, path)
 
     def export_session(self, path: str | Path) -> Path:
-        attack = self._attack()
-        if attack is None:
-            raise ValueError("run an attack first")
+        from napari_cpadv.widgets.attack_results import truth_record
+
         p = str(path)
         if not p.endswith(".cpadv.json"):
             p = p.removesuffix(".json") + ".cpadv.json"
-        return Path(attack.save_session(p))
+        return Path(self.state.save_session(p, truth_record(self.viewer)))

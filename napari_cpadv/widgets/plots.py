@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.widgets._view import scrolled_layout
 from napari_cpadv.workbench import plots
+from napari_cpadv.workbench.state import shared
 
 if TYPE_CHECKING:
     import napari
@@ -58,6 +59,11 @@ class PlotsWidget(QWidget):
         self._kind.currentIndexChanged.connect(self.draw)
         self._load.clicked.connect(self._on_load)
         self._save.clicked.connect(self._on_save)
+        shared(viewer).connect(self._on_run)  # a finished run's PR curves
+
+    def _on_run(self, state: Any) -> None:
+        if state.outcome is not None:
+            self.set_report(state.outcome.report)
 
     def set_report(self, report: dict[str, Any]) -> str:
         """Take a run, sweep or transfer report; returns which plot it feeds and shows it."""

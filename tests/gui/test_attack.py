@@ -137,6 +137,11 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     export._level.setCurrentIndex(2)
     truth_mask = tifffile.imread(export.export_truth_mask(tmp_path / "truth.tif"), level=0)
     assert truth_mask.shape == tuple(slide.data[2].shape[:2]) and truth_mask.any()
+    # the button's way: gathered here, written in a worker, the same file
+    assert export.export(export._job_truth_mask, tmp_path / "truth2.tif") is not None
+    qtbot.waitUntil(lambda: "wrote" in export._status.text(), timeout=60_000)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "truth2.tif", level=0), truth_mask)
+    assert export._progress.value() == export._progress.maximum()
     export._heatmap.setCurrentText("dae fgsm: dae heatmap before")
     export._threshold.setValue(0.5)
     values = viewer.layers["dae fgsm: dae heatmap before"].data
@@ -189,9 +194,11 @@ def test_refusals_change_nothing(make_napari_viewer, qtbot, dae_weights, tmp_pat
     assert "outside the slide" in w._status.text() and len(viewer.layers) == n
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
     w._weights.setText(str(tmp_path / "missing.safetensors"))  # no detector to attack
-    w._on_run()
-    assert "missing" in w._status.text() and "weights" in w._status.text()
-    assert len(viewer.layers) == n
+    w._on_run()  # the weights load in the worker: the refusal comes back as the message
+    qtbot.waitUntil(lambda: "missing" in w._status.text(), timeout=60_000)
+    qtbot.waitUntil(w._run.isEnabled, timeout=60_000)
+    assert "weights" in w._status.text() and len(viewer.layers) == n
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
     empty = make_napari_viewer()
     w2 = AttackWidget(empty)
     w2._on_run()

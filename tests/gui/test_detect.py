@@ -107,12 +107,17 @@ def test_pan_scope_adds_an_on_demand_layer_computed_as_shown(
     assert not w.on_demand and lazy._thread is None
 
 
-def test_weights_of_another_detector_are_reported_not_run(make_napari_viewer, dae_weights):
+def test_weights_of_another_detector_are_reported_not_run(
+    make_napari_viewer, qtbot, dae_weights
+):
+    """The weights load in the worker (off the GUI thread); their refusal still comes back
+    as the dock's message, with Run enabled again and no layer added."""
     viewer, _slide, w = _widget(make_napari_viewer, dae_weights, "tissue", 2)
     w._detector.setCurrentText("sparse")
     n = len(viewer.layers)
     w._on_run()
-    assert "for the 'dae' detector" in w._status.text() and w._run.isEnabled()
+    qtbot.waitUntil(lambda: "for the 'dae' detector" in w._status.text(), timeout=60_000)
+    qtbot.waitUntil(w._run.isEnabled, timeout=60_000)
     assert len(viewer.layers) == n
 
 
