@@ -38,6 +38,59 @@ def rowcol_to_xy(rowcol: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Box:
+    """A level-0 rectangle in pixels, half-open: columns ``x0 <= x < x1``, rows
+    ``y0 <= y < y1``. The viewer gives rectangles as ``(r0, c0, r1, c1)`` (napari's row,
+    column order) and the command line and reports as ``(x, y, w, h)`` (QuPath's and
+    OpenSlide's); both are converted here and nowhere else."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    @classmethod
+    def from_rows_cols(cls, r0: float, c0: float, r1: float, c1: float) -> Box:
+        return cls(float(c0), float(r0), float(c1), float(r1))
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
+        return cls(float(x), float(y), float(x) + float(w), float(y) + float(h))
+
+    @property
+    def rows_cols(self) -> tuple[float, float, float, float]:
+        """``(r0, c0, r1, c1)``."""
+        return self.y0, self.x0, self.y1, self.x1
+
+    @property
+    def xywh(self) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of a box on whole pixels (see ``outward``)."""
+        x0, y0 = int(self.x0), int(self.y0)
+        return x0, y0, int(self.x1) - x0, int(self.y1) - y0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.x1 > self.x0 and self.y1 > self.y0)
+
+    def outward(self, tolerance: float = 0.0) -> Box:
+        """On whole pixels, rounded outward (every pixel the box touches is in), a
+        coordinate within ``tolerance`` of an integer taken as that integer."""
+        return Box(
+            float(np.floor(self.x0 + tolerance)),
+            float(np.floor(self.y0 + tolerance)),
+            float(np.ceil(self.x1 - tolerance)),
+            float(np.ceil(self.y1 - tolerance)),
+        )
+
+    def clipped(self, rows: int, cols: int) -> Box:
+        """The part on a ``rows x cols`` slide (``empty`` when none is)."""
+        return Box(max(0.0, self.x0), max(0.0, self.y0), min(cols, self.x1), min(rows, self.y1))
+
+    def overlaps(self, rows: int, cols: int) -> bool:
+        return not self.clipped(rows, cols).empty
+
+
+@dataclass(frozen=True)
 class Grid:
     """A window of a pyramid level: ``rows x cols`` pixels from ``(row0, col0)``.
 

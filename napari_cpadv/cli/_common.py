@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.geometry import Box
 from napari_cpadv.models.detector import NAMES
 
 
@@ -87,7 +88,7 @@ def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
     x, y, w, h = args.region
     if w <= 0 or h <= 0:
         raise CpadvError(args.slide, f"--region width and height must be positive, got {w} {h}")
-    if x >= g0.cols or y >= g0.rows or x + w <= 0 or y + h <= 0:
+    if not Box.from_xywh(x, y, w, h).overlaps(g0.rows, g0.cols):
         raise CpadvError(
             args.slide, f"--region {x} {y} {w} {h} lies outside the slide ({g0.cols} x {g0.rows})"
         )

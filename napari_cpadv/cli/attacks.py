@@ -27,6 +27,7 @@ from napari_cpadv.cli._common import (
     _write_report,
 )
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.geometry import Box
 from napari_cpadv.models.detector import Detector, with_output
 
 
@@ -40,7 +41,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.workbench.attack import AttackModel
 
     slide = open_slide(args.slide)
-    x, y, w, h = _region(args, slide)
+    region = Box.from_xywh(*_region(args, slide))
     detector = resolve(args.detector, args.weights)
     try:  # the tile first: a budget is judged on the tile it is given for
         tile_side(detector, args.tile)
@@ -76,7 +77,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
         outcome = _drive(
             model.work(
                 args.slide,
-                box=(float(y), float(x), float(y + h), float(x + w)),
+                box=region.rows_cols,
                 run=run,
                 annotations=annotations,
                 detectors=detectors,

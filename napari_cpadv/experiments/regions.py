@@ -34,6 +34,7 @@ from napari_cpadv.experiments.tiles import (
     tile_side,
     tiles_level0,
 )
+from napari_cpadv.geometry import Box
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import SCALE, Progress, Work, within
 
@@ -43,7 +44,7 @@ GRID_TOLERANCE = 0.01
 
 
 def clip_regions(
-    boxes: list[tuple[float, float, float, float]], slide: Any
+    boxes: list[tuple[float, float, float, float]] | list[Box], slide: Any
 ) -> list[tuple[int, int, int, int]]:
     """Level-0 boxes ``(r0, c0, r1, c1)`` (floats, as drawn or as the view shows) clipped
     to the slide, as the ``(x, y, w, h)`` regions an attack takes.
@@ -57,14 +58,13 @@ def clip_regions(
     """
     rows, cols = slide.geometry[0].rows, slide.geometry[0].cols
     out = []
-    for r0, c0, r1, c1 in boxes:
-        if r1 <= r0 or c1 <= c0:
+    for b in boxes:
+        box = b if isinstance(b, Box) else Box.from_rows_cols(*b)
+        if box.empty:
             raise ValueError("the region is empty")
-        r0, c0 = (max(0, int(np.floor(v + GRID_TOLERANCE))) for v in (r0, c0))
-        r1 = min(rows, int(np.ceil(r1 - GRID_TOLERANCE)))
-        c1 = min(cols, int(np.ceil(c1 - GRID_TOLERANCE)))
-        if r1 > r0 and c1 > c0:
-            out.append((c0, r0, c1 - c0, r1 - r0))
+        on_slide = box.outward(GRID_TOLERANCE).clipped(rows, cols)
+        if not on_slide.empty:
+            out.append(on_slide.xywh)
     if not out:
         raise ValueError(f"{slide.path}: the region lies outside the slide ({cols} x {rows})")
     return out

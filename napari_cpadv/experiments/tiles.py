@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_cpadv.geometry import Box
 from napari_cpadv.models.detector import Detector
 
 
@@ -56,12 +57,11 @@ def tiles_level0(
     positions: Sequence[tuple[int, int]], side: int, downsample: float
 ) -> list[list[int]]:
     """Each tile at ``positions`` (level ``row, col``) as a level-0 ``[x, y, w, h]``."""
-    out = []
-    for r, c in positions:
-        x0, y0 = math.floor(c * downsample), math.floor(r * downsample)
-        x1, y1 = math.ceil((c + side) * downsample), math.ceil((r + side) * downsample)
-        out.append([x0, y0, x1 - x0, y1 - y0])
-    return out
+    return [
+        list(Box(c * downsample, r * downsample, (c + side) * downsample, (r + side) * downsample)
+             .outward().xywh)
+        for r, c in positions
+    ]  # fmt: skip
 
 
 def no_tile_reason(
