@@ -85,6 +85,12 @@ class AttackSpec:
         """The same attack with twice the iterations (the convergence check)."""
         return self.runner.doubled(self)
 
+    def loop(self, default_step: float) -> dict[str, Any]:
+        """The options of an iterative attack's loop: steps, step size (``default_step``
+        unless the spec gives one), budget and seed."""
+        size = default_step if self.step_size is None else self.step_size
+        return {"steps": self.steps, "step_size": size, "budget": self.budget, "seed": self.seed}
+
 
 @dataclass(frozen=True)
 class Scored(AttackResult):
@@ -193,6 +199,18 @@ class Attack(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One batch of tiles a per-tile attack works on: the detector, the tiles ``x``, their
+    objective, the spec, and ``first``, the batch's first index in the whole set."""
+
+    detector: Detector
+    x: torch.Tensor
+    objective: Objective
+    spec: AttackSpec
+    first: int
+
+
 class TileAttack:
     """The common part of the attacks that give each tile its own δ: the checks, and
     ``craft`` running ``attack_batch`` over batches under one monotone progress bar."""
@@ -229,15 +247,8 @@ class TileAttack:
     def doubled(self, spec: AttackSpec) -> AttackSpec:
         return replace(spec, steps=2 * spec.steps)
 
-    def attack_batch(
-        self,
-        detector: Detector,
-        x: torch.Tensor,
-        objective: Objective,
-        spec: AttackSpec,
-        first: int,
-    ) -> Work[torch.Tensor]:
-        """The float δ of one batch (``first``: its first index in the whole set)."""
+    def attack_batch(self, job: Batch) -> Work[torch.Tensor]:
+        """The float δ of one batch of tiles."""
         raise NotImplementedError
 
     def craft(
@@ -255,7 +266,7 @@ class TileAttack:
         n, parts = len(x), []
         for i in range(0, n, batch):
             idx = torch.arange(i, min(i + batch, n))
-            part = self.attack_batch(detector, x[idx], subset(objective, idx), spec, i)
+            part = self.attack_batch(Batch(detector, x[idx], subset(objective, idx), spec, i))
             parts.append((yield from within(part, i / n, min(i + batch, n) / n)))
             done = min(i + batch, n)  # on within's scale, so that the bar never steps back
             yield Progress(round(SCALE * done / n), SCALE, {"tiles": done})

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from napari_cpadv.attacks.base import AttackSpec, TileAttack
+from napari_cpadv.attacks.base import Batch, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, norms, rescale_l2_clipped
 from napari_cpadv.progress import Work
 
 if TYPE_CHECKING:
-    from napari_cpadv.models.detector import Detector
+    pass
 
 STEP = 1 / 255
 STEPS = 100
@@ -65,25 +65,8 @@ class FGSM(TileAttack):
     norms = ("l2",)
     single_step_check = True
 
-    def attack_batch(
-        self,
-        detector: Detector,
-        x: torch.Tensor,
-        objective: Objective,
-        spec: AttackSpec,
-        first: int,
-    ) -> Work[torch.Tensor]:
-        size = STEP if spec.step_size is None else spec.step_size
-        res = yield from fgsm(
-            detector,
-            x,
-            objective,
-            steps=spec.steps,
-            step_size=size,
-            budget=spec.budget,
-            seed=spec.seed,
-        )
-        return res.delta
+    def attack_batch(self, job: Batch) -> Work[torch.Tensor]:
+        return (yield from fgsm(job.detector, job.x, job.objective, **job.spec.loop(STEP))).delta
 
 
 ATTACK = FGSM()

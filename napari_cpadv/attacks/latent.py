@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, cast
 
 import torch
 
-from napari_cpadv.attacks.base import AttackSpec, TileAttack
+from napari_cpadv.attacks.base import Batch, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
 
 if TYPE_CHECKING:
-    from napari_cpadv.models.detector import Detector, LatentDetector
+    from napari_cpadv.models.detector import LatentDetector
+
+
+STEP = 0.02  # in code units (codes of standardised images are of order 1)
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def latent_attack(
     objective: Objective,
     *,
     steps: int = 100,
-    step_size: float = 0.02,
+    step_size: float = STEP,
     budget: Budget | None = None,
     seed: int = 0,
 ) -> Work[LatentResult]:
@@ -94,25 +97,9 @@ class Latent(TileAttack):
     needs_latent = True
     norms = ("l2",)
 
-    def attack_batch(
-        self,
-        detector: Detector,
-        x: torch.Tensor,
-        objective: Objective,
-        spec: AttackSpec,
-        first: int,
-    ) -> Work[torch.Tensor]:
-        size = 0.02 if spec.step_size is None else spec.step_size
-        res = yield from latent_attack(
-            cast("LatentDetector", detector),  # checked: needs_latent
-            x,
-            objective,
-            steps=spec.steps,
-            step_size=size,
-            budget=spec.budget,
-            seed=spec.seed,
-        )
-        return res.delta
+    def attack_batch(self, job: Batch) -> Work[torch.Tensor]:
+        latent = cast("LatentDetector", job.detector)  # checked: needs_latent
+        return (yield from latent_attack(latent, job.x, job.objective, **job.spec.loop(STEP))).delta
 
 
 ATTACK = Latent()

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from napari_cpadv.attacks.base import AttackSpec, TileAttack
+from napari_cpadv.attacks.base import AttackSpec, Batch, TileAttack
 from napari_cpadv.attacks.engine import eval_mode
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import norms, rescale_l2_clipped
 from napari_cpadv.progress import Progress, Work
 
 if TYPE_CHECKING:
-    from napari_cpadv.models.detector import Detector
+    pass
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,10 @@ class Noise(TileAttack):
     def iterations(self, spec: AttackSpec) -> int:
         return 0
 
-    def attack_batch(
-        self,
-        detector: Detector,
-        x: torch.Tensor,
-        objective: Objective,
-        spec: AttackSpec,
-        first: int,
-    ) -> Work[torch.Tensor]:
-        direction = noise_like(torch.ones_like(x), x, seed=spec.seed + first)
-        yield Progress(1, 1, {"tiles": len(x)})
-        return rescale_l2_clipped(direction, x, spec.budget.total(tuple(x.shape[1:])))
+    def attack_batch(self, job: Batch) -> Work[torch.Tensor]:
+        direction = noise_like(torch.ones_like(job.x), job.x, seed=job.spec.seed + job.first)
+        yield Progress(1, 1, {"tiles": len(job.x)})
+        return rescale_l2_clipped(direction, job.x, job.spec.budget.total(tuple(job.x.shape[1:])))
 
 
 ATTACK = Noise()

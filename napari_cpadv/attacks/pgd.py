@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from napari_cpadv.attacks.base import AttackSpec, TileAttack
+from napari_cpadv.attacks.base import Batch, TileAttack
 from napari_cpadv.attacks.engine import AttackResult, StepRule, attack
 from napari_cpadv.attacks.objectives import Objective
 from napari_cpadv.attacks.projections import Budget, box, l0
 from napari_cpadv.progress import Work
 
 if TYPE_CHECKING:
-    from napari_cpadv.models.detector import Detector
+    pass
 
 Constraint = Literal["exact", "seed001"]
 Projector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -147,25 +147,18 @@ class PGD(TileAttack):
     summary = "seed 001's projected gradient descent under any norm"
     single_step_check = True
 
-    def attack_batch(
-        self,
-        detector: Detector,
-        x: torch.Tensor,
-        objective: Objective,
-        spec: AttackSpec,
-        first: int,
-    ) -> Work[torch.Tensor]:
+    def attack_batch(self, job: Batch) -> Work[torch.Tensor]:
         res = yield from pgd(
-            detector,
-            x,
-            objective,
-            budget=spec.budget,
-            steps=spec.steps,
-            step_size=spec.step_size,
-            seed=spec.seed,
-            restarts=spec.restarts,
-            random_start=spec.restarts > 1,
-            constraint=spec.constraint,  # type: ignore[arg-type]
+            job.detector,
+            job.x,
+            job.objective,
+            budget=job.spec.budget,
+            steps=job.spec.steps,
+            step_size=job.spec.step_size,
+            seed=job.spec.seed,
+            restarts=job.spec.restarts,
+            random_start=job.spec.restarts > 1,
+            constraint=job.spec.constraint,  # type: ignore[arg-type]
         )
         return res.delta
 

@@ -26,7 +26,6 @@ import numpy as np
 
 from napari_cpadv.attacks.base import AttackSpec, Scored, rounding_warnings
 from napari_cpadv.attacks.objectives import CELL_KEEP, objective_for
-from napari_cpadv.experiments.craft import craft
 from napari_cpadv.experiments.tiles import (
     no_tile_reason,
     read_tiles,
@@ -216,11 +215,9 @@ def _attack_tiles(
         )
         x = tiles.x.to(device)
         done = (i + len(chunk)) / len(positions)
-        res = yield from within(  # one monotone bar over all the tiles and their steps
-            craft(detector, x, objective_for(detector, x, tiles.labels), spec, batch=batch),
-            i / len(positions),
-            done,
-        )
+        objective = objective_for(detector, x, tiles.labels)
+        work = spec.runner.craft(detector, x, objective, spec, batch=batch)
+        res = yield from within(work, i / len(positions), done)  # one bar over every tile
         adv = (x + res.delta).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu()
         for (r, c), tile in zip(chunk, adv.numpy(), strict=True):
             apply(delta_slide, spec.level, r, c, tile)

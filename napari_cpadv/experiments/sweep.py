@@ -17,7 +17,7 @@ from napari_cpadv.attacks.base import AttackSpec, Scored, quantise, rounding_war
 from napari_cpadv.attacks.engine import AttackResult
 from napari_cpadv.attacks.objectives import CellObjective, Objective, objective_for
 from napari_cpadv.attacks.projections import Budget, norms
-from napari_cpadv.experiments.craft import cell_aucpr, condition, craft, scorable
+from napari_cpadv.experiments.scoring import cell_aucpr, condition, scorable
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work
@@ -56,7 +56,8 @@ def sweep(
     results: dict[float, Scored] = {}
 
     def run(b: Budget) -> Work[AttackResult]:
-        res = yield from craft(detector, x, objective, replace(spec, budget=b), batch=batch)
+        at = replace(spec, budget=b)
+        res = yield from at.runner.craft(detector, x, objective, at, batch=batch)
         results[b.value] = res
         return res
 
@@ -199,14 +200,16 @@ def convergence_checks(
     from napari_cpadv.attacks.evaluate import sanity
 
     out: dict[str, Any] = {}
-    doubled = yield from craft(detector, x, objective, spec.doubled(), batch=batch)
+    twice = spec.doubled()
+    doubled = yield from twice.runner.craft(detector, x, objective, twice, batch=batch)
     out["doubled"] = {
         "steps": spec.doubled().iterations,
         **condition(detector, x, doubled.delta, objective, labels, clean),
     }
     one = None
     if spec.runner.single_step_check and spec.steps > 1:
-        single = yield from craft(detector, x, objective, replace(spec, steps=1), batch=batch)
+        once = replace(spec, steps=1)
+        single = yield from once.runner.craft(detector, x, objective, once, batch=batch)
         out["one_step"] = condition(detector, x, single.delta, objective, labels, clean)
         one = out["one_step"]["damage"]
     if not getattr(detector, "gradient_free", False):  # the sparse coder has no gradient

@@ -10,7 +10,7 @@ import torch
 
 from napari_cpadv.attacks.base import AttackSpec, Scored, quantise
 from napari_cpadv.attacks.objectives import logits_of, objective_for
-from napari_cpadv.experiments.craft import condition, craft, logits_aucpr, scorable
+from napari_cpadv.experiments.scoring import condition, logits_aucpr, scorable
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work, within
@@ -106,7 +106,8 @@ def _craft_each(
     crafted: dict[str, Scored] = {}
     for k, name in enumerate(specs):
         share = (k / len(specs), (k + 1) / len(specs))
-        work = craft(detectors[name], x, objectives[name], specs[name], batch=batch)
+        spec = specs[name]
+        work = spec.runner.craft(detectors[name], x, objectives[name], spec, batch=batch)
         crafted[name] = yield from within(work, *share, source=name)
     return crafted
 

@@ -13,7 +13,7 @@ from napari_cpadv.attacks.base import AttackSpec, quantise, score
 from napari_cpadv.attacks.objectives import CellObjective, ClassObjective, Objective
 from napari_cpadv.attacks.projections import norms
 from napari_cpadv.attacks.universal import ATTACK as UNIVERSAL
-from napari_cpadv.experiments.craft import logits_aucpr
+from napari_cpadv.experiments.scoring import logits_aucpr
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work
 

@@ -15,22 +15,14 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QSpinBox,
     QWidget,
 )
 
 from napari_cpadv.attacks import registry as attack_registry
-from napari_cpadv.widgets._view import WARN_STYLE, tooltips
+from napari_cpadv.widgets._view import WARN_STYLE, spin, tooltips
 
 NORMS = ("l2", "linf", "l1", "l0", "none")
 BAD_STYLE = "color: #e05050"
-
-
-def _spin(low: int, high: int, value: int) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setValue(value)
-    return box
 
 
 class AttackForm(QGroupBox):
@@ -53,13 +45,13 @@ class AttackForm(QGroupBox):
         self.unit_label = QLabel()
         self.meaning = QLabel()
         self.meaning.setWordWrap(True)
-        self.steps = _spin(0, 100_000, model.steps)
+        self.steps = spin(0, 100_000, model.steps)
         self.step_size = QDoubleSpinBox()
         self.step_size.setRange(0, 1e6)
         self.step_size.setDecimals(5)
         self.step_size.setSpecialValueText("default")
-        self.restarts = _spin(1, 1000, 1)
-        self.seed = _spin(0, 2**31 - 1, 0)
+        self.restarts = spin(1, 1000, 1)
+        self.seed = spin(0, 2**31 - 1, 0)
         form = QFormLayout(self)
         form.addRow("detector", detector)
         form.addRow("weights", weights)

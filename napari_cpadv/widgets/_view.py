@@ -226,6 +226,16 @@ def tooltips(pairs: dict[Any, str]) -> None:
         widget.setToolTip(text)
 
 
+def spin(low: int, high: int, value: int) -> Any:
+    """A ``QSpinBox`` from ``low`` to ``high`` showing ``value``."""
+    from qtpy.QtWidgets import QSpinBox
+
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
 def folder_row(edit: Any, parent: Any, title: str, file: str | None = None) -> Any:
     """A line edit with a Browse… button (a folder, or a file matching ``file``)."""
     from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QWidget

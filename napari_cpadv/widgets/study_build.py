@@ -19,22 +19,14 @@ from qtpy.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from napari_cpadv.widgets._view import folder_row, notify, scrolled_layout, tooltips
+from napari_cpadv.widgets._view import folder_row, notify, scrolled_layout, spin, tooltips
 
 if TYPE_CHECKING:
     import napari
-
-
-def _spin(low: int, high: int, value: int) -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setValue(value)
-    return box
 
 
 class StudyBuilderWidget(QWidget):
@@ -61,9 +53,9 @@ class StudyBuilderWidget(QWidget):
         self.out.setPlaceholderText("a new folder for the study")
         self.readers = QLineEdit()
         self.readers.setPlaceholderText("reader ids, e.g. path01 path02 path03")
-        self.replicates = _spin(1, 10, 2)
-        self.min_gap = _spin(1, 1000, 2)
-        self.seed = _spin(0, 2**31 - 1, 0)
+        self.replicates = spin(1, 10, 2)
+        self.min_gap = spin(1, 1000, 2)
+        self.seed = spin(0, 2**31 - 1, 0)
         self.questions = {q: QCheckBox(spec["text"]) for q, spec in QUESTIONS.items()}
         self.questions["tumour"].setChecked(True)
         self.questions["tumour"].setEnabled(False)  # the question every study asks

@@ -122,12 +122,11 @@ def test_adding_an_attack_is_adding_one_module(tmp_path, monkeypatch):
     command line's choices, ``AttackSpec`` and a run, with nothing else edited."""
     import napari_cpadv.attacks as package
     from napari_cpadv.cli import build_parser
-    from napari_cpadv.experiments.craft import craft
     from napari_cpadv.progress import drive
 
     (tmp_path / "zero.py").write_text(
         textwrap.dedent(
-            '''
+            """
             import torch
             from napari_cpadv.attacks.base import TileAttack
             from napari_cpadv.progress import Progress
@@ -137,12 +136,12 @@ def test_adding_an_attack_is_adding_one_module(tmp_path, monkeypatch):
                 summary = "no perturbation at all (a test's attack)"
                 gradient = False
 
-                def attack_batch(self, detector, x, objective, spec, first):
+                def attack_batch(self, job):
                     yield Progress(1, 1)
-                    return torch.zeros_like(x)
+                    return torch.zeros_like(job.x)
 
             ATTACK = Zero()
-            '''
+            """
         )
     )
     monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
@@ -155,7 +154,7 @@ def test_adding_an_attack_is_adding_one_module(tmp_path, monkeypatch):
         spec = AttackSpec("zero", Budget("l2", 1.0), level=0, tile=SIDE)
         det = make("dae").eval()
         x = torch.randint(0, 256, (1, 3, SIDE, SIDE)).float() / 255  # an 8-bit image
-        res = drive(craft(det, x, objective_for(det, x), spec))
+        res = drive(spec.runner.craft(det, x, objective_for(det, x), spec))
         assert res.delta.abs().max() == 0
     finally:
         sys.modules.pop("napari_cpadv.attacks.zero", None)

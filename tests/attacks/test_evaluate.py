@@ -10,7 +10,7 @@ from napari_cpadv.attacks.evaluate import sanity, success_vs_budget
 from napari_cpadv.attacks.objectives import ClassObjective
 from napari_cpadv.attacks.pgd import pgd
 from napari_cpadv.attacks.projections import Budget
-from napari_cpadv.experiments.craft import cell_aucpr
+from napari_cpadv.experiments.scoring import cell_aucpr
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.experiments.transfer import transfer
 from napari_cpadv.models.detector import make

@@ -119,9 +119,9 @@ def test_an_attack_failing_before_any_tile_leaves_no_store(small_slide, tmp_path
         raise RuntimeError("out of memory")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(region, "craft", broken)
-    out = tmp_path / "a.delta.zarr"
     spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=2, tile=64)
+    monkeypatch.setattr(type(spec.runner), "craft", broken)  # the attack fails at once
+    out = tmp_path / "a.delta.zarr"
     with pytest.raises(RuntimeError, match="out of memory"):
         drive(region.attack_region(small_slide.path, make("dae"), spec, region=(0, 0, 200, 200),
                                    out=out))  # fmt: skip

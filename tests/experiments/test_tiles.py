@@ -15,7 +15,6 @@ from napari_cpadv.attacks.base import AttackSpec, quantise
 from napari_cpadv.attacks.objectives import objective_for
 from napari_cpadv.attacks.projections import Budget
 from napari_cpadv.cli import main
-from napari_cpadv.experiments.craft import craft
 from napari_cpadv.experiments.sweep import sweep
 from napari_cpadv.experiments.tiles import region_tiles, tile_positions
 from napari_cpadv.experiments.transfer import transfer
@@ -101,8 +100,8 @@ def test_craft_batches_give_the_same_deltas_as_one_batch(dae, tiles):
     x = tiles.x[:4]
     obj = objective_for(dae, x, tiles.labels[:4])
     spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=3)
-    one = drive(craft(dae, x, obj, spec, batch=4))
-    split = drive(craft(dae, x, obj, spec, batch=1))
+    one = drive(spec.runner.craft(dae, x, obj, spec, batch=4))
+    split = drive(spec.runner.craft(dae, x, obj, spec, batch=1))
     torch.testing.assert_close(one.delta, split.delta, atol=2 / 255, rtol=0)
     assert (one.success == split.success).all()
 
@@ -231,7 +230,7 @@ def test_cli_transfer_refuses_weights_of_an_unlisted_detector(small_slide, tmp_p
 def test_fgsm_on_the_sparse_coder_says_to_use_the_latent_attack(sparse, tiles):
     spec = AttackSpec("fgsm", Budget("l2", 1.0), 1, steps=1)
     with pytest.raises(ValueError, match="latent attack"):
-        drive(craft(sparse, tiles.x[:1], objective_for(sparse, tiles.x[:1]), spec))
+        drive(spec.runner.craft(sparse, tiles.x[:1], objective_for(sparse, tiles.x[:1]), spec))
 
 
 def test_cell_success_is_what_a_pathologist_would_act_on():
@@ -260,12 +259,12 @@ def test_rounding_is_reported_not_hidden():
     det = make("dae").eval()
     x = torch.rand(2, 3, 32, 32)
     spec = AttackSpec("pgd", Budget("linf", 0.5, "per_pixel"), 0, steps=3, tile=32)
-    res = drive(craft(det, x, objective_for(det, x), spec, batch=2))
+    res = drive(spec.runner.craft(det, x, objective_for(det, x), spec, batch=2))
     assert max(res.norms_float["linf_255"]) == pytest.approx(0.5, abs=1e-3)
     assert max(res.norms["linf_255"]) == pytest.approx(1.0, abs=1e-3)
     assert res.success_float is not None and res.success_float.shape == (2,)
     [warning] = rounding_warnings(res, spec.budget)
     assert "changed the achieved linf_255 by up to 100 %" in warning
     big = AttackSpec("pgd", Budget("linf", 8, "per_pixel"), 0, steps=3, tile=32)
-    res = drive(craft(det, x, objective_for(det, x), big, batch=2))
+    res = drive(big.runner.craft(det, x, objective_for(det, x), big, batch=2))
     assert rounding_warnings(res, big.budget) == []

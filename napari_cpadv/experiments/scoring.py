@@ -1,6 +1,6 @@
-"""Craft an attack on tiles and score it: the registry's attack run on a batch of tiles,
-δ rounded to 8 bits (as a saved adversarial image holds it), and the success, cell-level
-AUC-PR and damage of any δ, from one pass of the detector.
+"""The score of a δ on tiles (every attack's ``craft`` has rounded it to 8 bits, as a saved
+adversarial image holds it): success, cell-level AUC-PR and damage, from one pass of the
+detector.
 
 Cell-level AUC-PR is computed on the attacked tiles (each tile seen alone, as it was
 attacked) against the cell labels of the annotations.
@@ -13,23 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_cpadv.attacks.base import AttackSpec, Scored
 from napari_cpadv.attacks.objectives import Objective, logits_of, reported_success
 from napari_cpadv.models.detector import Detector
-from napari_cpadv.progress import Work
-
-
-def craft(
-    detector: Detector,
-    x: torch.Tensor,
-    objective: Objective,
-    spec: AttackSpec,
-    *,
-    batch: int = 4,
-) -> Work[Scored]:
-    """Run ``spec``'s attack (from the registry) on ``x`` on ``x``'s device in batches;
-    δ rounded to 8 bits and scored."""
-    return (yield from spec.runner.craft(detector, x, objective, spec, batch=batch))
 
 
 def logits_aucpr(logits: torch.Tensor, labels: np.ndarray) -> float:
