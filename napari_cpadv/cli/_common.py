@@ -81,6 +81,16 @@ def _spec(args: argparse.Namespace, value: float) -> Any:
         raise CpadvError(None, str(exc)) from exc
 
 
+def _slide_at(args: argparse.Namespace) -> Any:
+    """``args.slide`` opened, once ``args.level`` is known to be one of its levels."""
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(args.slide)
+    if not 0 <= args.level < len(slide.levels):
+        raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
+    return slide
+
+
 def _region(args: argparse.Namespace, slide: Any) -> tuple[int, int, int, int]:
     g0 = slide.geometry[0]
     if not args.region:

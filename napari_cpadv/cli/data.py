@@ -12,6 +12,7 @@ from napari_cpadv.cli._common import (
     POSITIVE,
     _int_in,
     _positive_float,
+    _slide_at,
 )
 from napari_cpadv.errors import CpadvError
 
@@ -102,12 +103,9 @@ def _convert(args: argparse.Namespace) -> dict[str, Any]:
 
 def _mask(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.annotations import read_annotations
-    from napari_cpadv.slide import open_slide
     from napari_cpadv.workbench.export import write_annotation_mask
 
-    slide = open_slide(args.slide)
-    if not 0 <= args.level < len(slide.levels):
-        raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
+    slide = _slide_at(args)
     written = write_annotation_mask(
         slide,
         read_annotations(args.annotations),
@@ -130,11 +128,8 @@ def _mask(args: argparse.Namespace) -> dict[str, Any]:
 
 def _tiles(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.annotations.dataset import write_tile_dataset
-    from napari_cpadv.slide import open_slide
 
-    slide = open_slide(args.slide)
-    if not 0 <= args.level < len(slide.levels):
-        raise CpadvError(args.slide, f"level {args.level} not in 0..{len(slide.levels) - 1}")
+    slide = _slide_at(args)
     result = write_tile_dataset(
         slide,
         args.annotations,

@@ -84,8 +84,7 @@ def planned_tiles(
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(slide_path)
-    if not 0 <= level < len(slide.geometry):
-        raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.geometry) - 1}")
+    slide.check_level(level)
     side = tile_side(detector, tile)
     regions = clip_regions(box if isinstance(box, list) else [box], slide)
     positions = plan(slide, level, side, regions, tissue_only=tissue_only)
@@ -116,8 +115,7 @@ def attack_region(
 
     started = time.perf_counter()
     original = open_slide(slide_path)
-    if not 0 <= spec.level < len(original.geometry):
-        raise ValueError(f"level {spec.level} not in 0..{len(original.geometry) - 1}")
+    original.check_level(spec.level)
     side = tile_side(detector, spec.tile)
     regions = region if isinstance(region, list) else [region]
     positions = plan(original, spec.level, side, regions, tissue_only=tissue_only)

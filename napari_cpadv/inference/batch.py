@@ -185,8 +185,7 @@ def _plan(job: Job, det: Detector, level: int, scope: Scope) -> _Plan:
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(job.slide)
-    if not 0 <= level < len(slide.geometry):
-        raise ValueError(f"{job.slide}: level {level} not in 0..{len(slide.geometry) - 1}")
+    slide.check_level(level)
     shape = cell_shape(slide, level, det.cell)
     block = max(1, 512 // det.cell)
     keep = tissue_blocks(slide, level, cell=det.cell, block=block) if scope == "tissue" else None

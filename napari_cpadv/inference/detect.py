@@ -69,10 +69,7 @@ class DetectModel:
         """The heatmap generator for this request (``box`` for the view and rectangle)."""
         from napari_cpadv.device import pick_device
 
-        if not 0 <= self.level < len(slide.geometry):
-            raise ValueError(
-                f"{slide.path}: level {self.level} not in 0..{len(slide.geometry) - 1}"
-            )
+        slide.check_level(self.level)
         det = detector if detector is not None else self.load()
         device = pick_device(self.device)
         if self.scope == "tissue":

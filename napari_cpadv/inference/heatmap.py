@@ -208,8 +208,7 @@ def heatmap(
     block
         Cells per block side (default: 512-pixel tiles, or one patch for a classifier).
     """
-    if not 0 <= level < len(slide.geometry):
-        raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.geometry) - 1}")
+    slide.check_level(level)
     shape = cell_shape(slide, level, detector.cell)
     block = block or max(1, 512 // detector.cell)
     if scope == "region":

@@ -112,6 +112,12 @@ class Slide:
         ds = self.downsamples[level]
         return (self.mpp[1] * ds, self.mpp[0] * ds)
 
+    def check_level(self, level: int) -> int:
+        """``level`` when the slide has it; ``ValueError`` naming the slide otherwise."""
+        if not 0 <= level < len(self.geometry):
+            raise ValueError(f"{self.path}: level {level} not in 0..{len(self.geometry) - 1}")
+        return level
+
     def read_region(self, level: int, row: int, col: int, height: int, width: int) -> np.ndarray:
         """Pixels of ``level`` from ``(row, col)`` (its pixels): ``(height, width, 3)`` uint8.
 
@@ -123,8 +129,7 @@ class Slide:
         SlideError
             When a tile cannot be decoded.
         """
-        if not 0 <= level < len(self.geometry):
-            raise ValueError(f"{self.path}: level {level} not in 0..{len(self.geometry) - 1}")
+        self.check_level(level)
         if height <= 0 or width <= 0:
             raise ValueError(f"{self.path}: region size must be positive, got {height}x{width}")
         g = self.geometry[level]

@@ -51,8 +51,7 @@ def tissue_tiles(
     tile's fraction is the mean of the mask over its footprint. Tiles run in row-major
     order; partial tiles at the right and bottom edges are left out.
     """
-    if not 0 <= level < len(slide.levels):
-        raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.levels) - 1}")
+    slide.check_level(level)
     if size <= 0:
         raise ValueError(f"{slide.path}: tile size must be positive, got {size}")
     if not 0 <= min_fraction <= 1:

@@ -88,10 +88,7 @@ class AttackModel:
 
         spec = self.spec()
         slide = open_slide(slide_path)
-        if not 0 <= self.level < len(slide.geometry):
-            raise ValueError(
-                f"{slide.path}: level {self.level} not in 0..{len(slide.geometry) - 1}"
-            )
+        slide.check_level(self.level)
         det = detector if detector is not None else self.load()
         detectors = dict(detectors or {})
         detectors.setdefault(self.detector, det)

@@ -116,8 +116,7 @@ def write_annotation_mask(
     from napari_cpadv.annotations.raster import rasterize
     from napari_cpadv.geometry import Grid
 
-    if not 0 <= level < len(slide.geometry):
-        raise ValueError(f"{slide.path}: level {level} not in 0..{len(slide.geometry) - 1}")
+    slide.check_level(level)
     slide.check_in_memory(level, "a mask's reduced levels", bytes_per_pixel=1 / 3)
     g0, g = slide.geometry[0], slide.geometry[level]
     grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
