@@ -308,6 +308,23 @@ def trained_level(name: str, weights: str | os.PathLike[str] | None = None) -> i
     return level if isinstance(level, int) else None
 
 
+def architecture_of(name: str, weights: str | os.PathLike[str] | None = None) -> Any:
+    """An untrained detector of the architecture ``weights`` (default: the shipped ones)
+    hold, their tensors left unread: what planning tiles needs (``multiple``, ``margin``,
+    ``cell``) without the cost of loading and checking the weights."""
+    from napari_cpadv.models.detector import make
+
+    path = shipped(name) if weights is None else weights
+    config = read_config(path)
+    tensors_path = paths(path)[0]
+    if config.get("detector") != name:
+        raise FormatError(
+            tensors_path,
+            f"these weights are for the {config.get('detector')!r} detector, not {name!r}",
+        )
+    return make(name, **check_architecture(name, config.get("architecture", {}), tensors_path))
+
+
 def resolve(name: str, weights: str | os.PathLike[str] | None) -> Any:
     """The detector ``name`` from ``weights``, or from the shipped weights when ``None``."""
     return load(shipped(name) if weights is None else weights, expect=name)

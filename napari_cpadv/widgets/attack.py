@@ -290,6 +290,7 @@ class AttackWidget(AttackResults, QWidget):
     def preview_tiles(self) -> int:
         """Outline the tiles Run would attack (a Shapes layer); returns how many."""
         from napari_cpadv.experiments.regions import planned_tiles
+        from napari_cpadv.models.weights import architecture_of
 
         self._sync()
         layer = slide_layer(self.viewer)
@@ -301,7 +302,8 @@ class AttackWidget(AttackResults, QWidget):
             notify(self._status, region)
             return 0
         try:
-            detector = self.model.load()
+            # the architecture only (its tile multiple): the weights load when Run runs
+            detector = architecture_of(self.model.detector, self.model.weights)
             path = layer.metadata["cpadv_slide_path"]
             tiles = planned_tiles(path, self.model.level, self.model.tile, region, detector)
         except (CpadvError, ValueError, OSError) as exc:

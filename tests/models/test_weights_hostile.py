@@ -64,3 +64,24 @@ def test_nan_weights_are_refused_by_name(tmp_path):
     with pytest.raises(FormatError, match="nan.safetensors: weights contain NaN or infinity"):
         weights.load(path)
     assert hashlib.sha256(path.read_bytes()).hexdigest()  # the file itself is intact
+
+
+@pytest.mark.parametrize("name", ["dae", "sparse", "resnet18"])
+def test_the_architecture_alone_plans_as_the_weights_do(name):
+    """The tile preview reads the architecture without loading the tensors: the same
+    multiple, margin and cell as the loaded detector, no trained state."""
+    shell, loaded = weights.architecture_of(name), weights.resolve(name, None)
+    assert (shell.multiple, shell.margin, shell.cell) == (
+        loaded.multiple,
+        loaded.margin,
+        loaded.cell,
+    )
+    assert type(shell) is type(loaded) and shell.config() == loaded.config()
+
+
+def test_the_architecture_of_hostile_or_foreign_weights_is_refused(saved):
+    with pytest.raises(FormatError, match="for the 'dae' detector, not 'sparse'"):
+        weights.architecture_of("sparse", saved)
+    _edit(saved, lambda c: c["architecture"].update(channels=[5_000_000, 18, 9]))
+    with pytest.raises(FormatError, match="channels"):
+        weights.architecture_of("dae", saved)
