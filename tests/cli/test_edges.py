@@ -9,7 +9,7 @@ import pytest
 
 from napari_cpadv.cli import main
 
-SHIPPED = Path(__file__).resolve().parents[1] / "sample_data" / "weights" / "dae.safetensors"
+SHIPPED = Path(__file__).resolve().parents[2] / "sample_data" / "weights" / "dae.safetensors"
 
 
 def _one_line(capsys, *needles):
