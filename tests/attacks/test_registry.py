@@ -29,3 +29,21 @@ def test_the_cli_offers_what_the_registry_holds():
 def test_every_registered_attack_is_a_valid_spec(name):
     spec = AttackSpec(name, Budget("l2", 25.0), level=2)  # type: ignore[arg-type]
     assert spec.attack == name
+
+
+def registry_table() -> list[str]:
+    """The README's attack table, as the registry writes it."""
+    rows = []
+    for name, a in REGISTRY.items():
+        delta = "each tile its own δ" if a.per_tile else "one δ for every tile"
+        rows.append(f"| `{name}` | {a.summary} | {delta} | {', '.join(a.norms)} |")
+    return rows
+
+
+def test_the_readme_lists_the_attacks_the_registry_holds():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    begin, end = "<!-- attack registry: begin -->", "<!-- attack registry: end -->"
+    table = readme[readme.index(begin) + len(begin) : readme.index(end)].strip().splitlines()
+    assert table[2:] == registry_table(), "README's attack table: regenerate it from the registry"
