@@ -8,13 +8,25 @@ import argparse
 import math
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.geometry import Box
 from napari_cpadv.models.detector import NAMES
+
+
+@contextmanager
+def refused(where: Any = None, prefix: str = "") -> Iterator[None]:
+    """A ``ValueError`` (bad input, by the core's convention) inside the block becomes the
+    command's one-line ``CpadvError``, naming ``where`` (a file) and the ``prefix`` (the
+    option at fault)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise CpadvError(where, f"{prefix}{exc}") from exc
 
 
 def _drive(work: Any, label: str) -> Any:
@@ -46,25 +58,21 @@ def _drive(work: Any, label: str) -> Any:
 def _device(name: str | None) -> Any:
     from napari_cpadv.device import pick_device
 
-    try:
+    with refused(None):
         return pick_device(name)
-    except ValueError as exc:
-        raise CpadvError(None, str(exc)) from exc
 
 
 def _budget(args: argparse.Namespace, value: float) -> Any:
     from napari_cpadv.attacks.projections import Budget
 
-    try:
+    with refused(None, "--budget: "):
         return Budget(args.norm, value, args.unit)
-    except ValueError as exc:
-        raise CpadvError(None, f"--budget: {exc}") from exc
 
 
 def _spec(args: argparse.Namespace, value: float) -> Any:
     from napari_cpadv.attacks.base import AttackSpec
 
-    try:
+    with refused(None):
         return AttackSpec(
             args.attack,
             _budget(args, value),
@@ -77,8 +85,6 @@ def _spec(args: argparse.Namespace, value: float) -> Any:
             restarts=getattr(args, "restarts", 1),
             constraint=getattr(args, "constraint", "exact"),
         )
-    except ValueError as exc:
-        raise CpadvError(None, str(exc)) from exc
 
 
 def _slide_at(args: argparse.Namespace) -> Any:

@@ -25,6 +25,7 @@ from napari_cpadv.cli._common import (
     _region_options,
     _spec,
     _write_report,
+    refused,
 )
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.geometry import Box
@@ -43,10 +44,8 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     slide = open_slide(args.slide)
     region = Box.from_xywh(*_region(args, slide))
     detector = resolve(args.detector, args.weights)
-    try:  # the tile first: a budget is judged on the tile it is given for
+    with refused(None, "--tile: "):  # the tile first: a budget is judged on the tile it is for
         tile_side(detector, args.tile)
-    except ValueError as exc:
-        raise CpadvError(None, f"--tile: {exc}") from exc
     spec = _spec(args, args.budget)  # every argument checked before anything is written
     detectors = {args.detector: detector}
     for name in args.score_with or []:
@@ -73,7 +72,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     )
     annotations = _annotations(args)
     run = RunFolder.at(args.out)
-    try:
+    with refused(args.slide):
         outcome = _drive(
             model.work(
                 args.slide,
@@ -85,8 +84,6 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
     report = outcome.report
     for line in ([report["note"]] if "note" in report else []) + report.get("warnings", []):
         warnings.warn(line, UserWarning, stacklevel=1)
@@ -124,7 +121,7 @@ def _region_tiles(args: argparse.Namespace, detector: Detector) -> Any:
     from napari_cpadv.slide import open_slide
 
     slide = open_slide(args.slide)
-    try:
+    with refused(args.slide):
         return region_tiles(
             slide,
             args.level,
@@ -133,20 +130,16 @@ def _region_tiles(args: argparse.Namespace, detector: Detector) -> Any:
             annotations=_annotations(args),
             cell=detector.cell,
         )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
 
 
 def _slide_report(args: argparse.Namespace, work: Any, name: str) -> dict[str, Any]:
     """Run a report generator over a slide's tiles; write ``OUT/name``; errors name the slide."""
 
-    try:
+    with refused(args.slide):
         report = _drive(
             work,
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
     report["slide"] = str(args.slide)
     _write_report(Path(args.out), name, report)
     return dict(report)
@@ -210,7 +203,7 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
     args.attack, args.level, args.tile = "universal", 0, 0
     spec = _spec(args, args.budget)
     detector = resolve(args.detector, args.weights)
-    try:
+    with refused(None):
         train, held = load_tiles(args.data), load_tiles(args.holdout)
         delta, report = _drive(
             universal_study(
@@ -224,8 +217,6 @@ def _universal(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(None, str(exc)) from exc
     report["data"], report["holdout"] = list(args.data), list(args.holdout)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from napari_cpadv.cli._common import (
     _device,
     _drive,
     _ground_truth,
+    refused,
 )
 from napari_cpadv.errors import CpadvError
 
@@ -42,7 +43,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         head_lr=args.head_lr,
         dictionary_iterations=args.dict_iterations,
     )
-    try:
+    with refused(args.data[0]):
         detector, record = _drive(
             fit(
                 args.detector,
@@ -55,8 +56,6 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(args.data[0], str(exc)) from exc
     argv = sys.argv[1:] if args.argv is None else args.argv
     record["training"]["command"] = "cpadv " + " ".join(argv)
     record["training"]["device"] = str(device)
@@ -85,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     level = 0 if args.level is None and detector.output == "classes" else args.level
     if level is None:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
-    try:
+    with refused(args.slide):
         return _drive(
             evaluate(
                 detector,
@@ -98,8 +97,6 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(args.slide, str(exc)) from exc
 
 
 def _weights_config(args: argparse.Namespace) -> Path:
@@ -119,7 +116,7 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
             raise CpadvError(out, "with several slides, --out is a folder (STEM.heatmap.zarr each)")
         out.mkdir(parents=True, exist_ok=True)
         jobs = [Job(Path(s), out / f"{Path(s).stem}.heatmap.zarr") for s in args.slides]
-    try:
+    with refused(args.slides[0]):
         written = _drive(
             batch_heatmaps(
                 jobs,
@@ -134,8 +131,6 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    except ValueError as exc:
-        raise CpadvError(args.slides[0], str(exc)) from exc
     return {"heatmaps": [str(p) for p in written], "detector": args.detector, "level": args.level}
 
 
