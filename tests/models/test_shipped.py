@@ -125,11 +125,16 @@ def test_shipped_sparse_meets_seed_000s_target_around_a_held_out_tumour(held_out
     x0, y0, x1, y1 = next(a for a in anns if a.is_tumour).bbox
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     det = weights.resolve("sparse", None)
-    area = cells_of_box(slide, 2, det.cell, (cy - 1024, cx - 1024, cy + 1024, cx + 1024))
+    # 1024 x 1024 level-0 pixels (a 256-pixel level-2 tile and its context): the converged
+    # coder costs minutes a 512-pixel tile on two cores. Centred on the tumour, about a third
+    # of its cells are tumour, so chance is high: besides seed 000's 0.90, the score must
+    # cover most of the way from chance to perfect (0.974 and 0.318 measured, 2026-12-01).
+    area = cells_of_box(slide, 2, det.cell, (cy - 512, cx - 512, cy + 512, cx + 512))
     scored = score_against(drive(heatmap(det, slide, level=2, scope="region", area=area)),
                            slide, anns)  # fmt: skip
     assert scored is not None
-    assert scored["aucpr"] > 0.90 and scored["aucpr"] > 10 * scored["null_aucpr"]
+    aucpr, chance = scored["aucpr"], scored["null_aucpr"]
+    assert aucpr > 0.90 and (aucpr - chance) / (1 - chance) > 0.8
 
 
 @pytest.mark.slow
