@@ -60,3 +60,26 @@ def keep_outlines_thin(viewer: Any = None) -> None:
 def _select(viewer: Any, layer: Any) -> None:
     if layer in viewer.layers:
         viewer.layers.selection.active = layer
+
+
+def tile_outlines(viewer: Any, slide: Any, tiles: list[list[int]], name: str) -> Any:
+    """The level-0 ``[x, y, w, h]`` ``tiles`` as a locked Shapes layer ``name`` over the
+    ``slide`` layer (replacing one of that name), outlined 2 screen pixels wide at every
+    zoom as the ground truth is; the slide stays the active layer."""
+    um = slide.scale[-2:]
+    rects = [[[y * um[0], x * um[1]], [(y + h) * um[0], (x + w) * um[1]]] for x, y, w, h in tiles]
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    outlines = viewer.add_shapes(
+        rects,
+        shape_type="rectangle",
+        name=name,
+        edge_color="cyan",
+        face_color="transparent",
+        units=slide.units,
+        metadata={"cpadv_preview": True, "cpadv_outline_px": 2.0},
+    )
+    keep_outlines_thin(viewer)
+    outlines.locked = True
+    viewer.layers.selection.active = slide
+    return outlines

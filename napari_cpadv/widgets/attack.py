@@ -38,7 +38,7 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS
 from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._attack_form import AttackForm
-from napari_cpadv.widgets._outlines import keep_outlines_thin
+from napari_cpadv.widgets._outlines import tile_outlines
 from napari_cpadv.widgets._view import (
     LevelPicker,
     RunControls,
@@ -309,24 +309,7 @@ class AttackWidget(AttackResults, QWidget):
         except (CpadvError, ValueError, OSError) as exc:
             notify(self._status, str(exc))
             return 0
-        um = layer.scale[-2:]
-        rects = [
-            [[y * um[0], x * um[1]], [(y + h) * um[0], (x + w) * um[1]]] for x, y, w, h in tiles
-        ]
-        if PREVIEW_LAYER in self.viewer.layers:
-            self.viewer.layers.remove(PREVIEW_LAYER)
-        preview = self.viewer.add_shapes(
-            rects,
-            shape_type="rectangle",
-            name=PREVIEW_LAYER,
-            edge_color="cyan",
-            face_color="transparent",
-            units=layer.units,
-            metadata={"cpadv_preview": True, "cpadv_outline_px": 2.0},
-        )
-        keep_outlines_thin(self.viewer)  # 2 screen pixels at every zoom, as the ground truth
-        preview.locked = True
-        self.viewer.layers.selection.active = layer
+        tile_outlines(self.viewer, layer, tiles, PREVIEW_LAYER)
         self._status.setText(f"{len(tiles)} tiles of level {self.model.level} will be attacked")
         return len(tiles)
 
