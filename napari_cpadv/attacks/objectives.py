@@ -119,14 +119,17 @@ def objective_for(
     labels: np.ndarray | None = None,
     *,
     keep: float = CELL_KEEP,
+    clean: torch.Tensor | None = None,
 ) -> Objective:
     """Untargeted objective of ``detector`` on ``x``: against the cell ``labels`` when given,
     else against the clean prediction (cells: ``logits > 0``; classes: the argmax). A cell
     objective also keeps the clean prediction, for the success it reports
-    (:meth:`CellObjective.reported_success`, with ``keep``)."""
+    (:meth:`CellObjective.reported_success`, with ``keep``). ``clean``: the detector's
+    logits on ``x`` when the caller has them (one pass of the detector fewer)."""
     if not 0 < keep <= 1:
         raise ValueError(f"the cell success share must lie in (0, 1], got {keep}")
-    clean = logits_of(detector, x, torch.zeros_like(x))
+    if clean is None:
+        clean = logits_of(detector, x, torch.zeros_like(x))
     if detector.output == "classes":
         return ClassObjective(clean.argmax(1))
     found = (clean > 0).float()

@@ -15,9 +15,9 @@ import torch
 
 from napari_cpadv.attacks.base import AttackSpec, Scored, quantise, rounding_warnings
 from napari_cpadv.attacks.engine import AttackResult
-from napari_cpadv.attacks.objectives import CellObjective, Objective, objective_for
+from napari_cpadv.attacks.objectives import CellObjective, Objective, logits_of, objective_for
 from napari_cpadv.attacks.projections import Budget, norms
-from napari_cpadv.experiments.scoring import cell_aucpr, condition, scorable
+from napari_cpadv.experiments.scoring import condition, logits_aucpr, scorable
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Work
@@ -52,7 +52,8 @@ def sweep(
     detector.to(device).eval()
     x = tiles.x.to(device)
     labels = tiles.labels if detector.output == "cells" else None
-    objective = objective_for(detector, x, labels)
+    clean_logits = logits_of(detector, x, torch.zeros_like(x))  # once: objective, clean AUC-PR
+    objective = objective_for(detector, x, labels, clean=clean_logits)
     results: dict[float, Scored] = {}
 
     def run(b: Budget) -> Work[AttackResult]:
@@ -64,7 +65,7 @@ def sweep(
     table = yield from success_vs_budget(run, budgets)
     warnings = list(table.warnings)
     labels = scorable(labels, warnings)
-    clean = cell_aucpr(detector, x, labels) if labels is not None else None
+    clean = logits_aucpr(clean_logits, labels) if labels is not None else None
     scorer = _Scorer(detector, x, objective, labels, clean)
     rows = [
         scorer.row(b, results[b.value], warnings, spec.seed if noise else None) for b in budgets

@@ -39,13 +39,17 @@ def transfer(
     x = tiles.x.to(device)
     for d in detectors.values():
         d.to(device).eval()
-    objectives = {n: objective_for(d, x, tiles.labels) for n, d in detectors.items()}
+    # the clean tiles' logits, once: for the objectives and the clean scores
+    clean_logits = {n: logits_of(d, x, torch.zeros_like(x)) for n, d in detectors.items()}
+    objectives = {
+        n: objective_for(d, x, tiles.labels, clean=clean_logits[n]) for n, d in detectors.items()
+    }
     warnings: list[str] = []
     labels = scorable(tiles.labels, warnings)
     crafted = yield from _craft_each(detectors, x, objectives, specs, batch)
     deltas = _conditions(x, crafted, specs)
     # logits already computed: the clean tiles, and each source on its own δ
-    known = {("clean", n): logits_of(d, x, deltas["clean"]) for n, d in detectors.items()}
+    known = {("clean", n): clean_logits[n] for n in detectors}
     known.update({(n, n): crafted[n].logits for n in sources})
     clean = (
         {n: logits_aucpr(known["clean", n], labels) for n in detectors}
