@@ -79,7 +79,7 @@ def bench_synthesis(*, side: int = 256, repeats: int = 5) -> list[dict]:
 def _tissue_tiles(slide, n: int, side: int, seed: int = 0) -> torch.Tensor:
     """``n`` level-2 tiles of ``side`` pixels whose mean colour is tissue (not glass)."""
     rng = np.random.default_rng(seed)
-    h, w = slide.level_dimensions[2][::-1]
+    h, w = slide.geometry[2].rows, slide.geometry[2].cols
     tiles: list[np.ndarray] = []
     while len(tiles) < n:
         r, c = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
