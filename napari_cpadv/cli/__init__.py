@@ -23,18 +23,18 @@ __all__ = ["_Help", "_hyper", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from napari_cpadv.cli import attacks, data, models, study
+    from napari_cpadv.cli import attacks, data, models, reproduce, study
 
     parser = _Parser(
         prog="cpadv", description="Adversarial audits of tumour detectors on whole-slide images."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (data, models, attacks, study):
+    for group in (data, models, attacks, study, reproduce):
         group.add_parsers(sub)
     return parser
 
 
-FOLDER_OUTS = {"attack", "sweep", "transfer", "universal", "tiles", "figures", "study"}
+FOLDER_OUTS = {"attack", "sweep", "transfer", "universal", "tiles", "figures", "study", "reproduce"}
 """Commands whose ``--out`` is a folder."""
 
 

@@ -23,6 +23,7 @@ def transfer(
     *,
     device: Any = "cpu",
     batch: int = 4,
+    keep: dict[str, torch.Tensor] | None = None,
 ) -> Work[dict[str, Any]]:
     """Craft ``specs[source]`` on each source detector and score every detector on each δ
     (seed 000 Fig. 10: FGSM crafted on the DAE, the latent attack on the sparse coder).
@@ -32,6 +33,8 @@ def transfer(
     one cell size). ``aucpr[row][col]`` with ground truth, ``success[row][col]`` always
     (against each detector's own objective). Warnings name a transfer that hurts a
     detector more than the white-box attack on it, and noise that beats an attack.
+    ``keep``, when given, receives every condition's δ (``(N, 3, S, S)``, by row name), for
+    the seed's pictures of them (its Figs. 7-9).
     """
     _check(detectors, specs)
     sources = list(specs)
@@ -64,6 +67,8 @@ def transfer(
         for row, delta in deltas.items()
     }
     warnings += _warnings(table, list(detectors), sources)
+    if keep is not None:
+        keep.update({row: delta.cpu() for row, delta in deltas.items()})
     return {
         "detectors": list(detectors),
         "sources": sources,
@@ -72,17 +77,16 @@ def transfer(
         "tiles": [list(p) for p in tiles.positions],
         "device": str(device),
         "norms": {name: crafted[name].norms for name in sources},
-        "aucpr": (
-            {r: {n: c["aucpr"] for n, c in cols.items()} for r, cols in table.items()}
-            if labels is not None
-            else None
-        ),
-        "success": {
-            r: {n: c["success_rate"] for n, c in cols.items()} for r, cols in table.items()
-        },
+        "aucpr": _column(table, "aucpr") if labels is not None else None,
+        "success": _column(table, "success_rate"),
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _column(table: dict[str, dict[str, dict[str, Any]]], key: str) -> dict[str, Any]:
+    """One value of every condition (row) and detector (column)."""
+    return {r: {n: c[key] for n, c in cols.items()} for r, cols in table.items()}
 
 
 def _check(detectors: dict[str, Detector], specs: dict[str, AttackSpec]) -> None:

@@ -44,14 +44,16 @@ iterations, tolerance 3e-3 with a cap of 500 iterations; the measured numbers ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_cpadv.device import to_tensor
 from napari_cpadv.progress import check
 
 
@@ -331,3 +333,46 @@ class LCA(nn.Module):
         xs = (x - code.mean) / code.std
         r = xs - self.synthesis(code.codes.detach())
         return 0.5 * r.pow(2).mean()
+
+
+def windows(
+    images: np.ndarray, among: np.ndarray, batch: int, crop: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``batch`` random ``crop`` x ``crop`` windows of the tiles ``among``."""
+    side = images.shape[1]
+    pick = rng.choice(among, size=batch)
+    ys = rng.integers(0, side - crop + 1, size=batch)
+    xs = rng.integers(0, side - crop + 1, size=batch)
+    return np.stack(
+        [images[i, y : y + crop, x : x + crop] for i, y, x in zip(pick, ys, xs, strict=True)]
+    )
+
+
+@torch.no_grad()
+def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
+    """Set every atom to a random standardised window of ``images`` (then unit norm)."""
+    n, side = len(images), images.shape[1]
+    k, size = lca.atoms, lca.size
+    pick = rng.integers(0, n, size=k)
+    ys, xs = rng.integers(0, side - size + 1, size=(2, k))
+    picked = np.stack(
+        [images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)]
+    )
+    w, _, _ = lca.standardise(to_tensor(picked))
+    lca.dictionary.copy_(w.to(lca.dictionary))
+    lca.normalise()
+
+
+def solver_summary(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How far the LCA went over many codes: iterations (mean, max), the share that met the
+    tolerance, the largest last relative change and the mean share of zeros."""
+    iterations = np.array([r["iterations"] for r in reports], dtype=float)
+    return {
+        "codes": len(reports),
+        "iterations_mean": float(iterations.mean()),
+        "iterations_max": int(iterations.max()),
+        "converged": float(np.mean([bool(r["converged"]) for r in reports])),
+        "rel_change_max": float(max(r["rel_change"] for r in reports)),
+        "tol": float(reports[0]["tol"]),
+        "sparsity": float(np.mean([r["sparsity"] for r in reports])),
+    }

@@ -27,6 +27,7 @@ from napari_cpadv.device import to_tensor
 from napari_cpadv.files import provenance
 from napari_cpadv.models.data import TileSet, holdout_metrics, load_tiles, tiles_level
 from napari_cpadv.models.detector import Detector
+from napari_cpadv.models.lca import seed_atoms, solver_summary, windows
 
 if TYPE_CHECKING:
     from napari_cpadv.models.dae import DaeDetector
@@ -60,9 +61,11 @@ def _epochs(
     batch: int,
     rng: np.random.Generator,
     phase: str,
+    after_epoch: Callable[[int], None] | None = None,
 ) -> Work[list[float]]:
     """The shared loop: shuffled batches of ``n`` items, ``step(indices)`` gives the loss to
-    minimise; yields after every batch, returns the mean loss of every epoch."""
+    minimise; yields after every batch, calls ``after_epoch(epoch)`` after every epoch,
+    returns the mean loss of every epoch."""
     losses: list[float] = []
     total, done = epochs * -(-n // batch), 0
     for epoch in range(epochs):
@@ -76,6 +79,8 @@ def _epochs(
             done += 1
             yield Progress(done, total, {"phase": phase, "epoch": epoch, "loss": running[-1]})
         losses.append(float(np.mean(running)))
+        if after_epoch is not None:
+            after_epoch(epoch)
     return losses
 
 
@@ -148,7 +153,7 @@ def train_dictionary(
     opt = torch.optim.Adam([lca.dictionary], lr=lr)
     losses: list[float] = []
     for step in range(1, total + 1):
-        x = to_tensor(_windows(data.images, free, batch, crop, rng), device)
+        x = to_tensor(windows(data.images, free, batch, crop, rng), device)
         code = lca.encode(x, iterations=iterations, tol=None if iterations is None else 0.0)
         loss = lca.learning_loss(x, code)
         opt.zero_grad()
@@ -160,34 +165,6 @@ def train_dictionary(
         shown = {"loss": losses[-1], "zeros": sparsity, "iterations": code.iterations}
         yield Progress(step, total, {"phase": "dictionary", **shown, "gain": lca.gain()})
     return losses
-
-
-def _windows(
-    images: np.ndarray, among: np.ndarray, batch: int, crop: int, rng: np.random.Generator
-) -> np.ndarray:
-    """``batch`` random ``crop`` x ``crop`` windows of the tiles ``among``."""
-    side = images.shape[1]
-    pick = rng.choice(among, size=batch)
-    ys = rng.integers(0, side - crop + 1, size=batch)
-    xs = rng.integers(0, side - crop + 1, size=batch)
-    return np.stack(
-        [images[i, y : y + crop, x : x + crop] for i, y, x in zip(pick, ys, xs, strict=True)]
-    )
-
-
-@torch.no_grad()
-def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
-    """Set every atom to a random standardised window of ``images`` (then unit norm)."""
-    n, side = len(images), images.shape[1]
-    k, size = lca.atoms, lca.size
-    pick = rng.integers(0, n, size=k)
-    ys, xs = rng.integers(0, side - size + 1, size=(2, k))
-    windows = np.stack(
-        [images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)]
-    )
-    w, _, _ = lca.standardise(to_tensor(windows))
-    lca.dictionary.copy_(w.to(lca.dictionary))
-    lca.normalise()
 
 
 def latents(
@@ -210,21 +187,6 @@ def latents(
             out.append(z.to_sparse() if getattr(detector, "latent", False) else z)
             yield Progress(i + 1, len(data), {"phase": "latents"})
     return out
-
-
-def solver_summary(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """How far the LCA went over many codes: iterations (mean, max), the share that met the
-    tolerance, the largest last relative change and the mean share of zeros."""
-    iterations = np.array([r["iterations"] for r in reports], dtype=float)
-    return {
-        "codes": len(reports),
-        "iterations_mean": float(iterations.mean()),
-        "iterations_max": int(iterations.max()),
-        "converged": float(np.mean([bool(r["converged"]) for r in reports])),
-        "rel_change_max": float(max(r["rel_change"] for r in reports)),
-        "tol": float(reports[0]["tol"]),
-        "sparsity": float(np.mean([r["sparsity"] for r in reports])),
-    }
 
 
 def train_head(
@@ -269,8 +231,13 @@ def train_resnet(
     lr: float = 0.01,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    trajectory: list[np.ndarray] | None = None,
 ) -> Work[list[float]]:
-    """Seed 001's training: AdaDelta at lr 0.01, cross-entropy; returns per-epoch loss."""
+    """Seed 001's training: AdaDelta at lr 0.01, cross-entropy; returns per-epoch loss.
+
+    ``trajectory``, when given, receives the parameters (one flat float32 vector, in
+    ``parameters()`` order) before training and after every epoch: the path that seed 001's
+    PCA loss landscape (Fig. 2b) draws."""
     torch.manual_seed(seed)
     patches, labels = data.patch_labels()
     if len(np.unique(labels)) < 2:
@@ -283,12 +250,30 @@ def train_resnet(
         x, _, _ = _augment(to_tensor(patches.images[idx], device), rng)
         return F.cross_entropy(model(x), y_all[idx].to(device))
 
+    def keep(_epoch: int = -1) -> None:
+        if trajectory is not None:
+            trajectory.append(flat_parameters(model))
+
+    keep()
     opt = torch.optim.Adadelta(model.parameters(), lr=lr)
     losses = yield from _epochs(
-        len(patches), step, opt, epochs=epochs, batch=batch, rng=rng, phase="resnet"
+        len(patches),
+        step,
+        opt,
+        epochs=epochs,
+        batch=batch,
+        rng=rng,
+        phase="resnet",
+        after_epoch=keep,
     )
     model.eval()
     return losses
+
+
+def flat_parameters(model: torch.nn.Module) -> np.ndarray:
+    """Every parameter of ``model`` in one flat float32 vector (``parameters()`` order)."""
+    with torch.no_grad():
+        return torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()]).numpy()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,83 @@
+"""``cpadv reproduce``: every table and figure of the two papers into one report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from napari_cpadv.cli._common import DEVICE_HELP, _device, _drive, refused
+from napari_cpadv.errors import CpadvError
+
+WEIGHT_NAMES = ("dae", "sparse", "resnet18")
+
+
+def _weights(items: list[str] | None) -> dict[str, str]:
+    """``NAME=PATH`` pairs; a name that is no detector, or a missing file, is refused."""
+    from pathlib import Path
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or name not in WEIGHT_NAMES:
+            raise CpadvError(
+                None, f"--weights {item!r}: give NAME=PATH, NAME one of {', '.join(WEIGHT_NAMES)}"
+            )
+        if not Path(path).is_file():
+            raise CpadvError(path, "--weights: no such weights file")
+        out[name] = path
+    return out
+
+
+def _reproduce(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.reproduce.run import reproduce
+
+    papers = ("seed000", "seed001") if args.paper == "all" else (args.paper,)
+    data = None if args.data in (None, ["synthetic"]) else args.data
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    with refused(args.out):
+        return _drive(
+            reproduce(
+                papers,
+                args.out,
+                data=data,
+                quick=args.quick,
+                device=_device(args.device),
+                weights=_weights(args.weights),
+                seed=args.seed,
+                command="cpadv " + " ".join(argv),
+            ),
+            args.command,
+        )
+
+
+def add_parsers(sub: Any) -> None:
+    """This group's command."""
+    rp = sub.add_parser(
+        "reproduce",
+        help="both papers' tables and figures, beside their published numbers",
+        description="Train what is needed, run every experiment of the paper(s) and write "
+        "OUT/report.html, OUT/results.json and the figures (PNG, SVG). Finished steps are "
+        "kept: run the same command again to resume.",
+    )
+    rp.add_argument("paper", choices=("seed000", "seed001", "all"), help="which paper")
+    rp.add_argument("--out", required=True, help="the reproduction folder (resumable)")
+    rp.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        metavar="synthetic|PATH",
+        help="synthetic (default: painted with known truth), or a Camelyon16 folder (seed 000) "
+        "and/or a PanNuke folder (seed 001)",
+    )
+    rp.add_argument("--quick", action="store_true", help="small sizes: minutes on 2 CPU cores")
+    rp.add_argument("--device", default=None, help=DEVICE_HELP)
+    rp.add_argument(
+        "--weights",
+        nargs="+",
+        default=None,
+        metavar="NAME=PATH",
+        help="use these weights instead of training (dae, sparse, resnet18)",
+    )
+    rp.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    rp.set_defaults(run=_reproduce)

@@ -1,0 +1,70 @@
+"""``reproduce``: run every step of the papers asked for into one folder, then the report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from napari_cpadv.progress import Work, within
+
+PAPERS = ("seed000", "seed001")
+
+
+def reproduce(
+    papers: tuple[str, ...],
+    out: str | os.PathLike[str],
+    *,
+    data: list[str] | None = None,
+    quick: bool = False,
+    device: Any = "cpu",
+    weights: dict[str, str] | None = None,
+    seed: int = 0,
+    command: str | None = None,
+) -> Work[dict[str, Any]]:
+    """Reproduce ``papers`` into ``out``: finished steps kept, the rest run, the report
+    written (``report.html``, ``results.json``, figures). Returns the report's summary.
+
+    The papers and the data are checked at once, before the work starts (a ``ValueError``
+    or ``FormatError``); the work itself is the generator returned.
+    """
+    from napari_cpadv.reproduce import seed000, seed001
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.steps import Steps
+
+    unknown = [p for p in papers if p not in PAPERS]
+    if unknown:
+        raise ValueError(f"unknown paper {unknown[0]!r}: choose from {', '.join(PAPERS)}")
+    source = Source(data)
+    if not source.synthetic:
+        lacking = [
+            f"{p} needs a {kind} folder"
+            for p, kind, have in (
+                ("seed000", "Camelyon16", source.camelyon),
+                ("seed001", "PanNuke", source.pannuke),
+            )
+            if p in papers and have is None
+        ]
+        if lacking:
+            raise ValueError("; ".join(lacking) + " beside the one given to --data")
+    steps = Steps(Path(out))
+    parts: list[Any] = []
+    if "seed000" in papers:
+        sizes0 = seed000.QUICK if quick else seed000.FULL
+        parts += seed000.Seed000(
+            steps, source, sizes0, seed=seed, device=device, weights=weights
+        ).parts()
+    if "seed001" in papers:
+        sizes = seed001.QUICK if quick else seed001.FULL
+        w = (weights or {}).get("resnet18")
+        parts += seed001.Seed001(steps, source, sizes, seed=seed, device=device, weights=w).parts()
+    return _run(steps, parts, papers=papers, quick=quick, source=source, command=command)
+
+
+def _run(steps: Any, parts: list[Any], **report: Any) -> Work[dict[str, Any]]:
+    from napari_cpadv.reproduce.report import write_report
+    from napari_cpadv.reproduce.steps import plan
+
+    steps.out.mkdir(parents=True, exist_ok=True)
+    yield from within(plan(steps, parts), 0, 0.98)
+    return write_report(steps.out, steps, **report)

@@ -1,0 +1,108 @@
+"""A reproduction as resumable steps.
+
+Each step has a name, the inputs it depends on (its configuration and the fingerprints of
+the steps it reads) and a function that writes its files into a folder and returns a small
+JSON result. The step's fingerprint is the SHA-256 of its inputs in canonical JSON. A
+finished step leaves ``steps/NAME.json`` (fingerprint, inputs, result, time taken) and its
+folder ``NAME/``; a later run with the same fingerprint keeps both and skips the work, a
+changed input runs the step again. A step's folder is written beside its place and moved
+in when the step ends (``files.replacing``), so an interrupted step leaves nothing behind
+and the steps before it stay finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from napari_cpadv.progress import Progress, Work, within
+
+StepWork = Callable[[Path], Work[dict[str, Any]]]
+
+
+def fingerprint(inputs: dict[str, Any]) -> str:
+    """SHA-256 of ``inputs`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Steps:
+    """The finished and kept steps of one reproduction folder ``out``."""
+
+    out: Path
+    kept: list[str] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prints: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def record(self, name: str) -> Path:
+        return self.out / "steps" / f"{name}.json"
+
+    def folder(self, name: str) -> Path:
+        return self.out / name
+
+    def finished(self, name: str, print_: str) -> dict[str, Any] | None:
+        """The step's stored record when it finished with this fingerprint, else ``None``."""
+        path = self.record(name)
+        if not path.is_file() or not self.folder(name).is_dir():
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # unreadable: run the step again
+        return stored if stored.get("fingerprint") == print_ else None
+
+    def run(
+        self,
+        name: str,
+        inputs: dict[str, Any],
+        work: StepWork,
+        *,
+        after: tuple[str, ...] = (),
+    ) -> Work[dict[str, Any]]:
+        """Run step ``name`` (or keep its finished result); ``after``: the steps it reads,
+        whose fingerprints join its inputs. Returns the step's result."""
+        from napari_cpadv.files import replacing, write_json
+
+        full = {**inputs, "after": {a: self.prints[a] for a in after}}
+        print_ = fingerprint(full)
+        self.prints[name] = print_
+        stored = self.finished(name, print_)
+        if stored is not None:
+            self.kept.append(name)
+            self.results[name] = stored["result"]
+            self.seconds[name] = float(stored.get("seconds", 0.0))
+            yield Progress(1, 1, {"step": name, "kept": 1})
+            return stored["result"]
+        self.record(name).unlink(missing_ok=True)  # outdated: it no longer describes the folder
+        started = time.perf_counter()
+        with replacing(self.folder(name)) as tmp:
+            tmp.mkdir(parents=True)
+            result = yield from work(tmp)
+        seconds = time.perf_counter() - started
+        self.record(name).parent.mkdir(parents=True, exist_ok=True)
+        document = {"fingerprint": print_, "inputs": full, "result": result, "seconds": seconds}
+        write_json(self.record(name), document)
+        self.ran.append(name)
+        self.results[name] = result
+        self.seconds[name] = seconds
+        return result
+
+
+def plan(
+    steps: Steps, parts: list[tuple[str, float, Callable[[], Work[dict[str, Any]]]]]
+) -> Work[None]:
+    """Run ``parts`` (name, share of the bar, the step's work) in order as one bar."""
+    total = sum(share for _, share, _ in parts) or 1.0
+    start = 0.0
+    for name, share, make in parts:
+        end = start + share / total
+        yield from within(make(), start, end, step=name)
+        start = end
