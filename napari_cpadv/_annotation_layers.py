@@ -193,7 +193,8 @@ def _colours(values: Any, n: int) -> list[str | None]:
     if arr is None or arr.ndim != 2 or len(arr) < n:
         return [None] * n
     return [
-        "#{:02X}{:02X}{:02X}".format(*(round(255 * float(c)) for c in arr[i][:3])) for i in range(n)
+        "#{:02X}{:02X}{:02X}".format(*(round(255 * float(c)) for c in arr[i][:3]))
+        for i in range(n)
     ]
 
 

@@ -197,7 +197,9 @@ def holes_as_exclusions(annotations: Iterable[Annotation]) -> list[tuple[Annotat
         for h in a.holes:
             out.append(
                 (
-                    Annotation(h, cls="_2", color=DEFAULT_COLOURS["_2"], kind=a.kind, name=""),
+                    Annotation(
+                        h, cls="_2", color=DEFAULT_COLOURS["_2"], kind=a.kind, name=""
+                    ),
                     owner,
                 )
             )
