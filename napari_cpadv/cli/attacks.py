@@ -317,7 +317,12 @@ def _add_universal(sub: Any) -> None:
     un.add_argument("--budget", type=_positive_float, default=8.0, help=BUDGET_HELP)
     un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"), help=UNIT_HELP)
     un.add_argument("--epochs", type=POSITIVE, default=10, help="passes over the tiles")
-    un.add_argument("--batch", type=POSITIVE, default=16, help="tiles per SGD step")
+    un.add_argument(
+        "--batch",
+        type=POSITIVE,
+        default=1,
+        help="tiles per SGD step (1: seed 001, δ updated after each)",
+    )
     un.add_argument("--all-tiles", action="store_true", help="not only tumour tiles")
     un.add_argument("--seed", type=int, default=0, help="seed of the tile order")
     un.add_argument("--device", default=None, help=DEVICE_HELP)

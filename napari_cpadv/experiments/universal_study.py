@@ -53,13 +53,14 @@ def universal_study(
     *,
     positives: bool = True,
     device: Any = "cpu",
-    batch: int = 16,
+    batch: int = 1,
 ) -> Work[tuple[torch.Tensor, dict[str, Any]]]:
     """Learn one δ on the ``train`` tiles and score it on the ``held_out`` tiles (two
     ``models.train.TileSet``), against Gaussian noise of the same L2 norm.
 
     Success is counted on every scored image and, apart, on those the detector gets right
     when clean (a perturbation cannot take credit for the detector's own mistakes).
+    ``batch`` is 1 by default: seed 001 §2.2 updates δ after each training example.
     Returns δ ``(1, 3, S, S)`` and the report.
     """
     if spec.attack != "universal":

@@ -205,6 +205,7 @@ def test_cli_sweep_transfer_and_universal(small_slide, truth_xml, tile_folder, t
     assert d.shape == (64, 64, 3) and np.abs(d).max() <= 8 / 255 + 1e-6
     assert (tmp_path / "u" / "universal.png").stat().st_size > 0
     assert rep["budget"] == {"norm": "linf", "value": 8.0, "unit": "per_pixel"}
+    assert rep["batch"] == 1  # seed 001: δ updated after each example
 
 
 def test_cli_attack_universal_writes_one_delta_for_every_tile(small_slide, tmp_path, capsys):
