@@ -78,6 +78,8 @@ def transfer(
         "device": str(device),
         "norms": {name: crafted[name].norms for name in sources},
         "aucpr": _column(table, "aucpr") if labels is not None else None,
+        # Fig. 10's grey bar: a detector that calls every cell tumour scores the prevalence
+        "null_aucpr": float(labels.mean()) if labels is not None else None,
         "success": _column(table, "success_rate"),
         "warnings": warnings,
         "seconds": time.perf_counter() - started,

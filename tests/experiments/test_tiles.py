@@ -139,6 +139,11 @@ def test_transfer_matrix_has_clean_noise_and_attack_rows(dae, sparse, tiles):
     assert set(rep["aucpr"]["dae"]) == {"dae", "sparse"}
     assert set(rep["success"]) == set(rep["aucpr"])
     assert rep["aucpr"]["dae"]["dae"] <= rep["aucpr"]["clean"]["dae"]
+    # Fig. 10's null model: the tumour prevalence of the scored cells
+    assert rep["null_aucpr"] == pytest.approx(float(np.asarray(sub.labels).mean()))
+    keep: dict = {}
+    drive(transfer({"dae": dae, "sparse": sparse}, sub, {"dae": spec}, keep=keep))
+    assert set(keep) == {"clean", "noise (dae)", "dae"} and keep["dae"].shape == sub.x.shape
     with pytest.raises(ValueError, match="level-0 patches"):
         drive(transfer({"dae": dae, "resnet18": make("resnet18", width=4)}, sub, {"dae": spec}))
     with pytest.raises(ValueError, match="latent attack"):
