@@ -160,6 +160,14 @@ def _cell(value: Any) -> str:
     return html.escape(str(value)) if value is not None else ""
 
 
+def _difference(r: dict[str, Any]) -> str:
+    d = r["difference"]
+    if d is None:
+        return ""
+    counts = isinstance(r["published"], int) and isinstance(r["run"], int)
+    return f"{int(d):+d}" if counts else f"{d:+.3f}"
+
+
 def _verdict(passed: bool | None) -> str:
     if passed is None:
         return "n/a (nothing to compare)"
@@ -191,7 +199,7 @@ def to_html(document: dict[str, Any]) -> str:
                 _cell(r["item"]),
                 _cell(r["published"]),
                 _cell(r["run"]),
-                "" if r["difference"] is None else f"{r['difference']:+.3f}",
+                _difference(r),
                 _cell(r["reading"]),
             ]
             for r in sec["rows"]

@@ -57,6 +57,26 @@ def test_reproduce_all_quick_then_resume(tmp_path, capsys):
     assert "Table 1a accuracy (mean)" in html and "Fig. 10" in html and "Sanity checks" in html
     pairs = sorted((out / "seed001/study/pairs").glob("*_original.png"))
     assert len(pairs) == results["results"]["seed001/study"]["cases"] > 0
+    # §2.3: the pairs build seed 001's blinded study (each pair shown twice)
+    study = tmp_path / "study"
+    assert (
+        main(
+            [
+                "study",
+                "create",
+                str(out / "seed001/study/pairs"),
+                "--preset",
+                "seed001",
+                "--out",
+                str(study),
+                "--readers",
+                "r1",
+            ]
+        )
+        == 0
+    )
+    built = json.loads(capsys.readouterr().out)
+    assert built["cases"] == len(pairs) and built["presentations"] == 4 * len(pairs)
 
     # the same command again: every step kept, nothing run
     assert main(["reproduce", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
