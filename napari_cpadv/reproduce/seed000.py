@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_cpadv import __version__
 from napari_cpadv.progress import Work, within
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Seed000:
     ) -> None:
         self.steps, self.data, self.sizes = steps, data, sizes
         self.seed, self.device, self.weights = seed, device, weights or {}
-        self.common = {"sizes": asdict(sizes), "seed": seed}
+        self.common = {"sizes": asdict(sizes), "seed": seed, "version": __version__}
 
     def parts(self) -> list[tuple[str, float, Any]]:
         return [
@@ -158,7 +159,8 @@ class Seed000:
         from napari_cpadv.models import figures
         from napari_cpadv.models.data import load_tiles
 
-        dae, sparse = self.detector("dae"), self.detector("sparse")
+        # the pictures are drawn on the CPU, whatever device the run uses
+        dae, sparse = self.detector("dae").cpu(), self.detector("sparse").cpu()
         held = load_tiles(self.folders("holdout"))
         tile = held.images[int(np.argmax(held.tumour_cells))]
         pictures = figures.reconstructions(tile, dae=dae, sparse=sparse, seed=self.seed)

@@ -124,3 +124,52 @@ def test_reproduce_refuses_a_paper_without_its_dataset(tmp_path, capsys):
     )
     assert "seed000 needs a Camelyon16 folder" in err
     assert not (tmp_path / "r" / "steps").exists()  # refused before any work
+
+
+def _pannuke_folder(root, n_pos: int = 40, n_neg: int = 34):
+    """PanNuke's layout with painted breast patches: positives hold 6 neoplastic nuclei
+    (dark, large), negatives only inflammatory ones (small); a colon patch is left out."""
+    rng = np.random.default_rng(0)
+    n = n_pos + n_neg + 1
+    images = np.full((n, 256, 256, 3), (230.0, 190.0, 215.0)) + rng.normal(0, 6, (n, 256, 256, 3))
+    masks = np.zeros((n, 256, 256, 6), np.float32)
+    yy, xx = np.mgrid[:256, :256]
+    for i in range(n):
+        tumour = i < n_pos
+        for k in range(6):
+            cy, cx = rng.integers(40, 216, size=2)
+            r = 14 if tumour else 6
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+            images[i][disc] = (90, 40, 120) if tumour else (120, 80, 160)
+            masks[i, ..., 0 if tumour else 1][disc] = k + 1
+    types = np.array(["Breast"] * (n - 1) + ["Colon"])
+    fold = root / "Fold 1" / "images" / "fold1"
+    fold.mkdir(parents=True)
+    np.save(fold / "images.npy", np.clip(images, 0, 255))
+    np.save(fold / "types.npy", types)
+    (root / "Fold 1" / "masks" / "fold1").mkdir(parents=True)
+    np.save(root / "Fold 1" / "masks" / "fold1" / "masks.npy", masks)
+
+
+@pytest.mark.slow
+def test_reproduce_seed001_on_a_pannuke_folder(tmp_path, capsys):
+    _pannuke_folder(tmp_path / "pannuke")
+    out = tmp_path / "r"
+    argv = [
+        "reproduce",
+        "seed001",
+        "--quick",
+        "--out",
+        str(out),
+        "--data",
+        str(tmp_path / "pannuke"),
+    ]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    data = results["results"]["seed001/data"]
+    assert data["positive"] == 36 and data["negative"] == 30  # --quick's counts, chosen
+    assert data["source"] == f"PanNuke at {tmp_path / 'pannuke'}"
+    note = results["papers"]["seed001"]["note"]
+    assert "synthetic" not in note and "--quick" in note
+    assert results["results"]["seed001/table1a"]["accuracy"]["mean"] > 0.8  # an easy task
+    assert (out / "figures" / "seed001_fig4.png").is_file()
