@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 from napari_cpadv.annotations.raster import CELL, Grid, cell_grid
 from napari_cpadv.files import write_atomic
 from napari_cpadv.slide.slide import Slide
-from napari_cpadv.slide.tiles import tissue_tiles
+from napari_cpadv.slide.tiles import Tile, tissue_tiles
 from napari_cpadv.slide.tissue import tile_is_tissue
 
 INDEX = "index.csv"
@@ -81,39 +83,26 @@ def write_tile_dataset(
     index also counts the nuclei whose centres lie in each tile, and the tumour nuclei among
     them (seed 001's patch labels); without it both columns are -1.
     """
-    from napari_cpadv.annotations import read_annotations
-
-    if size % CELL:
-        raise ValueError(f"{slide.path}: tile size {size} is not a multiple of {CELL}")
-    anns = read_annotations(annotations) if annotations is not None else []
-    nuclei = read_nuclei(truth) if truth is not None else None
-    g0, g = slide.geometry[0], slide.geometry[level]
-    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
+    _check_size(slide, size)  # before any folder is made
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(exist_ok=True)
     rows = []
-    for t in tissue_tiles(slide, level=level, size=size, min_fraction=0.0):
-        if t.fraction == 0:
-            continue
-        pixels = slide.read_region(level, t.row, t.col, size, size)
-        if not tile_is_tissue(pixels):
-            continue
-        _, label = cell_grid(anns, grid.window(t.row, t.col, size, size))
-        stem = f"{t.row}_{t.col}"
-        write_atomic(out / "tiles" / f"{stem}.png", _png(pixels))
-        write_atomic(out / "masks" / f"{stem}.png", _png((label * 255).astype(np.uint8)))
+    for t in tissue_tile_records(slide, annotations, level=level, size=size, truth=truth):
+        stem = f"{t.tile.row}_{t.tile.col}"
+        write_atomic(out / "tiles" / f"{stem}.png", _png(t.pixels))
+        write_atomic(out / "masks" / f"{stem}.png", _png((t.label * 255).astype(np.uint8)))
         rows.append(
             (
                 f"tiles/{stem}.png",
                 f"masks/{stem}.png",
                 level,
-                t.row,
-                t.col,
-                t.x0,
-                t.y0,
+                t.tile.row,
+                t.tile.col,
+                t.tile.x0,
+                t.tile.y0,
                 size,
-                round(float(label.mean()), 6),
-                *_count(nuclei, t.x0, t.y0, size * grid.ds[1], size * grid.ds[0]),
+                t.tumour_cells,
+                *t.counts,
             )
         )
     text = io.StringIO()
@@ -128,6 +117,52 @@ def write_tile_dataset(
         "size": size,
         "tumour_tiles": sum(1 for r in rows if r[8] > 0),
     }
+
+
+@dataclass(frozen=True)
+class TileRecord:
+    """One tissue tile of a level: where it is, its pixels, its cell labels (one per cell
+    of 4 x 4 level pixels), the share of tumour cells, and its nuclei and tumour nuclei
+    (``-1`` without a truth file)."""
+
+    tile: Tile
+    pixels: np.ndarray
+    label: np.ndarray
+    tumour_cells: float
+    counts: tuple[int, int]
+
+
+def tissue_tile_records(
+    slide: Slide,
+    annotations: str | os.PathLike[str] | None,
+    *,
+    level: int,
+    size: int,
+    truth: str | os.PathLike[str] | None = None,
+) -> Iterator[TileRecord]:
+    """Every tile whose mean colour passes seed 000's hue rule, in row-major order, with its
+    cell labels: what ``write_tile_dataset`` writes and a streamed tile set indexes."""
+    from napari_cpadv.annotations import read_annotations
+
+    _check_size(slide, size)
+    anns = read_annotations(annotations) if annotations is not None else []
+    nuclei = read_nuclei(truth) if truth is not None else None
+    g0, g = slide.geometry[0], slide.geometry[level]
+    grid = Grid.of_level((g0.rows, g0.cols), (g.rows, g.cols))
+    for t in tissue_tiles(slide, level=level, size=size, min_fraction=0.0):
+        if t.fraction == 0:
+            continue
+        pixels = slide.read_region(level, t.row, t.col, size, size)
+        if not tile_is_tissue(pixels):
+            continue
+        _, label = cell_grid(anns, grid.window(t.row, t.col, size, size))
+        counts = _count(nuclei, t.x0, t.y0, size * grid.ds[1], size * grid.ds[0])
+        yield TileRecord(t, pixels, label, round(float(label.mean()), 6), counts)
+
+
+def _check_size(slide: Slide, size: int) -> None:
+    if size % CELL:
+        raise ValueError(f"{slide.path}: tile size {size} is not a multiple of {CELL}")
 
 
 def _count(

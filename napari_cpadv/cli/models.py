@@ -29,7 +29,7 @@ def _hyper(args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.models import weights
-    from napari_cpadv.models.train import Schedule, fit
+    from napari_cpadv.models.fit import Schedule, fit
 
     device = _device(args.device)
     defaults = Schedule()
@@ -42,8 +42,10 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         lr=args.lr,
         head_lr=args.head_lr,
         dictionary_iterations=args.dict_iterations,
+        loader_workers=args.loader_workers,
     )
-    with refused(args.data[0]):
+    streamed = _streamed(args)
+    with refused(args.data[0] if args.data else args.slides[0]):
         detector, record = _drive(
             fit(
                 args.detector,
@@ -53,6 +55,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
                 holdout=args.holdout or (),
                 seed=args.seed,
                 device=device,
+                streamed=streamed,
             ),
             args.command,
         )
@@ -61,6 +64,41 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     record["training"]["device"] = str(device)
     out = weights.save(detector, args.out, **record)
     return {"weights": str(out), "detector": args.detector, **record}
+
+
+def _sources(slides: list[str], annotations: list[str] | None, truth: list[str] | None) -> Any:
+    from napari_cpadv.annotations.stream import SlideData
+
+    for flag, given in (("--annotations", annotations), ("--truth", truth)):
+        if given is not None and len(given) != len(slides):
+            raise CpadvError(None, f"{flag}: one per slide ({len(given)} for {len(slides)})")
+    return [
+        SlideData(s, annotations[k] if annotations else None, truth[k] if truth else None)
+        for k, s in enumerate(slides)
+    ]
+
+
+def _streamed(args: argparse.Namespace) -> Any:
+    """Tiles streamed from ``--slides`` (indexed now, read while training), or ``None``
+    for ``cpadv tiles`` folders; exactly one of the two is given."""
+    from napari_cpadv.models.data import stream_tiles
+    from napari_cpadv.models.fit import Streamed
+
+    if bool(args.data) == bool(args.slides):
+        raise CpadvError(None, "give `cpadv tiles` folders or --slides, one of the two")
+    if not args.slides:
+        return None
+    if args.level is None or args.tile is None:
+        raise CpadvError(args.slides[0], "--slides needs --level and --tile (the tiles to cut)")
+    cut = {"level": args.level, "size": args.tile}
+    with refused(args.slides[0]):
+        found = _sources(args.slides, args.annotations, args.truth)
+        tiles = _drive(stream_tiles(found, **cut), "train (index)")
+        held = None
+        if args.holdout_slides:
+            found = _sources(args.holdout_slides, args.holdout_annotations, args.holdout_truth)
+            held = _drive(stream_tiles(found, **cut), "train (index)")
+    return Streamed(tiles, list(args.slides), args.level, held, args.holdout_slides)
 
 
 def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,7 +207,20 @@ def _figures(args: argparse.Namespace) -> dict[str, Any]:
 def _add_train(sub: Any) -> None:
     train = sub.add_parser("train", help="train a detector on `cpadv tiles` folders")
     train.add_argument("detector", choices=DETECTORS, help="what to train")
-    train.add_argument("data", nargs="+", help="`cpadv tiles` folders")
+    train.add_argument("data", nargs="*", help="`cpadv tiles` folders (or --slides)")
+    train.add_argument(
+        "--slides", nargs="+", default=None, help="slides to stream tiles from (no PNG files)"
+    )
+    train.add_argument("--annotations", nargs="+", default=None, help="--slides' annotations")
+    train.add_argument("--truth", nargs="+", default=None, help="--slides' synthetic truth")
+    train.add_argument("--level", type=int, default=None, help="--slides: the level to cut")
+    train.add_argument("--tile", type=POSITIVE, default=None, help="--slides: tile side, pixels")
+    train.add_argument("--holdout-slides", nargs="+", default=None, help="slides to score on")
+    train.add_argument("--holdout-annotations", nargs="+", default=None, help="their annotations")
+    train.add_argument("--holdout-truth", nargs="+", default=None, help="their synthetic truth")
+    train.add_argument(
+        "--loader-workers", type=int, default=0, help="--slides: processes reading ahead (0)"
+    )
     train.add_argument("--out", required=True, help="NAME.safetensors (NAME.json beside it)")
     train.add_argument("--holdout", nargs="*", help="tile folders to score after training")
     train.add_argument("--seed", type=int, default=0, help="seed of every random choice")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -17,20 +17,23 @@ import torch
 from napari_cpadv.device import to_tensor
 from napari_cpadv.errors import FormatError
 from napari_cpadv.models.detector import Detector
+from napari_cpadv.progress import Work
 
 POSITIVE_NUCLEI = 5  # seed 001: a patch with at least 5 tumour nuclei is positive
 
 
 @dataclass(frozen=True)
 class TileSet:
-    """Tiles and their cell masks, in memory.
+    """Tiles and their cell masks.
 
-    ``images`` ``(N, S, S, 3)`` uint8; ``masks`` ``(N, S/4, S/4)`` bool; ``tumour_cells``
-    the fraction of tumour cells per tile; ``nuclei`` and ``tumour_nuclei`` counts (-1 when
-    the folder was written without a truth file); ``names`` ``folder/tile`` for reports.
+    ``images`` ``(N, S, S, 3)`` uint8, in memory (``load_tiles``) or read from the slides
+    on demand (``annotations.stream.SlideTiles``, from ``stream_tiles``); ``masks``
+    ``(N, S/4, S/4)`` bool; ``tumour_cells`` the fraction of tumour cells per tile;
+    ``nuclei`` and ``tumour_nuclei`` counts (-1 when written without a truth file);
+    ``names`` ``folder/tile`` for reports.
     """
 
-    images: np.ndarray
+    images: Any  # np.ndarray or annotations.stream.SlideTiles: both index like arrays
     masks: np.ndarray
     tumour_cells: np.ndarray
     nuclei: np.ndarray
@@ -42,8 +45,9 @@ class TileSet:
 
     def subset(self, keep: np.ndarray) -> TileSet:
         keep = np.asarray(keep)
+        select = getattr(self.images, "select", None)  # streamed tiles stay unread
         return TileSet(
-            self.images[keep],
+            self.images[keep] if select is None else select(keep),
             self.masks[keep],
             self.tumour_cells[keep],
             self.nuclei[keep],
@@ -99,6 +103,56 @@ def load_tiles(folders: Sequence[str | os.PathLike[str]]) -> TileSet:
         np.asarray(tnuc),
         tuple(names),
     )
+
+
+def stream_tiles(sources: Sequence[Any], *, level: int, size: int) -> Work[TileSet]:
+    """Tiles of slides (``annotations.stream.SlideData``) indexed once, read on demand:
+    ``cpadv tiles``'s tiles and labels without writing a file."""
+    from napari_cpadv.annotations.stream import index_slides
+
+    found = yield from index_slides(sources, level=level, size=size)
+    return TileSet(**found)
+
+
+def batch_images(
+    images: Any, batches: Sequence[np.ndarray], *, workers: int = 0
+) -> Iterator[np.ndarray]:
+    """The pixels of each batch of ``batches`` in turn, ``(B, S, S, 3)`` uint8.
+
+    In-memory images are sliced; streamed ones (``SlideTiles``) are read by a torch
+    ``DataLoader`` with ``workers`` processes reading ahead (0: read in this process).
+    """
+    from napari_cpadv.annotations.stream import SlideTiles
+
+    if not isinstance(images, SlideTiles) or workers == 0:
+        for idx in batches:
+            yield np.asarray(images[idx])
+        return
+    import multiprocessing
+
+    from torch.utils.data import DataLoader
+
+    # Not fork: a process forked while torch's and the slide cache's threads hold locks can
+    # hang in its first read (seen here). A fork server (or spawn) starts workers clean;
+    # each opens its own slides (SlideTiles drops its handles when pickled).
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    loader: Any = DataLoader(
+        cast(Any, images),  # a map-style dataset: len and integer indexing
+        batch_sampler=[list(map(int, b)) for b in batches],
+        num_workers=workers,
+        collate_fn=_stack,
+        multiprocessing_context=context,
+        # its workers' seed from a generator of its own: the global torch generator (the
+        # model's dropout) draws the same numbers with and without workers
+        generator=torch.Generator().manual_seed(0),
+    )
+    yield from loader
+
+
+def _stack(tiles: list[np.ndarray]) -> np.ndarray:
+    """A batch from a worker (a module-level function: it is pickled to the workers)."""
+    return np.stack(tiles)
 
 
 @torch.no_grad()

@@ -336,7 +336,7 @@ class LCA(nn.Module):
 
 
 def windows(
-    images: np.ndarray, among: np.ndarray, batch: int, crop: int, rng: np.random.Generator
+    images: Any, among: np.ndarray, batch: int, crop: int, rng: np.random.Generator
 ) -> np.ndarray:
     """``batch`` random ``crop`` x ``crop`` windows of the tiles ``among``."""
     side = images.shape[1]
@@ -349,11 +349,12 @@ def windows(
 
 
 @torch.no_grad()
-def seed_atoms(lca: Any, images: np.ndarray, rng: np.random.Generator) -> None:
-    """Set every atom to a random standardised window of ``images`` (then unit norm)."""
-    n, side = len(images), images.shape[1]
+def seed_atoms(lca: Any, images: Any, among: np.ndarray, rng: np.random.Generator) -> None:
+    """Set every atom to a random standardised window of the tiles ``among`` of ``images``
+    (then unit norm); only the tiles picked are read."""
+    n, side = len(among), images.shape[1]
     k, size = lca.atoms, lca.size
-    pick = rng.integers(0, n, size=k)
+    pick = among[rng.integers(0, n, size=k)]
     ys, xs = rng.integers(0, side - size + 1, size=(2, k))
     picked = np.stack(
         [images[i, y : y + size, x : x + size] for i, y, x in zip(pick, ys, xs, strict=True)]

@@ -14,9 +14,7 @@ stops cleanly at the next yield when the generator is closed.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,10 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from napari_cpadv.device import to_tensor
-from napari_cpadv.files import provenance
-from napari_cpadv.models.data import TileSet, holdout_metrics, load_tiles, tiles_level
+from napari_cpadv.models.data import (
+    TileSet,
+    batch_images,
+)
 from napari_cpadv.models.detector import Detector
-from napari_cpadv.models.lca import seed_atoms, solver_summary, windows
+from napari_cpadv.models.lca import seed_atoms, windows
 
 if TYPE_CHECKING:
     from napari_cpadv.models.dae import DaeDetector
@@ -54,7 +54,7 @@ def _redo(y: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
 
 def _epochs(
     n: int,
-    step: Callable[[np.ndarray], torch.Tensor],
+    step: Callable[[np.ndarray, np.ndarray | None], torch.Tensor],
     optimiser: torch.optim.Optimizer,
     *,
     epochs: int,
@@ -62,16 +62,21 @@ def _epochs(
     rng: np.random.Generator,
     phase: str,
     after_epoch: Callable[[int], None] | None = None,
+    images: Any = None,
+    workers: int = 0,
 ) -> Work[list[float]]:
-    """The shared loop: shuffled batches of ``n`` items, ``step(indices)`` gives the loss to
-    minimise; yields after every batch, calls ``after_epoch(epoch)`` after every epoch,
-    returns the mean loss of every epoch."""
+    """The shared loop: shuffled batches of ``n`` items, ``step(indices, pixels)`` gives the
+    loss to minimise (``pixels`` the batch's ``images``, read ahead by ``workers`` when they
+    are streamed; ``None`` without images); yields after every batch, calls
+    ``after_epoch(epoch)`` after every epoch, returns the mean loss of every epoch."""
     losses: list[float] = []
     total, done = epochs * -(-n // batch), 0
     for epoch in range(epochs):
         running = []
-        for idx in _batches(n, batch, rng):
-            loss = step(idx)
+        order = _batches(n, batch, rng)
+        pixels = batch_images(images, order, workers=workers) if images is not None else None
+        for idx in order:
+            loss = step(idx, None if pixels is None else next(pixels))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -94,20 +99,30 @@ def train_dae(
     noise: float = 0.1,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    workers: int = 0,
 ) -> Work[list[float]]:
-    """Train ``detector.autoencoder`` to denoise; returns the mean loss of every epoch."""
+    """Train ``detector.autoencoder`` to denoise; returns the mean loss of every epoch
+    (``workers``: processes reading streamed tiles ahead)."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     model = detector.autoencoder.to(device).train()
 
-    def step(idx: np.ndarray) -> torch.Tensor:
-        clean, _, _ = _augment(to_tensor(data.images[idx], device), rng)
+    def step(_idx: np.ndarray, pixels: Any) -> torch.Tensor:
+        clean, _, _ = _augment(to_tensor(pixels, device), rng)
         noisy = clean + noise * torch.randn(clean.shape, generator=gen, device=device)
         return F.mse_loss(model(noisy), clean)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = yield from _epochs(
-        len(data), step, opt, epochs=epochs, batch=batch, rng=rng, phase="autoencoder"
+        len(data),
+        step,
+        opt,
+        epochs=epochs,
+        batch=batch,
+        rng=rng,
+        phase="autoencoder",
+        images=data.images,
+        workers=workers,
     )
     model.eval()
     return losses
@@ -145,9 +160,13 @@ def train_dictionary(
     per_epoch = max(1, free.size * (side // crop) ** 2 // batch)
     total = max(1, round(epochs * per_epoch))
     if init_from_data:
-        seed_atoms(lca, data.images[free], rng)
-    with torch.no_grad():
-        _, mean, std = lca.standardise(to_tensor(data.images))
+        seed_atoms(lca, data.images, free, rng)
+    with torch.no_grad():  # the tiles' mean colour statistics, a batch at a time
+        stats = [
+            lca.standardise(to_tensor(data.images[i : i + 64]))[1:] for i in range(0, len(data), 64)
+        ]
+        mean = torch.cat([m.flatten() for m, _ in stats])
+        std = torch.cat([s.flatten() for _, s in stats])
         detector.data_mean.fill_(float(mean.mean()))
         detector.data_std.fill_(float(std.mean()))
     opt = torch.optim.Adam([lca.dictionary], lr=lr)
@@ -208,7 +227,7 @@ def train_head(
     head = detector.head.to(device).train()
     masks = torch.from_numpy(data.masks).float()
 
-    def step(idx: np.ndarray) -> torch.Tensor:
+    def step(idx: np.ndarray, _: Any) -> torch.Tensor:
         z = torch.stack([z_all[i].to_dense() if z_all[i].is_sparse else z_all[i] for i in idx])
         z, k, flip = _augment(z.to(device), rng)
         target = _redo(masks[idx].to(device), k, flip)
@@ -232,6 +251,7 @@ def train_resnet(
     seed: int = 0,
     device: torch.device | str = "cpu",
     trajectory: list[np.ndarray] | None = None,
+    workers: int = 0,
 ) -> Work[list[float]]:
     """Seed 001's training: AdaDelta at lr 0.01, cross-entropy; returns per-epoch loss.
 
@@ -246,8 +266,8 @@ def train_resnet(
     model = detector.to(device).train()
     y_all = torch.from_numpy(labels)
 
-    def step(idx: np.ndarray) -> torch.Tensor:
-        x, _, _ = _augment(to_tensor(patches.images[idx], device), rng)
+    def step(idx: np.ndarray, pixels: Any) -> torch.Tensor:
+        x, _, _ = _augment(to_tensor(pixels, device), rng)
         return F.cross_entropy(model(x), y_all[idx].to(device))
 
     def keep(_epoch: int = -1) -> None:
@@ -265,6 +285,8 @@ def train_resnet(
         rng=rng,
         phase="resnet",
         after_epoch=keep,
+        images=patches.images,
+        workers=workers,
     )
     model.eval()
     return losses
@@ -274,111 +296,3 @@ def flat_parameters(model: torch.nn.Module) -> np.ndarray:
     """Every parameter of ``model`` in one flat float32 vector (``parameters()`` order)."""
     with torch.no_grad():
         return torch.cat([p.detach().reshape(-1).cpu() for p in model.parameters()]).numpy()
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """How long each phase trains (the paper's values by default).
-
-    ``autoencoder`` epochs of the DAE (4), ``dictionary`` epochs of the LCA (1.4),
-    ``head`` epochs of a cell head (10), ``resnet`` epochs (25); ``batch`` and ``lr`` of the
-    head and DAE (the ResNet keeps seed 001's AdaDelta lr 0.01); ``dictionary_iterations``
-    a fixed number of LCA iterations per dictionary-learning step (``None``: the coder's
-    own cap and tolerance, i.e. converged codes).
-    """
-
-    autoencoder: int = 4
-    dictionary: float = 1.4
-    head: int = 10
-    resnet: int = 25
-    batch: int = 8
-    lr: float = 1e-3
-    head_lr: float = 1e-3
-    dictionary_iterations: int | None = None
-
-
-# Each detector's training phases in order, with the share of the run's bar each phase
-# ends at (an estimate of its cost): the autoencoder, or the dictionary, then the head.
-PHASES: dict[str, tuple[tuple[str, float], ...]] = {
-    "dae": (("autoencoder", 0.8), ("head", 1.0)),
-    "sparse": (("dictionary", 0.5), ("head", 1.0)),
-    "resnet18": (("resnet", 1.0),),
-}
-
-
-def _phase(
-    phase: str,
-    detector: Any,  # the class the phase trains: PHASES pairs them
-    data: TileSet,
-    s: Schedule,
-    seed: int,
-    device: torch.device | str,
-    reports: list[dict[str, Any]],
-) -> Work[list[float]]:
-    """One training phase with the schedule's epochs, batch and rate."""
-    common: dict[str, Any] = {"seed": seed, "device": device}
-    if phase == "autoencoder":
-        return train_dae(detector, data, epochs=s.autoencoder, batch=s.batch, lr=s.lr, **common)
-    if phase == "dictionary":
-        return train_dictionary(
-            detector,
-            data,
-            epochs=s.dictionary,
-            batch=s.batch,
-            iterations=s.dictionary_iterations,
-            **common,
-        )
-    if phase == "head":
-        return train_head(
-            detector, data, epochs=s.head, batch=s.batch, lr=s.head_lr, reports=reports, **common
-        )
-    return train_resnet(detector, data, epochs=s.resnet, **common)
-
-
-def fit(
-    name: str,
-    folders: Sequence[str | os.PathLike[str]],
-    *,
-    hyper: dict[str, Any] | None = None,
-    schedule: Schedule = Schedule(),
-    holdout: Sequence[str | os.PathLike[str]] = (),
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-) -> Work[tuple[Any, dict[str, Any]]]:
-    """Train detector ``name`` from ``cpadv tiles`` folders, every phase in order.
-
-    Returns ``(detector, record)`` where ``record`` holds the losses, the data folders, the
-    seed and, when ``holdout`` folders are given, the held-out metrics.
-    """
-    from napari_cpadv.models.detector import make
-
-    code = provenance()  # the code as training starts
-    torch.manual_seed(seed)
-    detector = make(name, **(hyper or {}))
-    data = load_tiles(folders)
-    losses: dict[str, list[float]] = {}
-    reports: list[dict[str, Any]] = []
-    start = 0.0
-    for phase, end in PHASES[name]:  # one monotone bar over the phases
-        work = _phase(phase, detector, data, schedule, seed, device, reports)
-        losses[phase] = yield from within(work, start, end)
-        start = end
-    record: dict[str, Any] = {
-        "data": [str(f) for f in folders],
-        "level": tiles_level(folders[0]),
-        "tiles": len(data),
-        "seed": seed,
-        "schedule": schedule.__dict__,
-        "final_loss": {k: v[-1] for k, v in losses.items() if v},
-        "code": code,
-    }
-    if reports:  # the sparse coder: how far LCA went on the codes the head learnt from
-        record["lca"] = solver_summary(reports)
-    metrics: dict[str, Any] = {}
-    if holdout:
-        metrics = {
-            "holdout": [str(f) for f in holdout],
-            **holdout_metrics(detector, load_tiles(holdout), device=device),
-        }
-    detector.to("cpu").eval()
-    return detector, {"training": record, "metrics": metrics}

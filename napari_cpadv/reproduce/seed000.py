@@ -114,7 +114,7 @@ class Seed000:
     def _train(self, folder: Path, name: str) -> Work[dict[str, Any]]:
         from napari_cpadv.models import weights as W
         from napari_cpadv.models.data import holdout_metrics, load_tiles
-        from napari_cpadv.models.train import Schedule, fit
+        from napari_cpadv.models.fit import Schedule, fit
 
         s = self.sizes
         if name in self.weights:

@@ -173,3 +173,30 @@ def test_reproduce_seed001_on_a_pannuke_folder(tmp_path, capsys):
     assert "synthetic" not in note and "--quick" in note
     assert results["results"]["seed001/table1a"]["accuracy"]["mean"] > 0.8  # an easy task
     assert (out / "figures" / "seed001_fig4.png").is_file()
+
+
+@pytest.mark.slow
+def test_reproduce_seed000_on_a_camelyon16_folder(tmp_path, capsys, slide_factory):
+    """Camelyon16's layout with painted slides: tumour slides with ASAP annotations, a
+    normal slide, and tumor_110 held out."""
+    from napari_cpadv.annotations import Annotation, write_annotations
+
+    root = tmp_path / "camelyon16"
+    for sub in ("training/tumor", "training/normal", "lesion_annotations"):
+        (root / sub).mkdir(parents=True)
+    for k, name in enumerate(("tumor_001", "tumor_110", "normal_001")):
+        truth = slide_factory(name, shape=(2048, 2048), seed=40 + k, tile=512)
+        kind = "normal" if name.startswith("normal") else "tumor"
+        (root / "training" / kind / f"{name}.tif").symlink_to(truth.path)
+        if kind == "tumor":
+            anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
+            write_annotations(anns, root / "lesion_annotations" / f"{name}.xml")
+    out = tmp_path / "r"
+    assert main(["reproduce", "seed000", "--quick", "--out", str(out), "--data", str(root)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    data = results["results"]["seed000/data"]
+    assert data["holdout_slide"] == str(root / "training/tumor/tumor_110.tif")
+    assert sorted(data["train"]) == ["tiles_normal_001", "tiles_tumor_001"]
+    assert "synthetic" not in results["papers"]["seed000"]["note"]
+    assert results["results"]["seed000/fig10"]["aucpr"]["clean"]["dae"] > 0
+    assert (out / "figures" / "seed000_fig10.png").is_file()

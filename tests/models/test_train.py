@@ -8,9 +8,8 @@ import torch
 
 from napari_cpadv.models.data import load_tiles
 from napari_cpadv.models.detector import make
+from napari_cpadv.models.fit import Schedule, fit
 from napari_cpadv.models.train import (
-    Schedule,
-    fit,
     train_dae,
     train_dictionary,
     train_head,
