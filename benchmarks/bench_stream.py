@@ -1,0 +1,87 @@
+"""Training streamed from slides (issue 18, item 4): tiles per second the loader delivers
+against the tiles per second the model's training step consumes, side by side in one run.
+
+Data: one of `make weights`' synthetic training slides (build/weights-data/slide11.tif,
+8,192 x 8,192, level 2, 128-pixel tiles: the shipped DAE's setting) indexed by
+`stream_tiles`; the loader is `models.data.batch_images` with 0, 1 and 2 worker processes
+over shuffled batches of 8; the step is the DAE's training step (noise, forward, MSE,
+backward, Adam) on batches of 8 already in memory. The loader keeps up when its rate is
+at least the step's. Prints one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "build" / "weights-data"
+
+
+def _rate(batches: int, batch: int, seconds: float) -> float:
+    return batches * batch / seconds
+
+
+def main() -> None:
+    from napari_cpadv.annotations.stream import SlideData
+    from napari_cpadv.device import to_tensor
+    from napari_cpadv.models.data import batch_images, stream_tiles
+    from napari_cpadv.models.detector import make
+    from napari_cpadv.progress import drive
+
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                f"torch {torch.__version__}",
+                "date": time.strftime("%Y-%m-%d"),
+                "commit": commit,
+            }
+        ),
+        flush=True,
+    )
+    src = SlideData(str(DATA / "slide11.tif"), str(DATA / "slide11.xml"))
+    t0 = time.perf_counter()
+    data = drive(stream_tiles([src], level=2, size=128))
+    print(json.dumps({"index": {"tiles": len(data), "seconds": time.perf_counter() - t0}}))
+    rng = np.random.default_rng(0)
+    batch, n = 8, 40
+    batches = [rng.choice(len(data), batch, replace=False) for _ in range(n)]
+    for workers in (0, 1, 2):  # the workers' start (a fork server, imports) apart
+        t = time.perf_counter()
+        first = 0.0
+        for _ in batch_images(data.images, batches, workers=workers):
+            first = first or time.perf_counter()
+        end = time.perf_counter()
+        row = {
+            "workers": workers,
+            "first_batch_s": first - t,
+            "tiles_per_s": _rate(n - 1, batch, end - first),
+        }
+        print(json.dumps({"loader": row}), flush=True)
+    model = make("dae").autoencoder.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    pixels = [to_tensor(data.images[b]) for b in batches[:10]]  # read before timing
+    t = time.perf_counter()
+    for x in pixels:
+        loss = torch.nn.functional.mse_loss(model(x + 0.1 * torch.randn_like(x)), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    rate = _rate(len(pixels), batch, time.perf_counter() - t)
+    print(json.dumps({"dae_step": {"tiles_per_s": rate}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
