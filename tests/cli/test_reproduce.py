@@ -185,7 +185,7 @@ def test_reproduce_seed000_on_a_camelyon16_folder(tmp_path, capsys, slide_factor
     for sub in ("training/tumor", "training/normal", "lesion_annotations"):
         (root / sub).mkdir(parents=True)
     for k, name in enumerate(("tumor_001", "tumor_110", "normal_001")):
-        truth = slide_factory(name, shape=(2048, 2048), seed=40 + k, tile=512)
+        truth = slide_factory(name, shape=(2048, 2048), seed=40 + k, downsamples=(1, 2, 4))
         kind = "normal" if name.startswith("normal") else "tumor"
         (root / "training" / kind / f"{name}.tif").symlink_to(truth.path)
         if kind == "tumor":
