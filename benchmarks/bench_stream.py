@@ -1,11 +1,12 @@
 """Training streamed from slides (issue 18, item 4): tiles per second the loader delivers
 against the tiles per second the model's training step consumes, side by side in one run.
 
-Data: one of `make weights`' synthetic training slides (build/weights-data/slide11.tif,
+Data: `make weights`' five synthetic training slides (build/weights-data/slide11-15.tif,
 8,192 x 8,192, level 2, 128-pixel tiles: the shipped DAE's setting) indexed by
-`stream_tiles`; the loader is `models.data.batch_images` with 0, 1 and 2 worker processes
-over shuffled batches of 8; the step is the DAE's training step (noise, forward, MSE,
-backward, Adam) on batches of 8 already in memory. The loader keeps up when its rate is
+`stream_tiles` (which reads every tile once, so this process's tile cache is warm and the
+workers' are cold); the loader is `models.data.batch_images` with 0, 1 and 2 worker
+processes over one shuffled pass in batches of 8; the step is the DAE's training step
+(noise, forward, MSE, backward, Adam) on batches of 8 already in memory. The loader keeps up when its rate is
 at least the step's. Prints one JSON object a line.
 """
 
@@ -51,13 +52,16 @@ def main() -> None:
         ),
         flush=True,
     )
-    src = SlideData(str(DATA / "slide11.tif"), str(DATA / "slide11.xml"))
+    srcs = [
+        SlideData(str(DATA / f"slide{k}.tif"), str(DATA / f"slide{k}.xml")) for k in range(11, 16)
+    ]
     t0 = time.perf_counter()
-    data = drive(stream_tiles([src], level=2, size=128))
+    data = drive(stream_tiles(srcs, level=2, size=128))
     print(json.dumps({"index": {"tiles": len(data), "seconds": time.perf_counter() - t0}}))
     rng = np.random.default_rng(0)
-    batch, n = 8, 40
-    batches = [rng.choice(len(data), batch, replace=False) for _ in range(n)]
+    batch = 8  # one shuffled pass over every tile, as an epoch reads them
+    batches = np.array_split(rng.permutation(len(data)), len(data) // batch)
+    n = len(batches)
     for workers in (0, 1, 2):  # the workers' start (a fork server, imports) apart
         t = time.perf_counter()
         first = 0.0
