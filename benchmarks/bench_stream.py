@@ -6,8 +6,8 @@ Data: `make weights`' five synthetic training slides (build/weights-data/slide11
 `stream_tiles` (which reads every tile once, so this process's tile cache is warm and the
 workers' are cold); the loader is `models.data.batch_images` with 0, 1 and 2 worker
 processes over one shuffled pass in batches of 8; the step is the DAE's training step
-(noise, forward, MSE, backward, Adam) on batches of 8 already in memory. The loader keeps up when its rate is
-at least the step's. Prints one JSON object a line.
+(noise, forward, MSE, backward, Adam) on batches of 8 already in memory. The loader
+keeps up when its rate is at least the step's. Prints one JSON object a line.
 """
 
 from __future__ import annotations
