@@ -58,8 +58,4 @@ def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.T
     import torch
 
     t = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    # Contiguous NCHW, not the channels-last strides a bare permute leaves: torch 2.13's CPU
-    # convolution backward crashes the process (double free) on channels-last input to a
-    # ResNet-18 eight channels wide (seed 001's quick reproduction), and every caller
-    # expects the ordinary layout anyway.
-    return t.permute(0, 3, 1, 2).contiguous().float().div_(255)
+    return t.permute(0, 3, 1, 2).float().div_(255)

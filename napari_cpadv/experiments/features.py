@@ -145,25 +145,11 @@ def _attacked(
     seed: int,
     batch: int,
 ) -> Work[tuple[torch.Tensor, torch.Tensor]]:
-    """PGD (seed 001's constraint) on every patch against its predicted class: the attacked
-    patches it flipped, and which those were."""
-    from napari_cpadv.attacks.objectives import subset
-    from napari_cpadv.attacks.pgd import pgd
+    """Every patch attacked against its predicted class: the patches it flipped, and which
+    those were."""
+    from napari_cpadv.experiments.norms import pgd_in_batches
 
-    adversarial, flipped = [], []
-    for i in range(0, len(x), batch):
-        idx = torch.arange(i, min(i + batch, len(x)))
-        work = pgd(
-            detector,
-            x[idx],
-            subset(objective, idx),
-            budget=budget,
-            steps=steps,
-            constraint="seed001",
-            seed=seed,
-        )
-        res = yield from within(work, i / len(x), (i + len(idx)) / len(x))
-        adversarial.append((x[idx] + res.delta).clamp(0, 1))
-        flipped.append(res.success.cpu())
-    done = torch.cat(flipped)
-    return torch.cat(adversarial)[done], done
+    delta, done = yield from pgd_in_batches(
+        detector, x, objective, budget=budget, steps=steps, seed=seed, batch=batch
+    )
+    return (x + delta).clamp(0, 1)[done.to(x.device)], done

@@ -116,6 +116,39 @@ def _panel(
     return {"unit": UNITS[norm], "rows": rows, "checks": checks}
 
 
+def pgd_in_batches(
+    detector: Detector,
+    x: torch.Tensor,
+    objective: Any,
+    *,
+    budget: Budget,
+    steps: int,
+    seed: int,
+    batch: int,
+) -> Work[tuple[torch.Tensor, torch.Tensor]]:
+    """PGD with seed 001's constraint over ``x`` in batches: the float δ and the success of
+    every image (on the CPU)."""
+    from napari_cpadv.attacks.objectives import subset
+    from napari_cpadv.attacks.pgd import pgd
+
+    deltas, success = [], []
+    for i in range(0, len(x), batch):
+        idx = torch.arange(i, min(i + batch, len(x)))
+        work = pgd(
+            detector,
+            x[idx],
+            subset(objective, idx),
+            budget=budget,
+            steps=steps,
+            constraint="seed001",
+            seed=seed,
+        )
+        res = yield from within(work, i / len(x), (i + len(idx)) / len(x))
+        deltas.append(res.delta)
+        success.append(res.success.cpu())
+    return torch.cat(deltas), torch.cat(success)
+
+
 def _attack(
     detector: Detector,
     x: torch.Tensor,
@@ -125,41 +158,23 @@ def _attack(
     seed: int,
     batch: int,
 ) -> Work[dict[str, Any]]:
-    """PGD with seed 001's constraint over ``x`` in batches: success float and 8-bit, norms."""
+    """``pgd_in_batches`` scored: success of the float δ and of the image saved in 8 bits,
+    the achieved norms (and δ, for the checks; dropped from the report)."""
     from napari_cpadv.attacks.base import quantise
-    from napari_cpadv.attacks.objectives import logits_of, subset
-    from napari_cpadv.attacks.pgd import pgd
-
-    deltas, success = [], []
-    for i in range(0, len(x), batch):
-        idx = torch.arange(i, min(i + batch, len(x)))
-        res = yield from within(
-            pgd(
-                detector,
-                x[idx],
-                subset(objective, idx),
-                budget=budget,
-                steps=steps,
-                constraint="seed001",
-                seed=seed,
-            ),
-            i / len(x),
-            min(i + batch, len(x)) / len(x),
-        )
-        deltas.append(res.delta)
-        success.append(res.success.cpu())
-    delta = torch.cat(deltas)
-    rounded = quantise(x, delta)
-    saved = objective(logits_of(detector, x, rounded))[1].cpu()
+    from napari_cpadv.attacks.objectives import logits_of
     from napari_cpadv.attacks.projections import norms
 
-    measured = norms(delta)
-    yield Progress(1, 1, {"success": float(torch.cat(success).float().mean())})
+    delta, success = yield from pgd_in_batches(
+        detector, x, objective, budget=budget, steps=steps, seed=seed, batch=batch
+    )
+    saved = objective(logits_of(detector, x, quantise(x, delta)))[1].cpu()
+    rate = float(success.float().mean())
+    yield Progress(1, 1, {"success": rate})
     return {
-        "success": float(torch.cat(success).float().mean()),
+        "success": rate,
         "success_8bit": float(saved.float().mean()),
-        "achieved": {k: float(np.mean(v)) for k, v in measured.items()},
-        "delta": delta,  # for the checks; dropped from the report
+        "achieved": {k: float(np.mean(v)) for k, v in norms(delta).items()},
+        "delta": delta,
     }
 
 

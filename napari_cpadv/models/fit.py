@@ -128,7 +128,8 @@ def fit(
         "level": streamed.level if streamed is not None else tiles_level(folders[0]),
         "tiles": len(data),
         "seed": seed,
-        "schedule": schedule.__dict__,
+        # how many processes read ahead changes no number: not part of the recipe
+        "schedule": {k: v for k, v in schedule.__dict__.items() if k != "loader_workers"},
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
         "code": code,
     }

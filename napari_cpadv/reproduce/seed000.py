@@ -42,6 +42,7 @@ class Sizes:
     atoms: int = 512
     dict_epochs: float = 1.4
     dict_iterations: int | None = None
+    iterations: int = 500  # the sparse coder's cap (its own default)
     attack_tile: int = 512
     attack_tiles: int = 4
     steps: int = 100
@@ -49,7 +50,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(
-    train_slides=2,
+    train_slides=1,
     side=4096,
     tile=64,
     ae_epochs=2,
@@ -57,6 +58,7 @@ QUICK = Sizes(
     atoms=24,
     dict_epochs=0.5,
     dict_iterations=20,
+    iterations=60,
     attack_tile=128,
     attack_tiles=2,
     steps=5,
@@ -128,7 +130,7 @@ class Seed000:
                 dictionary=s.dict_epochs,
                 dictionary_iterations=s.dict_iterations,
             )
-            hyper = {"sparse": {"atoms": s.atoms}}.get(name, {})
+            hyper = {"sparse": {"atoms": s.atoms, "iterations": s.iterations}}.get(name, {})
             detector, record = yield from fit(
                 name,
                 self.folders("train"),

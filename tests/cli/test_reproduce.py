@@ -151,28 +151,24 @@ def _pannuke_folder(root, n_pos: int = 40, n_neg: int = 34):
     np.save(root / "Fold 1" / "masks" / "fold1" / "masks.npy", masks)
 
 
-@pytest.mark.slow
-def test_reproduce_seed001_on_a_pannuke_folder(tmp_path, capsys):
+def test_seed001_data_step_reads_a_pannuke_folder(tmp_path):
+    """The step `cpadv reproduce seed001 --data PANNUKE` runs first: PanNuke's breast
+    patches, labelled by seed 001's rule, the counts asked for chosen among them."""
+    from napari_cpadv.progress import drive
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.seed001 import QUICK, Seed001
+    from napari_cpadv.reproduce.steps import Steps
+
     _pannuke_folder(tmp_path / "pannuke")
-    out = tmp_path / "r"
-    argv = [
-        "reproduce",
-        "seed001",
-        "--quick",
-        "--out",
-        str(out),
-        "--data",
-        str(tmp_path / "pannuke"),
-    ]
-    assert main(argv) == 0
-    results = json.loads((out / "results.json").read_text())
-    data = results["results"]["seed001/data"]
+    steps = Steps(tmp_path / "r")
+    plan = Seed001(steps, Source([str(tmp_path / "pannuke")]), QUICK, seed=0, device="cpu")
+    data = drive(plan.data_step())
     assert data["positive"] == 36 and data["negative"] == 30  # --quick's counts, chosen
     assert data["source"] == f"PanNuke at {tmp_path / 'pannuke'}"
-    note = results["papers"]["seed001"]["note"]
-    assert "synthetic" not in note and "--quick" in note
-    assert results["results"]["seed001/table1a"]["accuracy"]["mean"] > 0.8  # an easy task
-    assert (out / "figures" / "seed001_fig4.png").is_file()
+    patches, labels = plan.patches().patch_labels()
+    assert patches.images.shape[1:] == (224, 224, 3) and int(labels.sum()) == 36
+    assert (patches.tumour_nuclei[labels == 1] == 6).all()
+    assert (patches.tumour_nuclei[labels == 0] == 0).all()
 
 
 @pytest.mark.slow
