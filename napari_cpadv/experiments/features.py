@@ -95,12 +95,14 @@ def umap_with_track(
     (``TP``, ``TN``, ``adv+``, ``adv-``) and 2-D position, and the track's positions."""
     import umap
 
-    from napari_cpadv.attacks.objectives import ClassObjective, logits_of
+    from napari_cpadv.attacks.objectives import ClassObjective
     from napari_cpadv.device import to_tensor
 
     detector.to(device).eval()
     x = to_tensor(images, device)
-    predicted = logits_of(detector, x, torch.zeros_like(x), batch).argmax(1)
+    clean_f = _embed(detector, x, batch)  # once: the class and the UMAP points read them
+    with torch.no_grad():
+        predicted = _features_of(detector)[1](torch.from_numpy(clean_f).to(x.device)).argmax(1)
     if not (predicted == 1).any():
         raise ValueError("no patch is classified positive: the attack's track needs one")
     adv, flipped = yield from within(
@@ -117,7 +119,7 @@ def umap_with_track(
         seed=seed,
     )
     track = yield from within(work_track, 0.8, 0.9)
-    clean_f, adv_f = _embed(detector, x, batch), _embed(detector, adv, batch)
+    adv_f = _embed(detector, adv, batch)
     groups = np.array(
         [("TP" if p == 1 else "TN") for p in predicted.tolist()]
         + [("adv+" if p == 0 else "adv-") for p in predicted[flipped].tolist()]

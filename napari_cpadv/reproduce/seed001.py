@@ -344,19 +344,23 @@ class Seed001:
 def _universal_example(model: Any, held: Any, delta: Any, folder: Path) -> dict[str, Any]:
     """Fig. 5: the first held-out positive the universal δ flips (the first positive when
     it flips none, which the figure's probabilities then show)."""
+    import torch
+
+    from napari_cpadv.attacks.base import quantise
+    from napari_cpadv.device import to_tensor
     from napari_cpadv.experiments.examples import panels
 
     patches, labels = held.patch_labels()
     positives = np.flatnonzero(labels == 1)
-    chosen = None
-    for i in positives:
-        example = panels(model, patches.images[i], delta)
-        if example["probability_before"] > 0.5 >= example["probability_after"]:
-            chosen = (int(i), example)
-            break
-    if chosen is None:
-        chosen = (int(positives[0]), panels(model, patches.images[positives[0]], delta))
-    return save_examples(folder, [{"label": 1, "patch": chosen[0], **chosen[1]}])[0]
+    device = next(iter(model.parameters())).device
+    x = to_tensor(patches.images[positives], device)
+    with torch.no_grad():  # one pass each way, then the pictures of the one chosen
+        before = model.tumour_logits(x)
+        after = model.tumour_logits(x + quantise(x, delta.to(device).expand_as(x)))
+    flipped = torch.nonzero((before > 0) & (after <= 0))[:, 0]
+    first = int(positives[int(flipped[0])] if len(flipped) else positives[0])
+    example = panels(model, patches.images[first], delta)
+    return save_examples(folder, [{"label": 1, "patch": first, **example}])[0]
 
 
 def _arrays(data: Any) -> dict[str, Any]:
@@ -371,11 +375,10 @@ def _arrays(data: Any) -> dict[str, Any]:
 
 
 def _sha(path: str | None) -> str | None:
-    if path is None:
-        return None
-    import hashlib
+    """The given weights' SHA-256 (``models.weights.sha256``), for a step's fingerprint."""
+    from napari_cpadv.models.weights import sha256
 
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return None if path is None else sha256(Path(path))
 
 
 def save_examples(folder: Path, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
