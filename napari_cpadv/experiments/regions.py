@@ -18,22 +18,30 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from napari_cpadv.attacks.base import AttackSpec, Scored, rounding_warnings
-from napari_cpadv.attacks.objectives import CELL_KEEP, objective_for
+from napari_cpadv.attacks.base import AttackSpec
+from napari_cpadv.attacks.objectives import CELL_KEEP
+from napari_cpadv.experiments.chunks import (
+    Chunk,
+    Job,
+    Journal,
+    Tally,
+    attack_chunk,
+    chunks,
+    header,
+    on_cluster,
+)
 from napari_cpadv.experiments.tiles import (
     no_tile_reason,
-    read_tiles,
     tile_positions,
     tile_side,
     tiles_level0,
 )
 from napari_cpadv.geometry import Box
+from napari_cpadv.inference.cluster import Cluster
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import SCALE, Progress, Work, within
 
@@ -102,16 +110,19 @@ def attack_region(
     device: Any = "cpu",
     batch: int = 4,
     tissue_only: bool = False,
+    cluster: Cluster | None = None,
+    resume: bool = False,
 ) -> Work[dict[str, Any]]:
     """Attack ``region`` (level-0 ``x, y, w, h``, or a list of them: their tiles together)
     and write ``out`` (a ``.delta.zarr``).
 
     With ``annotations`` a cell detector is attacked against their cell labels, else
     against its own clean prediction; ``tissue_only`` skips tiles without tissue (seed
-    000's hue rule). Returns the report (JSON-ready).
+    000's hue rule). With ``cluster`` the tiles are attacked on its workers (``device``:
+    each worker's, ``None`` for its best); with ``resume`` a stopped run at ``out``
+    continues where it stopped (``experiments.chunks``). Returns the report (JSON-ready).
     """
     from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.delta import create_delta
 
     started = time.perf_counter()
     original = open_slide(slide_path)
@@ -119,16 +130,8 @@ def attack_region(
     side = tile_side(detector, spec.tile)
     regions = region if isinstance(region, list) else [region]
     positions = plan(original, spec.level, side, regions, tissue_only=tissue_only)
-    delta_slide = create_delta(slide_path, out)  # only now: a refused request writes nothing
-    try:
-        report = yield from _attack_tiles(
-            delta_slide, detector, spec, positions, side, annotations, device, batch
-        )
-    except BaseException:  # failed, cancelled or interrupted
-        if not getattr(delta_slide.store, "touched", None):  # no tile yet: leave no store
-            delta_slide.close()
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    job = Job(str(original.path), detector, spec, side, annotations, device, batch)
+    report = yield from _attack_chunks(job, original, positions, Path(out), cluster, resume)
     return {
         "slide": str(slide_path),
         "delta": str(out),
@@ -143,6 +146,7 @@ def attack_region(
         "steps": spec.iterations,
         "seed": spec.seed,
         "device": str(device),
+        **({"workers": _workers(cluster)} if cluster is not None else {}),
         **report,
         "seconds": time.perf_counter() - started,
     }
@@ -184,87 +188,84 @@ def plan(
     return positions
 
 
-def _attack_tiles(
-    delta_slide: Any,
-    detector: Detector,
-    spec: AttackSpec,
+def _attack_chunks(
+    job: Job,
+    original: Any,
     positions: list[tuple[int, int]],
-    side: int,
-    annotations: Any,
-    device: Any,
-    batch: int,
+    out: Path,
+    cluster: Cluster | None,
+    resume: bool,
 ) -> Work[dict[str, Any]]:
-    """Attack the tiles in batches, each batch written into the delta slide when done."""
-    from napari_cpadv.slide.delta import apply
+    """Attack the chunks not yet done, each written into the delta slide, then recorded in
+    the journal, as it finishes; one bar over every tile."""
+    from napari_cpadv.slide.delta import create_delta, open_delta
+    from napari_cpadv.slide.perturb import apply
 
-    detector.to(device).eval()
-    cells = detector.output == "cells"
-    step = batch if spec.runner.per_tile else len(positions)
-    tally = _Tally()
-    for i in range(0, len(positions), step):
-        chunk = positions[i : i + step]
-        tiles = read_tiles(
-            delta_slide,
-            spec.level,
-            chunk,
-            side,
-            annotations=annotations if cells else None,
-            cell=detector.cell,
-        )
-        x = tiles.x.to(device)
-        done = (i + len(chunk)) / len(positions)
-        objective = objective_for(detector, x, tiles.labels)
-        work = spec.runner.craft(detector, x, objective, spec, batch=batch)
-        res = yield from within(work, i / len(positions), done)  # one bar over every tile
-        adv = (x + res.delta).clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu()
-        for (r, c), tile in zip(chunk, adv.numpy(), strict=True):
-            apply(delta_slide, spec.level, r, c, tile)
-        tally.add(res, spec.budget)
-        yield Progress(round(SCALE * done), SCALE, {"tiles": i + len(chunk)})
-    out = tally.report()
-    if cells:
-        out["success_rule"] = (
+    chunked = chunks(positions, job.spec, job.batch)
+    head = header(job, chunked)
+    journal = Journal(out)
+    if resume:
+        delta_slide = open_delta(out)
+        done = journal.resume(head)
+    else:
+        delta_slide = create_delta(job.slide, out)  # only now: a refused request writes nothing
+        journal.start(head)
+        done = {}
+    todo = [c for c in chunked if c.index not in done]
+    tiles = sum(len(c.positions) for c in chunked)
+    finished = sum(len(chunked[k].positions) for k in done)
+    results: Iterator[Any]
+    if cluster is None:
+        results = _here(job, todo, original, (finished, tiles))
+    else:
+        results = on_cluster(job, todo, cluster)
+    try:
+        for item in results:
+            if isinstance(item, Progress):  # within a chunk attacked here
+                yield item
+                continue
+            chunk, adv, rec = item
+            for (r, c), tile in zip(chunk.positions, adv, strict=True):
+                apply(delta_slide, job.spec.level, r, c, tile)
+            journal.add(rec)  # after its tiles: a stop in between re-attacks this chunk
+            done[chunk.index] = rec
+            finished += len(chunk.positions)
+            yield Progress(round(SCALE * finished / tiles), SCALE, {"tiles": finished})
+    except BaseException:  # failed, cancelled or interrupted
+        if not resume and not done:  # no tile yet: leave no store
+            delta_slide.close()
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    out_report = Tally.of(list(done.values())).report()
+    if job.detector.output == "cells":
+        out_report["success_rule"] = (
             f"a tile is a success when fewer than {CELL_KEEP:.0%} of the tumour cells the "
             "detector found clean are still found, or, on a tile it called normal, when "
             "its call flips to tumour (>= 1 % of its cells)"
         )
-    return out
+    return out_report
 
 
-@dataclass
-class _Tally:
-    """Success and achieved norms of every attacked tile, on the saved 8-bit image and on
-    the float δ (the papers' setting), and the rounding warnings, batch by batch."""
+def _here(job: Job, todo: list[Chunk], original: Any, count: tuple[int, int]) -> Iterator[Any]:
+    """The chunks attacked one after another in this process, each ``(chunk, tiles,
+    record)`` with the bar moving within it (``count``: the tiles done before and in all;
+    a cluster's bar moves chunk by chunk)."""
+    seen, tiles = count
+    for chunk in todo:
+        share = (seen / tiles, (seen + len(chunk.positions)) / tiles)
+        adv, rec = yield from within(attack_chunk(job, chunk, job.device, original), *share)
+        seen += len(chunk.positions)
+        yield chunk, adv, rec
 
-    success: list[bool] = field(default_factory=list)
-    norms: dict[str, list[float]] = field(default_factory=dict)
-    success_float: list[bool] = field(default_factory=list)
-    norms_float: dict[str, list[float]] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
-    def add(self, res: Scored, budget: Any) -> None:
-        self.success += res.success.cpu().tolist()
-        for key, values in res.norms.items():
-            self.norms.setdefault(key, []).extend(values)
-        if res.success_float is not None and res.norms_float is not None:
-            self.success_float += res.success_float.cpu().tolist()
-            for key, values in res.norms_float.items():
-                self.norms_float.setdefault(key, []).extend(values)
-        self.warnings += [w for w in rounding_warnings(res, budget) if w not in self.warnings]
-
-    def report(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "success_rate": float(np.mean(self.success)),
-            "success": self.success,
-            "norms": self.norms,
-            "warnings": self.warnings,
-        }
-        if self.success_float:  # δ before it is rounded into the saved image
-            out["float"] = {
-                "success_rate": float(np.mean(self.success_float)),
-                "norms": self.norms_float,
-            }
-        return out
+def _workers(cluster: Cluster) -> str:
+    if cluster.scheduler:
+        return cluster.scheduler
+    return f"LocalCluster of {cluster.workers} x {cluster.threads} thread(s)"
 
 
 def attacked_area(

@@ -10,14 +10,20 @@ started (torch then uses ``threads`` threads in each) and closed at the end.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_cpadv.inference.cluster import (
+    Cluster,
+    client,
+    worker_detector,
+    worker_device,
+    worker_slide,
+)
 from napari_cpadv.inference.heatmap import (
     Heatmap,
     Scope,
@@ -29,8 +35,6 @@ from napari_cpadv.inference.heatmap import (
 from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Progress, Work
 
-_WORKER_STATE: dict[str, Any] = {}
-
 
 @dataclass(frozen=True)
 class Job:
@@ -40,31 +44,13 @@ class Job:
     out: Path
 
 
-def _detector(name: str, weights: str | None, device: str) -> Any:
-    from napari_cpadv.models.weights import resolve
-
-    key = f"detector|{name}|{weights}|{device}"
-    if key not in _WORKER_STATE:
-        _WORKER_STATE[key] = resolve(name, weights).to(device)
-    return _WORKER_STATE[key]
-
-
-def _slide(path: str) -> Any:
-    from napari_cpadv.slide import open_slide
-
-    key = f"slide|{path}"
-    if key not in _WORKER_STATE:
-        _WORKER_STATE[key] = open_slide(path)
-    return _WORKER_STATE[key]
-
-
 def run_group(
     slide: str,
     name: str,
     weights: str | None,
     level: int,
     group: list[tuple[int, int, int, int]],
-    device: str,
+    device: str | None,
 ) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Worker task: tumour logits for a group of blocks ``(row, col, rows, cols)``."""
     import torch
@@ -72,13 +58,16 @@ def run_group(
     from napari_cpadv.device import batch_size
     from napari_cpadv.inference.heatmap import run_windows
 
-    det = _detector(name, weights, device)
+    device = worker_device(device)
+    det = worker_detector(name, weights, device)
     dev = torch.device(device)
     batch = batch_size(dev, tile=512) if dev.type == "cuda" else 1
     blocks = [Window(*g) for g in group]
     return [
         ((w.row, w.col, w.rows, w.cols), logits)
-        for w, logits in run_windows(det, _slide(slide), level, blocks, device=dev, batch=batch)
+        for w, logits in run_windows(
+            det, worker_slide(slide), level, blocks, device=dev, batch=batch
+        )
     ]
 
 
@@ -102,22 +91,21 @@ def batch_heatmaps(
     """
     from dask.distributed import as_completed
 
-    from napari_cpadv.device import pick_device
     from napari_cpadv.inference.zarr_io import write_heatmap
     from napari_cpadv.models.weights import resolve
 
     det = resolve(detector, weights)  # fail here, before any cluster starts, on bad weights
     w_arg = None if weights is None else os.fspath(weights)
-    dev = str(device or pick_device())
+    dev = None if device is None else str(device)  # None: each worker's best
     # Plan in this process first (tissue detection computes dask arrays, which must not go
     # to the cluster once a Client is the default scheduler).
     plans = [_plan(job, det, level, scope) for job in jobs]
-    with _client(scheduler, workers, threads) as client:
+    with client(Cluster(scheduler, workers, threads)) as dask_client:
         futures = {}
         for plan in plans:
             for k in range(0, len(plan.blocks), group):
                 g = [(w.row, w.col, w.rows, w.cols) for w in plan.blocks[k : k + group]]
-                f = client.submit(
+                f = dask_client.submit(
                     run_group, str(plan.job.slide), detector, w_arg, level, g, dev, pure=False
                 )
                 futures[f] = plan
@@ -145,30 +133,6 @@ def batch_heatmaps(
             )
             for p in plans
         ]
-
-
-@contextmanager
-def _client(scheduler: str | None, workers: int, threads: int) -> Iterator[Any]:
-    """A client of ``scheduler``, or of a local cluster of ``workers`` processes of
-    ``threads`` threads each, closed on leaving."""
-    from dask.distributed import Client, LocalCluster
-
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(threads)},
-        )
-    client = Client(scheduler if scheduler else cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 @dataclass

@@ -10,15 +10,10 @@ falls through to the original, so outside the touched tiles the adversarial slid
 original bit for bit; a listed tile whose chunk is missing or damaged raises, naming the
 store and the tile.
 
-``apply`` writes an attacked region of one level: the region's tiles of that level get
-the adversarial pixels exactly; the finer levels get the perturbation δ upsampled
-(nearest) onto their own original pixels; the coarser levels get δ downsampled (its mean
-over each coarse pixel, rounded) onto their own original pixels. At every level a pixel
-outside the attacked footprint is the original's, bit for bit: the scanner's pyramid is
-not a box average of level 0, so nothing is re-averaged. ``open_delta`` returns an
-ordinary ``Slide`` (dask levels, ``read_region``), so the viewer, the detectors and the
-attacks use it exactly like the original; ``export_tiff`` writes it as a tiled pyramidal
-TIFF with lossless (deflate) tiles.
+``slide.perturb.apply`` writes an attacked region into it at every level. ``open_delta``
+returns an ordinary ``Slide`` (dask levels, ``read_region``), so the viewer, the
+detectors and the attacks use it exactly like the original; ``export_tiff`` writes it as
+a tiled pyramidal TIFF with lossless (deflate) tiles.
 """
 
 from __future__ import annotations
@@ -241,113 +236,6 @@ def _index(p: Path, group: Any, attrs: dict[str, Any]) -> dict[int, set[tuple[in
 
 ORPHANS_ALLOWED = 256
 """Chunks outside the index one interrupted ``apply`` can leave (its tiles at every level)."""
-
-
-def apply(slide: Slide, level: int, row: int, col: int, pixels: np.ndarray) -> dict[int, int]:
-    """Write an adversarial ``pixels`` region ``(h, w, 3)`` uint8 of ``level`` at ``(row, col)``.
-
-    Returns the number of tiles now stored for each level. The slide's dask levels are
-    rebuilt by ``open_delta``; ``read_region`` sees the change at once.
-    """
-    store = slide.store
-    if not isinstance(store, DeltaStore):
-        raise ValueError(f"{slide.path}: not a delta slide (use create_delta first)")
-    h, w = pixels.shape[:2]
-    original = store.base.read_tile  # the original's tiles, for δ
-    delta = pixels.astype(np.int16) - _region(original, slide, level, row, col, h, w).astype(
-        np.int16
-    )
-    ds = slide.downsamples
-    for k, g in enumerate(slide.geometry):
-        f = ds[level] / ds[k]
-        r0, c0 = int(np.floor(row * f)), int(np.floor(col * f))
-        r1, c1 = int(np.ceil((row + h) * f)), int(np.ceil((col + w) * f))
-        for tr in range(max(r0, 0) // g.tile_rows, (min(r1, g.rows) - 1) // g.tile_rows + 1):
-            for tc in range(max(c0, 0) // g.tile_cols, (min(c1, g.cols) - 1) // g.tile_cols + 1):
-                if k <= level:
-                    tile = _perturb(store, k, tr, tc, f, row, col, delta)
-                else:
-                    tile = _coarse(store, k, tr, tc, 1 / f, row, col, delta, slide.geometry[level])
-                store.write_tile(k, tr, tc, tile)
-    store.save_index()
-    return {k: len(v) for k, v in store.touched.items()}
-
-
-def _region(
-    read_tile: Any, slide: Slide, level: int, row: int, col: int, h: int, w: int
-) -> np.ndarray:
-    g = slide.geometry[level]
-    out = np.empty((h, w, 3), np.uint8)
-    for tr in range(row // g.tile_rows, (row + h - 1) // g.tile_rows + 1):
-        for tc in range(col // g.tile_cols, (col + w - 1) // g.tile_cols + 1):
-            t = read_tile(level, tr, tc)
-            a0, a1 = max(row, tr * g.tile_rows), min(row + h, (tr + 1) * g.tile_rows)
-            b0, b1 = max(col, tc * g.tile_cols), min(col + w, (tc + 1) * g.tile_cols)
-            out[a0 - row : a1 - row, b0 - col : b1 - col] = t[
-                a0 - tr * g.tile_rows : a1 - tr * g.tile_rows,
-                b0 - tc * g.tile_cols : b1 - tc * g.tile_cols,
-            ]
-    return out
-
-
-def _perturb(
-    store: DeltaStore, k: int, tr: int, tc: int, f: float, row: int, col: int, delta: np.ndarray
-) -> np.ndarray:
-    """Tile ``(tr, tc)`` of level ``k`` (as fine or finer) plus δ, nearest-upsampled by ``f``."""
-    g = store.geometry[k]
-    tile = store.read_tile(k, tr, tc).astype(np.int16)
-    ys = np.arange(tr * g.tile_rows, (tr + 1) * g.tile_rows)
-    xs = np.arange(tc * g.tile_cols, (tc + 1) * g.tile_cols)
-    sy = np.floor((ys + 0.5) / f).astype(int) - row  # the level pixel each finer pixel lies in
-    sx = np.floor((xs + 0.5) / f).astype(int) - col
-    iy, ix = (sy >= 0) & (sy < delta.shape[0]), (sx >= 0) & (sx < delta.shape[1])
-    if iy.any() and ix.any():
-        d = delta[np.ix_(sy[iy], sx[ix])]
-        tile[np.ix_(iy, ix)] += d
-    return np.clip(tile, 0, 255).astype(np.uint8)
-
-
-def _members(n: int, span: float, size: int) -> np.ndarray:
-    """For each of ``n`` coarse pixels, how many of the ``size`` pixels of the attacked
-    level lie in it (pixel ``y`` lies in coarse pixel ``floor((y + 0.5) / span)``)."""
-    edges = np.clip(np.ceil(np.arange(n + 1) * span - 0.5), 0, size).astype(np.int64)
-    return np.diff(edges)
-
-
-def _coarse(
-    store: DeltaStore,
-    k: int,
-    tr: int,
-    tc: int,
-    span: float,
-    row: int,
-    col: int,
-    delta: np.ndarray,
-    attacked: Any,
-) -> np.ndarray:
-    """Tile ``(tr, tc)`` of the coarser level ``k`` plus δ downsampled onto it.
-
-    A coarse pixel gets the mean of δ over the ``span x span`` attacked-level pixels that
-    lie in it (δ is 0 outside the attacked region), rounded, added to the pixels it has
-    (the scanner's own, not a re-average of the finer level, which differs), and clipped.
-    A coarse pixel the region does not reach gets nothing: it stays the original's.
-    """
-    g = store.geometry[k]
-    ys = row + np.arange(delta.shape[0])
-    xs = col + np.arange(delta.shape[1])
-    cy = np.floor((ys + 0.5) / span).astype(np.int64) - tr * g.tile_rows
-    cx = np.floor((xs + 0.5) / span).astype(np.int64) - tc * g.tile_cols
-    my, mx = (cy >= 0) & (cy < g.tile_rows), (cx >= 0) & (cx < g.tile_cols)
-    tile = store.read_tile(k, tr, tc)
-    if not my.any() or not mx.any():
-        return tile
-    sums = np.zeros((g.tile_rows, g.tile_cols, 3), np.float64)
-    np.add.at(sums, (cy[my][:, None], cx[mx][None, :]), delta[np.ix_(my, mx)])
-    ny = _members(tr * g.tile_rows + g.tile_rows, span, attacked.rows)[tr * g.tile_rows :]
-    nx = _members(tc * g.tile_cols + g.tile_cols, span, attacked.cols)[tc * g.tile_cols :]
-    area = np.maximum(ny[:, None] * nx[None, :], 1)[..., None]
-    shift = np.round(sums / area).astype(np.int16)
-    return np.clip(tile.astype(np.int16) + shift, 0, 255).astype(np.uint8)
 
 
 def export_tiff(slide: Slide, path: str | os.PathLike[str]) -> Path:

@@ -123,7 +123,8 @@ def test_weights_of_another_detector_are_reported_not_run(
 
 def test_an_adversarial_slide_opens_like_its_original(make_napari_viewer, tmp_path):
     from napari_cpadv.slide import open_slide
-    from napari_cpadv.slide.delta import apply, create_delta
+    from napari_cpadv.slide.delta import create_delta
+    from napari_cpadv.slide.perturb import apply
 
     delta = create_delta(SAMPLE, tmp_path / "adv.delta.zarr")
     region = open_slide(SAMPLE).read_region(1, 0, 0, 64, 64)

@@ -1,0 +1,97 @@
+"""dask.distributed, as every distributed command uses it: the client of a running
+scheduler or of a ``LocalCluster`` started for the run, and what a worker keeps between
+tasks (its opened slides and loaded detectors) and which device it runs on.
+
+A slide path a task names must be readable by the worker at the same path (a shared
+filesystem on a real cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where a run's tasks go: the running scheduler at ``scheduler``, or a ``LocalCluster``
+    of ``workers`` single-threaded processes started for the run (torch uses ``threads``
+    threads in each)."""
+
+    scheduler: str | None = None
+    workers: int = 2
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1 or self.threads < 1:
+            raise ValueError(f"workers and threads must be at least 1, not {self}")
+
+
+@contextmanager
+def client(cluster: Cluster) -> Iterator[Any]:
+    """A client of ``cluster``, closed (with the ``LocalCluster`` it started) on leaving."""
+    from dask.distributed import Client, LocalCluster
+
+    local = None
+    if cluster.scheduler is None:
+        local = LocalCluster(
+            n_workers=cluster.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(cluster.threads)},
+        )
+    c = Client(cluster.scheduler if cluster.scheduler else local)
+    try:
+        yield c
+    finally:
+        c.close()
+        if local is not None:
+            local.close()
+
+
+def worker_slide(path: str) -> Any:
+    """The slide at ``path``, opened once per worker process."""
+    from napari_cpadv.slide import open_slide
+
+    key = f"slide|{path}"
+    if key not in _WORKER_STATE:
+        _WORKER_STATE[key] = open_slide(path)
+    return _WORKER_STATE[key]
+
+
+def worker_detector(name: str, weights: str | None, device: str) -> Any:
+    """The detector ``name`` with ``weights``, loaded once per worker process and device."""
+    from napari_cpadv.models.weights import resolve
+
+    key = f"detector|{name}|{weights}|{device}"
+    if key not in _WORKER_STATE:
+        _WORKER_STATE[key] = resolve(name, weights).to(device)
+    return _WORKER_STATE[key]
+
+
+def worker_device(requested: str | None) -> str:
+    """The device this worker runs on: ``requested`` (or the best there is), and, where the
+    worker sees several GPUs and ``requested`` names none of them, one GPU per worker
+    (``LocalCluster`` workers are named 0, 1, ...; a worker of another name takes the GPU
+    its name hashes to)."""
+    import torch
+
+    from napari_cpadv.device import pick_device
+
+    dev = str(pick_device(requested))
+    count = torch.cuda.device_count() if dev == "cuda" else 0
+    if count > 1:
+        try:
+            from dask.distributed import get_worker
+
+            name = get_worker().name
+        except ValueError:  # not in a worker: the client's own process
+            return dev
+        index = name if isinstance(name, int) else sum(str(name).encode())
+        return f"cuda:{index % count}"
+    return dev
