@@ -47,6 +47,14 @@ def _check_out(args: argparse.Namespace) -> None:
             raise CpadvError(path, "--out names a folder to write into, and this is a file")
 
 
+def _resumable(out: Path) -> bool:
+    """A stopped attack run, which ``--resume`` continues."""
+    from napari_cpadv.experiments.runs import RunFolder
+
+    run = RunFolder(out)
+    return run.adversarial.exists() and not run.report_path.exists()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cpadv`` console script; returns the exit status.
 
@@ -84,6 +92,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line; every output is written whole or not at all
         out = getattr(args, "out", None)
         kept = f"; what was finished is kept in {out}" if out else ""
+        if out and getattr(args, "resume", None) is not None and _resumable(Path(out)):
+            kept += " (the same command with --resume continues it)"
         print(f"\ncpadv {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
     except OSError as exc:  # a read-only folder, a full disk: the file and the reason

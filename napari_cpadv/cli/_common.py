@@ -193,6 +193,36 @@ def _attack_options(
     p.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    """Where the tiles are attacked: this process, a LocalCluster, or a running scheduler."""
+    p.add_argument(
+        "--workers",
+        type=POSITIVE,
+        default=None,
+        help="attack the tiles on a dask LocalCluster of this many worker processes "
+        "(default: in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="attack the tiles on the workers of this running dask scheduler "
+        "(tcp://host:8786); every worker must read the slide at the same path",
+    )
+    p.add_argument(
+        "--threads", type=POSITIVE, default=1, help="torch threads per LocalCluster worker"
+    )
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    """The ``Cluster`` of ``--workers``/``--scheduler``, or ``None`` (this process)."""
+    from napari_cpadv.inference.cluster import Cluster
+
+    if args.scheduler is None and args.workers is None:
+        return None
+    return Cluster(args.scheduler, args.workers or 1, args.threads)
+
+
 def _region_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--region", type=int, nargs=4, metavar=("X", "Y", "W", "H"), help="level-0 pixels"

@@ -18,6 +18,8 @@ from napari_cpadv.cli._common import (
     _annotations,
     _attack_options,
     _budget,
+    _cluster,
+    _cluster_options,
     _device,
     _drive,
     _positive_float,
@@ -71,7 +73,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
         batch=args.batch,
     )
     annotations = _annotations(args)
-    run = RunFolder.at(args.out)
+    run = RunFolder.at(args.out, resume=args.resume)
     with refused(args.slide):
         outcome = _drive(
             model.work(
@@ -81,6 +83,8 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
                 annotations=annotations,
                 detectors=detectors,
                 detector=detector,
+                cluster=_cluster(args),
+                resume=args.resume,
             ),
             args.command,
         )
@@ -255,6 +259,13 @@ def _add_attack(sub: Any) -> None:
         help="the run folder (made if missing): adversarial.delta.zarr, heatmaps, metrics, "
         "report.json, as the Attack dock writes",
     )
+    at.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run in --out (same arguments): its finished tiles are "
+        "kept, the rest attacked",
+    )
+    _cluster_options(at)
     at.set_defaults(run=_attack)
 
 

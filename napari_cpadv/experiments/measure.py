@@ -27,7 +27,8 @@ from napari_cpadv.progress import Work, within
 class Request:
     """What a run measures beyond the spec: the attacked detector's name and weights file,
     the tile batch, the device, the annotations (the ground truth, or ``None``), whether
-    tiles without tissue are skipped, and the request as recorded (``model``)."""
+    tiles without tissue are skipped, the request as recorded (``model``), the cluster the
+    tiles are attacked on (``None``: this process) and whether a stopped run resumes."""
 
     detector: str
     weights: str | None
@@ -36,6 +37,8 @@ class Request:
     annotations: Any
     tissue_only: bool
     model: dict[str, Any]
+    cluster: Any = None  # an inference.cluster.Cluster: the attack on its workers
+    resume: bool = False  # continue the stopped run in the folder
 
 
 def measure(
@@ -62,9 +65,12 @@ def measure(
             region=regions,
             out=run.adversarial,
             annotations=request.annotations if det.output == "cells" else None,
-            device=request.device,
+            # on a cluster, the device asked for (None: each worker's best)
+            device=request.device if request.cluster is None else request.model.get("device"),
             batch=request.batch,
             tissue_only=request.tissue_only,
+            cluster=request.cluster,
+            resume=request.resume,
         ),
         0.0,
         split,

@@ -257,7 +257,8 @@ def _here(job: Job, todo: list[Chunk], original: Any, count: tuple[int, int]) ->
     seen, tiles = count
     for chunk in todo:
         share = (seen / tiles, (seen + len(chunk.positions)) / tiles)
-        adv, rec = yield from within(attack_chunk(job, chunk, job.device, original), *share)
+        work = attack_chunk(job, chunk, job.device, original)
+        adv, rec = yield from within(work, *share, tiles=seen)  # tiles: finished in all
         seen += len(chunk.positions)
         yield chunk, adv, rec
 

@@ -62,13 +62,22 @@ class RunFolder:
         raise OSError(f"{root}: cannot make a new run folder")
 
     @classmethod
-    def at(cls, path: str | os.PathLike[str]) -> RunFolder:
+    def at(cls, path: str | os.PathLike[str], *, resume: bool = False) -> RunFolder:
         """The run folder the user named (``cpadv attack --out``): made when missing; one
-        that already holds an adversarial slide is refused, never overwritten."""
+        that already holds an adversarial slide is refused, never overwritten. With
+        ``resume``, the folder of a stopped run (its adversarial slide, no report)."""
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise CpadvError(p, "--out names a folder to write into, and this is a file")
         run = cls(p, made=not p.exists())
+        if resume:
+            if run.report_path.exists():
+                raise CpadvError(p, f"is a finished run ({cls.REPORT}): nothing to resume")
+            if not (p / cls.RUN).is_file() or not run.adversarial.exists():
+                raise CpadvError(
+                    p, f"holds no stopped run ({cls.RUN} and {cls.ADVERSARIAL}) to resume"
+                )
+            return run
         if run.adversarial.exists():
             raise CpadvError(p, f"already holds a run ({cls.ADVERSARIAL}); give a new folder")
         p.mkdir(parents=True, exist_ok=True)
@@ -112,6 +121,32 @@ class RunFolder:
 
     def write_request(self, value: dict[str, Any]) -> None:
         self._write(self.RUN, value)
+
+    def check_request(self, value: dict[str, Any]) -> None:
+        """Refuse to resume this run with a request other than the one it recorded (the
+        device aside: a run may resume elsewhere), naming what differs."""
+        path = self.path / self.RUN
+        try:
+            asked = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CpadvError(path, f"cannot be read ({exc})") from None
+        now = json.loads(json.dumps(value, default=str))
+        differ = sorted(
+            f"{k}: {a!r} then, {b!r} now"
+            for part in ("model",)
+            for k in set(asked.get(part, {})) | set(now.get(part, {}))
+            if k != "device"
+            and (a := asked.get(part, {}).get(k)) != (b := now.get(part, {}).get(k))
+        )
+        differ += [
+            f"{k}: {asked.get(k)!r} then, {now.get(k)!r} now"
+            for k in ("slide", "box")
+            if asked.get(k) != now.get(k)
+        ]
+        if differ:
+            raise CpadvError(
+                path, "the stopped run was asked with other settings (" + "; ".join(differ) + ")"
+            )
 
     def write_report(self, report: dict[str, Any]) -> None:
         self._write(self.REPORT, report)

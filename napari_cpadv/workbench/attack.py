@@ -74,6 +74,8 @@ class AttackModel:
         detectors: dict[str, Detector] | None = None,
         detector: Detector | None = None,
         tissue_only: bool = False,
+        cluster: Any = None,
+        resume: bool = False,
     ) -> Work[AttackOutcome]:
         """Attack the tiles of ``box`` (level-0 ``row0, col0, row1, col1``, or a list of
         boxes: selected tiles) and measure.
@@ -81,7 +83,9 @@ class AttackModel:
         ``detectors`` (name to detector) get heatmaps before and after (default: the
         attacked one); the run is written to ``run`` (``cpadv attack --out``) or a new
         folder of ``results`` (the dock), undone when the run stops before its first tile.
-        ``tissue_only`` skips tiles without tissue.
+        ``tissue_only`` skips tiles without tissue. ``cluster`` (``inference.cluster.
+        Cluster``) attacks the tiles on its workers; ``resume`` continues the stopped run
+        in ``run``, refused when it was asked with other settings.
         """
         from napari_cpadv.device import pick_device
         from napari_cpadv.slide import open_slide
@@ -97,7 +101,13 @@ class AttackModel:
             if results is None:
                 raise ValueError("give a run folder or a results folder")
             run = RunFolder.create(results, f"{self.detector}-{self.attack}")
-        run.write_request({"model": asdict(self), "slide": str(slide.path), "box": list(box)})
+        asked = {"model": asdict(self), "slide": str(slide.path), "box": list(box)}
+        if resume:
+            if run is None or not run.adversarial.exists():
+                raise ValueError("only a run folder holding a stopped run can be resumed")
+            run.check_request(asked)
+        else:
+            run.write_request(asked)
         try:
             yield Progress(0, 1, {"run": str(run.path)})  # where the results go, before work
             request = Request(
@@ -108,6 +118,8 @@ class AttackModel:
                 annotations,
                 tissue_only,
                 asdict(self),
+                cluster,
+                resume,
             )
             return (yield from measure(run, slide, spec, regions, detectors, request))
         except BaseException:  # refused, failed, cancelled or interrupted

@@ -1,0 +1,120 @@
+"""Attacks on dask.distributed (issue 18, item 3): tiles per second of one region attack in
+this process (the reference) and on a LocalCluster of 1 and 2 workers, side by side in one
+run, every run writing the same adversarial slide (checked).
+
+Data: `make weights`' held-out slide (build/weights-data/slide21.tif, 8,192 x 8,192); the
+shipped DAE; iterative FGSM (L2 25 over the tile) with
+``--steps`` steps at level 2 on 256-pixel tiles, two tiles a chunk. A cluster's time
+includes starting it; its start alone (a LocalCluster started and closed, no work) is
+printed too. Prints one JSON object a line.
+
+    python benchmarks/bench_cluster.py [--tiles 16] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _slide() -> Path:
+    held_out = ROOT / "build" / "weights-data" / "slide21.tif"
+    if not held_out.exists():
+        sys.exit(f"{held_out}: missing; `make weights` paints it")
+    return held_out
+
+
+def _pyramid(path: Path) -> list[np.ndarray]:
+    from napari_cpadv.slide.delta import open_delta
+
+    d = open_delta(path)
+    return [d.read_region(k, 0, 0, g.rows, g.cols) for k, g in enumerate(d.geometry)]
+
+
+def main() -> None:
+    from napari_cpadv.attacks.base import AttackSpec
+    from napari_cpadv.attacks.projections import Budget
+    from napari_cpadv.experiments.regions import attack_region
+    from napari_cpadv.inference.cluster import Cluster, client
+    from napari_cpadv.models.weights import resolve
+    from napari_cpadv.progress import drive
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tiles", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    slide = _slide()
+    print(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                f"torch {torch.__version__}",
+                "date": time.strftime("%Y-%m-%d"),
+                "commit": commit,
+                "slide": slide.name,
+                "tiles": args.tiles,
+                "steps": args.steps,
+            }
+        ),
+        flush=True,
+    )
+    spec = AttackSpec("fgsm", Budget("l2", 25.0), 2, steps=args.steps, tile=256)
+    side0 = 256 * 4  # a level-2 tile in level-0 pixels
+    per_row = 4
+    rows = -(-args.tiles // per_row)
+    region = (2048, 2048, per_row * side0, rows * side0)
+    detector = resolve("dae", None)
+    t0 = time.perf_counter()
+    with client(Cluster(workers=2)):
+        pass
+    print(json.dumps({"localcluster_start_close_s": time.perf_counter() - t0}), flush=True)
+    runs = {
+        "one process": None,
+        "LocalCluster 1 worker x 2 threads": Cluster(workers=1, threads=2),
+        "LocalCluster 2 workers x 1 thread": Cluster(workers=2, threads=1),
+    }
+    tmp = Path(tempfile.mkdtemp())
+    reference = None
+    base = None
+    try:
+        for name, cluster in runs.items():
+            out = tmp / f"{len(name)}-{id(cluster)}.delta.zarr"
+            t0 = time.perf_counter()
+            report = drive(
+                attack_region(
+                    slide, detector, spec, region=region, out=out, batch=2, cluster=cluster,
+                    device="cpu",
+                )
+            )  # fmt: skip
+            seconds = time.perf_counter() - t0
+            rate = report["tiles"] / seconds
+            pyramid = _pyramid(out)
+            if reference is None:
+                reference, base = pyramid, rate
+            same = all(np.array_equal(a, b) for a, b in zip(pyramid, reference, strict=True))
+            row = {"run": name, "tiles": report["tiles"], "seconds": seconds,
+                   "tiles_per_s": rate, "ratio_to_one_process": rate / base,
+                   "same_slide_as_one_process": same}  # fmt: skip
+            print(json.dumps(row), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Region attacks on dask.distributed and resumed after a stop: the same adversarial slide as
+one uninterrupted run in one process, whatever stops, whichever worker is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cpadv.attacks.base import AttackSpec
+from napari_cpadv.attacks.projections import Budget
+from napari_cpadv.errors import CpadvError
+from napari_cpadv.experiments import regions
+from napari_cpadv.experiments.chunks import JOURNAL
+from napari_cpadv.inference.cluster import Cluster
+from napari_cpadv.models.detector import make
+from napari_cpadv.progress import Progress, drive
+from napari_cpadv.slide.delta import open_delta
+
+# level 1, 64-pixel tiles: 8 tiles (4 x 2) in chunks of 2, PGD with a seeded random start
+REGION = (0, 0, 512, 256)
+SPEC = AttackSpec("pgd", Budget("linf", 4.0, "per_pixel"), 1, steps=3, tile=64, seed=7)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    torch.manual_seed(0)
+    return make("dae")
+
+
+def run(slide, detector, out, **kwargs):
+    kwargs.setdefault("batch", 2)
+    return regions.attack_region(slide.path, detector, SPEC, region=REGION, out=out, **kwargs)
+
+
+def pyramid(path):
+    delta = open_delta(path)
+    return [delta.read_region(k, 0, 0, g.rows, g.cols) for k, g in enumerate(delta.geometry)]
+
+
+@pytest.fixture(scope="module")
+def reference(small_slide, detector, tmp_path_factory):
+    """One uninterrupted run in this process."""
+    out = tmp_path_factory.mktemp("ref") / "adv.delta.zarr"
+    report = drive(run(small_slide, detector, out))
+    return report, pyramid(out)
+
+
+def assert_same_run(report, path, reference):
+    want_report, want = reference
+    for a, b in zip(pyramid(path), want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert report["success"] == want_report["success"]
+    assert report["norms"].keys() == want_report["norms"].keys()
+    for key, values in report["norms"].items():
+        assert values == pytest.approx(want_report["norms"][key]), key
+    assert report["tiles"] == 8 and len(report["success"]) == 8
+
+
+def test_the_reference_run_changed_the_slide_and_journalled_every_chunk(reference, small_slide):
+    report, levels = reference
+    journal = open_delta(report["delta"]).path / JOURNAL
+    entries = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert "header" in entries[0] and sorted(e["chunk"] for e in entries[1:]) == [0, 1, 2, 3]
+    from napari_cpadv.slide import open_slide
+
+    original = open_slide(small_slide.path).read_region(1, 0, 0, 128, 256)
+    assert (levels[1][:128, :256] != original).any()
+
+
+@pytest.mark.slow
+def test_a_cluster_of_two_workers_writes_the_same_slide_as_one_process(
+    small_slide, detector, reference, tmp_path
+):
+    out = tmp_path / "adv.delta.zarr"
+    report = drive(run(small_slide, detector, out, cluster=Cluster(workers=2), device="cpu"))
+    assert report["workers"].startswith("LocalCluster of 2")
+    assert_same_run(report, out, reference)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_only_its_tiles_in_progress(
+    small_slide, detector, reference, tmp_path
+):
+    from dask.distributed import Client, LocalCluster
+
+    out = tmp_path / "adv.delta.zarr"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        work = run(small_slide, detector, out, batch=1, cluster=Cluster(cluster.scheduler_address))
+        killed = None
+        try:
+            while True:
+                item = next(work)
+                if killed is None and isinstance(item, Progress) and item.step > 0:
+                    os.kill(pids[0], signal.SIGKILL)  # one worker dies with tiles to do
+                    killed = pids[0]
+                    assert item.step < item.total
+        except StopIteration as stop:
+            report = stop.value
+    assert killed is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    # one tile a chunk (so that tiles remain when the worker dies): the random start
+    # depends on the chunking, so the reference is a one-process run of the same chunks
+    alone = tmp_path / "alone.delta.zarr"
+    want = drive(run(small_slide, detector, alone, batch=1))
+    assert_same_run(report, out, (want, pyramid(alone)))
+
+
+def stop_after(work, chunks):
+    """Drive ``work`` until ``chunks`` chunks are written, then stop it (Cancel, Ctrl-C)."""
+    for item in work:
+        if isinstance(item, Progress) and item.payload.get("tiles", 0) >= 2 * chunks:
+            work.close()
+            return
+    raise AssertionError("the run finished before it was stopped")
+
+
+def test_a_stopped_run_resumes_where_it_stopped(
+    small_slide, detector, reference, tmp_path, monkeypatch
+):
+    out = tmp_path / "adv.delta.zarr"
+    stop_after(run(small_slide, detector, out), chunks=2)
+    assert out.exists()
+    attacked = []
+    real = regions.attack_chunk
+
+    def counting(job, chunk, *args):
+        attacked.append(chunk.index)
+        return real(job, chunk, *args)
+
+    monkeypatch.setattr(regions, "attack_chunk", counting)
+    report = drive(run(small_slide, detector, out, resume=True))
+    assert attacked == [2, 3]  # the finished chunks are kept, not attacked again
+    assert_same_run(report, out, reference)
+
+
+def test_a_chunk_whose_record_was_cut_off_is_attacked_again(
+    small_slide, detector, reference, tmp_path
+):
+    """A stop while the journal line was being written: its tiles may be in the delta slide
+    already; attacking them again changes nothing (apply is idempotent)."""
+    out = tmp_path / "adv.delta.zarr"
+    stop_after(run(small_slide, detector, out), chunks=3)
+    journal = out / JOURNAL
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([*lines[:-1], lines[-1][: len(lines[-1]) // 2]]))
+    report = drive(run(small_slide, detector, out, resume=True))
+    assert_same_run(report, out, reference)
+
+
+def test_resuming_with_other_settings_or_a_damaged_journal_is_refused(
+    small_slide, detector, tmp_path
+):
+    out = tmp_path / "adv.delta.zarr"
+    stop_after(run(small_slide, detector, out), chunks=1)
+    with pytest.raises(CpadvError, match="another attack"):
+        drive(run(small_slide, detector, out, resume=True, batch=4))
+    journal = out / JOURNAL
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join([lines[0], "{garbled", *lines[1:]]) + "\n")
+    with pytest.raises(CpadvError, match="line 2 is damaged"):
+        drive(run(small_slide, detector, out, resume=True))
+    journal.unlink()
+    with pytest.raises(CpadvError, match="cannot be resumed"):
+        drive(run(small_slide, detector, out, resume=True))
+
+
+@pytest.mark.slow
+def test_cli_attack_stopped_by_ctrl_c_resumes_on_a_cluster(
+    small_slide, detector, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C after three tiles; the same command with --resume --workers 2 finishes the
+    run, and its adversarial slide is the one an uninterrupted run writes."""
+    import napari_cpadv.slide.perturb as perturb
+    from napari_cpadv.cli import main
+    from napari_cpadv.models import weights
+
+    path = str(weights.save(detector, tmp_path / "dae"))
+    args = ["attack", str(small_slide.path), "--detector", "dae", "--weights", path,
+            "--attack", "pgd", "--norm", "linf", "--unit", "per_pixel", "--budget", "4",
+            "--steps", "3", "--seed", "7", "--level", "1", "--tile", "64", "--batch", "2",
+            "--region", *map(str, REGION)]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    real, calls = perturb.apply, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(perturb, "apply", interrupted)
+    stopped = tmp_path / "stopped"
+    capsys.readouterr()
+    assert main([*args, "--out", str(stopped)]) == 130
+    assert "--resume continues it" in capsys.readouterr().err
+    monkeypatch.setattr(perturb, "apply", real)
+    at = args.index("--budget") + 1
+    changed = [*args[:at], "8", *args[at + 1 :]]
+    assert main([*changed, "--out", str(stopped), "--resume"]) == 2
+    assert "budget: 4.0 then, 8.0 now" in capsys.readouterr().err
+    assert main([*args, "--out", str(stopped), "--resume", "--workers", "2"]) == 0
+    report = json.loads((stopped / "report.json").read_text())
+    assert report["tiles"] == 8 and report["workers"].startswith("LocalCluster")
+    for a, b in zip(
+        pyramid(stopped / "adversarial.delta.zarr"),
+        pyramid(tmp_path / "whole" / "adversarial.delta.zarr"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert main([*args, "--out", str(stopped), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
