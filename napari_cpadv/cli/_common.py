@@ -193,20 +193,20 @@ def _attack_options(
     p.add_argument("--device", default=None, help=DEVICE_HELP)
 
 
-def _cluster_options(p: argparse.ArgumentParser) -> None:
-    """Where the tiles are attacked: this process, a LocalCluster, or a running scheduler."""
+def _cluster_options(p: argparse.ArgumentParser, *, what: str) -> None:
+    """Where ``what`` is attacked: this process, a LocalCluster, or a running scheduler."""
     p.add_argument(
         "--workers",
         type=POSITIVE,
         default=None,
-        help="attack the tiles on a dask LocalCluster of this many worker processes "
+        help=f"attack {what} on a dask LocalCluster of this many worker processes "
         "(default: in this process)",
     )
     p.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDR",
-        help="attack the tiles on the workers of this running dask scheduler "
+        help=f"attack {what} on the workers of this running dask scheduler "
         "(tcp://host:8786); every worker must read the slide at the same path",
     )
     p.add_argument(
@@ -220,7 +220,7 @@ def _cluster(args: argparse.Namespace) -> Any:
 
     if args.scheduler is None and args.workers is None:
         return None
-    return Cluster(args.scheduler, args.workers or 1, args.threads)
+    return Cluster(args.scheduler, args.workers or 1, args.threads, args.device)
 
 
 def _region_options(p: argparse.ArgumentParser) -> None:

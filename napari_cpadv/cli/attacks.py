@@ -166,6 +166,7 @@ def _sweep(args: argparse.Namespace) -> dict[str, Any]:
         batch=args.batch,
         noise=not args.no_noise,
         check=args.check,
+        cluster=_cluster(args),
     )
     return _slide_report(args, work, "sweep.json")
 
@@ -189,7 +190,14 @@ def _transfer(args: argparse.Namespace) -> dict[str, Any]:
         for name in sources
     }
     tiles = _region_tiles(args, next(iter(detectors.values())))
-    work = transfer(detectors, tiles, specs, device=_device(args.device), batch=args.batch)
+    work = transfer(
+        detectors,
+        tiles,
+        specs,
+        device=_device(args.device),
+        batch=args.batch,
+        cluster=_cluster(args),
+    )
     return _slide_report(args, work, "transfer.json")
 
 
@@ -265,7 +273,7 @@ def _add_attack(sub: Any) -> None:
         help="continue the stopped run in --out (same arguments): its finished tiles are "
         "kept, the rest attacked",
     )
-    _cluster_options(at)
+    _cluster_options(at, what="the tiles (--batch a task)")
     at.set_defaults(run=_attack)
 
 
@@ -286,6 +294,7 @@ def _add_sweep(sub: Any) -> None:
         help="convergence check (twice the steps), one step, and the gradient",
     )
     sw.add_argument("--out", required=True, help="folder for sweep.json")
+    _cluster_options(sw, what="the budgets (one a task)")
     sw.set_defaults(run=_sweep)
 
 
@@ -313,6 +322,7 @@ def _add_transfer(sub: Any) -> None:
     tr.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(tr)
     tr.add_argument("--out", required=True, help="folder for transfer.json")
+    _cluster_options(tr, what="each source (one a task)")
     tr.set_defaults(run=_transfer)
 
 

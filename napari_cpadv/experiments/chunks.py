@@ -51,8 +51,9 @@ class Chunk:
 @dataclass(frozen=True)
 class Job:
     """What every chunk of a run shares: the original slide, the detector (on any device),
-    the spec, the tile side, the annotations (cell labels, or ``None``), the device asked
-    for (``None``: each process's best) and the batch of the attack's inner loop."""
+    the spec, the tile side, the annotations (cell labels, or ``None``), the device of a
+    run in this process (a cluster's workers use the cluster's) and the batch of the
+    attack's inner loop."""
 
     slide: str
     detector: Detector
@@ -97,11 +98,11 @@ def attack_chunk(
     return adv.numpy(), {"chunk": chunk.index, **record(res, job.spec.budget)}
 
 
-def chunk_task(job: Job, chunk: Chunk) -> tuple[np.ndarray, dict[str, Any]]:
-    """A worker's task: ``attack_chunk`` on the worker's device."""
+def chunk_task(job: Job, chunk: Chunk, device: str | None) -> tuple[np.ndarray, dict[str, Any]]:
+    """A worker's task: ``attack_chunk`` on the worker's device (``device`` asked)."""
     from napari_cpadv.inference.cluster import worker_device, worker_slide
 
-    work = attack_chunk(job, chunk, worker_device(job.device), worker_slide(job.slide))
+    work = attack_chunk(job, chunk, worker_device(device), worker_slide(job.slide))
     return drive(work)
 
 
@@ -117,7 +118,8 @@ def on_cluster(
     with client(cluster) as dask_client:
         shared = dask_client.scatter(_Shared(job), broadcast=True, hash=False)
         futures = {
-            dask_client.submit(_run_shared, shared, chunk, pure=False): chunk for chunk in todo
+            dask_client.submit(_run_shared, shared, chunk, cluster.device, pure=False): chunk
+            for chunk in todo
         }
         try:
             for future in as_completed(list(futures)):
@@ -134,8 +136,10 @@ class _Shared:
     job: Job
 
 
-def _run_shared(shared: _Shared, chunk: Chunk) -> tuple[np.ndarray, dict[str, Any]]:
-    return chunk_task(shared.job, chunk)
+def _run_shared(
+    shared: _Shared, chunk: Chunk, device: str | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    return chunk_task(shared.job, chunk, device)
 
 
 def record(res: Scored, budget: Any) -> dict[str, Any]:
@@ -251,3 +255,88 @@ class Journal:
             f.write(json.dumps(value) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+# -- whole attacks on a tile set, one a task (budget sweeps, transfer matrices) ------------
+
+
+@dataclass(frozen=True)
+class Craft:
+    """One attack of a tile set to craft on a worker: on ``detector`` (a name of the
+    detectors sent), with ``spec``, in batches of ``batch``."""
+
+    detector: str
+    spec: AttackSpec
+    batch: int
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """What every craft of a run shares, sent to each worker once."""
+
+    detectors: dict[str, Detector]
+    x: Any  # (N, 3, S, S) on the CPU
+    labels: Any  # cell labels, or None
+
+
+def craft_on(
+    cluster: Cluster,
+    detectors: dict[str, Detector],
+    x: Any,
+    labels: Any,
+    crafts: dict[Any, Craft],
+) -> Work[dict[Any, Scored]]:
+    """Each of ``crafts`` run on ``cluster``'s workers against ``x`` (the objective built
+    there from ``labels``, as ``objective_for`` builds it here); the results on the CPU,
+    by key, one step of the bar per finished craft."""
+    from dask.distributed import as_completed
+
+    from napari_cpadv.inference.cluster import client
+    from napari_cpadv.progress import Progress
+
+    for d in detectors.values():
+        d.to("cpu")  # sent to workers that may have no GPU
+    with client(cluster) as dask_client:
+        shared = dask_client.scatter(_Tiles(detectors, x.cpu(), labels), broadcast=True, hash=False)
+        futures = {
+            dask_client.submit(_craft, shared, c, cluster.device, pure=False): key
+            for key, c in crafts.items()
+        }
+        out: dict[Any, Scored] = {}
+        try:
+            for n, future in enumerate(as_completed(list(futures)), start=1):
+                out[futures[future]] = future.result()
+                yield Progress(n, len(futures), {"crafted": n})
+        finally:
+            dask_client.cancel(list(futures))
+    return out
+
+
+def _craft(shared: _Tiles, craft: Craft, device: str | None) -> Scored:
+    import torch
+
+    from napari_cpadv.attacks.objectives import objective_for
+    from napari_cpadv.inference.cluster import worker_device
+
+    dev = worker_device(device)
+    detector = shared.detectors[craft.detector].to(dev).eval()
+    x = shared.x.to(dev)
+    objective = objective_for(detector, x, shared.labels)
+    res = drive(craft.spec.runner.craft(detector, x, objective, craft.spec, batch=craft.batch))
+    return moved(res, torch.device("cpu"))
+
+
+def moved(res: Scored, device: Any) -> Scored:
+    """``res`` with every tensor on ``device``."""
+    import dataclasses
+
+    import torch
+
+    return dataclasses.replace(
+        res,
+        **{
+            f.name: getattr(res, f.name).to(device)
+            for f in dataclasses.fields(res)
+            if isinstance(getattr(res, f.name), torch.Tensor)
+        },
+    )

@@ -65,8 +65,7 @@ def measure(
             region=regions,
             out=run.adversarial,
             annotations=request.annotations if det.output == "cells" else None,
-            # on a cluster, the device asked for (None: each worker's best)
-            device=request.device if request.cluster is None else request.model.get("device"),
+            device=request.device,  # here; a cluster's workers use the cluster's
             batch=request.batch,
             tissue_only=request.tissue_only,
             cluster=request.cluster,

@@ -118,8 +118,8 @@ def attack_region(
 
     With ``annotations`` a cell detector is attacked against their cell labels, else
     against its own clean prediction; ``tissue_only`` skips tiles without tissue (seed
-    000's hue rule). With ``cluster`` the tiles are attacked on its workers (``device``:
-    each worker's, ``None`` for its best); with ``resume`` a stopped run at ``out``
+    000's hue rule). With ``cluster`` the tiles are attacked on its workers (on the
+    cluster's device, not ``device``); with ``resume`` a stopped run at ``out``
     continues where it stopped (``experiments.chunks``). Returns the report (JSON-ready).
     """
     from napari_cpadv.slide import open_slide
@@ -145,7 +145,7 @@ def attack_region(
         **attacked_area(regions, positions, side, original.downsamples[spec.level]),
         "steps": spec.iterations,
         "seed": spec.seed,
-        "device": str(device),
+        "device": str(device) if cluster is None else str(cluster.device or "each worker's best"),
         **({"workers": _workers(cluster)} if cluster is not None else {}),
         **report,
         "seconds": time.perf_counter() - started,

@@ -20,7 +20,7 @@ from napari_cpadv.attacks.projections import Budget, norms
 from napari_cpadv.experiments.scoring import condition, logits_aucpr, scorable
 from napari_cpadv.experiments.tiles import Tiles
 from napari_cpadv.models.detector import Detector
-from napari_cpadv.progress import Work
+from napari_cpadv.progress import Work, within
 
 
 def sweep(
@@ -33,6 +33,7 @@ def sweep(
     batch: int = 4,
     noise: bool = True,
     check: bool = False,
+    cluster: Any = None,
 ) -> Work[dict[str, Any]]:
     """Run ``spec`` at every budget value in ``values`` on ``tiles``, smallest first.
 
@@ -41,7 +42,9 @@ def sweep(
     (with ground truth), the same for Gaussian noise of each budget's achieved L2 norm
     (``noise``), and warnings when a sanity rule fails. ``check`` adds the convergence
     check (twice the iterations at the largest budget), one step at the largest budget
-    (iterative attacks) and the gradient at the clean tiles.
+    (iterative attacks) and the gradient at the clean tiles. With ``cluster``
+    (``inference.cluster.Cluster``) the budgets are crafted on its workers, one a task;
+    scoring and the checks run here.
     """
     from napari_cpadv.attacks.evaluate import success_vs_budget
 
@@ -55,14 +58,25 @@ def sweep(
     clean_logits = logits_of(detector, x, torch.zeros_like(x))  # once: objective, clean AUC-PR
     objective = objective_for(detector, x, labels, clean=clean_logits)
     results: dict[float, Scored] = {}
+    share = 0.0
+    if cluster is not None:
+        from napari_cpadv.experiments.chunks import Craft, craft_on, moved
+
+        crafts = {b.value: Craft(detector.name, replace(spec, budget=b), batch) for b in budgets}
+        share = 0.9
+        crafted = yield from within(
+            craft_on(cluster, {detector.name: detector}, x, labels, crafts), 0.0, share
+        )
+        detector.to(device)
+        results = {k: moved(v, x.device) for k, v in crafted.items()}
 
     def run(b: Budget) -> Work[AttackResult]:
-        at = replace(spec, budget=b)
-        res = yield from at.runner.craft(detector, x, objective, at, batch=batch)
-        results[b.value] = res
-        return res
+        if b.value not in results:  # crafted here
+            at = replace(spec, budget=b)
+            results[b.value] = yield from at.runner.craft(detector, x, objective, at, batch=batch)
+        return results[b.value]
 
-    table = yield from success_vs_budget(run, budgets)
+    table = yield from within(success_vs_budget(run, budgets), share, 1.0)
     warnings = list(table.warnings)
     labels = scorable(labels, warnings)
     clean = logits_aucpr(clean_logits, labels) if labels is not None else None

@@ -24,6 +24,7 @@ def transfer(
     device: Any = "cpu",
     batch: int = 4,
     keep: dict[str, torch.Tensor] | None = None,
+    cluster: Any = None,
 ) -> Work[dict[str, Any]]:
     """Craft ``specs[source]`` on each source detector and score every detector on each δ
     (seed 000 Fig. 10: FGSM crafted on the DAE, the latent attack on the sparse coder).
@@ -34,7 +35,9 @@ def transfer(
     (against each detector's own objective). Warnings name a transfer that hurts a
     detector more than the white-box attack on it, and noise that beats an attack.
     ``keep``, when given, receives every condition's δ (``(N, 3, S, S)``, by row name), for
-    the seed's pictures of them (its Figs. 7-9).
+    the seed's pictures of them (its Figs. 7-9). With ``cluster``
+    (``inference.cluster.Cluster``) each source's attack is crafted on its workers, one a
+    task; scoring runs here.
     """
     _check(detectors, specs)
     sources = list(specs)
@@ -49,7 +52,17 @@ def transfer(
     }
     warnings: list[str] = []
     labels = scorable(tiles.labels, warnings)
-    crafted = yield from _craft_each(detectors, x, objectives, specs, batch)
+    if cluster is None:
+        crafted = yield from _craft_each(detectors, x, objectives, specs, batch)
+    else:
+        from napari_cpadv.experiments.chunks import Craft, craft_on, moved
+
+        crafts = {name: Craft(name, spec, batch) for name, spec in specs.items()}
+        sent = {name: detectors[name] for name in specs}
+        done = yield from craft_on(cluster, sent, x, tiles.labels, crafts)
+        for d in sent.values():
+            d.to(device)
+        crafted = {name: moved(done[name], x.device) for name in specs}  # in the sources' order
     deltas = _conditions(x, crafted, specs)
     # logits already computed: the clean tiles, and each source on its own δ
     known = {("clean", n): clean_logits[n] for n in detectors}

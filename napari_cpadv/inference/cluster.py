@@ -20,11 +20,13 @@ _WORKER_STATE: dict[str, Any] = {}
 class Cluster:
     """Where a run's tasks go: the running scheduler at ``scheduler``, or a ``LocalCluster``
     of ``workers`` single-threaded processes started for the run (torch uses ``threads``
-    threads in each)."""
+    threads in each); ``device`` is the device asked of every worker (``None``: each its
+    best, one GPU per worker where it sees several; see ``worker_device``)."""
 
     scheduler: str | None = None
     workers: int = 2
     threads: int = 1
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.threads < 1:

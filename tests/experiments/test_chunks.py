@@ -77,7 +77,7 @@ def test_a_cluster_of_two_workers_writes_the_same_slide_as_one_process(
     small_slide, detector, reference, tmp_path
 ):
     out = tmp_path / "adv.delta.zarr"
-    report = drive(run(small_slide, detector, out, cluster=Cluster(workers=2), device="cpu"))
+    report = drive(run(small_slide, detector, out, cluster=Cluster(workers=2, device="cpu")))
     assert report["workers"].startswith("LocalCluster of 2")
     assert_same_run(report, out, reference)
 
@@ -219,3 +219,37 @@ def test_cli_attack_stopped_by_ctrl_c_resumes_on_a_cluster(
         np.testing.assert_array_equal(a, b)
     assert main([*args, "--out", str(stopped), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sweep_and_transfer_on_a_cluster_give_the_reports_of_one_process(small_slide, tmp_path):
+    """Budgets (a sweep) and sources (a transfer matrix) crafted one a task on two workers:
+    the same success matrices and AUC-PR as in this process."""
+
+    from napari_cpadv.annotations import Annotation
+    from napari_cpadv.experiments.sweep import sweep
+    from napari_cpadv.experiments.tiles import region_tiles
+    from napari_cpadv.experiments.transfer import transfer
+    from napari_cpadv.slide import open_slide
+
+    torch.manual_seed(1)
+    dae, sparse = make("dae"), make("sparse", atoms=8, iterations=20)
+    truth = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    tiles = region_tiles(
+        open_slide(small_slide.path), 1, REGION, 64, annotations=truth, cell=dae.cell
+    )
+    cluster = Cluster(workers=2, device="cpu")
+    results = []
+    for where in (None, cluster):
+        swept = drive(sweep(dae, tiles, SPEC, [2.0, 8.0], noise=False, cluster=where))
+        latent = AttackSpec("latent", Budget("l2", 2.0), 1, steps=2, tile=64)
+        specs = {"dae": SPEC, "sparse": latent}
+        moved = drive(transfer({"dae": dae, "sparse": sparse}, tiles, specs, cluster=where))
+        results.append((swept, moved))
+    (sweep_here, transfer_here), (sweep_there, transfer_there) = results
+    assert sweep_here["success"] == sweep_there["success"]
+    for here, there in zip(sweep_here["rows"], sweep_there["rows"], strict=True):
+        assert here.get("aucpr") == pytest.approx(there.get("aucpr"))
+        assert here["success_rate"] == there["success_rate"]
+    assert transfer_here["success"] == transfer_there["success"]
+    assert transfer_here["aucpr"] == transfer_there["aucpr"]
