@@ -4,7 +4,8 @@ A run is what ``cpadv attack`` and the Attack dock both write, and what ``cpadv 
 create`` and a session file read::
 
     run.json                  what was asked (written first, before any work)
-    adversarial.delta.zarr    the adversarial slide, tile by tile as the attack goes
+    adversarial.delta.zarr    the adversarial slide, tile by tile as the attack goes (its
+                              tiles.jsonl: the finished chunks, which --resume keeps)
     heatmaps/NAME_before.zarr heatmaps of each scored detector before and after
     heatmaps/NAME_after.zarr
     perturbation.tif          δ over the attacked tiles, in grey levels
