@@ -253,3 +253,25 @@ def test_sweep_and_transfer_on_a_cluster_give_the_reports_of_one_process(small_s
         assert here["success_rate"] == there["success_rate"]
     assert transfer_here["success"] == transfer_there["success"]
     assert transfer_here["aucpr"] == transfer_there["aucpr"]
+
+
+def test_each_worker_takes_its_own_gpu_where_it_sees_several(monkeypatch):
+    """A LocalCluster's workers are named 0, 1, ...: worker k runs on GPU k mod count (no
+    GPU here: the count and the worker are stood in for)."""
+    import types
+
+    import dask.distributed
+
+    from napari_cpadv import device
+    from napari_cpadv.inference.cluster import worker_device
+
+    monkeypatch.setattr(device, "pick_device", lambda requested=None: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    for name, want in ((0, "cuda:0"), (1, "cuda:1"), (5, "cuda:1")):
+        worker = types.SimpleNamespace(name=name)
+        monkeypatch.setattr(dask.distributed, "get_worker", lambda w=worker: w)
+        assert worker_device(None) == want
+    monkeypatch.setattr(dask.distributed, "get_worker", lambda: (_ for _ in ()).throw(ValueError))
+    assert worker_device(None) == "cuda"  # the client's own process
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_device(None) == "cuda"
