@@ -45,7 +45,12 @@ def client(cluster: Cluster) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-            env={"OMP_NUM_THREADS": str(cluster.threads)},
+            # dask sets all three to 1 before a worker starts, and torch takes its thread
+            # count from MKL's when it is set: OMP's alone left torch on one thread
+            env={
+                name: str(cluster.threads)
+                for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+            },
         )
     c = Client(cluster.scheduler if cluster.scheduler else local)
     try:

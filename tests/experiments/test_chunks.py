@@ -275,3 +275,13 @@ def test_each_worker_takes_its_own_gpu_where_it_sees_several(monkeypatch):
     assert worker_device(None) == "cuda"  # the client's own process
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert worker_device(None) == "cuda"
+
+
+@pytest.mark.slow
+def test_a_localcluster_worker_runs_torch_on_the_threads_asked():
+    """dask sets MKL_NUM_THREADS=1 in every worker, which torch reads before OMP's: with
+    only OMP_NUM_THREADS passed, `--threads 2` ran torch on one thread."""
+    from napari_cpadv.inference.cluster import client
+
+    with client(Cluster(workers=1, threads=2)) as dask_client:
+        assert list(dask_client.run(torch.get_num_threads).values()) == [2]
