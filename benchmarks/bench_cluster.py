@@ -5,8 +5,9 @@ run, every run writing the same adversarial slide (checked).
 Data: `make weights`' held-out slide (build/weights-data/slide21.tif, 8,192 x 8,192); the
 shipped DAE; iterative FGSM (L2 25 over the tile) with
 ``--steps`` steps at level 2 on 256-pixel tiles, two tiles a chunk. A cluster's time
-includes starting it; its start alone (a LocalCluster started and closed, no work) is
-printed too. Prints one JSON object a line.
+includes starting it and its workers' first imports; its start alone (a LocalCluster
+started and closed, no work) is printed too, and every run's rate after its first chunk is
+written (the steady state). Prints one JSON object a line.
 
     python benchmarks/bench_cluster.py [--tiles 16] [--steps 10]
 """
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,24 +94,38 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     reference = None
     base = None
+    steady_base = None
     try:
         for name, cluster in runs.items():
             out = tmp / f"{len(name)}-{id(cluster)}.delta.zarr"
             t0 = time.perf_counter()
+            first: list[tuple[float, int]] = []  # when the first chunk was written, its tiles
+
+            def seen(p: Any, first: list[tuple[float, int]] = first) -> None:
+                if not first and p.payload.get("tiles", 0) > 0:
+                    first.append((time.perf_counter(), p.payload["tiles"]))
+
             report = drive(
                 attack_region(
                     slide, detector, spec, region=region, out=out, batch=2, cluster=cluster,
                     device="cpu",
-                )
+                ),
+                seen,
             )  # fmt: skip
-            seconds = time.perf_counter() - t0
+            end = time.perf_counter()
+            seconds = end - t0
             rate = report["tiles"] / seconds
+            steady = (report["tiles"] - first[0][1]) / (end - first[0][0])
             pyramid = _pyramid(out)
             if reference is None:
                 reference, base = pyramid, rate
             same = all(np.array_equal(a, b) for a, b in zip(pyramid, reference, strict=True))
+            if steady_base is None:
+                steady_base = steady
             row = {"run": name, "tiles": report["tiles"], "seconds": seconds,
                    "tiles_per_s": rate, "ratio_to_one_process": rate / base,
+                   "after_first_chunk_tiles_per_s": steady,
+                   "after_first_chunk_ratio": steady / steady_base,
                    "same_slide_as_one_process": same}  # fmt: skip
             print(json.dumps(row), flush=True)
     finally:
