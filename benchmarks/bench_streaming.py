@@ -5,7 +5,10 @@
 (c) seconds from ``viewer.open`` to the first drawn frame, against the same pyramid handed
     to napari already decoded in memory (needs a display; run under ``xvfb-run``);
 (d) peak resident memory opening and reading scattered regions of a Camelyon16-sized
-    synthetic slide, against raw OpenSlide doing the same reads (each in a fresh process).
+    synthetic slide, against raw OpenSlide doing the same reads (each in a fresh process);
+(e) level-0 tiles a second through ``levels[0]`` (a block of whole tiles, cold cache)
+    against the decode limit: the same tiles' JPEG data read with ``os.pread`` and decoded
+    by imagecodecs on two threads (and one), and the plugin's own direct decoder alone.
 
 Usage: ``python benchmarks/bench_streaming.py [--skip-camelyon] [--json OUT]``. Slides are made
 under ``benchmarks/_work/`` on first use (the Camelyon16-sized one takes some minutes).
@@ -111,6 +114,69 @@ def bench_random_reads(path: Path, *, n: int = 60, repeats: int = 3, direct: boo
             "ratio": o / r,
         }
     return out
+
+
+def bench_decode_limit(path: Path, *, rows: int = 8, cols: int = 8, repeats: int = 5) -> dict:
+    """(e): tiles a second, medians of ``repeats`` interleaved cold runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import imagecodecs
+    import tifffile
+
+    from napari_cpadv.slide import open_slide
+
+    slide = open_slide(path)
+    g = slide.geometry[0]
+    r0 = (g.rows // g.tile_rows - rows) // 2
+    c0 = (g.cols // g.tile_cols - cols) // 2
+    tiles = [(r0 + i, c0 + j) for i in range(rows) for j in range(cols)]
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        offsets, counts, tables = page.dataoffsets, page.databytecounts, page.jpegtables
+        across = -(-g.cols // g.tile_cols)
+    fd = os.open(path, os.O_RDONLY)
+
+    def limit(threads: int) -> None:
+        def one(t: tuple[int, int]) -> np.ndarray:
+            i = t[0] * across + t[1]
+            return imagecodecs.jpeg8_decode(os.pread(fd, counts[i], offsets[i]), tables=tables)
+
+        with ThreadPoolExecutor(threads) as ex:
+            list(ex.map(one, tiles))
+
+    def direct() -> None:
+        fresh = open_slide(path)
+        assert fresh.store.direct is not None
+        with ThreadPoolExecutor(2) as ex:
+            list(ex.map(lambda t: fresh.store.direct.read(0, *t), tiles))
+
+    def ours() -> None:
+        fresh = open_slide(path)
+        fresh.cache.clear()
+        arr = fresh.levels[0]
+        (ra, ca), th, tw = tiles[0], g.tile_rows, g.tile_cols
+        arr[ra * th : (ra + rows) * th, ca * tw : (ca + cols) * tw].compute()
+        fresh.cache.clear()
+
+    runs: dict[str, list[float]] = {"levels[0]": [], "direct decoder, 2 threads": [],
+                                    "limit, 2 threads": [], "limit, 1 thread": []}  # fmt: skip
+    fns = {"levels[0]": ours, "direct decoder, 2 threads": direct,
+           "limit, 2 threads": lambda: limit(2), "limit, 1 thread": lambda: limit(1)}  # fmt: skip
+    try:
+        for rep in range(repeats):
+            names = list(fns) if rep % 2 == 0 else list(fns)[::-1]
+            for name in names:
+                t = time.perf_counter()
+                fns[name]()
+                runs[name].append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+    rate = {name: len(tiles) / statistics.median(ts) for name, ts in runs.items()}
+    return {
+        "tiles": len(tiles),
+        "tiles_per_s": rate,
+        "levels0_over_limit_2_threads": rate["levels[0]"] / rate["limit, 2 threads"],
+    }
 
 
 def bench_pan(

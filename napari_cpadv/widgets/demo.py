@@ -33,6 +33,7 @@ SPARSE_TILE = (1536.0, 2048.0, 2048.0, 2560.0)  # one of the four, on the tumour
 LEVEL, TILE = 2, 128
 # seed 000's L2 = 25 over a 512 x 512 x 3 tile, as a root-mean-square per pixel
 RMS = 25 / (512 * 512 * 3) ** 0.5
+STEPS = 100  # seed 000's FGSM iterations
 
 
 def _shot(
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_cpadv.widgets.demo")
     parser.add_argument("--out", default="demo-output", help="folder for the headless pictures")
     parser.add_argument("--headless", action="store_true", help="screenshots and exit")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=STEPS,
+        help=f"iterations of the FGSM attack (default: seed 000's {STEPS})",
+    )
     args = parser.parse_args(argv)
 
     import napari
@@ -93,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     demo = _open(out)  # 1. the sample slide with its ground truth
     _detect(demo)  # 2. the detectors over a tumour region
-    outcome = _attack(demo)  # 3. FGSM on the DAE from the Attack dock
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, not {args.steps}")
+    outcome = _attack(demo, args.steps)  # 3. FGSM on the DAE from the Attack dock
     _side_by_side(demo)  # 4. four labelled panels, one camera
     if not args.headless:
         napari.run()
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "region_level0_rows_cols": list(REGION),
         "level": LEVEL,
         "tile": TILE,
-        "attack": {"name": "fgsm", "steps": 100, "l2_rms": RMS, "unit": "per_pixel"},
+        "attack": {"name": "fgsm", "steps": args.steps, "l2_rms": RMS, "unit": "per_pixel"},
         "results": str(outcome.folder),
         "metrics": outcome.metrics,
         "screenshots": demo.shots,
@@ -180,8 +189,9 @@ def _detect(demo: _Demo) -> None:
     demo.shot("2-detect")
 
 
-def _attack(demo: _Demo) -> Any:
-    """FGSM-100 on the DAE at seed 000's budget, set in the Attack dock and run by it."""
+def _attack(demo: _Demo, steps: int) -> Any:
+    """FGSM (seed 000's 100 steps unless told) on the DAE at seed 000's budget, set in the
+    Attack dock and run by it."""
     from qtpy.QtWidgets import QApplication
 
     from napari_cpadv.progress import drive
@@ -195,7 +205,7 @@ def _attack(demo: _Demo) -> Any:
     attack._norm.setCurrentText("l2")
     attack._unit.setCurrentText("per_pixel")
     attack._budget.setValue(RMS)
-    attack._steps.setValue(100)
+    attack._steps.setValue(steps)
     attack._region.setCurrentText("drawn region")
     attack._level.setCurrentIndex(LEVEL)
     attack._tile.setValue(TILE)

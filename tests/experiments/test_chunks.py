@@ -72,13 +72,22 @@ def test_the_reference_run_changed_the_slide_and_journalled_every_chunk(referenc
     assert (levels[1][:128, :256] != original).any()
 
 
+@pytest.fixture(scope="module")
+def two_workers():
+    """A running LocalCluster of two workers, started as `--workers 2` starts one."""
+    from napari_cpadv.inference.cluster import client
+
+    with client(Cluster(workers=2)) as dask_client:
+        yield Cluster(dask_client.scheduler.address, device="cpu")
+
+
 @pytest.mark.slow
 def test_a_cluster_of_two_workers_writes_the_same_slide_as_one_process(
-    small_slide, detector, reference, tmp_path
+    small_slide, detector, reference, tmp_path, two_workers
 ):
     out = tmp_path / "adv.delta.zarr"
-    report = drive(run(small_slide, detector, out, cluster=Cluster(workers=2, device="cpu")))
-    assert report["workers"].startswith("LocalCluster of 2")
+    report = drive(run(small_slide, detector, out, cluster=two_workers))
+    assert report["workers"] == two_workers.scheduler and report["device"] == "cpu"
     assert_same_run(report, out, reference)
 
 
@@ -222,7 +231,7 @@ def test_cli_attack_stopped_by_ctrl_c_resumes_on_a_cluster(
 
 
 @pytest.mark.slow
-def test_sweep_and_transfer_on_a_cluster_give_the_reports_of_one_process(small_slide, tmp_path):
+def test_sweep_and_transfer_on_a_cluster_give_the_reports_of_one_process(small_slide, two_workers):
     """Budgets (a sweep) and sources (a transfer matrix) crafted one a task on two workers:
     the same success matrices and AUC-PR as in this process."""
 
@@ -238,9 +247,8 @@ def test_sweep_and_transfer_on_a_cluster_give_the_reports_of_one_process(small_s
     tiles = region_tiles(
         open_slide(small_slide.path), 1, REGION, 64, annotations=truth, cell=dae.cell
     )
-    cluster = Cluster(workers=2, device="cpu")
     results = []
-    for where in (None, cluster):
+    for where in (None, two_workers):
         swept = drive(sweep(dae, tiles, SPEC, [2.0, 8.0], noise=False, cluster=where))
         latent = AttackSpec("latent", Budget("l2", 2.0), 1, steps=2, tile=64)
         specs = {"dae": SPEC, "sparse": latent}

@@ -113,6 +113,7 @@ def test_shipped_resnet18_separates_tumour_patches_on_a_held_out_slide(held_out,
 
 
 @pytest.mark.slow
+@pytest.mark.weights  # about 5 minutes on 2 cores: `make check-weights`, not `make test`
 def test_shipped_sparse_meets_seed_000s_target_around_a_held_out_tumour(held_out):
     from napari_cpadv.annotations import read_annotations
     from napari_cpadv.inference.detect import score_against
