@@ -31,6 +31,7 @@ import numpy as np
 from napari_cpadv.errors import SlideError
 from napari_cpadv.files import replacing
 from napari_cpadv.slide.identity import find_original, identity_of
+from napari_cpadv.slide.pixels import fill
 from napari_cpadv.slide.slide import Slide, open_slide
 
 KIND = "delta-slide"
@@ -74,7 +75,7 @@ class DeltaStore:
                 self.path, f"{where} is damaged ({type(exc).__name__}: {exc})"
             ) from None
         out = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
-        out[...] = self.background
+        fill(out, self.background)
         out[: part.shape[0], : part.shape[1]] = part
         return out
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_cpadv.slide.pixels import LevelGeometry
+from napari_cpadv.slide.pixels import LevelGeometry, fill
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class DirectTiles:
         offset, count = page.offsets[index], page.counts[index]
         if count == 0:
             tile = np.empty((*page.tile, 3), np.uint8)  # left out of the file (sparse)
-            tile[...] = self.background
+            fill(tile, self.background)
             return tile
         data = os.pread(self._fd, count, offset)
         if len(data) != count:

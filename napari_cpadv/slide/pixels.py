@@ -92,6 +92,24 @@ class TileCache:
             self._bytes = 0
 
 
+def fill(out: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
+    """``out`` ``(h, w, 3)`` uint8 set to ``background`` in every pixel; returns it.
+
+    Written by hand because numpy's broadcast of an RGB triple over ``(h, w, 3)`` runs an
+    inner loop three elements long: 160 ms for a 4,096 x 4,096 region, more than decoding
+    its 64 JPEG tiles on two threads. A grey is one ``memset``; any colour is one row,
+    then row copies.
+    """
+    if out.size == 0:
+        return out
+    if background[0] == background[1] == background[2]:
+        out.fill(background[0])
+        return out
+    out[:1] = np.asarray(background, np.uint8)
+    out[1:] = out[:1]
+    return out
+
+
 def parse_background(value: str | None) -> tuple[int, int, int]:
     """OpenSlide's ``openslide.background-color`` (``RRGGBB`` hex) as RGB; white if unset."""
     if not value:

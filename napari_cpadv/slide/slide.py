@@ -23,6 +23,7 @@ from napari_cpadv.slide.store import (
     TileCache,
     TileSource,
     default_executor,
+    fill,
 )
 
 if TYPE_CHECKING:
@@ -134,9 +135,10 @@ class Slide:
             raise ValueError(f"{self.path}: region size must be positive, got {height}x{width}")
         g = self.geometry[level]
         out = np.empty((height, width, 3), np.uint8)
-        out[...] = self.background
         r0, c0 = max(row, 0), max(col, 0)
         r1, c1 = min(row + height, g.rows), min(col + width, g.cols)
+        if (r0, c0, r1, c1) != (row, col, row + height, col + width):  # reaches off the slide
+            fill(out, self.background)
         if r0 >= r1 or c0 >= c1:
             return out
         tiles = [

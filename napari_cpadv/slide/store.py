@@ -34,6 +34,7 @@ from napari_cpadv.slide.pixels import (  # noqa: F401 (slide.py and tests read t
     composite,
     composite_premultiplied,
     default_executor,
+    fill,
     level_geometry,
     parse_background,
     read_bgra,
@@ -194,7 +195,7 @@ class OpenSlideStore(Store):
             ) from exc
         if (rows, cols) != (g.tile_rows, g.tile_cols):  # past the edge: background
             padded = np.empty((g.tile_rows, g.tile_cols, 3), np.uint8)
-            padded[...] = self.background
+            fill(padded, self.background)
             padded[:rows, :cols] = tile[:rows, :cols]
             tile = padded
         self.cache.put(key, tile)

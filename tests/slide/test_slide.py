@@ -226,3 +226,24 @@ def test_openings_with_and_without_direct_decoding_do_not_mix_in_the_cache(slide
     page = tifffile.TiffFile(truth.path).pages[level].asarray()
     np.testing.assert_array_equal(direct, page)
     assert not np.array_equal(through, page)  # OpenSlide's resampled pixels, not the cache's
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (240, 17, 3), (0, 0, 0)])
+@pytest.mark.parametrize("shape", [(4, 5, 3), (1, 1, 3), (0, 7, 3), (257, 513, 3)])
+def test_fill_paints_every_pixel_the_background_colour(colour, shape):
+    """The fast fill (a memset for grey, row copies for a colour) equals numpy's broadcast."""
+    from napari_cpadv.slide.pixels import fill
+
+    out = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    want = np.empty(shape, np.uint8)
+    want[...] = colour
+    np.testing.assert_array_equal(fill(out, colour), want)
+
+
+def test_a_region_inside_the_slide_is_all_tiles(small_slide):
+    """No background pass over a region the tiles cover (it cost more than decoding them):
+    the pixels equal the level's, edge to edge."""
+    slide = open_slide(small_slide.path)
+    g = slide.geometry[1]
+    region = slide.read_region(1, 3, 5, g.rows - 3, g.cols - 5)
+    np.testing.assert_array_equal(region, np.asarray(slide.levels[1])[3:, 5:])
