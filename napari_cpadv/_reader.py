@@ -376,4 +376,4 @@ def slide_layer_data(slide: Any) -> LayerData:
             "properties": dict(slide.properties),
         },
     }
-    return (list(slide.levels), kwargs, "image")
+    return (list(slide.arrays), kwargs, "image")

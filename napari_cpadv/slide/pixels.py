@@ -217,3 +217,75 @@ def default_executor(workers: int | None = None) -> ThreadPoolExecutor:
     """The thread pool tile reads run on: ``workers`` threads, or one per core up to 8."""
     n = workers if workers is not None else min(8, max(2, os.cpu_count() or 2))
     return ThreadPoolExecutor(max_workers=n, thread_name_prefix="cpadv-tiles")
+
+
+class LevelArray:
+    """One level of a slide as the array napari reads: ``(rows, cols, 3)`` uint8.
+
+    Indexed with slices (and integers), it returns ``read(level, row, col, height,
+    width)``'s pixels (``Slide.read_region``: the tiles decoded in parallel through the
+    shared cache straight into one output array), not a dask graph of one task per tile:
+    dask's graph, scheduling and assembly cost about 0.5 ms a tile beside 1.3 ms to decode
+    it (64 tiles warm: 35-44 ms through dask, 19 ms this way), and napari keeps every chunk
+    of a dask array in its own dask cache, a second copy of the tiles the plugin's cache
+    already holds. ``Slide.levels`` stays the dask view, for computing over a level.
+    """
+
+    def __init__(self, read: Any, level: int, geometry: LevelGeometry) -> None:
+        self._read = read
+        self.level = level
+        self.shape = (geometry.rows, geometry.cols, 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 3
+        self.size = geometry.rows * geometry.cols * 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            at = next(i for i, k in enumerate(key) if k is Ellipsis)
+            key = key[:at] + (slice(None),) * (4 - len(key)) + key[at + 1 :]
+        if len(key) > 3 or any(not isinstance(k, slice) and not _is_int(k) for k in key):
+            raise IndexError(f"level {self.level}: only slices and integers index it, not {key}")
+        key = key + (slice(None),) * (3 - len(key))
+        axes = zip(key[:2], self.shape[:2], strict=True)
+        rows, cols = (slice(*_bounds(k, n)) if _is_int(k) else k for k, n in axes)
+        (r0, r1, rs), (c0, c1, cs) = rows.indices(self.shape[0]), cols.indices(self.shape[1])
+        if rs < 0 or cs < 0:
+            raise IndexError(f"level {self.level}: negative steps are not supported")
+        if r1 <= r0 or c1 <= c0:
+            out = np.empty((max(r1 - r0, 0), max(c1 - c0, 0), 3), np.uint8)
+        else:
+            out = self._read(self.level, r0, c0, r1 - r0, c1 - c0)
+        out = out[::rs, ::cs, key[2]]
+        drop = tuple(0 if _is_int(k) else slice(None) for k in key[:2])
+        return out[drop]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _is_int(k: Any) -> bool:
+    import operator
+
+    if isinstance(k, bool):
+        return False
+    try:
+        operator.index(k)
+    except TypeError:
+        return False
+    return True
+
+
+def _bounds(k: Any, n: int) -> tuple[int, int]:
+    """The one-element range of integer index ``k`` along an axis of ``n``."""
+    import operator
+
+    i = operator.index(k)
+    i = i + n if i < 0 else i
+    if not 0 <= i < n:
+        raise IndexError(f"index {k} is out of bounds for an axis of {n}")
+    return i, i + 1

@@ -10,12 +10,14 @@ import weakref
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_cpadv.errors import SlideError
+from napari_cpadv.slide.pixels import LevelArray
 from napari_cpadv.slide.store import (
     DEFAULT_CACHE_BYTES,
     LevelGeometry,
@@ -83,6 +85,12 @@ class Slide:
     geometry: tuple[LevelGeometry, ...]
     store: OpenSlideStore = field(repr=False)
     _executor: Executor = field(repr=False)
+
+    @cached_property
+    def arrays(self) -> tuple[LevelArray, ...]:
+        """One array per level for napari: slices read through :meth:`read_region`, without
+        a dask task a tile (see ``pixels.LevelArray``)."""
+        return tuple(LevelArray(self.read_region, k, g) for k, g in enumerate(self.geometry))
 
     @property
     def vendor(self) -> str | None:

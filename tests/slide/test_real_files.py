@@ -106,6 +106,8 @@ def test_a_corrupt_jpeg_tile_is_refused_on_every_path(tmp_path, how, direct):
         slide.levels[0][240:480, 720:960].compute()
     with pytest.raises(SlideError, match=r"level 0 tile \(1, 3\)"):
         slide.read_region(0, 200, 700, 100, 100)
+    with pytest.raises(SlideError, match=r"bad\.svs.*level 0 tile \(1, 3\)"):
+        slide.arrays[0][200:300, 700:800]  # what napari reads
 
 
 @pytest.mark.parametrize("direct", [True, False])

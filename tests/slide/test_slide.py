@@ -247,3 +247,33 @@ def test_a_region_inside_the_slide_is_all_tiles(small_slide):
     g = slide.geometry[1]
     region = slide.read_region(1, 3, 5, g.rows - 3, g.cols - 5)
     np.testing.assert_array_equal(region, np.asarray(slide.levels[1])[3:, 5:])
+
+
+def test_the_arrays_napari_reads_index_as_numpy_indexes_the_level(small_slide):
+    """`Slide.arrays` (what the reader hands napari) read through `read_region`: every kind of
+    index napari or a user gives answers what numpy gives on the whole level."""
+    slide = open_slide(small_slide.path)
+    for level, arr in enumerate(slide.arrays):
+        whole = np.asarray(slide.levels[level])
+        assert arr.shape == whole.shape and arr.dtype == np.uint8 and arr.ndim == 3
+        assert len(arr) == whole.shape[0]
+        rows = whole.shape[0]
+        for key in [
+            (slice(3, 300), slice(250, 517)),  # across tile edges
+            (slice(None), slice(None)),
+            (slice(rows - 5, rows + 40), slice(-7, None)),  # clipped at the far edges
+            (slice(0, 300, 3), slice(1, 200, 2)),  # steps (napari's thumbnails)
+            (np.int64(17), slice(5, 60)),
+            (slice(5, 6), -1),
+            (Ellipsis, 1),
+            (4, 5),
+            (slice(10, 10), slice(0, 5)),  # empty
+            slice(2, 9),
+        ]:
+            np.testing.assert_array_equal(arr[key], whole[key], err_msg=f"level {level} {key}")
+        np.testing.assert_array_equal(np.asarray(arr), whole)
+        with pytest.raises(IndexError):
+            arr[rows, 0]
+        with pytest.raises(IndexError):
+            arr[[1, 2], 0]
+
