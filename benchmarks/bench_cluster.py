@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from _timing import run_header
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,24 +56,8 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     slide = _slide()
-    print(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-                f"torch {torch.__version__}",
-                "date": time.strftime("%Y-%m-%d"),
-                "commit": commit,
-                "slide": slide.name,
-                "tiles": args.tiles,
-                "steps": args.steps,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(run_header(slide=slide.name, tiles=args.tiles, steps=args.steps)), flush=True)
     spec = AttackSpec("fgsm", Budget("l2", 25.0), 2, steps=args.steps, tile=256)
     side0 = 256 * 4  # a level-2 tile in level-0 pixels
     per_row = 4

@@ -13,14 +13,13 @@ keeps up when its rate is at least the step's. Prints one JSON object a line.
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import run_header
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,20 +37,7 @@ def main() -> None:
     from napari_cpadv.models.detector import make
     from napari_cpadv.progress import drive
 
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    print(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-                f"torch {torch.__version__}",
-                "date": time.strftime("%Y-%m-%d"),
-                "commit": commit,
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps(run_header()), flush=True)
     srcs = [
         SlideData(str(DATA / f"slide{k}.tif"), str(DATA / f"slide{k}.xml")) for k in range(11, 16)
     ]
