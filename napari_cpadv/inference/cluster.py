@@ -8,6 +8,7 @@ filesystem on a real cluster).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,18 +46,28 @@ def client(cluster: Cluster) -> Iterator[Any]:
         # dask's workers start with MALLOC_TRIM_THRESHOLD_=65536 and every BLAS at one
         # thread: the first makes glibc hand torch's large buffers back to the kernel and
         # fault them in again each step (a chunk's attack measured 2.4x slower than in
-        # this process), the second is what --threads sets instead
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
-            local = LocalCluster(
-                n_workers=cluster.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                env={
-                    name: str(cluster.threads)
-                    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-                },
-            )
+        # this process), the second is what --threads sets instead. A nanny also writes
+        # those values into its own process's environment, which later workers inherit:
+        # dask's trim threshold left there by an earlier cluster is kept out of this spawn.
+        trim = "MALLOC_TRIM_THRESHOLD_"
+        poisoned = os.environ.get(trim) == "65536"
+        if poisoned:
+            del os.environ[trim]
+        try:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+                local = LocalCluster(
+                    n_workers=cluster.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env={
+                        name: str(cluster.threads)
+                        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                    },
+                )
+        finally:
+            if poisoned:
+                os.environ[trim] = "65536"
     c = Client(cluster.scheduler if cluster.scheduler else local)
     try:
         yield c

@@ -95,15 +95,13 @@ def test_a_cluster_of_two_workers_writes_the_same_slide_as_one_process(
 def test_a_worker_killed_mid_run_loses_only_its_tiles_in_progress(
     small_slide, detector, reference, tmp_path
 ):
-    from dask.distributed import Client, LocalCluster
+    from napari_cpadv.inference.cluster import client
 
     out = tmp_path / "adv.delta.zarr"
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        pids = list(client.run(os.getpid).values())
-        work = run(small_slide, detector, out, batch=1, cluster=Cluster(cluster.scheduler_address))
+    with client(Cluster(workers=2)) as dask_client:  # its own: one of its workers dies
+        pids = list(dask_client.run(os.getpid).values())
+        where = Cluster(dask_client.scheduler.address, device="cpu")
+        work = run(small_slide, detector, out, batch=1, cluster=where)
         killed = None
         try:
             while True:
@@ -302,3 +300,16 @@ def test_a_localcluster_task_runs_torch_on_the_threads_asked_and_glibc_as_usual(
 
     with client(Cluster(workers=1, threads=2)) as dask_client:
         assert dask_client.submit(_task_threads, pure=False).result() == (2, None)
+
+
+@pytest.mark.slow
+def test_an_earlier_dask_cluster_in_the_process_does_not_slow_the_next(monkeypatch):
+    """A dask nanny writes MALLOC_TRIM_THRESHOLD_=65536 into its own process's environment
+    (distributed's nanny.py), so every cluster started after a plain LocalCluster inherited
+    it; ours keeps it out of its workers and leaves the environment as it found it."""
+    from napari_cpadv.inference.cluster import client
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as a plain LocalCluster leaves it
+    with client(Cluster(workers=1, threads=2)) as dask_client:
+        assert dask_client.submit(_task_threads, pure=False).result() == (2, None)
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
