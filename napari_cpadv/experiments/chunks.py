@@ -287,8 +287,8 @@ def craft_on(
     crafts: dict[Any, Craft],
 ) -> Work[dict[Any, Scored]]:
     """Each of ``crafts`` run on ``cluster``'s workers against ``x`` (the objective built
-    there from ``labels``, as ``objective_for`` builds it here); the results on the CPU,
-    by key, one step of the bar per finished craft."""
+    there from ``labels``, as ``objective_for`` builds it here); the results by key on
+    ``x``'s device, where the detectors are put back; one step of the bar per craft."""
     from dask.distributed import as_completed
 
     from napari_cpadv.inference.cluster import client
@@ -305,10 +305,12 @@ def craft_on(
         out: dict[Any, Scored] = {}
         try:
             for n, future in enumerate(as_completed(list(futures)), start=1):
-                out[futures[future]] = future.result()
+                out[futures[future]] = moved(future.result(), x.device)
                 yield Progress(n, len(futures), {"crafted": n})
         finally:
             dask_client.cancel(list(futures))
+            for d in detectors.values():
+                d.to(x.device)
     return out
 
 

@@ -48,27 +48,17 @@ def sweep(
     """
     from napari_cpadv.attacks.evaluate import success_vs_budget
 
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"budgets must be a non-empty list of values >= 0, not {list(values)}")
     started = time.perf_counter()
-    budgets = [replace(spec.budget, value=v) for v in sorted(float(v) for v in values)]
+    budgets = _budgets(spec, values)
     detector.to(device).eval()
     x = tiles.x.to(device)
     labels = tiles.labels if detector.output == "cells" else None
     clean_logits = logits_of(detector, x, torch.zeros_like(x))  # once: objective, clean AUC-PR
     objective = objective_for(detector, x, labels, clean=clean_logits)
-    results: dict[float, Scored] = {}
-    share = 0.0
-    if cluster is not None:
-        from napari_cpadv.experiments.chunks import Craft, craft_on, moved
-
-        crafts = {b.value: Craft(detector.name, replace(spec, budget=b), batch) for b in budgets}
-        share = 0.9
-        crafted = yield from within(
-            craft_on(cluster, {detector.name: detector}, x, labels, crafts), 0.0, share
-        )
-        detector.to(device)
-        results = {k: moved(v, x.device) for k, v in crafted.items()}
+    share = 0.0 if cluster is None else 0.9  # of the bar: crafting on the cluster
+    results = yield from within(
+        _on_cluster(cluster, detector, x, labels, spec, budgets, batch), 0.0, share
+    )
 
     def run(b: Budget) -> Work[AttackResult]:
         if b.value not in results:  # crafted here
@@ -87,12 +77,12 @@ def sweep(
     if labels is not None:
         warnings += _not_monotone(rows)
     checks: dict[str, Any] = {}
-    if check:
+    if check:  # at the largest budget
         top = replace(spec, budget=budgets[-1])
         checks = yield from convergence_checks(
             detector, x, objective, top, rows[-1]["damage"], labels, clean, batch=batch
         )
-        warnings += checks["warnings"]
+    warnings += checks.get("warnings", [])
     return {
         **_what(detector, spec, budgets, tiles, device),
         "success": table.success.astype(int).tolist(),
@@ -104,6 +94,31 @@ def sweep(
         "warnings": warnings,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _budgets(spec: AttackSpec, values: Sequence[float]) -> list[Budget]:
+    """The budgets of ``values``, smallest first; ``ValueError`` for none or a negative one."""
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"budgets must be a non-empty list of values >= 0, not {list(values)}")
+    return [replace(spec.budget, value=v) for v in sorted(float(v) for v in values)]
+
+
+def _on_cluster(
+    cluster: Any,
+    detector: Detector,
+    x: torch.Tensor,
+    labels: Any,
+    spec: AttackSpec,
+    budgets: list[Budget],
+    batch: int,
+) -> Work[dict[float, Scored]]:
+    """Every budget crafted on ``cluster``'s workers, one a task (none without one)."""
+    if cluster is None:
+        return {}
+    from napari_cpadv.experiments.chunks import Craft, craft_on
+
+    crafts = {b.value: Craft(detector.name, replace(spec, budget=b), batch) for b in budgets}
+    return (yield from craft_on(cluster, {detector.name: detector}, x, labels, crafts))
 
 
 def _what(

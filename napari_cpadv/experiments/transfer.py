@@ -52,17 +52,7 @@ def transfer(
     }
     warnings: list[str] = []
     labels = scorable(tiles.labels, warnings)
-    if cluster is None:
-        crafted = yield from _craft_each(detectors, x, objectives, specs, batch)
-    else:
-        from napari_cpadv.experiments.chunks import Craft, craft_on, moved
-
-        crafts = {name: Craft(name, spec, batch) for name, spec in specs.items()}
-        sent = {name: detectors[name] for name in specs}
-        done = yield from craft_on(cluster, sent, x, tiles.labels, crafts)
-        for d in sent.values():
-            d.to(device)
-        crafted = {name: moved(done[name], x.device) for name in specs}  # in the sources' order
+    crafted = yield from _craft_each(detectors, x, objectives, specs, batch, (cluster, tiles))
     deltas = _conditions(x, crafted, specs)
     # logits already computed: the clean tiles, and each source on its own δ
     known = {("clean", n): clean_logits[n] for n in detectors}
@@ -124,8 +114,18 @@ def _craft_each(
     objectives: dict[str, Any],
     specs: dict[str, AttackSpec],
     batch: int,
+    where: tuple[Any, Tiles],
 ) -> Work[dict[str, Scored]]:
-    """Each source's attack crafted on it, under one monotone bar."""
+    """Each source's attack crafted on it, under one monotone bar: here, or one a task on
+    the cluster of ``where`` (``(cluster, tiles)``; the objectives are rebuilt there)."""
+    cluster, tiles = where
+    if cluster is not None:
+        from napari_cpadv.experiments.chunks import Craft, craft_on
+
+        crafts = {name: Craft(name, spec, batch) for name, spec in specs.items()}
+        sent = {name: detectors[name] for name in specs}
+        done = yield from craft_on(cluster, sent, x, tiles.labels, crafts)
+        return {name: done[name] for name in specs}  # in the sources' order
     crafted: dict[str, Scored] = {}
     for k, name in enumerate(specs):
         share = (k / len(specs), (k + 1) / len(specs))
