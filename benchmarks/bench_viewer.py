@@ -6,9 +6,10 @@ benchmarks/bench_viewer.py``). napari-wsi 1.3.0 is installed beside the project,
 it: ``pip install --no-deps --target benchmarks/_work/wsi-site napari-wsi==1.3.0
 universal-pathlib pathlib-abc``; its runs get that folder on ``PYTHONPATH``.
 
-In each process: an empty 1600 x 1000 viewer, then the slide opened (the plugin's reader;
-napari-wsi's ``OpenSlideStore(...).to_viewer``), the camera at one screen pixel a level-0
-pixel, and
+In each process: an empty 1600 x 1000 viewer, then the slide opened (the plugin's reader,
+whose ground-truth layer from the annotations beside the slide is removed at once, so both
+draw one layer; napari-wsi's ``OpenSlideStore(...).to_viewer``), the camera at one screen
+pixel a level-0 pixel, and
 
 * first frame: from the open to the first view drawn with its data loaded;
 * pan steps: the camera moved 256 screen pixels to the right, 20 times, each timed from
@@ -57,7 +58,10 @@ canvas = viewer.window._qt_viewer.canvas._scene_canvas
 empty = status("VmRSS")
 t0 = time.perf_counter()
 if who == "cpadv":
-    layer = viewer.open(path, plugin="napari-cpadv")[0]
+    opened = viewer.open(path, plugin="napari-cpadv")
+    layer = opened[0]
+    for other in opened[1:]:  # the ground truth it finds beside the slide: napari-wsi has none
+        viewer.layers.remove(other)
 else:
     from napari_wsi.backends.openslide import OpenSlideStore
 
