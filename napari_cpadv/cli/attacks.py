@@ -116,6 +116,7 @@ def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:
         **({"float_success_rate": report["float"]["success_rate"]} if "float" in report else {}),
         "aucpr": aucpr,
         **({"note": report["note"]} if "note" in report else {}),
+        **({"resumed": report["resumed"]} if "resumed" in report else {}),
         "warnings": report.get("warnings", []),
     }
 

@@ -213,7 +213,7 @@ def _attack_chunks(
         done = {}
     todo = [c for c in chunked if c.index not in done]
     tiles = sum(len(c.positions) for c in chunked)
-    finished = sum(len(chunked[k].positions) for k in done)
+    finished = kept = sum(len(chunked[k].positions) for k in done)
     results: Iterator[Any]
     if cluster is None:
         results = _here(job, todo, original, (finished, tiles))
@@ -241,6 +241,8 @@ def _attack_chunks(
         if close is not None:
             close()
     out_report = Tally.of(list(done.values())).report()
+    if resume:  # the success and norms are of every tile; the time is this run's alone
+        out_report["resumed"] = {"tiles_kept": kept, "seconds": "of the resumed part only"}
     if job.detector.output == "cells":
         out_report["success_rule"] = (
             f"a tile is a success when fewer than {CELL_KEEP:.0%} of the tumour cells the "

@@ -147,6 +147,7 @@ def test_a_stopped_run_resumes_where_it_stopped(
     monkeypatch.setattr(regions, "attack_chunk", counting)
     report = drive(run(small_slide, detector, out, resume=True))
     assert attacked == [2, 3]  # the finished chunks are kept, not attacked again
+    assert report["resumed"]["tiles_kept"] == 4  # and the report says so
     assert_same_run(report, out, reference)
 
 
@@ -215,7 +216,9 @@ def test_cli_attack_stopped_by_ctrl_c_resumes_on_a_cluster(
     changed = [*args[:at], "8", *args[at + 1 :]]
     assert main([*changed, "--out", str(stopped), "--resume"]) == 2
     assert "budget: 4.0 then, 8.0 now" in capsys.readouterr().err
+    capsys.readouterr()
     assert main([*args, "--out", str(stopped), "--resume", "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed"]["tiles_kept"] == 2  # one chunk
     report = json.loads((stopped / "report.json").read_text())
     assert report["tiles"] == 8 and report["workers"].startswith("LocalCluster")
     for a, b in zip(
