@@ -110,36 +110,18 @@ def on_cluster(
     job: Job, todo: list[Chunk], cluster: Cluster
 ) -> Iterator[tuple[Chunk, np.ndarray, dict[str, Any]]]:
     """Each chunk of ``todo`` attacked on ``cluster``, as it finishes (any order)."""
-    from dask.distributed import as_completed
+    from contextlib import closing
 
-    from napari_cpadv.inference.cluster import client
+    from napari_cpadv.inference.cluster import as_done
 
     job.detector.to("cpu")  # sent to workers that may have no GPU; each moves it to its own
-    with client(cluster) as dask_client:
-        shared = dask_client.scatter(_Shared(job), broadcast=True, hash=False)
-        futures = {
-            dask_client.submit(_run_shared, shared, chunk, cluster.device, pure=False): chunk
-            for chunk in todo
-        }
-        try:
-            for future in as_completed(list(futures)):
-                adv, rec = future.result()
-                yield futures[future], adv, rec
-        finally:  # stopped early: nothing more is attacked for this run
-            dask_client.cancel(list(futures))
-
-
-@dataclass(frozen=True)
-class _Shared:
-    """The job, sent to every worker once (a bare tuple would be scattered item by item)."""
-
-    job: Job
-
-
-def _run_shared(
-    shared: _Shared, chunk: Chunk, device: str | None
-) -> tuple[np.ndarray, dict[str, Any]]:
-    return chunk_task(shared.job, chunk, device)
+    by_index = {chunk.index: chunk for chunk in todo}
+    try:
+        with closing(as_done(cluster, job, chunk_task, by_index)) as done:
+            for index, (adv, rec) in done:
+                yield by_index[index], adv, rec
+    finally:
+        job.detector.to(job.device)  # where the caller had it, as craft_on leaves its own
 
 
 def record(res: Scored, budget: Any) -> dict[str, Any]:
@@ -272,7 +254,7 @@ class Craft:
 
 @dataclass(frozen=True)
 class _Tiles:
-    """What every craft of a run shares, sent to each worker once."""
+    """What every craft of a run shares (sent to each worker once)."""
 
     detectors: dict[str, Detector]
     x: Any  # (N, 3, S, S) on the CPU
@@ -289,28 +271,23 @@ def craft_on(
     """Each of ``crafts`` run on ``cluster``'s workers against ``x`` (the objective built
     there from ``labels``, as ``objective_for`` builds it here); the results by key on
     ``x``'s device, where the detectors are put back; one step of the bar per craft."""
-    from dask.distributed import as_completed
+    from contextlib import closing
 
-    from napari_cpadv.inference.cluster import client
+    from napari_cpadv.inference.cluster import as_done
     from napari_cpadv.progress import Progress
 
     for d in detectors.values():
         d.to("cpu")  # sent to workers that may have no GPU
-    with client(cluster) as dask_client:
-        shared = dask_client.scatter(_Tiles(detectors, x.cpu(), labels), broadcast=True, hash=False)
-        futures = {
-            dask_client.submit(_craft, shared, c, cluster.device, pure=False): key
-            for key, c in crafts.items()
-        }
-        out: dict[Any, Scored] = {}
-        try:
-            for n, future in enumerate(as_completed(list(futures)), start=1):
-                out[futures[future]] = moved(future.result(), x.device)
-                yield Progress(n, len(futures), {"crafted": n})
-        finally:
-            dask_client.cancel(list(futures))
-            for d in detectors.values():
-                d.to(x.device)
+    out: dict[Any, Scored] = {}
+    try:
+        shared = _Tiles(detectors, x.cpu(), labels)
+        with closing(as_done(cluster, shared, _craft, crafts)) as done:
+            for n, (key, res) in enumerate(done, start=1):
+                out[key] = moved(res, x.device)
+                yield Progress(n, len(crafts), {"crafted": n})
+    finally:
+        for d in detectors.values():
+            d.to(x.device)
     return out
 
 

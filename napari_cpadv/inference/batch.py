@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from napari_cpadv.inference.cluster import (
     Cluster,
-    client,
+    as_done,
     worker_detector,
     worker_device,
     worker_slide,
@@ -44,29 +45,37 @@ class Job:
     out: Path
 
 
+@dataclass(frozen=True)
+class _Detector:
+    """What every group of a run shares: the detector's name, its weights and the level."""
+
+    name: str
+    weights: str | None
+    level: int
+
+
 def run_group(
-    slide: str,
-    name: str,
-    weights: str | None,
-    level: int,
-    group: list[tuple[int, int, int, int]],
+    shared: _Detector,
+    item: tuple[str, list[tuple[int, int, int, int]]],
     device: str | None,
 ) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
-    """Worker task: tumour logits for a group of blocks ``(row, col, rows, cols)``."""
+    """Worker task: tumour logits for a group of blocks ``(row, col, rows, cols)`` of the
+    slide ``item[0]``."""
     import torch
 
     from napari_cpadv.device import batch_size
     from napari_cpadv.inference.heatmap import run_windows
 
+    slide, group = item
     device = worker_device(device)
-    det = worker_detector(name, weights, device)
+    det = worker_detector(shared.name, shared.weights, device)
     dev = torch.device(device)
     batch = batch_size(dev, tile=512) if dev.type == "cuda" else 1
     blocks = [Window(*g) for g in group]
     return [
         ((w.row, w.col, w.rows, w.cols), logits)
         for w, logits in run_windows(
-            det, worker_slide(slide), level, blocks, device=dev, batch=batch
+            det, worker_slide(slide), shared.level, blocks, device=dev, batch=batch
         )
     ]
 
@@ -89,8 +98,6 @@ def batch_heatmaps(
     Yields one ``Progress`` per finished group of blocks (over all slides); returns the
     written paths. ``device`` defaults to each worker's best (``device.pick_device``).
     """
-    from dask.distributed import as_completed
-
     from napari_cpadv.inference.zarr_io import write_heatmap
     from napari_cpadv.models.weights import resolve
 
@@ -100,39 +107,40 @@ def batch_heatmaps(
     # Plan in this process first (tissue detection computes dask arrays, which must not go
     # to the cluster once a Client is the default scheduler).
     plans = [_plan(job, det, level, scope) for job in jobs]
-    with client(Cluster(scheduler, workers, threads)) as dask_client:
-        futures = {}
-        for plan in plans:
-            for k in range(0, len(plan.blocks), group):
-                g = [(w.row, w.col, w.rows, w.cols) for w in plan.blocks[k : k + group]]
-                f = dask_client.submit(
-                    run_group, str(plan.job.slide), detector, w_arg, level, g, dev, pure=False
-                )
-                futures[f] = plan
-        for done, f in enumerate(as_completed(list(futures)), start=1):
-            plan = futures[f]
-            for (r, c, h, w), logits in f.result():
+    items = {
+        (n, k): (
+            str(plan.job.slide),
+            [(w.row, w.col, w.rows, w.cols) for w in plan.blocks[k : k + group]],
+        )
+        for n, plan in enumerate(plans)
+        for k in range(0, len(plan.blocks), group)
+    }
+    cluster = Cluster(scheduler, workers, threads, dev)
+    with closing(as_done(cluster, _Detector(detector, w_arg, level), run_group, items)) as done:
+        for count, ((n, _), result) in enumerate(done, start=1):
+            plan = plans[n]
+            for (r, c, h, w), logits in result:
                 plan.out[r : r + h, c : c + w] = logits
-            yield Progress(done, len(futures), {"slide": str(plan.job.slide)})
-        return [
-            write_heatmap(
-                p.job.out,
-                Heatmap(
-                    p.out,
-                    level,
-                    det.cell,
-                    float(p.slide.downsamples[level]),
-                    attrs={
-                        "detector": detector,
-                        "slide": str(p.job.slide),
-                        "scope": scope,
-                        "weights": w_arg,
-                    },
-                ),
-                mpp=p.slide.mpp,
-            )
-            for p in plans
-        ]
+            yield Progress(count, len(items), {"slide": str(plan.job.slide)})
+    return [
+        write_heatmap(
+            p.job.out,
+            Heatmap(
+                p.out,
+                level,
+                det.cell,
+                float(p.slide.downsamples[level]),
+                attrs={
+                    "detector": detector,
+                    "slide": str(p.job.slide),
+                    "scope": scope,
+                    "weights": w_arg,
+                },
+            ),
+            mpp=p.slide.mpp,
+        )
+        for p in plans
+    ]
 
 
 @dataclass

@@ -9,12 +9,13 @@ filesystem on a real cluster).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 _WORKER_STATE: dict[str, Any] = {}
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,40 @@ def client(cluster: Cluster) -> Iterator[Any]:
         c.close()
         if local is not None:
             local.close()
+
+
+def as_done(
+    cluster: Cluster, shared: Any, task: Callable[[Any, Any, str | None], Any], items: dict[K, Any]
+) -> Generator[tuple[K, Any], None, None]:
+    """``task(shared, item, cluster.device)`` for each of ``items`` (by key) on the cluster's
+    workers, ``shared`` sent to each worker once; ``(key, result)`` as each finishes, in any
+    order. Closed early (a cancel, an error), the tasks not finished are cancelled."""
+    from dask.distributed import as_completed
+
+    with client(cluster) as dask_client:
+        held = dask_client.scatter(_Held(shared), broadcast=True, hash=False)
+        futures = {
+            dask_client.submit(_unheld, task, held, item, cluster.device, pure=False): key
+            for key, item in items.items()
+        }
+        try:
+            for future in as_completed(list(futures)):
+                yield futures[future], future.result()
+        finally:
+            dask_client.cancel(list(futures))
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What ``as_done`` scatters (a bare tuple or dict would be scattered item by item)."""
+
+    value: Any
+
+
+def _unheld(
+    task: Callable[[Any, Any, str | None], Any], held: _Held, item: Any, device: Any
+) -> Any:
+    return task(held.value, item, device)
 
 
 def worker_slide(path: str) -> Any:
