@@ -9,7 +9,13 @@ includes starting it and its workers' first imports; its start alone (a LocalClu
 started and closed, no work) is printed too, and every run's rate after its first chunk is
 written (the steady state). Prints one JSON object a line.
 
+With ``--table1a``, the same comparison for the reproduction's heaviest step instead:
+seed 001's Table 1a cross-validation (``experiments.crossval``, one fold a task, as
+``cpadv reproduce --workers N`` runs it) on the patches `make weights` cut from its five
+training slides, checked to give the same folds.
+
     python benchmarks/bench_cluster.py [--tiles 16] [--steps 10]
+    python benchmarks/bench_cluster.py --table1a [--runs 2] [--folds 3] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -44,6 +50,38 @@ def _pyramid(path: Path) -> list[np.ndarray]:
     return [d.read_region(k, 0, 0, g.rows, g.cols) for k, g in enumerate(d.geometry)]
 
 
+def table1a(args: argparse.Namespace) -> None:
+    """Table 1a's folds per minute in this process and on LocalClusters."""
+    from napari_cpadv.experiments.crossval import cross_validate
+    from napari_cpadv.inference.cluster import Cluster
+    from napari_cpadv.models.data import load_tiles
+    from napari_cpadv.progress import drive
+
+    folders = sorted((ROOT / "build" / "weights-data").glob("patches1?"))
+    if not folders:
+        sys.exit("build/weights-data/patches1?: missing; `make weights` writes them")
+    data = load_tiles([str(f) for f in folders])
+    sizes = {"runs": args.runs, "folds": args.folds, "width": 16, "epochs": args.epochs}
+    print(json.dumps(run_header(patches=len(data.patch_labels()[1]), **sizes)), flush=True)
+    runs = {
+        "one process": None,
+        "LocalCluster 1 worker x 2 threads": Cluster(workers=1, threads=2),
+        "LocalCluster 2 workers x 1 thread": Cluster(workers=2, threads=1),
+    }
+    reference, base = None, None
+    for name, cluster in runs.items():
+        t0 = time.perf_counter()
+        out = drive(cross_validate(data, **sizes, batch=16, cluster=cluster))
+        seconds = time.perf_counter() - t0
+        rate = len(out["per_fold"]) * 60 / seconds
+        if reference is None:
+            reference, base = out["per_fold"], rate
+        row = {"run": name, "folds": len(out["per_fold"]), "seconds": seconds,
+               "folds_per_min": rate, "ratio_to_one_process": rate / base,
+               "same_folds_as_one_process": out["per_fold"] == reference}  # fmt: skip
+        print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     from napari_cpadv.attacks.base import AttackSpec
     from napari_cpadv.attacks.projections import Budget
@@ -55,7 +93,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiles", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--table1a", action="store_true", help="Table 1a's folds instead")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
+    if args.table1a:
+        return table1a(args)
     slide = _slide()
     print(json.dumps(run_header(slide=slide.name, tiles=args.tiles, steps=args.steps)), flush=True)
     spec = AttackSpec("fgsm", Budget("l2", 25.0), 2, steps=args.steps, tile=256)

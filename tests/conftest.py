@@ -84,3 +84,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def two_workers():
+    """A running LocalCluster of two workers, started as `--workers 2` starts one, shared by
+    the tests that run work on a cluster."""
+    from napari_cpadv.inference.cluster import Cluster, client
+
+    with client(Cluster(workers=2)) as dask_client:
+        yield Cluster(dask_client.scheduler.address, device="cpu")

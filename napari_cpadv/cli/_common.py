@@ -194,20 +194,21 @@ def _attack_options(
 
 
 def _cluster_options(p: argparse.ArgumentParser, *, what: str) -> None:
-    """Where ``what`` is attacked: this process, a LocalCluster, or a running scheduler."""
+    """Where ``what`` (a phrase: "attack the tiles") runs: this process, a LocalCluster, or
+    a running scheduler."""
     p.add_argument(
         "--workers",
         type=POSITIVE,
         default=None,
-        help=f"attack {what} on a dask LocalCluster of this many worker processes "
+        help=f"{what} on a dask LocalCluster of this many worker processes "
         "(default: in this process)",
     )
     p.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDR",
-        help=f"attack {what} on the workers of this running dask scheduler "
-        "(tcp://host:8786); every worker must read the slide at the same path",
+        help=f"{what} on the workers of this running dask scheduler "
+        "(tcp://host:8786); every worker must read the files at the same paths",
     )
     p.add_argument(
         "--threads", type=POSITIVE, default=1, help="torch threads per LocalCluster worker"

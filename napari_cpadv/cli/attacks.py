@@ -274,7 +274,7 @@ def _add_attack(sub: Any) -> None:
         help="continue the stopped run in --out (same arguments): its finished tiles are "
         "kept, the rest attacked",
     )
-    _cluster_options(at, what="the tiles (--batch a task)")
+    _cluster_options(at, what="attack the tiles (--batch a task)")
     at.set_defaults(run=_attack)
 
 
@@ -295,7 +295,7 @@ def _add_sweep(sub: Any) -> None:
         help="convergence check (twice the steps), one step, and the gradient",
     )
     sw.add_argument("--out", required=True, help="folder for sweep.json")
-    _cluster_options(sw, what="the budgets (one a task)")
+    _cluster_options(sw, what="attack the budgets (one a task)")
     sw.set_defaults(run=_sweep)
 
 
@@ -323,7 +323,7 @@ def _add_transfer(sub: Any) -> None:
     tr.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(tr)
     tr.add_argument("--out", required=True, help="folder for transfer.json")
-    _cluster_options(tr, what="each source (one a task)")
+    _cluster_options(tr, what="attack each source (one a task)")
     tr.set_defaults(run=_transfer)
 
 

@@ -6,7 +6,14 @@ import argparse
 import sys
 from typing import Any
 
-from napari_cpadv.cli._common import DEVICE_HELP, _device, _drive, refused
+from napari_cpadv.cli._common import (
+    DEVICE_HELP,
+    _cluster,
+    _cluster_options,
+    _device,
+    _drive,
+    refused,
+)
 from napari_cpadv.errors import CpadvError
 
 WEIGHT_NAMES = ("dae", "sparse", "resnet18")
@@ -46,6 +53,7 @@ def _reproduce(args: argparse.Namespace) -> dict[str, Any]:
                 weights=_weights(args.weights),
                 seed=args.seed,
                 command="cpadv " + " ".join(argv),
+                cluster=_cluster(args),
             ),
             args.command,
         )
@@ -80,4 +88,5 @@ def add_parsers(sub: Any) -> None:
         help="use these weights instead of training (dae, sparse, resnet18)",
     )
     rp.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    _cluster_options(rp, what="run the independent parts (Table 1a's folds, Fig. 10's attacks)")
     rp.set_defaults(run=_reproduce)

@@ -192,8 +192,8 @@ def header(job: Job, plan: list[Chunk]) -> dict[str, Any]:
 class Journal:
     """The run's record of its finished chunks (see the module docstring)."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.path = Path(folder) / JOURNAL
+    def __init__(self, folder: str | os.PathLike[str], name: str = JOURNAL) -> None:
+        self.path = Path(folder) / name
 
     def start(self, head: dict[str, Any]) -> None:
         """A new journal holding only ``head``."""
@@ -237,6 +237,31 @@ class Journal:
             f.write(json.dumps(value) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+
+@dataclass
+class Ledger:
+    """The finished items of a resumable piece of work (JSON-ready records by index) and the
+    journal each new one is appended to (``None``: kept in memory only)."""
+
+    done: dict[int, dict[str, Any]] = field(default_factory=dict)
+    journal: Journal | None = None
+
+    @classmethod
+    def opened(cls, journal: Journal, head: dict[str, Any]) -> Ledger:
+        """The ledger ``journal`` holds when it was written for ``head`` (which lists the
+        items as ``head["chunks"]``); otherwise (missing, damaged, another plan) a new one."""
+        try:
+            entries = journal.resume(head)
+        except CpadvError:
+            journal.start(head)
+            return cls({}, journal)
+        return cls({k: e["record"] for k, e in entries.items() if "record" in e}, journal)
+
+    def add(self, index: int, rec: dict[str, Any]) -> None:
+        if self.journal is not None:
+            self.journal.add({"chunk": index, "record": rec})
+        self.done[index] = rec
 
 
 # -- whole attacks on a tile set, one a task (budget sweeps, transfer matrices) ------------

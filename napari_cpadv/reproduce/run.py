@@ -21,9 +21,12 @@ def reproduce(
     weights: dict[str, str] | None = None,
     seed: int = 0,
     command: str | None = None,
+    cluster: Any = None,
 ) -> Work[dict[str, Any]]:
     """Reproduce ``papers`` into ``out``: finished steps kept, the rest run, the report
     written (``report.html``, ``results.json``, figures). Returns the report's summary.
+    With ``cluster`` (``inference.cluster.Cluster``) the independent parts (Table 1a's
+    folds, Fig. 10's attacks) run on its workers, with the same numbers.
 
     The papers and the data are checked at once, before the work starts (a ``ValueError``
     or ``FormatError``); the work itself is the generator returned.
@@ -49,15 +52,13 @@ def reproduce(
             raise ValueError("; ".join(lacking) + " beside the one given to --data")
     steps = Steps(Path(out))
     parts: list[Any] = []
+    common = {"seed": seed, "device": device, "weights": weights, "cluster": cluster}
     if "seed000" in papers:
         sizes0 = seed000.QUICK if quick else seed000.FULL
-        parts += seed000.Seed000(
-            steps, source, sizes0, seed=seed, device=device, weights=weights
-        ).parts()
+        parts += seed000.Seed000(steps, source, sizes0, **common).parts()
     if "seed001" in papers:
         sizes = seed001.QUICK if quick else seed001.FULL
-        w = (weights or {}).get("resnet18")
-        parts += seed001.Seed001(steps, source, sizes, seed=seed, device=device, weights=w).parts()
+        parts += seed001.Seed001(steps, source, sizes, **common).parts()
     return _run(steps, parts, papers=papers, quick=quick, source=source, command=command)
 
 

@@ -14,14 +14,14 @@ the paper's setting (512 x 512 attack tiles, 100 iterations, 512 atoms, L2 = 25 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cpadv import __version__
 from napari_cpadv.progress import Work, within
+from napari_cpadv.reproduce.steps import Paper
 
 if TYPE_CHECKING:
     from napari_cpadv.models.detector import Detector
@@ -65,22 +65,8 @@ QUICK = Sizes(
 )
 
 
-class Seed000:
+class Seed000(Paper):
     """The steps of seed 000 over one reproduction folder (``reproduce.steps.Steps``)."""
-
-    def __init__(
-        self,
-        steps: Any,
-        data: Any,
-        sizes: Sizes,
-        *,
-        seed: int,
-        device: Any,
-        weights: dict[str, str] | None = None,
-    ) -> None:
-        self.steps, self.data, self.sizes = steps, data, sizes
-        self.seed, self.device, self.weights = seed, device, weights or {}
-        self.common = {"sizes": asdict(sizes), "seed": seed, "version": __version__}
 
     def parts(self) -> list[tuple[str, float, Any]]:
         return [
@@ -195,7 +181,17 @@ class Seed000:
         specs = {name: _spec(d.natural_attack, s, self.seed) for name, d in detectors.items()}
         kept: dict[str, torch.Tensor] = {}
         report = yield from within(
-            transfer(detectors, tiles, specs, device=self.device, batch=2, keep=kept), 0, 0.9
+            transfer(
+                detectors,
+                tiles,
+                specs,
+                device=self.device,
+                batch=2,
+                keep=kept,
+                cluster=self.cluster,
+            ),
+            0,
+            0.9,
         )
         report["null_aucpr"] = float(np.asarray(tiles.labels).mean())
         report["clean_heldout"] = {

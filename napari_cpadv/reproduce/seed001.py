@@ -10,14 +10,14 @@ positives and tested on held-out ones; its other experiments use the test set).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_cpadv import __version__
 from napari_cpadv.progress import Work
+from napari_cpadv.reproduce.steps import Paper
 
 STUDY_CASES = 20  # seed 001 §2.3
 
@@ -75,22 +75,8 @@ def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-class Seed001:
+class Seed001(Paper):
     """The steps of seed 001 over one reproduction folder (``reproduce.steps.Steps``)."""
-
-    def __init__(
-        self,
-        steps: Any,
-        data: Any,
-        sizes: Sizes,
-        *,
-        seed: int,
-        device: Any,
-        weights: str | None = None,
-    ) -> None:
-        self.steps, self.data, self.sizes = steps, data, sizes
-        self.seed, self.device, self.weights = seed, device, weights
-        self.common = {"sizes": asdict(sizes), "seed": seed, "version": __version__}
 
     def parts(self) -> list[tuple[str, float, Any]]:
         """(name, share of the bar, work) of every step, in order."""
@@ -134,6 +120,7 @@ class Seed001:
         from napari_cpadv.experiments.crossval import cross_validate
 
         s = self.sizes
+        folds = [[run, fold] for run in range(s.runs) for fold in range(s.folds)]
 
         def work(folder: Path) -> Work[dict[str, Any]]:
             return cross_validate(
@@ -146,12 +133,14 @@ class Seed001:
                 lr=s.lr,
                 seed=self.seed,
                 device=self.device,
+                cluster=self.cluster,
+                ledger=self.steps.ledger("seed001/table1a", folds),
             )
 
         return self.steps.run("seed001/table1a", self.common, work, after=("seed001/data",))
 
     def model_step(self) -> Work[dict[str, Any]]:
-        inputs = {**self.common, "weights": _sha(self.weights)}
+        inputs = {**self.common, "weights": _sha(self.weights.get("resnet18"))}
         return self.steps.run("seed001/model", inputs, self._model, after=("seed001/data",))
 
     def _model(self, folder: Path) -> Work[dict[str, Any]]:
@@ -164,8 +153,8 @@ class Seed001:
         _, labels = data.patch_labels()
         train, test = _split(labels, self.seed)
         trajectory: list[np.ndarray] = []
-        if self.weights is not None:
-            model = W.load(self.weights, expect="resnet18")
+        if "resnet18" in self.weights:
+            model = W.load(self.weights["resnet18"], expect="resnet18")
             yield from ()
         else:
             model = make("resnet18", width=self.sizes.width)
@@ -184,7 +173,7 @@ class Seed001:
         W.save(model.to("cpu"), folder / "resnet18.safetensors", metrics=metrics)
         np.savez(folder / "split.npz", train=train, test=test)
         return {
-            "given_weights": self.weights,
+            "given_weights": self.weights.get("resnet18"),
             "holdout": metrics,
             "train": len(train),
             "test": len(test),

@@ -7,7 +7,9 @@ finished step leaves ``steps/NAME.json`` (fingerprint, inputs, result, time take
 folder ``NAME/``; a later run with the same fingerprint keeps both and skips the work, a
 changed input runs the step again. A step's folder is written beside its place and moved
 in when the step ends (``files.replacing``), so an interrupted step leaves nothing behind
-and the steps before it stay finished.
+and the steps before it stay finished. A step made of independent parts (Table 1a's folds)
+also records each finished part in ``steps/NAME.parts.jsonl`` (``Steps.ledger``): run
+again with the same fingerprint, it does only the parts not recorded.
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ class Steps:
 
     def folder(self, name: str) -> Path:
         return self.out / name
+
+    def parts(self, name: str) -> Path:
+        return self.out / "steps" / f"{name}.parts.jsonl"
+
+    def ledger(self, name: str, items: list[Any]) -> Any:
+        """The parts of step ``name`` (running now; ``items`` lists them, JSON-ready) that a
+        stopped run of it with the same fingerprint finished, as an
+        ``experiments.chunks.Ledger`` that records each part finished from now on."""
+        from napari_cpadv.experiments.chunks import Journal, Ledger
+
+        path = self.parts(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = {"fingerprint": self.prints[name], "chunks": items}
+        return Ledger.opened(Journal(path.parent, path.name), head)
 
     def finished(self, name: str, print_: str) -> dict[str, Any] | None:
         """The step's stored record when it finished with this fingerprint, else ``None``."""
@@ -90,10 +106,38 @@ class Steps:
         self.record(name).parent.mkdir(parents=True, exist_ok=True)
         document = {"fingerprint": print_, "inputs": full, "result": result, "seconds": seconds}
         write_json(self.record(name), document)
+        self.parts(name).unlink(missing_ok=True)  # the record holds every part now
         self.ran.append(name)
         self.results[name] = result
         self.seconds[name] = seconds
         return result
+
+
+class Paper:
+    """One paper's steps over the reproduction folder of ``steps``: its data source, sizes,
+    seed, device, given weights (detector name to file) and the dask cluster its
+    independent parts may run on (``inference.cluster.Cluster``; ``None``: this process).
+    The cluster changes where the work runs, not its numbers, so it is no input of a step."""
+
+    def __init__(
+        self,
+        steps: Steps,
+        data: Any,
+        sizes: Any,
+        *,
+        seed: int,
+        device: Any,
+        weights: dict[str, str] | None = None,
+        cluster: Any = None,
+    ) -> None:
+        from dataclasses import asdict
+
+        from napari_cpadv import __version__
+
+        self.steps, self.data, self.sizes = steps, data, sizes
+        self.seed, self.device, self.cluster = seed, device, cluster
+        self.weights = weights or {}
+        self.common = {"sizes": asdict(sizes), "seed": seed, "version": __version__}
 
 
 def plan(

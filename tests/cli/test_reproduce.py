@@ -172,6 +172,49 @@ def test_seed001_data_step_reads_a_pannuke_folder(tmp_path):
 
 
 @pytest.mark.slow
+def test_table1a_stopped_resumes_its_folds_on_a_cluster(tmp_path, two_workers, monkeypatch):
+    """`cpadv reproduce` stopped during Table 1a, then run again with --workers: the folds
+    finished before the stop are kept (steps/seed001/table1a.parts.jsonl), the others are
+    trained on the workers, and the finished step's record replaces the parts file."""
+    import dataclasses
+
+    from napari_cpadv.experiments import crossval
+    from napari_cpadv.progress import drive
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.seed001 import QUICK, Seed001
+    from napari_cpadv.reproduce.steps import Steps
+
+    _pannuke_folder(tmp_path / "pannuke")
+    sizes = dataclasses.replace(QUICK, runs=2, folds=2, width=4, epochs=1)
+    source = Source([str(tmp_path / "pannuke")])
+    first = Seed001(Steps(tmp_path / "r"), source, sizes, seed=0, device="cpu")
+    drive(first.data_step())
+    parts = first.steps.parts("seed001/table1a")
+    work = first.crossval_step()
+    for _ in work:
+        if parts.is_file() and len(parts.read_text().splitlines()) == 2:  # header, a fold
+            work.close()
+    assert not first.steps.record("seed001/table1a").exists()
+    assert not first.steps.folder("seed001/table1a").exists()  # nothing half-written
+
+    here = []
+    real = crossval.train_fold
+    monkeypatch.setattr(crossval, "train_fold", lambda *a: here.append(1) or real(*a))
+    again = Seed001(
+        Steps(tmp_path / "r"), source, sizes, seed=0, device="cpu", cluster=two_workers
+    )
+    drive(again.data_step())
+    assert again.steps.kept == ["seed001/data"]
+    table = drive(again.crossval_step())
+    assert here == []  # the three folds left were trained on the workers
+    assert [(f["run"], f["fold"]) for f in table["per_fold"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert not parts.exists() and again.steps.record("seed001/table1a").is_file()
+    alone = Seed001(Steps(tmp_path / "alone"), source, sizes, seed=0, device="cpu")
+    drive(alone.data_step())
+    assert drive(alone.crossval_step()) == table  # one uninterrupted run in this process
+
+
+@pytest.mark.slow
 def test_reproduce_seed000_on_a_camelyon16_folder(tmp_path, capsys, slide_factory):
     """Camelyon16's layout with painted slides: tumour slides with ASAP annotations, a
     normal slide, and tumor_110 held out."""

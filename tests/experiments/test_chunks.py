@@ -72,15 +72,6 @@ def test_the_reference_run_changed_the_slide_and_journalled_every_chunk(referenc
     assert (levels[1][:128, :256] != original).any()
 
 
-@pytest.fixture(scope="module")
-def two_workers():
-    """A running LocalCluster of two workers, started as `--workers 2` starts one."""
-    from napari_cpadv.inference.cluster import client
-
-    with client(Cluster(workers=2)) as dask_client:
-        yield Cluster(dask_client.scheduler.address, device="cpu")
-
-
 @pytest.mark.slow
 def test_a_cluster_of_two_workers_writes_the_same_slide_as_one_process(
     small_slide, detector, reference, tmp_path, two_workers

@@ -41,6 +41,73 @@ def test_cross_validation_refuses_too_few_of_a_class(patches):
         drive(cross_validate(data.subset(one_positive), runs=1, folds=3, epochs=1))
 
 
+CV = {"runs": 2, "folds": 2, "width": 4, "epochs": 1, "batch": 8}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(patches):
+    """Table 1a's folds trained one after another in this process."""
+    from napari_cpadv.experiments.crossval import cross_validate
+
+    return drive(cross_validate(patches[0], **CV))
+
+
+def counting(monkeypatch):
+    """Count the folds trained in this process from now on."""
+    from napari_cpadv.experiments import crossval
+
+    trained = []
+    real = crossval.train_fold
+
+    def train_fold(shared, f, device):
+        trained.append(f.index)
+        return real(shared, f, device)
+
+    monkeypatch.setattr(crossval, "train_fold", train_fold)
+    return trained
+
+
+def test_a_stopped_cross_validation_trains_only_the_folds_it_had_not_finished(
+    patches, uninterrupted, tmp_path, monkeypatch
+):
+    """Stopped after two folds (Ctrl-C), the same run with the same journal trains the other
+    two and reports what one uninterrupted run reports."""
+    from napari_cpadv.experiments.chunks import Journal, Ledger
+    from napari_cpadv.experiments.crossval import cross_validate
+
+    head = {"fingerprint": "x", "chunks": [[r, f] for r in range(2) for f in range(2)]}
+    ledger = Ledger.opened(Journal(tmp_path, "folds.jsonl"), head)
+    work = cross_validate(patches[0], **CV, ledger=ledger)
+    for _ in work:
+        if len(ledger.done) == 2:
+            work.close()
+    assert sorted(ledger.done) == [0, 1]
+    trained = counting(monkeypatch)
+    again = Ledger.opened(Journal(tmp_path, "folds.jsonl"), head)
+    assert sorted(again.done) == [0, 1]  # read back from the journal
+    out = drive(cross_validate(patches[0], **CV, ledger=again))
+    assert trained == [2, 3]
+    assert out == uninterrupted
+    # a journal of another plan (another fingerprint) is not trusted: every fold again
+    other = Ledger.opened(Journal(tmp_path, "folds.jsonl"), {**head, "fingerprint": "y"})
+    assert other.done == {}
+
+
+@pytest.mark.slow
+def test_cross_validation_on_two_workers_gives_the_folds_of_one_process(
+    patches, uninterrupted, two_workers, monkeypatch
+):
+    from napari_cpadv.experiments.crossval import cross_validate
+
+    trained = counting(monkeypatch)  # counts this process only: the workers train
+    steps = []
+    out = drive(cross_validate(patches[0], **CV, cluster=two_workers), steps.append)
+    assert trained == []
+    assert [p.step for p in steps] == [1, 2, 3, 4] and steps[-1].total == 4
+    assert out["per_fold"] == uninterrupted["per_fold"]
+    assert out["accuracy"] == uninterrupted["accuracy"]
+
+
 def test_pca_plane_recovers_a_planar_trajectory():
     from napari_cpadv.experiments.landscape import pca_plane
 
