@@ -22,7 +22,6 @@ SLIDE_SUFFIXES = (
 )
 
 LayerData = tuple[Any, dict[str, Any], str]
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def _one_file(path: str | list[str]) -> Path | None:
@@ -82,12 +81,13 @@ def _damaged_slide(p: Path) -> bool:
         return False  # DICOM of another modality (CT, MR): not ours
     if p.suffix.lower() not in (".tif", ".tiff"):
         return True
-    with p.open("rb") as f:
-        if f.read(4) not in _TIFF_MAGIC:
-            return False
     import tifffile
 
-    from napari_cpadv.slide.slide import tiff_damage, tifffile_messages
+    from napari_cpadv.slide.tiff import TIFF_MAGIC, tiff_damage, tifffile_messages
+
+    with p.open("rb") as f:
+        if f.read(4) not in TIFF_MAGIC:
+            return False
 
     if tiff_damage(p) is not None:
         return True  # a damaged TIFF: ours to report, with the reason
@@ -317,7 +317,7 @@ def _open_slide_mpp() -> tuple[float, float] | None:
 def _is_cpadv_mask(p: Path) -> bool:
     import tifffile
 
-    from napari_cpadv.slide.slide import tifffile_messages
+    from napari_cpadv.slide.tiff import tifffile_messages
 
     try:
         with tifffile_messages(), tifffile.TiffFile(p) as tf:

@@ -150,10 +150,7 @@ def open_delta(
         When the folder is not a delta slide, its tile index is missing or does not match
         its chunks, or the original is missing or another file.
     """
-    import dask.array as da
     import zarr
-
-    from napari_cpadv.slide.store import TileSource
 
     p = Path(folder)
     if not (p / "zarr.json").is_file():
@@ -175,19 +172,8 @@ def open_delta(
         if not 0 <= level < len(base.geometry) or str(level) not in group:
             raise SlideError(p, f"its tile index names level {level}, which it does not hold")
     store = DeltaStore(base.store, p, group, touched)
-    levels = tuple(
-        da.from_array(
-            TileSource(store, level),  # type: ignore[arg-type]
-            chunks=(g.tile_rows, g.tile_cols, 3),
-            name=False,
-            lock=False,
-            asarray=False,
-            fancy=False,
-            meta=np.empty((0, 0, 0), np.uint8),
-        )
-        for level, g in enumerate(base.geometry)
-    )
-    return replace(base, path=p, levels=levels, store=store)  # type: ignore[arg-type]
+    # its dask levels (``Slide.levels``) read the delta store, under names of their own
+    return replace(base, path=p, store=store, _dask_name=None)  # type: ignore[arg-type]
 
 
 def relink(folder: str | os.PathLike[str], original: str | os.PathLike[str]) -> Path:

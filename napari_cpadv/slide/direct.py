@@ -84,7 +84,7 @@ class DirectTiles:
         self.background = background
         self.levels: dict[int, _PageTiles] = {}
         self._fd: int | None = None
-        from napari_cpadv.slide.slide import tifffile_messages
+        from napari_cpadv.slide.tiff import tifffile_messages
 
         try:
             with tifffile_messages(), tifffile.TiffFile(path) as tf:

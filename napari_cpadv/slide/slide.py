@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +16,7 @@ import numpy as np
 
 from napari_cpadv.errors import SlideError
 from napari_cpadv.slide.pixels import LevelArray
+from napari_cpadv.slide.prefetch import Prefetch
 from napari_cpadv.slide.store import (
     DEFAULT_CACHE_BYTES,
     LevelGeometry,
@@ -27,6 +26,7 @@ from napari_cpadv.slide.store import (
     default_executor,
     fill,
 )
+from napari_cpadv.slide.tiff import tiff_damage
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -78,19 +78,49 @@ class Slide:
     """
 
     path: Path
-    levels: tuple[da.Array, ...]
     downsamples: tuple[float, ...]
     mpp: tuple[float, float] | None
     properties: Mapping[str, str]
     geometry: tuple[LevelGeometry, ...]
     store: OpenSlideStore = field(repr=False)
     _executor: Executor = field(repr=False)
+    _dask_name: str | None = field(default=None, repr=False)
+
+    @cached_property
+    def levels(self) -> tuple[da.Array, ...]:
+        """One lazy dask array per level (see the class's attributes), made on first use:
+        importing dask.array alone costs about 0.5 s, which opening a slide for the viewer
+        (``arrays``) does not pay."""
+        import dask.array as da
+
+        return tuple(
+            da.from_array(
+                TileSource(self.store, level),
+                chunks=(g.tile_rows, g.tile_cols, 3),
+                name=False if self._dask_name is None else f"{self._dask_name}-{level}",
+                lock=False,
+                asarray=False,
+                fancy=False,
+                inline_array=self._dask_name is not None,
+                meta=np.empty((0, 0, 0), np.uint8),
+            )
+            for level, g in enumerate(self.geometry)
+        )
 
     @cached_property
     def arrays(self) -> tuple[LevelArray, ...]:
         """One array per level for napari: slices read through :meth:`read_region`, without
-        a dask task a tile (see ``pixels.LevelArray``)."""
-        return tuple(LevelArray(self.read_region, k, g) for k, g in enumerate(self.geometry))
+        a dask task a tile (see ``pixels.LevelArray``), each read a view that the tiles
+        around it are decoded ahead of (:attr:`prefetch`)."""
+        return tuple(
+            LevelArray(self.read_region, k, g, self.prefetch) for k, g in enumerate(self.geometry)
+        )
+
+    @cached_property
+    def prefetch(self) -> Prefetch:
+        """The tiles read ahead of the views :attr:`arrays` serve (``slide.prefetch``), into
+        the shared cache, within a quarter of it."""
+        return Prefetch(self.store.read_tile, self.geometry, self.cache.max_bytes // 4)
 
     @property
     def vendor(self) -> str | None:
@@ -211,6 +241,8 @@ class Slide:
 
     def close(self) -> None:
         """Release the OpenSlide handle and file; the levels can no longer be read."""
+        if "prefetch" in self.__dict__:
+            self.prefetch.close()
         self.store.close()
 
 
@@ -241,8 +273,6 @@ def open_slide(
     SlideError
         When the file is missing, of a format OpenSlide does not know, or unreadable.
     """
-    import dask.array as da
-
     p = Path(path)
     osr = _openslide(p)
     stat = p.stat()
@@ -257,29 +287,15 @@ def open_slide(
     # reads through a fresh one)
     props: dict[str, str] = dict(osr.properties)
     store = OpenSlideStore(p, osr, cache=cache, executor=executor, direct=direct)
-    levels = []
-    for level, g in enumerate(store.geometry):
-        levels.append(
-            da.from_array(
-                TileSource(store, level),
-                chunks=(g.tile_rows, g.tile_cols, 3),
-                name=f"cpadv-{ident[0]}-{ident[2]}-{int(direct)}-{level}",
-                lock=False,
-                asarray=False,
-                fancy=False,
-                inline_array=True,
-                meta=np.empty((0, 0, 0), np.uint8),
-            )
-        )
     return Slide(
         path=p,
-        levels=tuple(levels),
         downsamples=tuple(g.downsample for g in store.geometry),
         mpp=slide_mpp(props),
         properties=props,
         geometry=store.geometry,
         store=store,
         _executor=executor,
+        _dask_name=f"cpadv-{ident[0]}-{ident[2]}-{int(direct)}",
     )
 
 
@@ -334,50 +350,6 @@ def slide_mpp(props: Mapping[str, Any]) -> tuple[float, float] | None:
         if any(abs(per_inch - dpi) < 0.01 * dpi for dpi in SCREEN_RESOLUTIONS_DPI):
             return None
     return (x, y)
-
-
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
-@contextlib.contextmanager
-def tifffile_messages() -> Iterator[list[str]]:
-    """Collect what tifffile logs (``invalid offset to first page``, ...) instead of letting
-    it reach the console; the caller turns it into its own error."""
-    logger = logging.getLogger("tifffile")
-    messages: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler, propagate = _Collect(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
-def tiff_damage(p: Path) -> str | None:
-    """Why a file that starts as a TIFF cannot be read as one, or ``None`` (not a TIFF, or
-    a TIFF tifffile reads)."""
-    import tifffile
-
-    with p.open("rb") as f:
-        if f.read(4) not in _TIFF_MAGIC:
-            return None
-    failure = None
-    with tifffile_messages() as messages:
-        try:
-            with tifffile.TiffFile(p) as tf:
-                tf.pages.first  # noqa: B018 (reading the first page is the check)
-        except Exception as exc:  # any parse failure is the damage to report
-            failure = f"{type(exc).__name__}: {exc}"
-    if messages:  # tifffile's own words ("invalid offset to first page 1000000")
-        return "; ".join(m.split("> ", 1)[-1] for m in messages)
-    return failure
 
 
 def _default_executor() -> Executor:
