@@ -142,7 +142,9 @@ class Slide:
         """The zarr v3 group over the same store: arrays ``"0"``, ``"1"``, ... (for zarr tools)."""
         import zarr
 
-        return zarr.open_group(self.store, mode="r")
+        from napari_cpadv.slide.zarr_view import ZarrView
+
+        return zarr.open_group(ZarrView(self.store), mode="r")
 
     def level_scale(self, level: int) -> tuple[float, float] | None:
         """``(row, col)`` micrometres per pixel of ``level``, or ``None`` without mpp."""

@@ -1,27 +1,21 @@
-"""A read-only zarr v3 store over an OpenSlide handle.
+"""The tiles of an OpenSlide file: ``OpenSlideStore``.
 
-Every pyramid level is a zarr array ``"<level>"`` of shape ``(rows, cols, 3)``,
-uint8 RGB, whose chunks are the slide's native tiles (512 x 512 when the file
-reports no tiling). Chunks are decoded by OpenSlide on a thread pool, so the
-chunks of one view load in parallel, composited on the slide's background
-colour, and kept in a bounded cache of decoded tiles that every layer of the
-same slide shares. A failed read raises :class:`~napari_cpadv.errors.SlideError`;
-it never becomes a blank tile.
+Every pyramid level is read tile by tile, ``(rows, cols, 3)`` uint8 RGB in the slide's
+native tiles (512 x 512 when the file reports no tiling), decoded directly from the file
+or by OpenSlide, composited on the slide's background colour and kept in a bounded cache
+of decoded tiles that every view of the same slide shares. A failed read raises
+:class:`~napari_cpadv.errors.SlideError`; it never becomes a blank tile. The same tiles as
+a zarr v3 store are ``slide.zarr_view.ZarrView`` (zarr is imported only there).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from zarr.abc.store import ByteRequest, Store
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from napari_cpadv.errors import SlideError
 from napari_cpadv.slide.direct import DirectTiles
@@ -29,7 +23,6 @@ from napari_cpadv.slide.pixels import (  # noqa: F401 (slide.py and tests read t
     DEFAULT_CACHE_BYTES,
     LevelGeometry,
     TileCache,
-    TileKey,
     TileSource,
     composite,
     composite_premultiplied,
@@ -44,8 +37,8 @@ if TYPE_CHECKING:
     import openslide
 
 
-class OpenSlideStore(Store):
-    """Read-only zarr v3 store serving an OpenSlide file's levels tile by tile.
+class OpenSlideStore:
+    """An OpenSlide file's levels, tile by tile (see the module docstring).
 
     Parameters
     ----------
@@ -62,11 +55,6 @@ class OpenSlideStore(Store):
         OpenSlide (:class:`DirectTiles`); ``False`` reads every tile through OpenSlide.
     """
 
-    supports_writes = False
-    supports_deletes = False
-    supports_partial_writes = False
-    supports_listing = True
-
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -76,7 +64,6 @@ class OpenSlideStore(Store):
         executor: Executor,
         direct: bool = True,
     ) -> None:
-        super().__init__(read_only=True)
         self.path = os.fspath(path)
         self._osr = osr
         self._osr_lock = threading.Lock()
@@ -102,7 +89,6 @@ class OpenSlideStore(Store):
         )
         self.left_out = tuple(k for k in range(len(every)) if k not in self.sources)
         self.geometry = tuple(every[k] for k in self.sources)
-        self._metadata = self._build_metadata()
 
     def _verify_direct(self, geometry: tuple[LevelGeometry, ...]) -> None:
         """Keep the direct path only on levels whose probe tile matches OpenSlide exactly.
@@ -139,12 +125,6 @@ class OpenSlideStore(Store):
         """Whether ``level`` is decoded from the file's own pixels (not painted by OpenSlide)."""
         return self.direct is not None and self.sources[level] in self.direct.levels
 
-    def __eq__(self, other: object) -> bool:
-        return other is self
-
-    def __hash__(self) -> int:
-        return id(self)
-
     def __str__(self) -> str:
         return f"openslide://{self.path}"
 
@@ -153,12 +133,6 @@ class OpenSlideStore(Store):
         if self.direct is not None:
             self.direct.close()
         self._osr.close()
-        super().close()
-
-    def with_read_only(self, read_only: bool = False) -> OpenSlideStore:
-        if not read_only:
-            raise ValueError(f"{self.path}: an OpenSlide store is read-only")
-        return self
 
     # -- tiles ---------------------------------------------------------------------------
 
@@ -265,132 +239,3 @@ class OpenSlideStore(Store):
         else:
             tile = composite_premultiplied(bgra, self.background)
         return tile
-
-    # -- zarr metadata -------------------------------------------------------------------
-
-    def _build_metadata(self) -> dict[str, bytes]:
-        meta: dict[str, bytes] = {}
-        datasets = []
-        for level, g in enumerate(self.geometry):
-            datasets.append({"path": str(level), "downsample": g.downsample})
-            meta[f"{level}/zarr.json"] = _json(
-                {
-                    "zarr_format": 3,
-                    "node_type": "array",
-                    "shape": [g.rows, g.cols, 3],
-                    "data_type": "uint8",
-                    "chunk_grid": {
-                        "name": "regular",
-                        "configuration": {"chunk_shape": [g.tile_rows, g.tile_cols, 3]},
-                    },
-                    "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-                    "fill_value": 0,
-                    "codecs": [{"name": "bytes"}],
-                    "dimension_names": ["y", "x", "c"],
-                    "attributes": {"downsample": g.downsample},
-                }
-            )
-        meta["zarr.json"] = _json(
-            {
-                "zarr_format": 3,
-                "node_type": "group",
-                "attributes": {"source": self.path, "levels": datasets},
-            }
-        )
-        return meta
-
-    def _parse_chunk_key(self, key: str) -> TileKey | None:
-        parts = key.split("/")
-        if len(parts) != 5 or parts[1] != "c" or parts[4] != "0":
-            return None
-        try:
-            level, row, col = int(parts[0]), int(parts[2]), int(parts[3])
-        except ValueError:
-            return None
-        if not 0 <= level < len(self.geometry):
-            return None
-        grid = self.geometry[level].grid
-        if not (0 <= row < grid[0] and 0 <= col < grid[1]):
-            return None
-        return (level, row, col)
-
-    # -- zarr Store API ------------------------------------------------------------------
-
-    async def get(
-        self,
-        key: str,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
-        prototype = prototype or default_buffer_prototype()
-        if key in self._metadata:
-            data = self._metadata[key]
-        else:
-            tile_key = self._parse_chunk_key(key)
-            if tile_key is None:
-                return None
-            loop = asyncio.get_running_loop()
-            tile = await loop.run_in_executor(self._executor, self.read_tile, *tile_key)
-            data = tile.tobytes()
-        if byte_range is not None:
-            data = _slice_bytes(data, byte_range)
-        return prototype.buffer.from_bytes(data)
-
-    async def get_partial_values(
-        self,
-        prototype: BufferPrototype,
-        key_ranges: Iterable[tuple[str, ByteRequest | None]],
-    ) -> list[Buffer | None]:
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
-
-    async def exists(self, key: str) -> bool:
-        return key in self._metadata or self._parse_chunk_key(key) is not None
-
-    async def set(self, key: str, value: Buffer) -> None:
-        raise PermissionError(f"{self.path}: an OpenSlide store is read-only")
-
-    async def delete(self, key: str) -> None:
-        raise PermissionError(f"{self.path}: an OpenSlide store is read-only")
-
-    async def list(self) -> AsyncIterator[str]:
-        for key in self._metadata:
-            yield key
-
-    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
-        for key in self._metadata:
-            if key.startswith(prefix):
-                yield key
-
-    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
-        prefix = prefix.rstrip("/")
-        seen = set()
-        for key in self._metadata:
-            rest = (
-                key
-                if not prefix
-                else key[len(prefix) + 1 :]
-                if key.startswith(prefix + "/")
-                else None
-            )
-            if rest is None:
-                continue
-            head = rest.split("/", 1)[0]
-            if head not in seen:
-                seen.add(head)
-                yield head
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj).encode()
-
-
-def _slice_bytes(data: bytes, byte_range: ByteRequest) -> bytes:
-    from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
-
-    if isinstance(byte_range, RangeByteRequest):
-        return data[byte_range.start : byte_range.end]
-    if isinstance(byte_range, OffsetByteRequest):
-        return data[byte_range.offset :]
-    if isinstance(byte_range, SuffixByteRequest):
-        return data[-byte_range.suffix :]
-    raise TypeError(f"unexpected byte range {byte_range!r}")

@@ -277,3 +277,20 @@ def test_the_arrays_napari_reads_index_as_numpy_indexes_the_level(small_slide):
         with pytest.raises(IndexError):
             arr[[1, 2], 0]
 
+
+
+def test_opening_a_slide_for_the_viewer_imports_neither_dask_nor_zarr(small_slide):
+    """Importing dask.array and zarr costs about 0.8 s of a first frame: a slide opened and
+    read as napari reads it needs neither (the dask levels and the zarr view load on use)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from napari_cpadv.slide import open_slide; "
+        f"s = open_slide({str(small_slide.path)!r}); s.arrays[0][10:300, 20:600]; "
+        "print(sorted(m for m in ('dask', 'dask.array', 'zarr') if m in sys.modules)); "
+        "s.levels[1].compute(); s.zarr_group; "
+        "print(sorted(m for m in ('dask.array', 'zarr') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['dask.array', 'zarr']"]
