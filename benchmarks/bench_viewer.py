@@ -15,6 +15,8 @@ pixel a level-0 pixel, and
 * pan steps: the camera moved 256 screen pixels to the right, 20 times, each timed from
   the move to a frame drawn with the layer's data loaded at level 0 (the vispy canvas
   repainted until then: what "a sharp view" costs, drawing included);
+* paced pan steps: 20 more such steps, each 150 ms after the last view was sharp (a
+  person's pace; what the plugin's reading ahead has to work in);
 * continuous pan: the camera moved 32 pixels a frame for 3 s, frames drawn a second;
 * memory: peak resident memory (VmHWM) after all of it, less the empty viewer's.
 
@@ -95,6 +97,17 @@ for _ in range(20):
     viewer.camera.center = (r * s, c * s)
     sharp(0)
     steps.append(time.perf_counter() - t)
+paced = []  # the same steps at a person's pace: 150 ms between one sharp view and the next move
+for _ in range(20):
+    pause = time.perf_counter() + 0.15
+    while time.perf_counter() < pause:
+        app.processEvents()
+        time.sleep(0.005)
+    c += 256
+    t = time.perf_counter()
+    viewer.camera.center = (r * s, c * s)
+    sharp(0)
+    paced.append(time.perf_counter() - t)
 frames, t = 0, time.perf_counter()
 while time.perf_counter() - t < 3:
     c = c + 32 if c + 32 < cols - 1000 else 800
@@ -103,7 +116,7 @@ while time.perf_counter() - t < 3:
     app.processEvents()
     frames += 1
 fps = frames / (time.perf_counter() - t)
-print(json.dumps({"first_frame_s": first, "steps_s": steps, "fps": fps,
+print(json.dumps({"first_frame_s": first, "steps_s": steps, "paced_s": paced, "fps": fps,
                   "memory_mb": status("VmHWM") - empty}))
 viewer.close()
 """
@@ -142,6 +155,7 @@ def main() -> int:
                 print(json.dumps({"who": who, "async": asynchronous, **res}), flush=True)
     for (who, asynchronous), runs in results.items():
         steps = sorted(s for r in runs for s in r["steps_s"])
+        paced = sorted(s for r in runs for s in r["paced_s"])
         print(
             json.dumps(
                 {
@@ -149,6 +163,8 @@ def main() -> int:
                     "slicing": "async" if asynchronous else "sync",
                     "step_median_ms": 1e3 * statistics.median(steps),
                     "step_p95_ms": 1e3 * steps[int(0.95 * (len(steps) - 1))],
+                    "paced_median_ms": 1e3 * statistics.median(paced),
+                    "paced_p95_ms": 1e3 * paced[int(0.95 * (len(paced) - 1))],
                     "fps": statistics.median(r["fps"] for r in runs),
                     "first_frame_s": statistics.median(r["first_frame_s"] for r in runs),
                     "memory_mb": statistics.median(r["memory_mb"] for r in runs),
