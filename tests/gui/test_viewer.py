@@ -86,3 +86,43 @@ def test_the_ground_truth_outline_stays_thin_locked_and_out_of_the_way(make_napa
         cam.zoom = zoom
         on_screen = min(truth.edge_width) * truth.scale[-1] * cam.zoom
         assert 1.0 <= on_screen <= 2.5, (zoom, on_screen)
+
+
+def test_a_pan_within_the_tiles_napari_holds_reads_nothing_new(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Issue 18, item 2: the layer's arrays declare their tiles as chunks, so napari loads
+    whole tiles and reads again only when the view leaves them. Before, every camera move
+    of a continuous pan read the exact view again (every frame)."""
+    viewer = make_napari_viewer()
+    layer, truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    viewer.layers.remove(truth)
+    level0 = layer.data[0]
+    assert level0.chunks[:2] == (512, 512)
+    reads: list[tuple[int, int, int, int]] = []
+    real = level0._read
+
+    def counted(level, row, col, height, width):
+        reads.append((row, col, height, width))
+        return real(level, row, col, height, width)
+
+    monkeypatch.setattr(level0, "_read", counted)
+    cam = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    s = float(layer.scale[-1])
+    cam.zoom = 1 / s  # one screen pixel a level-0 pixel: napari draws level 0
+    r, c = 1500, 1000
+    cam.center = (r * s, c * s)
+    viewer.screenshot(canvas_only=True, flash=False)
+    qtbot.waitUntil(lambda: layer.loaded and layer.data_level == 0 and bool(reads), timeout=30_000)
+    before = list(reads)
+    assert all(x[0] % 512 == 0 and x[1] % 512 == 0 for x in before)  # whole tiles
+    for _ in range(4):  # 4 x 32 pixels: within the tiles already read (512-pixel tiles)
+        c += 32
+        cam.center = (r * s, c * s)
+        viewer.screenshot(canvas_only=True, flash=False)
+    qtbot.wait(50)
+    assert reads == before
+    c += 2048  # four tiles on: new tiles
+    cam.center = (r * s, c * s)
+    viewer.screenshot(canvas_only=True, flash=False)
+    qtbot.waitUntil(lambda: len(reads) > len(before), timeout=30_000)
