@@ -5,8 +5,8 @@ draws (``LevelArray.__getitem__``). Each such read tells ``Prefetch`` where the 
 where it is going (its shift since the last read at that level); it then plans, in this
 order,
 
-1. the tiles of the current level just ahead of the view, in the direction it moves
-   (``AHEAD`` tiles deep), then the rest of the ring of tiles around it;
+1. the tiles of the current level ahead of the view in the direction it moves (``AHEAD``
+   tiles deep, the nearest first), then the rest of the ring of tiles around it;
 2. the view at the next coarser level (what a zoom out draws first);
 3. the view at the next finer level (what a zoom in needs);
 
@@ -110,16 +110,19 @@ class Prefetch:
         g = self._geometry[level]
         own = _tiles(g, view)
         ring = _tiles(g, _grown(g, view, motion))
-        centre = ((own[0] + own[1]) / 2, (own[2] + own[3]) / 2)
 
-        def ahead(t: tuple[int, int]) -> float:  # further along the motion first, then nearer
-            dr, dc = t[0] - centre[0], t[1] - centre[1]
-            return -(dr * motion[0] + dc * motion[1]) + 1e-3 * (dr * dr + dc * dc)
+        def order(t: tuple[int, int]) -> tuple[bool, int]:
+            # the tiles beyond the view where it moves first, each nearest the view first
+            ahead = (
+                (motion[0] > 0 and t[0] >= own[1])
+                or (motion[0] < 0 and t[0] < own[0])
+                or (motion[1] > 0 and t[1] >= own[3])
+                or (motion[1] < 0 and t[1] < own[2])
+            )
+            gap = max(own[0] - t[0], t[0] - own[1] + 1, own[2] - t[1], t[1] - own[3] + 1)
+            return (not ahead, gap)
 
-        same = sorted(
-            (t for t in _each(ring) if not _inside(t, own)),
-            key=ahead,
-        )
+        same = sorted((t for t in _each(ring) if not _inside(t, own)), key=order)
         out = [(level, *t) for t in same]
         for other in (level + 1, level - 1):  # coarser first: a zoom out draws it at once
             if 0 <= other < len(self._geometry):
