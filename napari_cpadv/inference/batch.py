@@ -104,8 +104,7 @@ def batch_heatmaps(
     det = resolve(detector, weights)  # fail here, before any cluster starts, on bad weights
     w_arg = None if weights is None else os.fspath(weights)
     dev = None if device is None else str(device)  # None: each worker's best
-    # Plan in this process first (tissue detection computes dask arrays, which must not go
-    # to the cluster once a Client is the default scheduler).
+    # Plan in this process first, before the cluster starts.
     plans = [_plan(job, det, level, scope) for job in jobs]
     items = {
         (n, k): (

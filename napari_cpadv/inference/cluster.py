@@ -69,7 +69,10 @@ def client(cluster: Cluster) -> Iterator[Any]:
         finally:
             if poisoned:
                 os.environ[trim] = "65536"
-    c = Client(cluster.scheduler if cluster.scheduler else local)
+    # not the process's default scheduler: dask work the process computes itself (a slide's
+    # dask levels, whose OpenSlide handle cannot be pickled) stays in the process, and a
+    # user's own Client stays theirs
+    c = Client(cluster.scheduler if cluster.scheduler else local, set_as_default=False)
     try:
         yield c
     finally:
@@ -93,7 +96,7 @@ def as_done(
             for key, item in items.items()
         }
         try:
-            for future in as_completed(list(futures)):
+            for future in as_completed(list(futures), loop=dask_client.loop):
                 yield futures[future], future.result()
         finally:
             dask_client.cancel(list(futures))

@@ -58,7 +58,12 @@ def tissue_tiles(
         raise ValueError(f"{slide.path}: min_fraction must lie in [0, 1], got {min_fraction}")
     m = choose_mask_level(slide, level=level, size=size) if mask_level is None else mask_level
     slide.check_in_memory(m, "the tissue mask", bytes_per_pixel=3 + 8 + 16)
-    mask = tissue_mask(np.asarray(slide.levels[m]), method=method).astype(np.float64)
+    gm = slide.geometry[m]
+    # read_region, not the dask level: the same pixels without a dask graph, and never sent
+    # to a dask.distributed cluster that a user's Client made the default scheduler (an
+    # OpenSlide handle cannot be pickled)
+    pixels = slide.read_region(m, 0, 0, gm.rows, gm.cols)
+    mask = tissue_mask(pixels, method=method).astype(np.float64)
     integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1))
     integral[1:, 1:] = mask.cumsum(0).cumsum(1)
     g = slide.geometry[level]

@@ -307,3 +307,23 @@ def test_an_earlier_dask_cluster_in_the_process_does_not_slow_the_next(monkeypat
     with client(Cluster(workers=1, threads=2)) as dask_client:
         assert dask_client.submit(_task_threads, pure=False).result() == (2, None)
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+
+
+def test_the_plugins_clients_leave_the_default_scheduler_alone(small_slide, two_workers):
+    """A cluster the plugin uses is not made the process's dask scheduler (its slides' dask
+    levels hold OpenSlide handles that cannot be pickled), and tissue detection works with
+    a user's own Client as the default scheduler (it failed: 'ctypes objects containing
+    pointers cannot be pickled')."""
+    import dask.base
+    from dask.distributed import Client
+
+    from napari_cpadv.inference.cluster import client
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.tiles import tissue_tiles
+
+    with client(two_workers):
+        assert dask.base.get_scheduler() is None  # still the process's own
+    slide = open_slide(small_slide.path)
+    alone = list(tissue_tiles(slide, level=1, size=64))
+    with Client(two_workers.scheduler):  # a user's: the default scheduler now
+        assert list(tissue_tiles(slide, level=1, size=64)) == alone
