@@ -8,9 +8,11 @@ five runs of three folds; both the spread of the fifteen folds and that of the f
 means are given, since the paper does not say which of the two it took.
 
 The folds are independent trainings (each seeded by its index alone), so they run in this
-process one after another or on the workers of a dask cluster, one fold a task, with the
-same numbers either way; a ``Ledger`` keeps the finished folds so that a stopped run
-trains only the rest.
+process one after another or on the workers of a dask cluster, one fold a task: the same
+numbers where the workers run torch on as many threads as this process, and otherwise
+within float rounding (torch's sums split differently over threads; measured: a fold's
+AUC-ROC moved by at most 0.0003, no accuracy changed). A ``Ledger`` keeps the finished
+folds so that a stopped run trains only the rest.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def reproduce(
     """Reproduce ``papers`` into ``out``: finished steps kept, the rest run, the report
     written (``report.html``, ``results.json``, figures). Returns the report's summary.
     With ``cluster`` (``inference.cluster.Cluster``) the independent parts (Table 1a's
-    folds, Fig. 10's attacks) run on its workers, with the same numbers.
+    folds, Fig. 10's attacks) run on its workers (the same numbers, to float rounding where
+    the workers use fewer torch threads; see ``experiments.crossval``).
 
     The papers and the data are checked at once, before the work starts (a ``ValueError``
     or ``FormatError``); the work itself is the generator returned.

@@ -117,7 +117,8 @@ class Paper:
     """One paper's steps over the reproduction folder of ``steps``: its data source, sizes,
     seed, device, given weights (detector name to file) and the dask cluster its
     independent parts may run on (``inference.cluster.Cluster``; ``None``: this process).
-    The cluster changes where the work runs, not its numbers, so it is no input of a step."""
+    The cluster changes where the work runs, and its numbers at most by float rounding
+    (``experiments.crossval``), so it is no input of a step's fingerprint."""
 
     def __init__(
         self,
