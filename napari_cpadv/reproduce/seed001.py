@@ -153,8 +153,9 @@ class Seed001(Paper):
         _, labels = data.patch_labels()
         train, test = _split(labels, self.seed)
         trajectory: list[np.ndarray] = []
-        if "resnet18" in self.weights:
-            model = W.load(self.weights["resnet18"], expect="resnet18")
+        given = self.weights.get("resnet18")
+        if given is not None:
+            model = W.load(given, expect="resnet18")
             yield from ()
         else:
             model = make("resnet18", width=self.sizes.width)
