@@ -239,3 +239,30 @@ def test_reproduce_seed000_on_a_camelyon16_folder(tmp_path, capsys, slide_factor
     assert "synthetic" not in results["papers"]["seed000"]["note"]
     assert results["results"]["seed000/fig10"]["aucpr"]["clean"]["dae"] > 0
     assert (out / "figures" / "seed000_fig10.png").is_file()
+
+
+def test_seed001_uses_the_resnet18_weights_it_is_given(tmp_path):
+    """`--weights resnet18=W`: the model step loads W instead of training, records it, and
+    Fig. 2b, which needs a training trajectory, says why it is skipped."""
+    from napari_cpadv.models import weights as W
+    from napari_cpadv.models.detector import make
+    from napari_cpadv.progress import drive
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.seed001 import QUICK, Seed001
+    from napari_cpadv.reproduce.steps import Steps
+
+    _pannuke_folder(tmp_path / "pannuke")
+    given = tmp_path / "given.safetensors"
+    W.save(make("resnet18", width=QUICK.width), given)
+    plan = Seed001(
+        Steps(tmp_path / "r"),
+        Source([str(tmp_path / "pannuke")]),
+        QUICK,
+        seed=0,
+        device="cpu",
+        weights={"resnet18": str(given)},
+    )
+    drive(plan.data_step())
+    model = drive(plan.model_step())
+    assert model["given_weights"] == str(given) and model["snapshots"] == 0
+    assert "given" in drive(plan.landscape_step())["skipped"]
