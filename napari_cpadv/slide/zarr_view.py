@@ -20,7 +20,7 @@ from napari_cpadv.slide.pixels import TileKey
 
 
 class ZarrView(Store):
-    """The zarr v3 store over ``tiles`` (an ``OpenSlideStore`` or a delta slide's store)."""
+    """The zarr v3 store over ``tiles`` (an ``OpenSlideStore``)."""
 
     supports_writes = False
     supports_deletes = False
