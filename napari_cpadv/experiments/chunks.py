@@ -196,8 +196,12 @@ class Journal:
         self.path = Path(folder) / name
 
     def start(self, head: dict[str, Any]) -> None:
-        """A new journal holding only ``head``."""
+        """A new journal holding only ``head``, its folder entry made durable too (else a
+        crash right after could lose the file a resumed run needs)."""
+        from napari_cpadv.files import fsync_dir
+
         self._append({"header": head}, mode="w")
+        fsync_dir(self.path.parent)
 
     def resume(self, head: dict[str, Any]) -> dict[int, dict[str, Any]]:
         """The records of the finished chunks, after checking that the journal was

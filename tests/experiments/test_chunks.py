@@ -327,3 +327,22 @@ def test_the_plugins_clients_leave_the_default_scheduler_alone(small_slide, two_
     alone = list(tissue_tiles(slide, level=1, size=64))
     with Client(two_workers.scheduler):  # a user's: the default scheduler now
         assert list(tissue_tiles(slide, level=1, size=64)) == alone
+
+
+def test_a_new_journal_is_durable_in_its_folder_too(tmp_path, monkeypatch):
+    """The journal's first write fsyncs the file and then its folder's entry (a crash
+    right after creating it had been able to lose the file, and with it the resume)."""
+    import stat
+
+    from napari_cpadv.experiments.chunks import Journal
+
+    synced: list[bool] = []  # whether each fsync was of a folder
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    Journal(tmp_path).start({"chunks": []})
+    assert synced == [False, True]
