@@ -65,8 +65,8 @@ class Slide:
         The file.
     levels
         One lazy dask array per level, ``(rows, cols, 3)`` uint8 RGB, one chunk per native tile,
-        each chunk read by the level's zarr store (:attr:`zarr_group` opens the same store
-        through zarr).
+        each chunk read through the store's shared tile cache (:attr:`zarr_group` serves the
+        same tiles to zarr).
     downsamples
         Level-0 pixels per level pixel, as OpenSlide reports them (not always powers of two).
     mpp
