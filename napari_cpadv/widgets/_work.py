@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QProgressBar, QPushButton
 
 from napari_cpadv.progress import SCALE, Cancelled, Progress, Work, cancellable
+from napari_cpadv.widgets._collector import settle
+
+TURN_MS = 15
+"""The pause between two steps of ``in_turns`` (ms): long enough that Qt runs its timers,
+input and the repaint of the last step between them."""
+
+
+def in_turns(
+    steps: Iterable[Callable[[], object]], then: Callable[[], object] = lambda: None
+) -> None:
+    """Run ``steps`` on the GUI thread one per turn of the event loop, then ``then``.
+
+    Each step (adding one layer, say) is its own stall of the GUI thread, never the sum
+    of them, nor added to the caller's: each is scheduled ``TURN_MS`` after the last, so
+    the viewer repaints and the user's input is handled in between. (A zero-delay single
+    shot would not do: in Qt 5 it is a posted event, and posted events queued back to
+    back run before any timer or paint.)
+    """
+    todo = iter(steps)
+
+    def turn() -> None:
+        step = next(todo, None)
+        if step is None:
+            then()
+            return
+        step()
+        QTimer.singleShot(TURN_MS, turn)
+
+    QTimer.singleShot(TURN_MS, turn)
 
 
 def start(
@@ -62,6 +91,7 @@ def start(
         on_error(exc)
 
     def finish() -> None:
+        settle()  # what the run made, out of later collections (see _collector)
         shown.close()
         cancel.setEnabled(False)
         on_finish()

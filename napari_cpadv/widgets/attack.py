@@ -38,6 +38,7 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS
 from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._attack_form import AttackForm
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._outlines import tile_outlines
 from napari_cpadv.widgets._view import (
     LevelPicker,
@@ -73,6 +74,7 @@ class AttackWidget(AttackResults, QWidget):
         from napari_cpadv.device import pick_device
 
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.model = AttackModel()
         self.worker: Any = None
         self.state = shared(viewer)  # the last run and its layers' records, for every dock

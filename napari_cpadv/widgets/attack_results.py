@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QApplication, QFileDialog, QTableWidgetItem, QWidget
 
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
 from napari_cpadv.widgets._view import notify
-from napari_cpadv.widgets._work import start
+from napari_cpadv.widgets._work import in_turns, start
 from napari_cpadv.workbench.attack import run_records
 
 
@@ -66,48 +66,51 @@ class AttackResults:
     def add_run_layers(self, outcome: Any, original: Any, prepared: dict[str, Any]) -> None:
         """The run's layers above the original: the adversarial slide and the attacked
         detector's heatmap after the attack shown, the rest hidden; a re-run of the same
-        detector and attack updates its layers in place (napari's layer removal alone
-        stalls the GUI for half a second a layer); the ground truth's outline on top. Each
-        layer is added in its own turn of the event loop, so the viewer stays live."""
-        from qtpy.QtCore import QTimer
+        detector and attack updates its layers in place (napari collects garbage at every
+        layer removal); the ground truth's outline on top.
+
+        Each layer goes in at its place in its own turn of the event loop (``in_turns``),
+        so the GUI thread stalls for one layer at a time and nothing is moved after."""
+        from napari.layers import Image
 
         key = outcome.key
         old = [la for la in self.run_layers.get(key, []) if la in self.viewer.layers]
-        todo = list(prepared["layers"])
         made: list[Any] = []
 
-        def step() -> None:
-            if not todo:
-                self._place(original, made, key)
-                return
-            data, kwargs, visible = todo.pop(0)
-            k = len(made)
-            if k < len(old) and old[k].name == kwargs["name"]:
-                layer = old[k]
-                layer.data = data
-                for attr in ("scale", "translate", "contrast_limits", "metadata"):
-                    if attr in kwargs:
-                        setattr(layer, attr, kwargs[attr])
-                layer.visible = visible
-            else:
-                layer = self.viewer.add_image(data, visible=visible, **kwargs)
-            made.append(layer)
-            QTimer.singleShot(0, step)
+        def add(k: int, data: Any, kwargs: dict[str, Any], visible: bool) -> Any:
+            def step() -> None:
+                if k < len(old) and old[k].name == kwargs["name"]:
+                    made.append(_update(old[k], data, kwargs, visible))
+                    return
+                layers = self.viewer.layers
+                at = layers.index(original) + 1 + k if original in layers else len(layers)
+                layer = Image(data, visible=visible, **kwargs)
+                layers.insert(min(at, len(layers)), layer)
+                made.append(layer)
+
+            return step
 
         self.adding = True
-        step()
+        steps = [add(k, *layer) for k, layer in enumerate(prepared["layers"])]
+        in_turns(steps, then=lambda: self._place(original, made, key))
 
     def _place(self, original: Any, made: list[Any], key: str) -> None:
-        for stale in self.run_layers.get(key, []):
-            if stale in self.viewer.layers and stale not in made:
-                self.viewer.layers.remove(stale)
+        """The run's layers in order above the original (moved only where a re-run's
+        updated layers or the user's reordering left them elsewhere), the ground truth on
+        top, the pair handed to Compare, the adversarial slide selected."""
         layers = self.viewer.layers
+        for stale in self.run_layers.get(key, []):
+            if stale in layers and stale not in made:
+                layers.remove(stale)
         if original in layers:
-            index = list(layers).index(original) + 1
+            index = layers.index(original) + 1
             for k, layer in enumerate(made):
-                layers.move(list(layers).index(layer), index + k)
-        for truth in [la for la in layers if la.name.startswith("ground truth")]:
-            layers.move(list(layers).index(truth), len(layers))
+                if layers.index(layer) != index + k:
+                    layers.move(layers.index(layer), index + k)
+        truths = [la for la in layers if la.name.startswith("ground truth")]
+        if truths and list(layers)[-len(truths) :] != truths:
+            for truth in truths:
+                layers.move(layers.index(truth), len(layers))
         self.run_layers[key] = made
         detector = key.split(" ")[0]
         maps = {
@@ -149,15 +152,6 @@ class AttackResults:
         path, _ = QFileDialog.getSaveFileName(parent, "Metrics", "", "CSV (*.csv);;JSON (*.json)")
         if path:
             write_metrics(self.outcome.metrics, path)
-
-    def add_saliency(self) -> None:
-        """Saliency of the attacked detector before and after, on the attacked tiles
-        (computed here; the Saliency button computes it off the GUI thread)."""
-        from napari_cpadv.progress import drive
-
-        work = self._saliency_work()
-        if work is not None:
-            self._add_saliency(drive(work))
 
     def _on_saliency(self) -> None:
         work = self._saliency_work()
@@ -204,7 +198,8 @@ class AttackResults:
         (before, after), slide = result
         r = self.outcome.report
         limit = float(max(before.max(), after.max()))
-        for when, values in (("before", before), ("after", after)):
+
+        def add(when: str, values: Any) -> Any:
             data, kwargs, _ = saliency_layer_data(
                 values,
                 level_origin=self.outcome.level_box[:2],
@@ -213,13 +208,29 @@ class AttackResults:
                 name=f"{r['detector']} saliency {when}",
                 limit=limit,
             )
-            self.viewer.add_image(data, **kwargs)
-        self._status.setText(f"saliency of {r['detector']} before and after added")
+            return lambda: self.viewer.add_image(data, **kwargs)
+
+        in_turns(
+            [add("before", before), add("after", after)],
+            then=lambda: self._status.setText(
+                f"saliency of {r['detector']} before and after added"
+            ),
+        )
 
     def save_session(self, path: str | Path) -> Path:
         """Write the session file of what the runs added (``*.cpadv.json``), with the
         ground truth they were measured against."""
         return self.state.save_session(path, truth_record(self.viewer))
+
+
+def _update(layer: Any, data: Any, kwargs: dict[str, Any], visible: bool) -> Any:
+    """``layer`` (a previous run's) showing ``data`` placed and scaled as ``kwargs`` say."""
+    layer.data = data
+    for attr in ("scale", "translate", "contrast_limits", "metadata"):
+        if attr in kwargs:
+            setattr(layer, attr, kwargs[attr])
+    layer.visible = visible
+    return layer
 
 
 def truth_record(viewer: Any) -> Any:

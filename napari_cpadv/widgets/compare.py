@@ -8,7 +8,8 @@ and zoom stay in step. Each cell is a panel: the original, the adversarial slide
 with its heatmap (before, after) when the run has them; every panel shows the ground
 truth's outline over its image and a label saying what it is. The panels' extra layers
 (second slide layers on the same data, outline copies, labels) exist only while side by
-side is on; turning it off restores the layer list as it was.
+side is on; turning it off restores the layer list as it was. Both go one layer per turn
+of the event loop, so the viewer stays live while they do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import QTimer
+
+from napari_cpadv.widgets._work import in_turns
 
 FLIP_KEY = "F"
 
@@ -31,6 +34,8 @@ class Comparison:
         self.panels: list[str] = []  # the grid's panels while side by side is on
         self._helpers: list[Any] = []
         self._saved: list[tuple[Any, bool]] = []
+        self.busy = False  # side by side's panels are being built or taken down
+        self._wanted = False
         self.timer = QTimer()
         self.timer.timeout.connect(self._tick)
         viewer.bind_key(FLIP_KEY, lambda _viewer: self.flip(), overwrite=True)
@@ -89,58 +94,111 @@ class Comparison:
         return self.timer.isActive()
 
     def side_by_side(self, on: bool) -> None:
-        """napari's grid, one panel a cell, one shared camera (see the module docstring)."""
+        """napari's grid, one panel a cell, one shared camera (see the module docstring).
+
+        The panels are built, and taken down, one layer per turn of the event loop
+        (``in_turns``), so the GUI thread stalls for one layer at a time; the grid turns on
+        when the last panel is in. ``busy`` says while this goes on; a toggle meanwhile
+        is applied when it is done."""
+        self._wanted = on
         grid = self._grid()
-        if on and not grid.enabled:
-            self.blink(False)
-            if self.ready():
-                self._arrange()
-            else:
-                grid.stride = -1  # no run yet: every layer in its own cell
-        elif not on and grid.enabled:
+        if self.busy or on == grid.enabled:
+            return
+        if not on:
+            grid.enabled = False
+            for helper in self._helpers:  # the slide copies, not drawn stacked on the way
+                if helper.metadata.get("cpadv_copy"):  # out (each hide costs napari a
+                    helper.visible = False  # scene-graph update: only these two)
             self._restore()
-        grid.enabled = on
+        elif self.ready():
+            self.blink(False)
+            self._arrange()
+        else:
+            self.blink(False)
+            grid.stride = -1  # no run yet: every layer in its own cell
+            grid.enabled = True
+
+    def _done(self) -> None:
+        self.busy = False
+        if self._wanted != self._grid().enabled:
+            self.side_by_side(self._wanted)
 
     def _arrange(self) -> None:
         layers = self.viewer.layers
         self._saved = [(la, la.visible) for la in layers]
         truth = next((la for la in layers if la.name.startswith("ground truth")), None)
         panels: list[tuple[str, Any, Any]] = [
-            ("original", self.original, None),
-            ("adversarial", self.adversarial, None),
+            ("original", lambda: self.original, None),
+            ("adversarial", lambda: self.adversarial, None),
         ]
         if self.heatmaps is not None and all(h in layers for h in self.heatmaps):
             before, after = self.heatmaps
             panels += [
-                (before.name.split(": ", 1)[-1], self._copy(self.original), before),
-                (after.name.split(": ", 1)[-1], self._copy(self.adversarial), after),
+                (before.name.split(": ", 1)[-1], lambda: self._copy(self.original), before),
+                (after.name.split(": ", 1)[-1], lambda: self._copy(self.adversarial), after),
             ]
         corner = self._corner()
-        order: list[Any] = []
+        slots: list[Any] = []
         for name, image, overlay in panels:
-            outline = self._outline(truth) if truth is not None else self._filler()
-            label = self._label(name, corner)
-            order += [image, overlay if overlay is not None else self._filler(), outline, label]
-        self.panels = [name for name, _, _ in panels]
-        for k, layer in enumerate(order):  # the panels first, then everything else hidden
-            layers.move(list(layers).index(layer), k)
-            layer.visible = not layer.metadata.get("cpadv_filler", False)
-        for layer in list(layers)[len(order) :]:
-            layer.visible = False
-        self._grid().stride = 4
+            outline = (lambda: self._outline(truth)) if truth is not None else self._filler
+            slots += [image, (lambda o=overlay: o) if overlay is not None else self._filler]
+            slots += [outline, lambda n=name: self._label(n, corner)]
+
+        def place(k: int, make: Any) -> Any:
+            def step() -> None:
+                layer = make()
+                if layer.metadata.get("cpadv_side_by_side"):
+                    layers.insert(min(k, len(layers)), self._helper(layer))
+                elif layer not in layers:
+                    return  # removed meanwhile: its panel is short of it
+                elif layers.index(layer) != k:
+                    layers.move(layers.index(layer), k)
+                layer.visible = not layer.metadata.get("cpadv_filler", False)
+
+            return step
+
+        def hide_the_rest() -> None:
+            for layer in list(layers)[len(slots) :]:  # the run's other layers, hidden
+                layer.visible = False
+
+        def finish() -> None:
+            self.panels = [name for name, _, _ in panels]
+            self._grid().stride = 4
+            self._grid().enabled = True
+            self._done()
+
+        self.busy = True
+        steps = [place(k, make) for k, make in enumerate(slots)] + [hide_the_rest]
+        in_turns(steps, then=finish)
 
     def _restore(self) -> None:
         layers = self.viewer.layers
-        for layer in self._helpers:
-            if layer in layers:
-                layers.remove(layer)
-        self._helpers = []
-        for k, (layer, visible) in enumerate(self._saved):
-            if layer in layers:
-                layers.move(list(layers).index(layer), k)
+        helpers, self._helpers = self._helpers, []
+        saved, self._saved = self._saved, []
+
+        def remove(layer: Any) -> Any:
+            return lambda: layers.remove(layer) if layer in layers else None
+
+        def put_back(layer: Any, visible: bool) -> Any:
+            def step() -> None:
+                if layer not in layers:
+                    return  # removed meanwhile
+                k = [la for la, _ in saved if la in layers].index(layer)
+                if layers.index(layer) != k:
+                    layers.move(layers.index(layer), k)
                 layer.visible = visible
-        self._saved, self.panels = [], []
-        self._grid().stride = 1
+
+            return step
+
+        def finish() -> None:
+            self.panels = []
+            self._grid().stride = 1
+            self._done()
+
+        self.busy = True
+        steps = [remove(la) for la in helpers]
+        steps += [put_back(la, v) for la, v in saved]
+        in_turns(steps, then=finish)
 
     def _helper(self, layer: Any) -> Any:
         self._helpers.append(layer)
@@ -148,22 +206,24 @@ class Comparison:
 
     def _copy(self, layer: Any) -> Any:
         """A second layer on the same data (napari draws a layer in one cell only)."""
-        return self._helper(
-            self.viewer.add_image(
-                layer.data,
-                name=f"{layer.name} (side by side)",
-                rgb=layer.rgb,
-                multiscale=layer.multiscale,
-                scale=layer.scale,
-                translate=layer.translate,
-                units=layer.units,
-                contrast_limits=layer.contrast_limits,
-                metadata={"cpadv_side_by_side": True},
-            )
+        from napari.layers import Image
+
+        return Image(
+            layer.data,
+            name=f"{layer.name} (side by side)",
+            rgb=layer.rgb,
+            multiscale=layer.multiscale,
+            scale=layer.scale,
+            translate=layer.translate,
+            units=layer.units,
+            contrast_limits=layer.contrast_limits,
+            metadata={"cpadv_side_by_side": True, "cpadv_copy": True},
         )
 
     def _outline(self, truth: Any) -> Any:
-        copy = self.viewer.add_shapes(
+        from napari.layers import Shapes
+
+        return Shapes(
             truth.data,
             shape_type=truth.shape_type,
             edge_color=truth.edge_color,
@@ -175,32 +235,31 @@ class Comparison:
             name=f"{truth.name} (side by side)",
             metadata={**truth.metadata, "cpadv_side_by_side": True},
         )
-        return self._helper(copy)
 
     def _label(self, text: str, corner: tuple[float, float]) -> Any:
-        return self._helper(
-            self.viewer.add_points(
-                [corner],
-                name=f"label: {text}",
-                size=1,
-                face_color="transparent",
-                border_width=0,
-                text={"string": [text], "anchor": "upper_left", "size": 12, "color": "black"},
-                units=self.original.units,
-                metadata={"cpadv_side_by_side": True},
-            )
+        from napari.layers import Points
+
+        return Points(
+            [corner],
+            name=f"label: {text}",
+            size=1,
+            face_color="transparent",
+            border_width=0,
+            text={"string": [text], "anchor": "upper_left", "size": 12, "color": "black"},
+            units=self.original.units,
+            metadata={"cpadv_side_by_side": True},
         )
 
     def _filler(self) -> Any:
         """An empty, hidden layer that keeps a panel at four layers (the grid's stride)."""
-        return self._helper(
-            self.viewer.add_points(
-                name="(side by side)",
-                ndim=2,
-                visible=False,
-                units=self.original.units,
-                metadata={"cpadv_filler": True, "cpadv_side_by_side": True},
-            )
+        from napari.layers import Points
+
+        return Points(
+            name="(side by side)",
+            ndim=2,
+            visible=False,
+            units=self.original.units,
+            metadata={"cpadv_filler": True, "cpadv_side_by_side": True},
         )
 
     def _corner(self) -> tuple[float, float]:

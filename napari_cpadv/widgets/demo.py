@@ -237,12 +237,16 @@ def _attack(demo: _Demo, steps: int) -> Any:
 
 
 def _side_by_side(demo: _Demo) -> None:
+    from qtpy.QtWidgets import QApplication
+
     from napari_cpadv.widgets._view import REGION_LAYER
 
     for name in (REGION_LAYER, "dae heatmap", "sparse heatmap"):
         if name in demo.viewer.layers:
             demo.viewer.layers.remove(name)
     demo.attack._grid.setChecked(True)
+    while demo.attack.compare.busy:  # the panels go in one layer per turn of the event loop
+        QApplication.processEvents()
     _frame(demo.viewer, demo.original)
     # the grid's cells are drawn right only in a canvas grab (napari 0.9 with the docks)
     demo.shot("4-side-by-side", canvas_only=True)

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.inference.detect import SCOPES, DetectModel, score_against
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._view import (
     REGION_LAYER,
     LevelPicker,
@@ -51,6 +52,7 @@ class DetectWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.model = DetectModel()
         self.worker: Any = None
         self.last_score: dict[str, Any] | None = None

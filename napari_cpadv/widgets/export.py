@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._view import LevelPicker, ground_truth, notify, scrolled_layout, tooltips
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class ExportWidget(QWidget):
 
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.state = shared(viewer)  # the last run and its layers, as the Attack dock left them
         self._heatmap = QComboBox()
         self._threshold = QDoubleSpinBox()

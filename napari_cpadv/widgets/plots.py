@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._view import scrolled_layout
 from napari_cpadv.workbench import plots
 from napari_cpadv.workbench.state import shared
@@ -35,6 +36,7 @@ class PlotsWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.figure = Figure(figsize=(5, 4))
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(320)  # never collapsed by the docks beside it

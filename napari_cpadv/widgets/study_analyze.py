@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cpadv.errors import CpadvError
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._view import folder_row, notify, scrolled_layout, tooltips
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class StudyAnalysisWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.folder = QLineEdit()
         self.key = QLineEdit()
         self.out = QLineEdit()

@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._view import folder_row, notify, scrolled_layout, spin, tooltips
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class StudyBuilderWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.manifest: Path | None = None
         self.worker: Any = None
         self._make_controls()

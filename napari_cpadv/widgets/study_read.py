@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.widgets._answers import AnswerPanel, CountField
+from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._lockdown import Lockdown
 from napari_cpadv.widgets._view import camera, folder_row, notify, scrolled_layout, tooltips
 
@@ -47,6 +48,7 @@ class StudyReaderWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
+        watch(self, viewer)  # full garbage collections kept short (_collector)
         self.session: ReaderSession | None = None
         self.receipt = ""
         self.layer: Any = None

@@ -44,3 +44,28 @@ def longest_gap(action: Callable[[], object], until: Callable[[], bool], qtbot, 
         qtbot.waitUntil(until, timeout=timeout)
         qtbot.wait(120)
     return gaps.longest
+
+
+FLOOR_RATIO = 1.5
+"""A long action may stall the GUI thread at most this many times napari's own floor."""
+
+
+def napari_floor(viewer, qtbot, like, times: int = 3) -> float:
+    """The reference run beside an action: the longest GUI-thread stall of napari's own
+    add of one layer on the data of ``like`` (the open slide: napari's cost of a layer like
+    an adversarial slide, with its first repaint), the longest of ``times`` adds, each
+    copy removed after. Under a software GL renderer on 2 cores this is 0.2-0.4 s, above
+    the 100 ms of a GPU desktop; an action that adds layers one per turn stalls no longer."""
+    kwargs = {"rgb": like.rgb, "multiscale": like.multiscale, "scale": like.scale}
+    kwargs |= {"translate": like.translate, "units": like.units}
+    longest = 0.0
+    for k in range(times):
+        name = f"napari floor {k}"
+
+        def add(name: str = name) -> None:
+            viewer.add_image(like.data, name=name, **kwargs)
+
+        longest = max(longest, longest_gap(add, lambda: True, qtbot))
+        viewer.layers.remove(name)
+        qtbot.wait(200)
+    return longest

@@ -101,8 +101,9 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     w.compare.blink(False)
     assert seen == {"original", "adversarial"}
     order = [la.name for la in viewer.layers]
-    w._grid.setChecked(True)
-    assert w.compare.grid_enabled and adv.visible
+    w._grid.setChecked(True)  # the panels go in one layer per turn, then the grid
+    qtbot.waitUntil(lambda: w.compare.grid_enabled and not w.compare.busy, timeout=60_000)
+    assert adv.visible
     # four labelled panels, the ground truth's outline over each image
     assert w.compare.panels == [
         "original",
@@ -123,6 +124,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     assert viewer.canvas.grid.enabled and len({id(cam)}) == 1
     w._grid.setChecked(False)
     assert not w.compare.grid_enabled
+    qtbot.waitUntil(lambda: not w.compare.busy, timeout=60_000)
     assert [la.name for la in viewer.layers] == order  # the panels' layers are gone
     # saliency before and after
     w._saliency.click()  # computed off the GUI thread

@@ -83,3 +83,29 @@ def test_the_study_analysis_runs_in_a_worker(make_napari_viewer, qtbot, tmp_path
     analysis.run_button.click()
     qtbot.waitUntil(analysis.run_button.isEnabled, timeout=60_000)
     assert seen["analyze"] == [False], analysis.status.text()
+
+
+def test_the_study_analysis_leaves_the_gui_live(make_napari_viewer, qtbot, tmp_path):
+    """Verifying and unblinding in a worker, the report shown after: the GUI thread stalls
+    no longer than napari's own add of a slide-like layer (the reference, beside)."""
+    from napari_cpadv.widgets.study_analyze import StudyAnalysisWidget
+    from tests.study.conftest import key_of, make_study
+    from tests.study.test_analyze import _read
+
+    from ..conftest import SAMPLE
+    from ._gaps import FLOOR_RATIO, longest_gap, napari_floor
+
+    study = make_study(tmp_path, n=8, readers=["A", "B"])
+    for reader in ("A", "B"):  # every case answered: the analysis runs in full
+        _read(study, reader, lambda k: {"tumour": "yes" if k["truth"] else "no"}, lambda k: 900)
+    viewer = make_napari_viewer(show=True)
+    (slide, _truth) = viewer.open(SAMPLE, plugin="napari-cpadv")
+    analysis = StudyAnalysisWidget(viewer)
+    viewer.window.add_dock_widget(analysis, name="Study analysis")
+    analysis.folder.setText(str(study))
+    analysis.key.setText(str(key_of(study)))
+    floor = napari_floor(viewer, qtbot, slide)
+    gap = longest_gap(analysis.run_button.click, analysis.run_button.isEnabled, qtbot)
+    assert "Written to" in analysis.status.text(), analysis.status.text()
+    print(f"longest GUI-thread gap during the study analysis: {gap:.3f} s (napari {floor:.3f})")
+    assert gap <= FLOOR_RATIO * floor

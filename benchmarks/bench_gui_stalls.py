@@ -1,0 +1,133 @@
+"""The longest stall of napari's GUI thread during each long action of the Attack dock
+(issue 16, item 3), beside napari's own cost of the same kind of work in the same viewer.
+
+Run under a display (``xvfb-run -a -s "-screen 0 1920x1080x24" python
+benchmarks/bench_gui_stalls.py [--runs 3] [--repo PATH]``); ``--repo`` points the child
+processes at another checkout (an older commit, for the numbers before a change).
+
+In each fresh process: a 1366 x 768 viewer with the shipped sample and the Attack dock, a
+50 ms timer whose largest interval is the stall, and, in order,
+
+* napari's floor: the longest stall of napari adding (then removing) a copy of the slide
+  layer, three times: the reference for every action below;
+* a full garbage collection, as Python starts one on its own, with the plugin's heap
+  frozen (a dock is shown) and released (``gc.unfreeze`` first): its own reference;
+* the attack: Run with the dock's defaults (5 FGSM steps) until its layers are in;
+* side by side on and off (the checkbox), then napari's own grid off and on directly;
+* saliency before and after, until both layers are in.
+
+Prints one JSON object a line per process and the medians. Timings are of this VM's
+software OpenGL (Mesa llvmpipe) on its cores: compare each action with napari's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import gc, itertools, json, sys, tempfile, time
+import napari
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+from napari_cpadv.widgets.attack import AttackWidget
+
+app = QApplication.instance() or QApplication([])
+ticks = []
+timer = QTimer()
+timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+timer.start(50)
+
+
+def wait(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def stall(action, until=lambda: True):
+    wait(0.12)
+    ticks.clear()
+    ticks.append(time.perf_counter())
+    action()
+    while not until():
+        app.processEvents()
+        time.sleep(0.002)
+    wait(0.15)
+    ticks.append(time.perf_counter())
+    return max(b - a for a, b in itertools.pairwise(ticks))
+
+
+viewer = napari.Viewer(show=True)
+viewer.window.resize(1366, 768)
+slide = viewer.open(sys.argv[1], plugin="napari-cpadv")[0]
+w = AttackWidget(viewer)
+viewer.window.add_dock_widget(w, name="Attack")
+w._results.setText(tempfile.mkdtemp())
+w._steps.setValue(5)
+wait(1.0)
+out = {}
+floor = 0.0
+for k in range(3):
+    kw = dict(rgb=slide.rgb, multiscale=slide.multiscale, scale=slide.scale,
+              translate=slide.translate, units=slide.units)
+    floor = max(floor, stall(lambda: viewer.add_image(slide.data, name=f"copy {k}", **kw)))
+    viewer.layers.remove(f"copy {k}")
+    wait(0.3)
+out["napari floor"] = floor
+t = time.perf_counter(); gc.collect(); out["full collection, frozen"] = time.perf_counter() - t
+gc.unfreeze()
+t = time.perf_counter(); gc.collect(); out["full collection"] = time.perf_counter() - t
+gc.freeze()
+out["attack run"] = stall(w._run.click, w._run.isEnabled)
+busy = lambda: getattr(w.compare, "busy", False)
+grid = viewer.canvas.grid
+out["side by side on"] = stall(lambda: w._grid.setChecked(True), lambda: not busy())
+out["napari grid off"] = stall(lambda: setattr(grid, "enabled", False))
+out["napari grid on"] = stall(lambda: setattr(grid, "enabled", True))
+out["side by side off"] = stall(lambda: w._grid.setChecked(False), lambda: not busy())
+n = len(viewer.layers)
+out["saliency"] = stall(w._saliency.click, lambda: len(viewer.layers) >= n + 2)
+print(json.dumps({k: round(v, 3) for k, v in out.items()}), flush=True)
+viewer.close()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes (default 3)")
+    parser.add_argument("--repo", default=str(ROOT), help="the checkout the children import")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _timing import run_header
+
+    print(json.dumps(run_header(repo=args.repo)), flush=True)
+    sample = ROOT / "sample_data" / "synthetic_he.tif"
+    env = {**os.environ, "PYTHONPATH": args.repo}
+    rows = []
+    for _ in range(args.runs):
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(sample)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+        print(line, flush=True)
+        rows.append(json.loads(line))
+    medians = {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
+    print(json.dumps({"median": medians}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
