@@ -117,6 +117,7 @@ def main() -> None:
     for _ in range(args.runs):
         done = subprocess.run(
             [sys.executable, "-c", CHILD, str(sample)],
+            cwd=args.repo,  # "-c" puts the working folder first on the path
             env=env,
             capture_output=True,
             text=True,
