@@ -54,8 +54,8 @@ def release(event: Any = None) -> None:
 
 def watch(dock: QObject, viewer: Any) -> None:
     """Keep full collections short while ``dock`` is on screen (every cpadv dock calls
-    it): settled when it is shown and after a layer of ``viewer`` is removed, released when
-    it is hidden."""
+    it): settled when it is shown and after a frozen layer of ``viewer`` is removed,
+    released when it is hidden."""
     dock.installEventFilter(_Watcher(dock))
     if viewer not in _VIEWERS:
         _VIEWERS.add(viewer)
