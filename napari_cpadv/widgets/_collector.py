@@ -47,7 +47,7 @@ def settle() -> None:
             _FROZEN.update(viewer.layers)
 
 
-def release(event: Any = None) -> None:
+def release() -> None:
     """Hand every frozen object back to the collector."""
     gc.unfreeze()
 

@@ -106,15 +106,12 @@ class Comparison:
             return
         if not on:
             grid.enabled = False
-            for helper in self._helpers:  # the slide copies, not drawn stacked on the way
-                if helper.metadata.get("cpadv_copy"):  # out (each hide costs napari a
-                    helper.visible = False  # scene-graph update: only these two)
             self._restore()
-        elif self.ready():
-            self.blink(False)
+            return
+        self.blink(False)
+        if self.ready():
             self._arrange()
         else:
-            self.blink(False)
             grid.stride = -1  # no run yet: every layer in its own cell
             grid.enabled = True
 
@@ -172,9 +169,13 @@ class Comparison:
         in_turns(steps, then=finish)
 
     def _restore(self) -> None:
+        """The layer list as before side by side (called once napari's grid is off)."""
         layers = self.viewer.layers
         helpers, self._helpers = self._helpers, []
         saved, self._saved = self._saved, []
+        for helper in helpers:  # the slide copies, not drawn stacked on the way out (with
+            if helper.metadata.get("cpadv_copy"):  # the grid off: each hide costs napari a
+                helper.visible = False  # scene-graph update, quadratic while it is on)
 
         def remove(layer: Any) -> Any:
             return lambda: layers.remove(layer) if layer in layers else None
