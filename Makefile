@@ -11,7 +11,7 @@ DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcom
 export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test bench bench-torchattacks lint clean weights check-weights
+.PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights check-weights
 
 setup: system-deps $(STAMP)
 
@@ -42,6 +42,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The edit-test loop: no display, nothing marked slow (over 2 s here: training, whole
+# commands, clusters), no weights check; under 2 minutes on 2 cores. `make test` (CI) runs all.
+test-fast: setup
+	$(BIN)/python -m pytest -p no:xvfb -m "not gui and not slow and not weights" -q
 
 # The shipped detectors: five synthetic training slides (seeds 11-15) and a held-out one
 # (seed 21, never trained on), level 2 tiles for the cell detectors, level-0 224-pixel

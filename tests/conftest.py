@@ -74,10 +74,18 @@ def patch_folder(slide_factory, tmp_path_factory):
     return _tile_dataset(slide_factory, tmp_path_factory, level=0, size=128)
 
 
+GUI_FIXTURES = {"qtbot", "make_napari_viewer", "make_napari_viewer_proxy"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` run only where torch sees a CUDA device."""
+    """Tests that use a Qt or napari fixture are marked ``gui`` (so ``make test-fast``
+    leaves out whatever needs a display, wherever the test lives); tests marked ``gpu`` run
+    only where torch sees a CUDA device."""
     import torch
 
+    for item in items:
+        if GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

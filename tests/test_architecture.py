@@ -35,6 +35,7 @@ def test_import_linter_contracts():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_core_runs_with_qt_and_napari_unimportable(small_slide):
     code = (
         BLOCKER

@@ -112,6 +112,7 @@ def test_fill_equals_the_even_odd_rule_at_every_pixel_centre(seed):
     np.testing.assert_array_equal(out.astype(bool), want)
 
 
+@pytest.mark.slow
 def test_fill_memory_is_bounded_by_the_pixels_not_the_vertices():
     """A 20,000-vertex star over 8,000 rows: the old fill held rows x vertices (4.5 GB)."""
     import tracemalloc

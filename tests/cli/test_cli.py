@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from napari_cpadv.cli import main
 from napari_cpadv.slide import open_slide
@@ -44,6 +45,7 @@ def test_info_without_mpp(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["mpp"] is None
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_status_2(tmp_path):
     junk = tmp_path / "junk.svs"
     junk.write_text("nope")

@@ -18,6 +18,7 @@ def patches(patch_folder):
     return load_tiles([patch_folder]).patch_labels()
 
 
+@pytest.mark.slow
 def test_cross_validation_is_stratified_and_finite(patches):
     from napari_cpadv.experiments.crossval import cross_validate
 
@@ -170,6 +171,7 @@ def test_norm_panels_keep_every_budget(patches):
         assert "delta" not in out[norm]["rows"][0]
 
 
+@pytest.mark.slow  # UMAP compiles its numba kernels on first use (about 15 s)
 def test_umap_track_has_one_point_per_step(patches):
     from napari_cpadv.experiments.features import attack_track, umap_with_track
     from napari_cpadv.experiments.norms import budget_of

@@ -57,6 +57,7 @@ def test_stitched_dae_tiles_equal_the_whole_region(slide):
 @pytest.mark.parametrize(
     "hyper", [SPARSE, {"atoms": 16, "size": 8}], ids=["stride 4, 20 iterations", "converged"]
 )
+@pytest.mark.slow
 def test_stitched_sparse_tiles_match_the_whole_region_closely(slide, hyper):
     """Also for the shipped configuration (stride 2, run to its tolerance): converging lets
     the competition travel further, but three atoms of margin still hide every seam."""
@@ -86,6 +87,7 @@ def test_tissue_scope_leaves_background_blocks_empty(slide):
     assert np.isnan(hm.logits).any() and np.isfinite(hm.logits).any()
 
 
+@pytest.mark.slow
 def test_on_demand_store_equals_the_batch_run_and_caches(slide, dae_weights, tmp_path):
     det = weights.load(dae_weights)
     out = tmp_path / "odd.heatmap.zarr"

@@ -220,6 +220,7 @@ def _tumour_tile(side: int = 64) -> torch.Tensor:
     return torch.from_numpy(tile).permute(2, 0, 1)[None].float() / 255
 
 
+@pytest.mark.slow
 def test_the_shipped_lca_converges_at_its_documented_step_and_says_so():
     """Issue 14, item 8: η is the documented 1/τ (not cut to 1.8/‖ΦᵀΦ‖), stable because
     the dynamics run on the dictionary normalised as a whole; the shipped settings stop on

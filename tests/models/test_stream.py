@@ -77,6 +77,7 @@ def test_dataloader_workers_read_the_same_batches(source):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_training_on_streamed_tiles_equals_training_on_the_folder(source):
     from napari_cpadv.models.detector import make
     from napari_cpadv.models.train import train_dae
@@ -102,6 +103,7 @@ def test_training_on_streamed_tiles_equals_training_on_the_folder(source):
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_train_from_slides_writes_no_tile_file(source, tmp_path, capsys):
     src, _ = source
     work = tmp_path / "w"

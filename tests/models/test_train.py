@@ -31,11 +31,13 @@ def test_tiles_load_with_masks_and_nuclei(data):
     assert (data.nuclei >= data.tumour_nuclei).all() and data.nuclei.max() > 0
 
 
+@pytest.mark.slow
 def test_dae_loss_falls(data):
     losses = drive(train_dae(make("dae"), data, epochs=3, batch=4, lr=3e-3))
     assert losses[-1] < 0.8 * losses[0]
 
 
+@pytest.mark.slow
 def test_dictionary_loss_falls_and_atoms_stay_unit(data):
     det = make("sparse", **TINY["sparse"])
     steps: list[Progress] = []

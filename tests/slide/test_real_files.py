@@ -337,6 +337,7 @@ def test_a_damaged_probe_tile_keeps_its_level_and_fails_alone(tmp_path):
     np.testing.assert_array_equal(np.asarray(slide.levels[1]), _stored(DATA / "boxes.tiff", 1))
 
 
+@pytest.mark.slow
 def test_cpadv_mask_on_a_huge_declared_level_is_one_line_and_exit_2(tmp_path, capsys):
     from napari_cpadv.cli import main
 

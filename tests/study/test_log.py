@@ -104,6 +104,7 @@ def _take(args):
     return log is not None
 
 
+@pytest.mark.slow
 def test_two_sessions_finding_a_stale_lock_never_both_take_it(tmp_path):
     """The old pid-file lock let 2 of 25 racing takeovers both write ("seq 0, expected 1")."""
     import multiprocessing as mp
