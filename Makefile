@@ -11,7 +11,8 @@ DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcom
 export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights check-weights
+.PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights check-weights \
+	check-reproduce
 
 setup: system-deps $(STAMP)
 
@@ -44,9 +45,10 @@ test: setup
 	$(BIN)/python -m pytest
 
 # The edit-test loop: no display, nothing marked slow (over 2 s here: training, whole
-# commands, clusters), no weights check; under 2 minutes on 2 cores. `make test` (CI) runs all.
+# commands, clusters), no check-* test; under 2 minutes on 2 cores. `make test` (CI) runs
+# every test but the check-* ones.
 test-fast: setup
-	$(BIN)/python -m pytest -p no:xvfb -m "not gui and not slow and not weights" -q
+	$(BIN)/python -m pytest -p no:xvfb -m "not gui and not slow and not weights and not reproduce" -q
 
 # The shipped detectors: five synthetic training slides (seeds 11-15) and a held-out one
 # (seed 21, never trained on), level 2 tiles for the cell detectors, level-0 224-pixel
@@ -81,6 +83,11 @@ weights: setup
 # under 20 minutes; the weights only change here, and `make weights` ends with them.
 check-weights: setup
 	$(BIN)/python -m pytest -m weights
+
+# `cpadv reproduce all --quick` end to end and resumed (about 3 minutes on 2 cores: over
+# the suite's 60 s a test); `make test` runs the same at --tiny's sizes.
+check-reproduce: setup
+	$(BIN)/python -m pytest -m reproduce
 
 bench: setup
 	$(BIN)/python benchmarks/bench_streaming.py

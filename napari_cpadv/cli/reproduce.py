@@ -48,12 +48,13 @@ def _reproduce(args: argparse.Namespace) -> dict[str, Any]:
                 papers,
                 args.out,
                 data=data,
-                quick=args.quick,
+                scale="quick" if args.quick else "tiny" if args.tiny else "full",
                 device=_device(args.device),
                 weights=_weights(args.weights),
                 seed=args.seed,
                 command="cpadv " + " ".join(argv),
                 cluster=_cluster(args),
+                only=args.only,
             ),
             args.command,
         )
@@ -78,7 +79,21 @@ def add_parsers(sub: Any) -> None:
         help="synthetic (default: painted with known truth), or a Camelyon16 folder (seed 000) "
         "and/or a PanNuke folder (seed 001)",
     )
-    rp.add_argument("--quick", action="store_true", help="small sizes: minutes on 2 CPU cores")
+    scale = rp.add_mutually_exclusive_group()
+    scale.add_argument("--quick", action="store_true", help="small sizes: minutes on 2 CPU cores")
+    scale.add_argument(
+        "--tiny",
+        action="store_true",
+        help="toy sizes, seconds on 2 CPU cores: a smoke test of every step, no result",
+    )
+    rp.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="STEP",
+        help="run only these steps (e.g. seed001/fig4) and the steps they read; the others "
+        "are kept where they finished before, else reported as not yet run",
+    )
     rp.add_argument("--device", default=None, help=DEVICE_HELP)
     rp.add_argument(
         "--weights",

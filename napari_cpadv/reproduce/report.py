@@ -12,21 +12,23 @@ from typing import Any
 from napari_cpadv.reproduce import compare001 as C
 
 
-def _notes(quick: bool, source: Any) -> str:
+def _notes(scale: str, source: Any) -> str:
     parts = []
     if source.pannuke is None:
         parts.append("synthetic patches, not PanNuke: not comparable in value")
-    if quick:
+    if scale == "quick":
         parts.append("--quick: a smaller model, data and attack")
+    elif scale == "tiny":
+        parts.append(C.TINY_NOTE)
     parts.append("no ImageNet pretraining (no weights offline)")
     return "; ".join(parts)
 
 
 def seed001_section(
-    root: Path, results: dict[str, Any], quick: bool, source: Any
+    root: Path, results: dict[str, Any], scale: str, source: Any
 ) -> dict[str, Any]:
     """Seed 001's rows, figures and checks from its steps' results."""
-    sec: dict[str, Any] = {"rows": [], "figures": {}, "checks": [], "note": _notes(quick, source)}
+    sec: dict[str, Any] = {"rows": [], "figures": {}, "checks": [], "note": _notes(scale, source)}
     data = results.get("seed001/data")
     if data:
         sec["rows"] += [
@@ -222,6 +224,7 @@ def to_html(document: dict[str, Any]) -> str:
         [_cell(n), f"{s['seconds']:.1f}", "kept" if s["kept"] else "ran"]
         for n, s in document["steps"].items()
     ]
+    steps += [[_cell(n), "", "not yet run"] for n in document["pending"]]
     out.append("<h2>Steps</h2>" + _table(["step", "seconds", "this run"], steps))
     out.append("<h2>Versions</h2><pre>" + html.escape(str(document["versions"])) + "</pre>")
     return "\n".join(out) + "\n"
@@ -232,26 +235,30 @@ def write_report(
     steps: Any,
     *,
     papers: tuple[str, ...],
-    quick: bool,
+    scale: str,
     source: Any,
     command: str | None,
 ) -> dict[str, Any]:
-    """Write ``results.json`` and ``report.html`` into ``root``; returns the summary."""
+    """Write ``results.json`` and ``report.html`` into ``root``; returns the summary. Steps
+    left pending (``Steps.pending``: a run limited to some steps) are listed as not yet
+    run; their rows and figures are absent."""
     from napari_cpadv.files import provenance, versions, write_atomic, write_json
     from napari_cpadv.reproduce.report000 import seed000_section
 
     sections = {}
     if "seed000" in papers:
-        sections["seed000"] = seed000_section(root, steps.results, quick, source)
+        sections["seed000"] = seed000_section(root, steps.results, scale, source)
     if "seed001" in papers:
-        sections["seed001"] = seed001_section(root, steps.results, quick, source)
+        sections["seed001"] = seed001_section(root, steps.results, scale, source)
     document = {
         "command": command,
-        "quick": quick,
+        "scale": scale,
+        "quick": scale == "quick",
         "data": source.describe(),
         "papers": sections,
         "results": steps.results,
         "steps": {n: {"seconds": steps.seconds[n], "kept": n in steps.kept} for n in steps.results},
+        "pending": steps.pending,
         "versions": versions(),
         "code": provenance(),
     }
@@ -263,6 +270,7 @@ def write_report(
         "report": str(root / "report.html"),
         "kept": steps.kept,
         "ran": steps.ran,
+        "pending": steps.pending,
         "checks_failed": len(failed),
         "figures": sum(len(s["figures"]) for s in sections.values()),
     }

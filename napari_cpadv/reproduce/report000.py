@@ -9,22 +9,24 @@ import numpy as np
 
 from napari_cpadv.reproduce import compare000 as C
 from napari_cpadv.reproduce import figures as F
-from napari_cpadv.reproduce.compare001 import row
+from napari_cpadv.reproduce.compare001 import TINY_NOTE, row
 
 
-def _notes(quick: bool, source: Any) -> str:
+def _notes(scale: str, source: Any) -> str:
     parts = []
     if source.camelyon is None:
         parts.append("synthetic slides, not Camelyon16: not comparable in value")
-    if quick:
+    if scale == "quick":
         parts.append("--quick: smaller tiles, fewer atoms, epochs and iterations")
+    elif scale == "tiny":
+        parts.append(TINY_NOTE)
     return "; ".join(parts) or "the paper's sizes on Camelyon16"
 
 
 def seed000_section(
-    root: Path, results: dict[str, Any], quick: bool, source: Any
+    root: Path, results: dict[str, Any], scale: str, source: Any
 ) -> dict[str, Any]:
-    sec: dict[str, Any] = {"rows": [], "figures": {}, "checks": [], "note": _notes(quick, source)}
+    sec: dict[str, Any] = {"rows": [], "figures": {}, "checks": [], "note": _notes(scale, source)}
     for name, published in (
         ("dae", C.PUBLISHED["clean"]["dae"]),
         ("sparse", C.PUBLISHED["clean"]["sparse"]),

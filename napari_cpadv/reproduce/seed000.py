@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -63,10 +63,35 @@ QUICK = Sizes(
     attack_tiles=2,
     steps=5,
 )
+# toy sizes: seconds on 2 CPU cores, a smoke test of every step (CI, the GPU script's
+# `--tiny`); its numbers say nothing about the paper
+TINY = Sizes(
+    train_slides=1,
+    side=2048,
+    level=1,  # a 2,048-pixel slide has two levels
+    tile=64,
+    ae_epochs=1,
+    head_epochs=2,
+    atoms=12,
+    dict_epochs=0.25,
+    dict_iterations=10,
+    iterations=20,
+    attack_tile=64,
+    attack_tiles=2,
+    steps=3,
+)
 
 
 class Seed000(Paper):
     """The steps of seed 000 over one reproduction folder (``reproduce.steps.Steps``)."""
+
+    AFTER: ClassVar[dict[str, tuple[str, ...]]] = {  # each step, the steps whose files it reads
+        "seed000/data": (),
+        "seed000/dae": ("seed000/data",),
+        "seed000/sparse": ("seed000/data",),
+        "seed000/fig2_4_5": ("seed000/dae", "seed000/sparse"),
+        "seed000/fig10": ("seed000/dae", "seed000/sparse"),
+    }
 
     def parts(self) -> list[tuple[str, float, Any]]:
         return [
@@ -79,7 +104,7 @@ class Seed000(Paper):
 
     def data_step(self) -> Work[dict[str, Any]]:
         inputs = {**self.common, "data": self.data.key}
-        return self.steps.run("seed000/data", inputs, self._data)
+        return self.step("seed000/data", inputs, self._data)
 
     def _data(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.reproduce.data import seed000_slides
@@ -95,8 +120,8 @@ class Seed000(Paper):
         from napari_cpadv.reproduce.seed001 import _sha
 
         inputs = {**self.common, "weights": _sha(self.weights.get(name))}
-        return self.steps.run(
-            f"seed000/{name}", inputs, lambda f: self._train(f, name), after=("seed000/data",)
+        return self.step(
+            f"seed000/{name}", inputs, lambda f: self._train(f, name)
         )
 
     def _train(self, folder: Path, name: str) -> Work[dict[str, Any]]:
@@ -137,8 +162,8 @@ class Seed000(Paper):
         return W.load(path, device=self.device)
 
     def pictures_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run(
-            "seed000/fig2_4_5", self.common, self._pictures, after=("seed000/dae", "seed000/sparse")
+        return self.step(
+            "seed000/fig2_4_5", self.common, self._pictures
         )
 
     def _pictures(self, folder: Path) -> Work[dict[str, Any]]:
@@ -160,8 +185,8 @@ class Seed000(Paper):
         return {"pictures": sorted(f"{n}.png" for n in pictures)}
 
     def transfer_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run(
-            "seed000/fig10", self.common, self._transfer, after=("seed000/dae", "seed000/sparse")
+        return self.step(
+            "seed000/fig10", self.common, self._transfer
         )
 
     def _transfer(self, folder: Path) -> Work[dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,6 +64,25 @@ QUICK = Sizes(
     umap_patches=12,
     budgets={"l0": (0.02, 0.2), "l1": (0.25, 2.0), "l2": (0.25, 2.0), "linf": (0.5, 8.0)},
 )
+# toy sizes: seconds on 2 CPU cores, a smoke test of every step (CI, the GPU script's
+# `--tiny`); its numbers say nothing about the paper
+TINY = Sizes(
+    positives=15,
+    negatives=12,
+    slide_side=2048,
+    width=4,
+    epochs=2,
+    batch=8,
+    lr=0.1,
+    runs=1,
+    folds=3,
+    steps=3,
+    attack_patches=6,
+    landscape_points=3,
+    landscape_patches=6,
+    umap_patches=8,
+    budgets={"l0": (0.02, 0.2), "l1": (0.25, 2.0), "l2": (0.25, 2.0), "linf": (0.5, 8.0)},
+)
 
 
 def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +96,18 @@ def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 class Seed001(Paper):
     """The steps of seed 001 over one reproduction folder (``reproduce.steps.Steps``)."""
+
+    AFTER: ClassVar[dict[str, tuple[str, ...]]] = {  # each step, the steps whose files it reads
+        "seed001/data": (),
+        "seed001/table1a": ("seed001/data",),
+        "seed001/model": ("seed001/data",),
+        "seed001/fig2b": ("seed001/model",),
+        "seed001/fig4": ("seed001/model",),
+        "seed001/fig1_3": ("seed001/model",),
+        "seed001/fig2a": ("seed001/model",),
+        "seed001/universal": ("seed001/model",),
+        "seed001/study": ("seed001/model",),
+    }
 
     def parts(self) -> list[tuple[str, float, Any]]:
         """(name, share of the bar, work) of every step, in order."""
@@ -94,7 +125,7 @@ class Seed001(Paper):
 
     # -- data and model -------------------------------------------------------------
     def data_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run("seed001/data", {**self.common, "data": self.data.key}, self._data)
+        return self.step("seed001/data", {**self.common, "data": self.data.key}, self._data)
 
     def _data(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.reproduce.data import describe
@@ -137,11 +168,11 @@ class Seed001(Paper):
                 ledger=self.steps.ledger("seed001/table1a", folds),
             )
 
-        return self.steps.run("seed001/table1a", self.common, work, after=("seed001/data",))
+        return self.step("seed001/table1a", self.common, work)
 
     def model_step(self) -> Work[dict[str, Any]]:
         inputs = {**self.common, "weights": _sha(self.weights.get("resnet18"))}
-        return self.steps.run("seed001/model", inputs, self._model, after=("seed001/data",))
+        return self.step("seed001/model", inputs, self._model)
 
     def _model(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.models import weights as W
@@ -195,8 +226,8 @@ class Seed001(Paper):
 
     # -- figures and tables ----------------------------------------------------------
     def landscape_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run(
-            "seed001/fig2b", self.common, self._landscape, after=("seed001/model",)
+        return self.step(
+            "seed001/fig2b", self.common, self._landscape
         )
 
     def _landscape(self, folder: Path) -> Work[dict[str, Any]]:
@@ -242,11 +273,11 @@ class Seed001(Paper):
                 device=self.device,
             )
 
-        return self.steps.run("seed001/fig4", self.common, work, after=("seed001/model",))
+        return self.step("seed001/fig4", self.common, work)
 
     def examples_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run(
-            "seed001/fig1_3", self.common, self._examples, after=("seed001/model",)
+        return self.step(
+            "seed001/fig1_3", self.common, self._examples
         )
 
     def _examples(self, folder: Path) -> Work[dict[str, Any]]:
@@ -285,11 +316,11 @@ class Seed001(Paper):
             except ValueError as exc:  # a model that calls no patch positive: said, not fatal
                 return {"skipped": str(exc)}
 
-        return self.steps.run("seed001/fig2a", self.common, work, after=("seed001/model",))
+        return self.step("seed001/fig2a", self.common, work)
 
     def universal_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run(
-            "seed001/universal", self.common, self._universal, after=("seed001/model",)
+        return self.step(
+            "seed001/universal", self.common, self._universal
         )
 
     def _universal(self, folder: Path) -> Work[dict[str, Any]]:
@@ -310,7 +341,7 @@ class Seed001(Paper):
         return report
 
     def study_step(self) -> Work[dict[str, Any]]:
-        return self.steps.run("seed001/study", self.common, self._study, after=("seed001/model",))
+        return self.step("seed001/study", self.common, self._study)
 
     def _study(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.reproduce.study_cases import study_cases

@@ -10,6 +10,11 @@ in when the step ends (``files.replacing``), so an interrupted step leaves nothi
 and the steps before it stay finished. A step made of independent parts (Table 1a's folds)
 also records each finished part in ``steps/NAME.parts.jsonl`` (``Steps.ledger``): run
 again with the same fingerprint, it does only the parts not recorded.
+
+A run may be limited to some steps (``Steps.only``: those asked for and the steps they
+read, ``needed``): every other step is kept when it finished earlier with the same
+fingerprint and otherwise left pending, neither run nor reported, so that a long step can
+run alone over several sittings and the report assembles what exists.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from napari_cpadv.progress import Progress, Work, within
 
@@ -43,6 +48,8 @@ class Steps:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     prints: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    only: frozenset[str] | None = None  # the steps that may run (None: every step)
+    pending: list[str] = field(default_factory=list)  # not run, and not finished before
 
     def record(self, name: str) -> Path:
         return self.out / "steps" / f"{name}.json"
@@ -87,10 +94,14 @@ class Steps:
         whose fingerprints join its inputs. Returns the step's result."""
         from napari_cpadv.files import replacing, write_json
 
+        if any(a not in self.prints for a in after):  # a step it reads is pending
+            return (yield from self._pending(name))
         full = {**inputs, "after": {a: self.prints[a] for a in after}}
         print_ = fingerprint(full)
-        self.prints[name] = print_
         stored = self.finished(name, print_)
+        if stored is None and self.only is not None and name not in self.only:
+            return (yield from self._pending(name))
+        self.prints[name] = print_
         if stored is not None:
             self.kept.append(name)
             self.results[name] = stored["result"]
@@ -113,12 +124,38 @@ class Steps:
         return result
 
 
+    def _pending(self, name: str) -> Work[dict[str, Any]]:
+        """Step ``name`` is left pending: it is not run (and nothing reads its result)."""
+        self.pending.append(name)
+        yield Progress(1, 1, {"step": name, "pending": 1})
+        return {"pending": True}
+
+
+def needed(asked: list[str], after: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """The steps ``asked`` for and every step they read, directly or not (``after``: each
+    step's steps read). An unknown name is a ``ValueError`` naming the known ones."""
+    unknown = [a for a in asked if a not in after]
+    if unknown:
+        raise ValueError(f"no step {unknown[0]!r}: choose from {', '.join(after)}")
+    out: set[str] = set()
+    todo = list(asked)
+    while todo:
+        name = todo.pop()
+        if name not in out:
+            out.add(name)
+            todo += after[name]
+    return frozenset(out)
+
+
 class Paper:
     """One paper's steps over the reproduction folder of ``steps``: its data source, sizes,
     seed, device, given weights (detector name to file) and the dask cluster its
     independent parts may run on (``inference.cluster.Cluster``; ``None``: this process).
     The cluster changes where the work runs, and its numbers at most by float rounding
-    (``experiments.crossval``), so it is no input of a step's fingerprint."""
+    (``experiments.crossval``), so it is no input of a step's fingerprint. ``AFTER``: each
+    step of the paper and the steps whose files it reads, in the order they run."""
+
+    AFTER: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(
         self,
@@ -139,6 +176,14 @@ class Paper:
         self.seed, self.device, self.cluster = seed, device, cluster
         self.weights = weights or {}
         self.common = {"sizes": asdict(sizes), "seed": seed, "version": __version__}
+
+    def parts(self) -> list[tuple[str, float, Callable[[], Work[dict[str, Any]]]]]:
+        """(name, share of the bar, work) of every step, in the order of ``AFTER``."""
+        raise NotImplementedError
+
+    def step(self, name: str, inputs: dict[str, Any], work: StepWork) -> Work[dict[str, Any]]:
+        """Run step ``name`` of this paper (``Steps.run``), after the steps ``AFTER`` names."""
+        return self.steps.run(name, inputs, work, after=self.AFTER[name])
 
 
 def plan(

@@ -31,12 +31,13 @@ STEPS = {
 }
 
 
-@pytest.mark.slow
-def test_reproduce_all_quick_then_resume(tmp_path, capsys):
+def _reproduce_then_resume(tmp_path, capsys, scale: str) -> None:
+    """Both papers at ``scale`` end to end: every figure, row and step, the study its pairs
+    build, then the same command again keeping every step."""
     out = tmp_path / "repro"
-    assert main(["reproduce", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["reproduce", "all", f"--{scale}", "--out", str(out), "--device", "cpu"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["kept"] == [] and summary["checks_failed"] >= 0
+    assert summary["kept"] == [] == summary["pending"] and summary["checks_failed"] >= 0
     results = json.loads((out / "results.json").read_text())
     for paper, names in FIGURES.items():
         for name in names:
@@ -51,7 +52,8 @@ def test_reproduce_all_quick_then_resume(tmp_path, capsys):
                 assert row["difference"] is not None
         for step in STEPS[paper]:
             assert f"{paper}/{step}" in results["results"]
-    assert results["command"].startswith("cpadv reproduce all --quick")
+    assert results["command"].startswith(f"cpadv reproduce all --{scale}")
+    assert results["scale"] == scale and results["quick"] == (scale == "quick")
     assert results["versions"]["torch"] and "commit" in results["code"]
     html = (out / "report.html").read_text()
     assert "Table 1a accuracy (mean)" in html and "Fig. 10" in html and "Sanity checks" in html
@@ -79,10 +81,83 @@ def test_reproduce_all_quick_then_resume(tmp_path, capsys):
     assert built["cases"] == len(pairs) and built["presentations"] == 4 * len(pairs)
 
     # the same command again: every step kept, nothing run
-    assert main(["reproduce", "all", "--quick", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["reproduce", "all", f"--{scale}", "--out", str(out), "--device", "cpu"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["ran"] == [] and len(again["kept"]) == sum(map(len, STEPS.values()))
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+
+
+@pytest.mark.slow
+def test_reproduce_all_tiny_then_resume(tmp_path, capsys):
+    """Every step of both papers at toy sizes (about 45 s here, 14 of them UMAP's first
+    compilation): the pipeline, not its numbers."""
+    _reproduce_then_resume(tmp_path, capsys, "tiny")
+    assert "--tiny" in json.loads((tmp_path / "repro/results.json").read_text())["papers"][
+        "seed001"
+    ]["note"]
+
+
+@pytest.mark.reproduce
+def test_reproduce_all_quick_then_resume(tmp_path, capsys):
+    """The same at --quick's sizes (about 3 minutes here): `make check-reproduce`."""
+    _reproduce_then_resume(tmp_path, capsys, "quick")
+
+
+def test_each_paper_runs_its_steps_in_the_order_of_its_dependency_table(tmp_path):
+    """`--only` reads which steps a step needs from `AFTER`: it must list every step, in
+    the order they run, each after the steps it reads."""
+    from napari_cpadv.reproduce import seed000, seed001
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.steps import Steps, needed
+
+    for module, cls in ((seed000, seed000.Seed000), (seed001, seed001.Seed001)):
+        paper = cls(Steps(tmp_path), Source(None), module.TINY, seed=0, device="cpu")
+        names = [name for name, _, _ in paper.parts()]
+        assert names == list(cls.AFTER)
+        for k, name in enumerate(names):
+            assert set(cls.AFTER[name]) <= set(names[:k])
+    assert needed(["seed001/fig4"], seed001.Seed001.AFTER) == {
+        "seed001/fig4",
+        "seed001/model",
+        "seed001/data",
+    }
+    with pytest.raises(ValueError, match="no step 'fig4'"):
+        needed(["fig4"], seed001.Seed001.AFTER)
+
+
+@pytest.mark.slow
+def test_only_some_steps_run_the_rest_wait_and_the_report_says_so(tmp_path, capsys):
+    """`--only STEP`: the step and the steps it reads run, the others are reported as not
+    yet run; a later `--only` keeps what finished and runs only what it adds."""
+    out = str(tmp_path / "r")
+    base = ["reproduce", "seed000", "--tiny", "--out", out, "--device", "cpu"]
+    assert main([*base, "--only", "seed000/dae"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["ran"] == ["seed000/data", "seed000/dae"] and first["kept"] == []
+    assert first["pending"] == ["seed000/sparse", "seed000/fig2_4_5", "seed000/fig10"]
+    results = json.loads((tmp_path / "r/results.json").read_text())
+    assert set(results["results"]) == {"seed000/data", "seed000/dae"}
+    assert results["pending"] == first["pending"]
+    rows = " ".join(r["item"] for r in results["papers"]["seed000"]["rows"])
+    assert "dae" in rows.lower() and "Fig. 10" not in rows
+    html = (tmp_path / "r/report.html").read_text()
+    assert html.count("not yet run") == 3
+    assert not (tmp_path / "r/seed000/fig10").exists()
+
+    assert main([*base, "--only", "seed000/fig10"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["kept"] == ["seed000/data", "seed000/dae"]
+    assert second["ran"] == ["seed000/sparse", "seed000/fig10"]
+    assert second["pending"] == ["seed000/fig2_4_5"]
+
+    assert main(base) == 0  # the whole paper: only what is missing runs
+    third = json.loads(capsys.readouterr().out)
+    assert third["ran"] == ["seed000/fig2_4_5"] and third["pending"] == []
+    assert "not yet run" not in (tmp_path / "r/report.html").read_text()
+
+    err = _refused([*base, "--only", "seed001/fig4"], capsys)  # a step of the other paper
+    assert "no step 'seed001/fig4'" in err and "seed000/fig10" in err
+    assert _refused([*base, "--quick", "--only", "seed000/dae"], capsys)
 
 
 def _refused(argv, capsys) -> str:
@@ -231,7 +306,7 @@ def test_reproduce_seed000_on_a_camelyon16_folder(tmp_path, capsys, slide_factor
             anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in truth.tumours]
             write_annotations(anns, root / "lesion_annotations" / f"{name}.xml")
     out = tmp_path / "r"
-    assert main(["reproduce", "seed000", "--quick", "--out", str(out), "--data", str(root)]) == 0
+    assert main(["reproduce", "seed000", "--tiny", "--out", str(out), "--data", str(root)]) == 0
     results = json.loads((out / "results.json").read_text())
     data = results["results"]["seed000/data"]
     assert data["holdout_slide"] == str(root / "training/tumor/tumor_110.tif")
