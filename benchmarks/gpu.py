@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -328,11 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "_work" / "gpu"))
     ap.add_argument("--minutes", type=float, default=9.0, help="wall time for the whole run")
     ap.add_argument("--setup-seconds", type=float, default=None, help="(gpu.sh) its set-up")
+    ap.add_argument(
+        "--slide",
+        default=None,
+        metavar="ROWSxCOLS",
+        help="the painted slide's level 0 (default 100000x200000; --tiny 2048x2048)",
+    )
     args = ap.parse_args(argv)
     deadline = time.perf_counter() + 60 * args.minutes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Run(out, args.device, TINY if args.tiny else FULL, args.tiny)
+    scale = TINY if args.tiny else FULL
+    if args.slide:
+        rows_, _, cols_ = args.slide.partition("x")
+        scale = replace(scale, slide=(int(rows_), int(cols_)))
+    run = Run(out, args.device, scale, args.tiny)
     if args.setup_seconds is not None:
         run.doc["sections"]["setup"] = {"seconds": args.setup_seconds}
     slide = None
