@@ -1,5 +1,6 @@
-"""npe2 sample data: the synthetic H&E slide (with its ground truth) and a region of a real
-H&E slide (CMU-1, without ground truth) shipped in ``sample_data/``."""
+"""npe2 sample data shipped in ``sample_data/``: the synthetic H&E slide (with its ground
+truth), a real carcinoma field with every nucleus segmented and typed (histolytics 0.3.0),
+and a region of a real H&E slide (CMU-1, without ground truth)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from napari_cpadv.slide.synthetic import sample_slide_path
 def synthetic_he_slide() -> list[LayerData]:
     """The sample slide as a multiscale RGB layer."""
     return read_slide(str(sample_slide_path()))
+
+
+def hgsc_carcinoma_field() -> list[LayerData]:
+    """Real tissue with cell-level truth: a field of high-grade serous carcinoma (1,500 x
+    1,500 pixels, 0.5 µm per pixel estimated) with its 1,295 nuclei outlined by class
+    (neoplastic as ``Tumor``), from histolytics 0.3.0 (a segmentation model's output curated
+    by its authors; ``sample_data/histolytics/README.md``)."""
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    return read_slide(str(SAMPLE_DATA / "hgsc_nest.tif"))
 
 
 def cmu_he_region() -> list[LayerData]:

@@ -58,6 +58,22 @@ def test_a_real_slide_is_offered_as_a_sample_too(make_napari_viewer):
     assert pixels.std() > 10  # tissue, not a blank page
 
 
+def test_the_real_carcinoma_field_opens_with_its_typed_nuclei(make_napari_viewer):
+    """Issue 28, item 3: real tissue with cell-level truth, in µm, neoplastic nuclei in a
+    colour of their own."""
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-cpadv", "hgsc_carcinoma")
+    assert [type(la).__name__ for la in layers] == ["Image", "Shapes"]
+    image, truth = layers
+    assert image.data[0].shape == (1500, 1500, 3)
+    assert image.scale[-1] == pytest.approx(0.5) and truth.scale[-1] == pytest.approx(0.5)
+    assert truth.name.startswith("ground truth") and len(truth.data) == 1295
+    classes = list(truth.properties["class"])
+    assert classes.count("Tumor") == 288
+    colours = {c: tuple(np.round(e, 3)) for c, e in zip(classes, truth.edge_color, strict=True)}
+    assert len({colours["Tumor"], colours["Stroma"], colours["Immune cells"]}) == 3
+
+
 def test_unreadable_slide_raises_in_the_viewer(make_napari_viewer, small_slide, tmp_path):
     bad = tmp_path / "broken.tif"
     data = small_slide.path.read_bytes()
