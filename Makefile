@@ -12,7 +12,7 @@ export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights check-weights \
-	check-reproduce
+	check-reproduce check-bench
 
 setup: system-deps $(STAMP)
 
@@ -89,13 +89,13 @@ check-weights: setup
 check-reproduce: setup
 	$(BIN)/python -m pytest -m reproduce
 
+# Every CPU table of BENCHMARKS.md that is older than what it measures, rerun (resumable:
+# a table already run at this commit is kept); `make check-bench` lists the old ones.
 bench: setup
-	$(BIN)/python benchmarks/bench_streaming.py
-	$(BIN)/python benchmarks/bench_raster.py
-	$(BIN)/python benchmarks/bench_detectors.py
-	$(BIN)/python benchmarks/bench_lca.py
-	$(BIN)/python benchmarks/bench_attacks.py
-	$(MAKE) bench-torchattacks
+	$(BIN)/python benchmarks/run_all.py
+
+check-bench:
+	python3 benchmarks/check_bench.py
 
 # torchattacks in an environment of its own (it declares torchvision, which no module of it
 # imports and which has no CPU build here), with the repository on PYTHONPATH.

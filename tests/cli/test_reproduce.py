@@ -92,9 +92,10 @@ def test_reproduce_all_tiny_then_resume(tmp_path, capsys):
     """Every step of both papers at toy sizes (about 45 s here, 14 of them UMAP's first
     compilation): the pipeline, not its numbers."""
     _reproduce_then_resume(tmp_path, capsys, "tiny")
-    assert "--tiny" in json.loads((tmp_path / "repro/results.json").read_text())["papers"][
-        "seed001"
-    ]["note"]
+    assert (
+        "--tiny"
+        in json.loads((tmp_path / "repro/results.json").read_text())["papers"]["seed001"]["note"]
+    )
 
 
 @pytest.mark.reproduce
@@ -275,9 +276,7 @@ def test_table1a_stopped_resumes_its_folds_on_a_cluster(tmp_path, two_workers, m
     here = []
     real = crossval.train_fold
     monkeypatch.setattr(crossval, "train_fold", lambda *a: here.append(1) or real(*a))
-    again = Seed001(
-        Steps(tmp_path / "r"), source, sizes, seed=0, device="cpu", cluster=two_workers
-    )
+    again = Seed001(Steps(tmp_path / "r"), source, sizes, seed=0, device="cpu", cluster=two_workers)
     drive(again.data_step())
     assert again.steps.kept == ["seed001/data"]
     table = drive(again.crossval_step())

@@ -372,6 +372,4 @@ def test_concurrent_reads_beside_a_damaged_tile_never_take_its_error(tmp_path):
         with pytest.raises(SlideError, match=r"level 0 tile \(1, 3\)"):
             slide.read_region(0, 0, 0, 720, 1200)  # tiles (0..2, 0..4) around (1, 3)
         slide.cache.clear()
-        np.testing.assert_array_equal(
-            slide.read_region(0, 0, 0, 480, 720), intact[:480, :720]
-        )
+        np.testing.assert_array_equal(slide.read_region(0, 0, 0, 480, 720), intact[:480, :720])

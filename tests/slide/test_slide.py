@@ -278,7 +278,6 @@ def test_the_arrays_napari_reads_index_as_numpy_indexes_the_level(small_slide):
             arr[[1, 2], 0]
 
 
-
 def test_opening_a_slide_for_the_viewer_imports_neither_dask_nor_zarr(small_slide):
     """Importing dask.array and zarr costs about 0.8 s of a first frame: a slide opened and
     read as napari reads it needs neither (the dask levels and the zarr view load on use)."""

@@ -1,0 +1,203 @@
+"""The tables of BENCHMARKS.md: what regenerates each and what each measures (issue 32).
+
+Every table has a stamp on the line after its heading in BENCHMARKS.md,
+
+    <!-- stamp: commit 8073d97, 2026-12-01, scale: the paper's tiles -->
+
+naming the commit it was measured at. ``check_bench.py`` (``make check-bench``) lists each
+table whose stamp is missing or older than the last change to what it measures
+(``depends``: modules, weights, its own script); ``run_all.py`` (``make bench``) reruns the
+stale ones' commands and keeps their output under ``benchmarks/results/tables/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str
+    heading: str  # the start of its heading in BENCHMARKS.md, after the hashes
+    command: tuple[str, ...] | None  # from the repository root; None: no script (said why)
+    depends: tuple[str, ...]  # paths whose change makes its numbers old
+    minutes: float  # about how long its command takes on the 2-core machine
+    needs: str = ""  # what beside the CPU it needs: a display, a GPU, other data
+
+
+PY = ".venv/bin/python"
+WEIGHTS = "sample_data/weights"
+TABLES = (
+    Table(
+        "streaming",
+        "Streaming slides (issue 2)",
+        (PY, "benchmarks/bench_streaming.py"),
+        ("napari_cpadv/slide", "benchmarks/bench_streaming.py"),
+        25,
+        "a display for row (c) (xvfb-run)",
+    ),
+    Table(
+        "decoding",
+        "(e) Decoding against its limit",
+        (PY, "benchmarks/bench_streaming.py", "--skip-camelyon"),
+        ("napari_cpadv/slide", "benchmarks/bench_streaming.py"),
+        3,
+    ),
+    Table(
+        "viewer",
+        "(f) Panning in a real viewer beside napari-wsi",
+        ("xvfb-run", "-a", PY, "benchmarks/bench_viewer.py"),
+        ("napari_cpadv/slide", "napari_cpadv/_reader.py", "benchmarks/bench_viewer.py"),
+        15,
+        "a display and napari-wsi (pip install napari-wsi)",
+    ),
+    Table(
+        "gui_stalls",
+        "(g) The GUI thread during the Attack dock's long actions",
+        ("xvfb-run", "-a", PY, "benchmarks/bench_gui_stalls.py"),
+        ("napari_cpadv/widgets", "napari_cpadv/workbench", "benchmarks/bench_gui_stalls.py"),
+        10,
+        "a display",
+    ),
+    Table(
+        "raster",
+        "Rasterising annotations (issue 3)",
+        (PY, "benchmarks/bench_raster.py"),
+        ("napari_cpadv/annotations", "benchmarks/bench_raster.py"),
+        2,
+    ),
+    Table(
+        "mask_memory",
+        "Rasterising a Camelyon16-sized annotation",
+        (PY, "benchmarks/bench_mask_memory.py"),
+        ("napari_cpadv/annotations", "napari_cpadv/slide", "benchmarks/bench_mask_memory.py"),
+        3,
+    ),
+    Table(
+        "study",
+        "A large reader study (issue 14)",
+        (PY, "benchmarks/bench_study.py"),
+        ("napari_cpadv/study", "benchmarks/bench_study.py"),
+        2,
+    ),
+    Table(
+        "detectors",
+        "Detectors over slides (issue 4)",
+        (PY, "benchmarks/bench_detectors.py"),
+        ("napari_cpadv/inference", "napari_cpadv/models", WEIGHTS, "benchmarks/bench_detectors.py"),
+        8,
+        "make weights' held-out slide (build/weights-data/slide21.tif)",
+    ),
+    Table(
+        "lca",
+        "The LCA at stride 2, run to convergence (issue 14)",
+        (PY, "benchmarks/bench_lca.py"),
+        ("napari_cpadv/models", "napari_cpadv/inference", WEIGHTS, "benchmarks/bench_lca.py"),
+        40,
+        "make weights' held-out slide",
+    ),
+    Table(
+        "stream_training",
+        "Training streamed from slides (issue 18, item 4)",
+        (PY, "benchmarks/bench_stream.py"),
+        ("napari_cpadv/annotations/stream.py", "napari_cpadv/models", "benchmarks/bench_stream.py"),
+        6,
+        "make weights' training slides",
+    ),
+    Table(
+        "cluster_attacks",
+        "Attacks on dask.distributed (issue 18, item 3)",
+        (PY, "benchmarks/bench_cluster.py"),
+        (
+            "napari_cpadv/experiments",
+            "napari_cpadv/inference/cluster.py",
+            "napari_cpadv/attacks",
+            "napari_cpadv/slide/perturb.py",
+            WEIGHTS,
+            "benchmarks/bench_cluster.py",
+        ),
+        8,
+        "make weights' held-out slide",
+    ),
+    Table(
+        "cluster_table1a",
+        "Table 1a's folds on dask.distributed",
+        (PY, "benchmarks/bench_cluster.py", "--table1a"),
+        (
+            "napari_cpadv/experiments/crossval.py",
+            "napari_cpadv/models/train.py",
+            "napari_cpadv/models/resnet.py",
+            "napari_cpadv/inference/cluster.py",
+            "benchmarks/bench_cluster.py",
+        ),
+        12,
+        "make weights' patches",
+    ),
+    Table(
+        "reproduce_quick",
+        "Reproducing the papers (issue 17)",
+        (
+            ".venv/bin/cpadv",
+            "reproduce",
+            "all",
+            "--quick",
+            "--out",
+            "benchmarks/_work/repro-quick",
+        ),
+        ("napari_cpadv/reproduce", "napari_cpadv/experiments", "napari_cpadv/attacks"),
+        3,
+    ),
+    Table(
+        "gpu",
+        "On a GPU (issue 32, item 3)",
+        ("benchmarks/gpu.sh",),
+        ("benchmarks/gpu.py",),
+        9,
+        "a GPU (the device tool); not run by make bench",
+    ),
+    Table(
+        "attack_tables",
+        "Attacks on today's weights (issue 14)",
+        ("benchmarks/attack_tables.sh",),
+        ("napari_cpadv/attacks", "napari_cpadv/experiments", WEIGHTS),
+        240,
+        "make weights' held-out slide; about four hours at this scale",
+    ),
+    Table(
+        "attacks_shipped",
+        "Attacks on the shipped detectors (issue 5, first results)",
+        None,  # superseded by attack_tables' region rows, kept for its history
+        ("napari_cpadv/attacks", WEIGHTS),
+        0,
+    ),
+    Table(
+        "issue5_targets",
+        "Issue 5 targets on the held-out slide",
+        None,  # superseded by attack_tables' sweep, transfer and universal rows
+        ("napari_cpadv/attacks", "napari_cpadv/experiments", WEIGHTS),
+        0,
+    ),
+    Table(
+        "attack_overhead",
+        "Attack loop overhead",
+        (PY, "benchmarks/bench_attacks.py"),
+        (
+            "napari_cpadv/attacks/engine.py",
+            "napari_cpadv/attacks/projections.py",
+            "benchmarks/bench_attacks.py",
+        ),
+        3,
+    ),
+    Table(
+        "torchattacks",
+        "PGD-L∞ against torchattacks",
+        ("make", "bench-torchattacks"),
+        (
+            "napari_cpadv/attacks/engine.py",
+            "napari_cpadv/attacks/projections.py",
+            "benchmarks/bench_torchattacks.py",
+        ),
+        3,
+        "torchattacks in its own environment (the make target makes it)",
+    ),
+)

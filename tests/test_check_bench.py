@@ -1,0 +1,81 @@
+"""`make check-bench` (benchmarks/check_bench.py): a table is current until something it
+measures changes after its stamped commit; unstamped tables and unregistered headings are
+listed; a table stamped "not measured" waits without failing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from check_bench import check, main
+from table_registry import TABLES, Table
+
+BENCH = """# Benchmarks
+
+## Reading slides — `bench_a.py`
+<!-- stamp: commit {commit}, 2026-12-07 -->
+
+| a | b |
+
+## Detectors, unstamped
+
+## On a GPU
+<!-- stamp: not measured (needs a GPU) -->
+"""
+TABLES_HERE = (
+    Table("reading", "Reading slides", ("python", "bench_a.py"), ("pkg/slide",), 1),
+    Table("detectors", "Detectors", None, ("pkg/models",), 1),
+    Table("gpu", "On a GPU", ("gpu.sh",), ("gpu.py",), 9, "a GPU"),
+)
+
+
+def _git(root, *args) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _commit(root, path: str, text: str) -> str:
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+    _git(root, "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"change {path}")
+    return _git(root, "rev-parse", "--short", "HEAD")
+
+
+def test_a_table_goes_stale_when_what_it_measures_changes(tmp_path):
+    _git(tmp_path, "init", "-q")
+    measured = _commit(tmp_path, "pkg/slide/read.py", "v1\n")
+    _commit(tmp_path, "BENCHMARKS.md", BENCH.format(commit=measured))
+    _commit(tmp_path, "pkg/study/other.py", "unrelated\n")
+    waiting: list[str] = []
+    problems = check(tmp_path, waiting, TABLES_HERE)
+    assert problems == ["detectors: no stamp under its heading"]
+    assert waiting == ["gpu: not measured yet (needs a GPU)"]
+
+    changed = _commit(tmp_path, "pkg/slide/read.py", "v2\n")
+    problems = check(tmp_path, None, TABLES_HERE)
+    assert problems[0].startswith(f"reading: measured at {measured}; changed since: {changed}")
+
+    text = (tmp_path / "BENCHMARKS.md").read_text().replace(measured, "abcdef1")
+    _commit(tmp_path, "BENCHMARKS.md", text + "\n## A table nobody registered\n")
+    problems = check(tmp_path, None, TABLES_HERE)
+    assert "reading: stamped commit abcdef1 is not in this history" in problems
+    assert "BENCHMARKS.md: 'A table nobody registered' is no table of table_registry.py" in problems
+
+
+def test_every_heading_of_benchmarks_md_is_a_registered_table_with_a_script_or_a_reason(capsys):
+    problems = check(REPO)
+    assert not [p for p in problems if "no table of table_registry.py" in p or "no heading" in p]
+    if _git(REPO, "rev-parse", "--is-shallow-repository") == "false":  # a shallow clone
+        assert not [p for p in problems if "not in this history" in p]  # lacks old commits
+    for table in TABLES:
+        for path in table.depends:
+            assert (REPO / path).exists(), (table.id, path)
+        if table.command and table.command[0].endswith(".py"):
+            assert (REPO / table.command[0]).is_file()
+    assert main(["--root", str(REPO)]) == (1 if problems else 0)
+    assert capsys.readouterr().out.splitlines()[-1].endswith("not current") == bool(problems)
