@@ -24,6 +24,20 @@ def slide_layer(viewer: Any) -> Any:
     return slides[0] if slides else None
 
 
+def same_layer(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are one layer. napari hands a plugin's dock a proxy of the
+    viewer (``PublicOnlyProxy``), whose layers are proxies too, so ``is`` never matches a
+    layer an event carries; the layer's ``unique_id`` is the same through the proxy."""
+    if a is None or b is None:
+        return False
+    return bool(getattr(a, "unique_id", object()) == getattr(b, "unique_id", object()))
+
+
+def still_open(viewer: Any, layer: Any) -> bool:
+    """Whether ``layer`` is still in ``viewer`` (compared as ``same_layer`` does)."""
+    return any(same_layer(la, layer) for la in viewer.layers)
+
+
 def camera(viewer: Any) -> Any:
     return getattr(viewer, "scene", viewer).camera  # napari 0.9 moved it
 

@@ -48,6 +48,7 @@ from napari_cpadv.widgets._view import (
     draw_region,
     ground_truth,
     notify,
+    same_layer,
     scrolled_layout,
     shapes_layers,
     slide_layer,
@@ -248,7 +249,7 @@ class AttackWidget(AttackResults, QWidget):
     def _on_removed(self, event: Any) -> None:
         """Removing the slide under a run stops the run, with a message."""
         running = self.worker is not None and self.worker.is_running
-        if running and self._running_on is not None and event.value is self._running_on:
+        if running and same_layer(event.value, self._running_on):
             self.worker.quit()
             notify(self._status, "the slide was closed: the attack is stopped")
 

@@ -14,7 +14,7 @@ from typing import Any
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableWidgetItem, QWidget
 
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
-from napari_cpadv.widgets._view import notify
+from napari_cpadv.widgets._view import notify, still_open
 from napari_cpadv.widgets._work import in_turns, start
 from napari_cpadv.workbench.attack import run_records
 
@@ -51,7 +51,7 @@ class AttackResults:
         from napari_cpadv.workbench.session import LayerRecord
 
         outcome, prepared = result if isinstance(result, tuple) else (result, None)
-        if original not in self.viewer.layers:
+        if not still_open(self.viewer, original):
             self.state.outcome = outcome
             notify(self._status, f"the slide was closed; the run is saved in {outcome.folder}")
             return

@@ -34,8 +34,10 @@ from napari_cpadv.widgets._view import (
     draw_region,
     ground_truth,
     notify,
+    same_layer,
     scrolled_layout,
     slide_layer,
+    still_open,
     tooltips,
 )
 from napari_cpadv.widgets._work import start
@@ -81,6 +83,8 @@ class DetectWidget(QWidget):
         self._level.currentIndexChanged.connect(self._on_resolution)
         viewer.layers.events.inserted.connect(self._on_layers)
         viewer.layers.events.removed.connect(self._on_layers)
+        viewer.layers.events.removed.connect(self._on_removed)
+        self._running_on: Any = None  # the slide layer the current run reads
         self._on_layers()
 
     def _layout(self) -> None:
@@ -182,6 +186,13 @@ class DetectWidget(QWidget):
     def _box(self, layer: Any) -> tuple[float, float, float, float] | None:
         return box(self.viewer, layer, self.model.scope)  # a rectangle: the last drawn
 
+    def _on_removed(self, event: Any) -> None:
+        """Removing the slide under a run stops the run, with a message."""
+        running = self.worker is not None and self.worker.is_running
+        if running and same_layer(event.value, self._running_on):
+            self.worker.quit()
+            self._notify("the slide was closed: the detection is stopped")
+
     def _on_run(self) -> None:
         from napari_cpadv.slide import open_slide
 
@@ -213,12 +224,13 @@ class DetectWidget(QWidget):
             return hm, score, self._layer_data(hm, slide)
 
         self._run.setEnabled(False)
+        self._running_on = layer
         self._status.setText(f"running {self.model.detector} at level {self.model.level}…")
         self.worker = start(
             scored,
             bar=self._progress,
             cancel=self._cancel,
-            on_done=lambda result: self._on_done(result[0], result[1], result[2], slide),
+            on_done=lambda result: self._on_done(result[0], result[1], result[2], slide, layer),
             on_error=self._on_error,
             on_finish=self._on_finish,
             label=f"detect ({self.model.detector}, level {self.model.level})",
@@ -262,7 +274,10 @@ class DetectWidget(QWidget):
         )
         return data, kwargs, kind
 
-    def _on_done(self, hm: Any, score: Any, layer_data: Any, slide: Any) -> None:
+    def _on_done(self, hm: Any, score: Any, layer_data: Any, slide: Any, layer: Any) -> None:
+        if not still_open(self.viewer, layer):  # closed as the run ended: no heatmap over nothing
+            self._notify("the slide was closed: its heatmap is not added")
+            return
         data, kwargs, _ = layer_data
         self.viewer.add_image(data, **kwargs)
         self.last_score = score
@@ -277,7 +292,9 @@ class DetectWidget(QWidget):
 
     def _on_finish(self) -> None:
         self._run.setEnabled(True)
-        if self.worker is not None and self.worker.abort_requested:
+        self._running_on = None
+        stopped = self.worker is not None and self.worker.abort_requested
+        if stopped and "closed" not in self._status.text():
             self._status.setText("cancelled")
 
     def _notify(self, message: str) -> None:

@@ -188,3 +188,43 @@ def test_closing_the_slide_mid_run_stops_the_run_with_a_message(
     qtbot.waitUntil(w._run.isEnabled, timeout=60_000)
     assert "slide was closed" in w._status.text() and w.outcome is None
     assert not any(la.name.startswith("dae fgsm") for la in viewer.layers)
+
+
+def _plugin_dock(viewer, name: str):
+    """The dock as napari makes it from the manifest: its viewer is napari's proxy."""
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cpadv", name)
+    assert type(widget.viewer).__name__ == "PublicOnlyProxy"
+    return widget
+
+
+def test_closing_the_slide_stops_attack_and_detect_through_naparis_plugin_docks(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 31, item 1: napari hands a plugin's dock a proxy of the viewer, whose layers
+    are proxies, so the slide that an event says was removed is never `is` the one the run
+    holds; the runs went on over no slide (the Attack bar at 33 % five minutes later, Detect
+    adding a heatmap over nothing)."""
+    viewer = make_napari_viewer(show=True)
+    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    attack = _plugin_dock(viewer, "Attack")
+    attack._results.setText(str(tmp_path / "results"))
+    attack._steps.setValue(100_000)
+    attack._tile.setValue(128)
+    attack._run.click()
+    qtbot.waitUntil(lambda: attack.run_folder is not None, timeout=60_000)
+    viewer.layers.remove(slide)
+    qtbot.waitUntil(attack._run.isEnabled, timeout=60_000)
+    assert "slide was closed" in attack._status.text() and attack.outcome is None
+
+    slide, _truth = viewer.open(SAMPLE, plugin="napari-cpadv")
+    detect = _plugin_dock(viewer, "Detect")
+    detect._scope.setCurrentText("tissue")  # level 0's tissue: dozens of blocks
+    detect._level.setCurrentIndex(0)
+    n = len(viewer.layers)
+    detect._run.click()
+    qtbot.waitUntil(lambda: detect._progress.value() > 0, timeout=60_000)
+    viewer.layers.remove(slide)
+    qtbot.waitUntil(detect._run.isEnabled, timeout=60_000)
+    assert "slide was closed" in detect._status.text()
+    qtbot.wait(500)
+    assert len(viewer.layers) == n - 1 and not any("heatmap" in la.name for la in viewer.layers)
