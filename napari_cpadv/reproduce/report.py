@@ -36,14 +36,14 @@ def seed001_section(
                 "§2.1 positive patches",
                 C.PUBLISHED["patches_positive"],
                 data["positive"],
-                data["source"],
+                _short(data, "positive") or data["source"],
                 sec["note"],
             ),
             C.row(
                 "§2.1 negative patches",
                 C.PUBLISHED["patches_negative"],
                 data["negative"],
-                data["rule"],
+                _short(data, "negative") or data["rule"],
                 sec["note"],
             ),
         ]
@@ -52,6 +52,14 @@ def seed001_section(
     for part in (_fig4, _fig2, _examples, _universal, _study):
         part(sec, root, results)
     return sec
+
+
+def _short(data: dict[str, Any], kind: str) -> str:
+    """The reading of a patch count below what the run asked for (else empty)."""
+    asked = data.get("asked", {}).get(kind)
+    if asked is None or data[kind] >= asked:
+        return ""
+    return f"fewer than the {asked} asked: the data ran out ({data['source']})"
 
 
 def _fig4(sec: dict[str, Any], root: Path, results: dict[str, Any]) -> None:

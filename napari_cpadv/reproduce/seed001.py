@@ -132,7 +132,8 @@ class Seed001(Paper):
 
         patches = yield from self.data.seed001(folder, self.sizes, self.seed)
         np.savez(folder / "patches.npz", **_arrays(patches))
-        return {**describe(patches), "source": self.data.describe()}
+        asked = {"positive": self.sizes.positives, "negative": self.sizes.negatives}
+        return {**describe(patches), "asked": asked, "source": self.data.describe()}
 
     def patches(self) -> Any:
         from napari_cpadv.models.data import TileSet

@@ -340,3 +340,23 @@ def test_seed001_uses_the_resnet18_weights_it_is_given(tmp_path):
     model = drive(plan.model_step())
     assert model["given_weights"] == str(given) and model["snapshots"] == 0
     assert "given" in drive(plan.landscape_step())["skipped"]
+
+
+def test_a_patch_count_short_of_what_was_asked_says_so_in_the_report():
+    """The full-size synthetic data once stopped at 795 positives of the paper's 1,157 (a
+    cap of 40 painted slides) and the report showed the number without a reason."""
+    from napari_cpadv.reproduce.data import Source
+    from napari_cpadv.reproduce.report import seed001_section
+
+    data = {
+        "patches": 1673,
+        "positive": 795,
+        "negative": 878,
+        "asked": {"positive": 1157, "negative": 878},
+        "rule": "positive with >= 5 tumour nuclei, negative with none",
+        "source": "synthetic (painted with known truth)",
+    }
+    rows = seed001_section(None, {"seed001/data": data}, "full", Source(None))["rows"]
+    positive, negative = rows[0], rows[1]
+    assert positive["run"] == 795 and "fewer than the 1157 asked" in positive["reading"]
+    assert "fewer" not in negative["reading"]
