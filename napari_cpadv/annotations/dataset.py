@@ -13,12 +13,28 @@ from typing import Any
 import numpy as np
 
 from napari_cpadv.annotations.raster import CELL, Grid, cell_grid
-from napari_cpadv.files import write_atomic
+from napari_cpadv.files import write_atomic, write_json
 from napari_cpadv.slide.slide import Slide
 from napari_cpadv.slide.tiles import Tile, tissue_tiles
 from napari_cpadv.slide.tissue import tile_is_tissue
 
 INDEX = "index.csv"
+ORIGIN = "dataset.json"  # the slide the tiles came from: real or painted, µm per pixel
+
+
+def origin_of(slide: Slide, level: int) -> dict[str, Any]:
+    """What a detector trained on ``slide``'s ``level`` learnt from: the slide, whether it
+    is painted (``synthetic``) or ``real`` tissue, and its µm per pixel there (``None``
+    without a resolution); ``models.origin`` reads it into the weights' record."""
+    from napari_cpadv.slide.synthetic import is_painted
+
+    scale = slide.level_scale(level)
+    return {
+        "slide": str(slide.path),
+        "level": level,
+        "tissue": "synthetic" if is_painted(slide) else "real",
+        "um_per_pixel": None if scale is None else round(float(scale[1]), 4),
+    }
 COLUMNS = (
     "tile",
     "mask",
@@ -109,6 +125,7 @@ def write_tile_dataset(
     writer = csv.writer(text)
     writer.writerow(COLUMNS)
     writer.writerows(rows)
+    write_json(out / ORIGIN, origin_of(slide, level))
     write_atomic(out / INDEX, text.getvalue().encode())
     return {
         "out": str(out),

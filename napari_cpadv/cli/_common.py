@@ -116,6 +116,20 @@ def _annotations(args: argparse.Namespace) -> Any:
     return _ground_truth(args.annotations) if args.annotations else None
 
 
+def trained_on(name: str, weights: str | None, slide: Any, level: int, output: str) -> str:
+    """What ``name``'s weights learnt from, in words, for the command's JSON; a one-line
+    warning on stderr when ``slide``'s ``level`` is far from it (real tissue for painted
+    training slides, cells at another size: ``inference.detect.resolution_warning``)."""
+    from napari_cpadv.inference.detect import resolution_warning
+    from napari_cpadv.models.origin import training_origin, words
+    from napari_cpadv.models.weights import read_config, shipped
+
+    far = resolution_warning(name, weights, slide, level, output)
+    if far:
+        warnings.warn(f"{slide.path}: {far}", UserWarning, stacklevel=2)
+    return words(training_origin(read_config(weights or shipped(name))))
+
+
 def _ground_truth(path: str | Path) -> Any:
     """Annotations to score against; points, lines and classes neither tumour nor
     exclusion are not painted, and a warning says how many."""

@@ -28,6 +28,7 @@ from napari_cpadv.cli._common import (
     _spec,
     _write_report,
     refused,
+    trained_on,
 )
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.geometry import Box
@@ -74,6 +75,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     )
     annotations = _annotations(args)
     run = RunFolder.at(args.out, resume=args.resume)
+    origin = trained_on(args.detector, args.weights, slide, args.level, detector.output)
     with refused(args.slide):
         outcome = _drive(
             model.work(
@@ -91,7 +93,7 @@ def _attack(args: argparse.Namespace) -> dict[str, Any]:
     report = outcome.report
     for line in ([report["note"]] if "note" in report else []) + report.get("warnings", []):
         warnings.warn(line, UserWarning, stacklevel=1)
-    return _attack_summary(report, run.report_path)
+    return {**_attack_summary(report, run.report_path), "trained_on": origin}
 
 
 def _attack_summary(report: dict[str, Any], path: Path) -> dict[str, Any]:

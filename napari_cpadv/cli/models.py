@@ -18,6 +18,7 @@ from napari_cpadv.cli._common import (
     _drive,
     _ground_truth,
     refused,
+    trained_on,
 )
 from napari_cpadv.errors import CpadvError
 
@@ -122,8 +123,9 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     level = 0 if args.level is None and detector.output == "classes" else args.level
     if level is None:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
+    origin = trained_on(args.detector, args.weights, slide, level, detector.output)
     with refused(args.slide):
-        return _drive(
+        scores = _drive(
             evaluate(
                 detector,
                 slide,
@@ -135,6 +137,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
+    return {**scores, "trained_on": origin}
 
 
 def _weights_config(args: argparse.Namespace) -> Path:
@@ -154,7 +157,16 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
             raise CpadvError(out, "with several slides, --out is a folder (STEM.heatmap.zarr each)")
         out.mkdir(parents=True, exist_ok=True)
         jobs = [Job(Path(s), out / f"{Path(s).stem}.heatmap.zarr") for s in args.slides]
+    from napari_cpadv.models.weights import architecture_of
+    from napari_cpadv.slide import open_slide
+
+    output = architecture_of(args.detector, args.weights).output
     with refused(args.slides[0]):
+        origins = [  # a warning for each slide far from what the weights learnt from
+            trained_on(args.detector, args.weights, open_slide(s), args.level, output)
+            for s in args.slides
+        ]
+        origin = origins[0]  # one detector: the same words for every slide
         written = _drive(
             batch_heatmaps(
                 jobs,
@@ -169,7 +181,12 @@ def _heatmap(args: argparse.Namespace) -> dict[str, Any]:
             ),
             args.command,
         )
-    return {"heatmaps": [str(p) for p in written], "detector": args.detector, "level": args.level}
+    return {
+        "heatmaps": [str(p) for p in written],
+        "detector": args.detector,
+        "level": args.level,
+        "trained_on": origin,
+    }
 
 
 def _figures(args: argparse.Namespace) -> dict[str, Any]:

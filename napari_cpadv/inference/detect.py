@@ -117,16 +117,66 @@ def score_against(hm: Heatmap, slide: Slide, annotations: Any) -> dict[str, Any]
     }
 
 
+UM_TOLERANCE = 1.4  # a level more than this factor finer or coarser than the training's
+
+
 def resolution_warning(
     name: str, weights: str | None, slide: Slide, level: int, output: str = "cells"
 ) -> str | None:
-    """A warning when ``name`` runs at another level than its weights were trained at
-    (their config records it), or ``None``. Classifiers of level-0 patches are not
-    warned about."""
+    """A warning when ``slide`` is far from what ``name``'s weights learnt from, or
+    ``None``: real tissue for weights trained on painted slides (or the reverse), and, for
+    cell detectors, a level whose µm per pixel is more than ``UM_TOLERANCE`` times off the
+    training's (where the weights or the slide do not say, another level than the trained
+    one). Classifiers of level-0 patches get only the first."""
+    from napari_cpadv.models.origin import training_origin
+    from napari_cpadv.models.weights import read_config, shipped
+
+    try:
+        origin = training_origin(read_config(shipped(name) if weights is None else weights))
+    except (OSError, ValueError):
+        origin = {"tissue": None, "um_per_pixel": None}
+    parts = [_tissue_warning(name, origin.get("tissue"), slide)]
+    if output == "cells":
+        parts.append(_scale_warning(name, weights, origin.get("um_per_pixel"), slide, level))
+    return "; ".join(p for p in parts if p) or None
+
+
+def _tissue_warning(name: str, tissue: str | None, slide: Slide) -> str | None:
+    from napari_cpadv.slide.synthetic import is_painted
+
+    painted = is_painted(slide)
+    if tissue == "synthetic" and not painted:
+        return (
+            f"{name}'s weights learnt from synthetic (painted) slides, and this is real "
+            "tissue: its heatmap and scores say little about this slide"
+        )
+    if tissue == "real" and painted:
+        return f"{name}'s weights learnt from real tissue, and this slide is painted"
+    return None
+
+
+def _scale_warning(
+    name: str, weights: str | None, um: float | None, slide: Slide, level: int
+) -> str | None:
+    here = slide.level_scale(level) if level < len(slide.geometry) else None
+    if um and here:
+        ratio = here[1] / um
+        if 1 / UM_TOLERANCE <= ratio <= UM_TOLERANCE:
+            return None
+        size = "smaller" if ratio > 1 else "larger"  # a coarser level: fewer pixels a cell
+        return (
+            f"{name}'s weights learnt from {um:.2f} µm per pixel; level {level} of this slide "
+            f"is {here[1]:.2f} µm per pixel: it sees cells {max(ratio, 1 / ratio):.1f} times "
+            f"{size} than it was trained on"
+        )
+    return _level_warning(name, weights, slide, level)
+
+
+def _level_warning(name: str, weights: str | None, slide: Slide, level: int) -> str | None:
     from napari_cpadv.models.weights import trained_level
 
     trained = trained_level(name, weights)
-    if output != "cells" or trained is None or trained == level:
+    if trained is None or trained == level:
         return None
 
     def mpp(k: int, where: str = "") -> str:

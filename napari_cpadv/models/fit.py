@@ -123,9 +123,18 @@ def fit(
         work = _phase(phase, detector, data, schedule, seed, device, reports)
         losses[phase] = yield from within(work, start, end)
         start = end
+    from napari_cpadv.models.origin import slides_origin, tiles_origin
+
+    level = streamed.level if streamed is not None else tiles_level(folders[0])
+    origin = (
+        slides_origin(streamed.data, streamed.level)
+        if streamed is not None
+        else tiles_origin(folders)
+    )
     record: dict[str, Any] = {
         "data": streamed.data if streamed is not None else [str(f) for f in folders],
-        "level": streamed.level if streamed is not None else tiles_level(folders[0]),
+        "level": level,
+        **origin,  # tissue (synthetic or real) and µm per pixel: what a slide is compared with
         "tiles": len(data),
         "seed": seed,
         # how many processes read ahead changes no number: not part of the recipe

@@ -115,6 +115,14 @@ class SyntheticSlide:
 
 # -- the shipped sample -------------------------------------------------------------------
 
+PAINTED = "napari-cpadv synthetic H&E"  # the start of a painted slide's TIFF description
+
+
+def is_painted(slide: Any) -> bool:
+    """Whether ``slide`` (a ``Slide``) was painted by this module, not scanned tissue."""
+    return str(slide.properties.get("tiff.ImageDescription", "")).startswith(PAINTED)
+
+
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 SAMPLE_NAME = "synthetic_he.tif"
 SAMPLE_SHAPE = (3000, 4000)
@@ -330,7 +338,7 @@ def _write_pyramid(
                 compression="jpeg",
                 photometric="rgb",
                 subfiletype=1 if i else 0,
-                description=f"napari-cpadv synthetic H&E, seed {seed}" if i == 0 else None,
+                description=f"{PAINTED}, seed {seed}" if i == 0 else None,
                 software="napari-cpadv",
                 metadata=None,
                 **res,

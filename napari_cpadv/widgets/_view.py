@@ -188,9 +188,11 @@ class LevelPicker:
         return int(text.split(":")[0]) if text else self.default
 
     def warn(self, layer: Any, detector: str, weights: str | None, tip: str) -> str | None:
-        """Flag the level (tooltip, colour) when ``detector``'s weights were trained at
-        another level of ``layer``'s slide (``inference.detect.resolution_warning``);
-        returns the warning, or ``None``. The slide is opened once, not per event."""
+        """Flag the level (tooltip, colour) when ``layer``'s slide is far from what
+        ``detector``'s weights learnt from (real tissue for painted training slides, cells
+        at another size: ``inference.detect.resolution_warning``), else say in the tooltip
+        what they learnt from; returns the warning, or ``None``. The slide is opened once,
+        not per event."""
         from napari_cpadv.errors import CpadvError
         from napari_cpadv.inference.detect import resolution_warning
         from napari_cpadv.slide import open_slide
@@ -204,9 +206,21 @@ class LevelPicker:
                 text = resolution_warning(detector, weights, self._slide[1], self.level())
             except (CpadvError, OSError):
                 text = None
-        self.combo.setToolTip(text or tip)
+        self.combo.setToolTip(text or f"{tip}\n{_learnt_from(detector, weights)}")
         self.combo.setStyleSheet(WARN_STYLE if text else "")
         return text
+
+
+def _learnt_from(detector: str, weights: str | None) -> str:
+    """``"dae's weights learnt from synthetic (painted) slides at 0.97 µm per pixel"``."""
+    from napari_cpadv.models.origin import training_origin, words
+    from napari_cpadv.models.weights import read_config, shipped
+
+    try:
+        origin = training_origin(read_config(weights or shipped(detector)))
+    except (OSError, ValueError):
+        return f"{detector}'s weights do not say what they learnt from"
+    return f"{detector}'s weights learnt from {words(origin)}"
 
 
 def scrolling(content: Any) -> Any:

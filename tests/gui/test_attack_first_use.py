@@ -124,9 +124,10 @@ def test_levels_are_the_slides_with_their_resolution_and_a_warning(make_napari_v
     items = [w._level.itemText(k) for k in range(w._level.count())]
     assert len(items) == len(slide.data) == 3 and all("µm/px" in t for t in items)
     assert w._levels.level() == 2 and w.resolution_warning is None
+    assert "learnt from synthetic (painted) slides at 0.97 µm per pixel" in w._level.toolTip()
     w._level.setCurrentIndex(0)
-    assert "trained at level 2" in w.resolution_warning
-    assert "trained at level 2" in w._level.toolTip()
+    assert "learnt from 0.97 µm per pixel; level 0 of this slide is 0.24" in w.resolution_warning
+    assert "4.0 times larger" in w._level.toolTip()
     viewer.layers.remove(slide)
     assert w._level.count() == 1 and "open a slide" in w._level.currentText()
 

@@ -158,4 +158,4 @@ def test_the_defaults_run_on_the_sample_and_say_what_they_made(make_napari_viewe
     assert "cells of 4 x 4 pixels of level 2" in status and "µm a side" in status
     assert "AUC-PR" in status and w._progress.value() == w._progress.maximum()
     w._level.setCurrentIndex(0)  # not what the weights were trained at: said before Run
-    assert "trained at level 2" in w.resolution_warning
+    assert "learnt from 0.97 µm per pixel; level 0" in w.resolution_warning
