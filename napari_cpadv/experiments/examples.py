@@ -10,6 +10,7 @@ and the gradient saliency (``attacks.saliency``) before and after.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -92,4 +93,43 @@ def flipped_examples(
             i = int(hits[0])
             example = panels(detector, images[int(idx[i])], res.delta[i : i + 1])
             out.append({"label": cls, "patch": int(idx[i]), **example})
+    return out
+
+
+def universal_example(model: Any, held: Any, delta: Any, folder: Path) -> dict[str, Any]:
+    """Fig. 5: the first held-out positive the universal δ flips (the first positive when
+    it flips none, which the figure's probabilities then show)."""
+    import torch
+
+    from napari_cpadv.attacks.base import quantise
+    from napari_cpadv.device import to_tensor
+
+    patches, labels = held.patch_labels()
+    positives = np.flatnonzero(labels == 1)
+    device = next(iter(model.parameters())).device
+    x = to_tensor(patches.images[positives], device)
+    with torch.no_grad():  # one pass each way, then the pictures of the one chosen
+        before = model.tumour_logits(x)
+        after = model.tumour_logits(x + quantise(x, delta.to(device).expand_as(x)))
+    flipped = torch.nonzero((before > 0) & (after <= 0))[:, 0]
+    first = int(positives[int(flipped[0])] if len(flipped) else positives[0])
+    example = panels(model, patches.images[first], delta)
+    return save_examples(folder, [{"label": 1, "patch": first, **example}])[0]
+
+
+def save_examples(folder: Path, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each example's pictures as PNG files in ``folder``; their names and scalars."""
+    from PIL import Image
+
+    out = []
+    for k, ex in enumerate(found):
+        names = {}
+        for key in ("original", "adversarial"):
+            names[key] = f"example{k}_{key}.png"
+            Image.fromarray(ex[key]).save(folder / names[key])
+        for key in ("perturbation", "saliency_before", "saliency_after"):
+            names[key] = f"example{k}_{key}.npy"
+            np.save(folder / names[key], np.asarray(ex[key], np.float32))
+        scalars = {k2: v for k2, v in ex.items() if isinstance(v, int | float)}
+        out.append({"files": names, **scalars})
     return out

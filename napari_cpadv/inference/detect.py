@@ -128,12 +128,13 @@ def resolution_warning(
     cell detectors, a level whose µm per pixel is more than ``UM_TOLERANCE`` times off the
     training's (where the weights or the slide do not say, another level than the trained
     one). Classifiers of level-0 patches get only the first."""
+    from napari_cpadv.errors import CpadvError
     from napari_cpadv.models.origin import training_origin
     from napari_cpadv.models.weights import read_config, shipped
 
     try:
         origin = training_origin(read_config(shipped(name) if weights is None else weights))
-    except (OSError, ValueError):
+    except (CpadvError, OSError, ValueError):  # unreadable weights are refused where loaded
         origin = {"tissue": None, "um_per_pixel": None}
     parts = [_tissue_warning(name, origin.get("tissue"), slide)]
     if output == "cells":

@@ -120,9 +120,7 @@ class Seed000(Paper):
         from napari_cpadv.reproduce.seed001 import _sha
 
         inputs = {**self.common, "weights": _sha(self.weights.get(name))}
-        return self.step(
-            f"seed000/{name}", inputs, lambda f: self._train(f, name)
-        )
+        return self.step(f"seed000/{name}", inputs, lambda f: self._train(f, name))
 
     def _train(self, folder: Path, name: str) -> Work[dict[str, Any]]:
         from napari_cpadv.models import weights as W
@@ -162,9 +160,7 @@ class Seed000(Paper):
         return W.load(path, device=self.device)
 
     def pictures_step(self) -> Work[dict[str, Any]]:
-        return self.step(
-            "seed000/fig2_4_5", self.common, self._pictures
-        )
+        return self.step("seed000/fig2_4_5", self.common, self._pictures)
 
     def _pictures(self, folder: Path) -> Work[dict[str, Any]]:
         from PIL import Image
@@ -185,9 +181,7 @@ class Seed000(Paper):
         return {"pictures": sorted(f"{n}.png" for n in pictures)}
 
     def transfer_step(self) -> Work[dict[str, Any]]:
-        return self.step(
-            "seed000/fig10", self.common, self._transfer
-        )
+        return self.step("seed000/fig10", self.common, self._transfer)
 
     def _transfer(self, folder: Path) -> Work[dict[str, Any]]:
         import torch

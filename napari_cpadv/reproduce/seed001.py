@@ -227,9 +227,7 @@ class Seed001(Paper):
 
     # -- figures and tables ----------------------------------------------------------
     def landscape_step(self) -> Work[dict[str, Any]]:
-        return self.step(
-            "seed001/fig2b", self.common, self._landscape
-        )
+        return self.step("seed001/fig2b", self.common, self._landscape)
 
     def _landscape(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.experiments.landscape import loss_landscape
@@ -277,12 +275,10 @@ class Seed001(Paper):
         return self.step("seed001/fig4", self.common, work)
 
     def examples_step(self) -> Work[dict[str, Any]]:
-        return self.step(
-            "seed001/fig1_3", self.common, self._examples
-        )
+        return self.step("seed001/fig1_3", self.common, self._examples)
 
     def _examples(self, folder: Path) -> Work[dict[str, Any]]:
-        from napari_cpadv.experiments.examples import flipped_examples
+        from napari_cpadv.experiments.examples import flipped_examples, save_examples
         from napari_cpadv.experiments.norms import budget_of
 
         images, labels = self._test(self.sizes.attack_patches)
@@ -320,13 +316,12 @@ class Seed001(Paper):
         return self.step("seed001/fig2a", self.common, work)
 
     def universal_step(self) -> Work[dict[str, Any]]:
-        return self.step(
-            "seed001/universal", self.common, self._universal
-        )
+        return self.step("seed001/universal", self.common, self._universal)
 
     def _universal(self, folder: Path) -> Work[dict[str, Any]]:
         from napari_cpadv.attacks.base import AttackSpec
         from napari_cpadv.attacks.projections import Budget
+        from napari_cpadv.experiments.examples import universal_example
         from napari_cpadv.experiments.universal_study import universal_study
 
         budget = Budget("linf", self.sizes.universal_linf, "per_pixel")
@@ -338,7 +333,7 @@ class Seed001(Paper):
             model, self.split("train"), held, spec, device=self.device, batch=1
         )
         np.save(folder / "delta.npy", delta.cpu().numpy())
-        report["example"] = _universal_example(model, held, delta, folder)
+        report["example"] = universal_example(model, held, delta, folder)
         return report
 
     def study_step(self) -> Work[dict[str, Any]]:
@@ -363,28 +358,6 @@ class Seed001(Paper):
         )
 
 
-def _universal_example(model: Any, held: Any, delta: Any, folder: Path) -> dict[str, Any]:
-    """Fig. 5: the first held-out positive the universal δ flips (the first positive when
-    it flips none, which the figure's probabilities then show)."""
-    import torch
-
-    from napari_cpadv.attacks.base import quantise
-    from napari_cpadv.device import to_tensor
-    from napari_cpadv.experiments.examples import panels
-
-    patches, labels = held.patch_labels()
-    positives = np.flatnonzero(labels == 1)
-    device = next(iter(model.parameters())).device
-    x = to_tensor(patches.images[positives], device)
-    with torch.no_grad():  # one pass each way, then the pictures of the one chosen
-        before = model.tumour_logits(x)
-        after = model.tumour_logits(x + quantise(x, delta.to(device).expand_as(x)))
-    flipped = torch.nonzero((before > 0) & (after <= 0))[:, 0]
-    first = int(positives[int(flipped[0])] if len(flipped) else positives[0])
-    example = panels(model, patches.images[first], delta)
-    return save_examples(folder, [{"label": 1, "patch": first, **example}])[0]
-
-
 def _arrays(data: Any) -> dict[str, Any]:
     return {
         "images": data.images,
@@ -401,21 +374,3 @@ def _sha(path: str | None) -> str | None:
     from napari_cpadv.models.weights import sha256
 
     return None if path is None else sha256(Path(path))
-
-
-def save_examples(folder: Path, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each example's pictures as PNG files in ``folder``; their names and scalars."""
-    from PIL import Image
-
-    out = []
-    for k, ex in enumerate(found):
-        names = {}
-        for key in ("original", "adversarial"):
-            names[key] = f"example{k}_{key}.png"
-            Image.fromarray(ex[key]).save(folder / names[key])
-        for key in ("perturbation", "saliency_before", "saliency_after"):
-            names[key] = f"example{k}_{key}.npy"
-            np.save(folder / names[key], np.asarray(ex[key], np.float32))
-        scalars = {k2: v for k2, v in ex.items() if isinstance(v, int | float)}
-        out.append({"files": names, **scalars})
-    return out

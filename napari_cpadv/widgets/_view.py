@@ -213,12 +213,13 @@ class LevelPicker:
 
 def _learnt_from(detector: str, weights: str | None) -> str:
     """``"dae's weights learnt from synthetic (painted) slides at 0.97 µm per pixel"``."""
+    from napari_cpadv.errors import CpadvError
     from napari_cpadv.models.origin import training_origin, words
     from napari_cpadv.models.weights import read_config, shipped
 
     try:
         origin = training_origin(read_config(weights or shipped(detector)))
-    except (OSError, ValueError):
+    except (CpadvError, OSError, ValueError):  # a weights file that is not (yet) there
         return f"{detector}'s weights do not say what they learnt from"
     return f"{detector}'s weights learnt from {words(origin)}"
 

@@ -39,6 +39,7 @@ def test_the_shipped_weights_warn_on_real_tissue_and_on_cells_of_another_size():
     assert resolution_warning("resnet18", None, painted, 0, "classes") is None
 
 
+@pytest.mark.slow
 def test_a_tile_folder_records_its_slide_and_training_records_it(tmp_path, small_slide):
     real, painted = open_slide(REAL), open_slide(small_slide.path)
     tumours = [Annotation([(600, 600), (900, 600), (900, 900), (600, 900)], cls="Tumor")]
