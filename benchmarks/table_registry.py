@@ -148,6 +148,19 @@ TABLES = (
         3,
     ),
     Table(
+        "real_folds",
+        "Real tissue: the DAE trained on real H&E",
+        (PY, "benchmarks/bench_real_folds.py"),
+        (
+            "napari_cpadv/experiments/spatial.py",
+            "napari_cpadv/models",
+            "sample_data/hgsc_nest.tif",
+            WEIGHTS,
+            "benchmarks/bench_real_folds.py",
+        ),
+        10,
+    ),
+    Table(
         "gpu",
         "On a GPU (issue 32, item 3)",
         ("benchmarks/gpu.sh",),
