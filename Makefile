@@ -11,7 +11,7 @@ DEB_PACKAGES := xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libxkbcom
 export QT_API ?= pyqt5
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights check-weights \
+.PHONY: setup system-deps demo test test-fast bench bench-torchattacks lint clean weights weights-data check-weights \
 	check-reproduce check-bench
 
 setup: system-deps $(STAMP)
@@ -63,13 +63,18 @@ TRAIN_SEEDS := 11 12 13 14 15
 HOLDOUT_SEED := 21
 CPADV := $(BIN)/cpadv
 
-weights: setup
-	mkdir -p $(WDATA) $(WOUT)
+# The painted slides, tiles and patches the weights train on and the benchmarks read
+# (no training): about five minutes on 2 cores.
+weights-data: setup
+	mkdir -p $(WDATA)
 	for s in $(TRAIN_SEEDS) $(HOLDOUT_SEED); do \
 		test -f $(WDATA)/slide$$s.tif || $(CPADV) sample $(WDATA)/slide$$s.tif --shape 8192 8192 --seed $$s >/dev/null; \
 		test -f $(WDATA)/tiles$$s/index.csv || $(CPADV) tiles $(WDATA)/slide$$s.tif --annotations $(WDATA)/slide$$s.xml --level 2 --size 128 --out $(WDATA)/tiles$$s >/dev/null; \
 		test -f $(WDATA)/patches$$s/index.csv || $(CPADV) tiles $(WDATA)/slide$$s.tif --annotations $(WDATA)/slide$$s.xml --truth $(WDATA)/slide$$s.truth.json --level 0 --size 224 --out $(WDATA)/patches$$s >/dev/null; \
 	done
+
+weights: weights-data
+	mkdir -p $(WOUT)
 	test -f $(WOUT)/dae.safetensors || $(CPADV) train dae $(foreach s,$(TRAIN_SEEDS),$(WDATA)/tiles$(s)) --holdout $(WDATA)/tiles$(HOLDOUT_SEED) \
 		--ae-epochs 8 --head-epochs 100 --head-lr 3e-3 --out $(WOUT)/dae.safetensors >/dev/null
 	test -f $(WOUT)/resnet18.safetensors || $(CPADV) train resnet18 $(foreach s,$(TRAIN_SEEDS),$(WDATA)/patches$(s)) --holdout $(WDATA)/patches$(HOLDOUT_SEED) \
@@ -91,8 +96,15 @@ check-reproduce: setup
 
 # Every CPU table of BENCHMARKS.md that is older than what it measures, rerun (resumable:
 # a table already run at this commit is kept); `make check-bench` lists the old ones.
-bench: setup
+WSI_SITE := benchmarks/_work/wsi-site
+bench: setup weights-data $(WSI_SITE)/napari_wsi
 	$(BIN)/python benchmarks/run_all.py
+
+# napari-wsi beside the project, not in it (bench_viewer.py's reference reader): its runs
+# get this folder on PYTHONPATH.
+$(WSI_SITE)/napari_wsi:
+	$(BIN)/python -m pip install -q --no-deps --target $(WSI_SITE) napari-wsi==1.3.0 \
+		universal-pathlib pathlib-abc
 
 check-bench:
 	python3 benchmarks/check_bench.py

@@ -2,15 +2,40 @@
 # The attack tables of BENCHMARKS.md against the shipped weights, one command after
 # another, each report kept in $OUT as soon as it is written (a run cut short keeps the
 # finished ones). Slides: `make weights` writes them to build/weights-data/.
-# Usage: benchmarks/attack_tables.sh [OUT] [PART...]  (parts: region sweep transfer lca latent)
+# Usage: [SCALE=bench|paper] benchmarks/attack_tables.sh [OUT] [PART...]
+#   (parts: region sweep transfer latent, and lca: bench_lca.py's convergence and region)
+# SCALE=bench (the default; `make bench`): seed 000's per-pixel budgets (L2 25 on a
+# 512 x 512 x 3 tile is an RMS of 0.0282) on 256-pixel level-2 tiles over a 2048 x 2048
+# level-0 region of the tumours (four tiles), the sweep without --check: about 25 minutes
+# on 2 cores. SCALE=paper: seed 000's 512-pixel tiles and total budgets over 4096 x 4096
+# (four tiles of 512), with the sweep's convergence check: about four hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-benchmarks/results/issue14}
+SCALE=${SCALE:-bench}
+OUT=${1:-benchmarks/results/attack_tables-$SCALE}
 shift || true
-PARTS=${*:-region sweep transfer lca latent}
+PARTS=${*:-region sweep transfer latent}  # lca: its own table (bench_lca.py)
 DATA=build/weights-data
 CPADV=".venv/bin/cpadv"
-R="--level 2 --tile 512 --annotations $DATA/slide21.xml"
+case $SCALE in
+bench)
+    R="--level 2 --tile 256 --annotations $DATA/slide21.xml"
+    AREA="--region 3072 3328 2048 2048"  # the tumours: x 3264-5290, y 3734-4942
+    OFFGRID="--region 3253 3314 1024 1024"  # off the 1024-pixel level-0 tile grid
+    B25="--unit per_pixel --budget 0.0282"
+    SWEEP="--unit per_pixel --budgets 0.0113 0.0282 0.0395 0.0564"
+    CHECK=""
+    LATENT="--unit per_pixel --budgets 0.0282 0.0564" ;;
+paper)
+    R="--level 2 --tile 512 --annotations $DATA/slide21.xml"
+    AREA="--region 2048 2048 4096 4096"
+    OFFGRID="--region 3253 3314 2048 2048"
+    B25="--budget 25"
+    SWEEP="--budgets 10 25 35 50"
+    CHECK="--check"
+    LATENT="--budgets 25 50" ;;
+*) echo "SCALE is bench or paper, not $SCALE" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 log() { echo "$(date -u +%FT%TZ) $*" >> "$OUT/times.log"; }
 run() {  # name, command...
@@ -22,21 +47,20 @@ run() {  # name, command...
 }
 for part in $PARTS; do
     case $part in
-    region)  # a rectangle drawn off the tile grid over the tumours (x 3264-5290, y 3734-4942)
+    region)  # a rectangle drawn off the tile grid over the tumours
         run region_offgrid $CPADV attack $DATA/slide21.tif --detector dae --attack fgsm \
-            --budget 25 --region 3253 3314 2048 2048 $R --score-with dae \
-            --out "$OUT/region_offgrid" ;;
+            $B25 $OFFGRID $R --score-with dae --out "$OUT/region_offgrid" ;;
     sweep)
-        run sweep_dae $CPADV sweep $DATA/slide21.tif --region 2048 2048 4096 4096 $R \
-            --detector dae --attack fgsm --budgets 10 25 35 50 --check --out "$OUT/sweep_dae" ;;
+        run sweep_dae $CPADV sweep $DATA/slide21.tif $AREA $R \
+            --detector dae --attack fgsm $SWEEP $CHECK --out "$OUT/sweep_dae" ;;
     transfer)
-        run transfer $CPADV transfer $DATA/slide21.tif --region 2048 2048 4096 4096 $R \
-            --budget 25 --steps 100 --out "$OUT/transfer" ;;
+        run transfer $CPADV transfer $DATA/slide21.tif $AREA $R \
+            $B25 --steps 100 --out "$OUT/transfer" ;;
     lca)
         run bench_lca .venv/bin/python benchmarks/bench_lca.py convergence region ;;
     latent)
-        run sweep_sparse_latent $CPADV sweep $DATA/slide21.tif --region 2048 2048 4096 4096 \
-            $R --detector sparse --attack latent --budgets 25 50 --check \
+        run sweep_sparse_latent $CPADV sweep $DATA/slide21.tif $AREA \
+            $R --detector sparse --attack latent $LATENT $CHECK \
             --out "$OUT/sweep_sparse_latent" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
     esac

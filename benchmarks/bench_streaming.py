@@ -11,8 +11,9 @@
     decode limit: the same tiles' JPEG data read with ``os.pread`` and decoded by
     imagecodecs on two threads (and one), and the plugin's own direct decoder alone.
 
-Usage: ``python benchmarks/bench_streaming.py [--skip-camelyon] [--json OUT]``. Slides are made
-under ``benchmarks/_work/`` on first use (the Camelyon16-sized one takes some minutes).
+Usage: ``python benchmarks/bench_streaming.py [--parts a b c d e] [--skip-camelyon]
+[--json OUT]``. Slides are made under ``benchmarks/_work/`` on first use (the
+Camelyon16-sized one takes some minutes).
 """
 
 from __future__ import annotations
@@ -312,26 +313,36 @@ def bench_peak_memory(path: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-camelyon", action="store_true")
+    parser.add_argument(
+        "--parts", nargs="+", default=list("abcd"), choices=list("abcde"),
+        help="the rows to measure (default a-d; e: decoding against its limit)",
+    )  # fmt: skip
+    parser.add_argument("--skip-camelyon", action="store_true", help="leave out (d)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    parts = set(args.parts) - ({"d"} if args.skip_camelyon else set())
     medium = _ensure(MEDIUM, shape=(12_000, 16_000), seed=21)
     results: dict = {
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
-        "a_random_reads": bench_random_reads(medium),
-        "a_random_reads_openslide_decoding": bench_random_reads(medium, direct=False),
-        "a_warm_rereads_level0": bench_warm_reads(medium),
-        "b_pan": bench_pan(medium),
-        "b_pan_openslide_decoding": bench_pan(medium, direct=False),
-        "c_first_frame": bench_first_frame(
-            Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
-        ),
     }
-    if not args.skip_camelyon:
+    if "a" in parts:
+        results["a_random_reads"] = bench_random_reads(medium)
+        results["a_random_reads_openslide_decoding"] = bench_random_reads(medium, direct=False)
+        results["a_warm_rereads_level0"] = bench_warm_reads(medium)
+    if "b" in parts:
+        results["b_pan"] = bench_pan(medium)
+        results["b_pan_openslide_decoding"] = bench_pan(medium, direct=False)
+    if "c" in parts:
+        results["c_first_frame"] = bench_first_frame(
+            Path(__file__).resolve().parents[1] / "sample_data" / "synthetic_he.tif"
+        )
+    if "d" in parts:
         camelyon = _ensure(CAMELYON, shape=(100_000, 200_000), seed=16, tissue_fraction=0.15)
         results["d_peak_memory"] = bench_peak_memory(camelyon)
+    if "e" in parts:
+        results["e_decode_limit"] = bench_decode_limit(medium)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

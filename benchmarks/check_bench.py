@@ -4,7 +4,8 @@ measures (issue 32).
 A table is current when its stamp (``<!-- stamp: commit C, ... -->`` on the line after its
 heading) names a commit after which nothing it depends on (``table_registry.TABLES``) changed.
 Listed, one line each: tables without a stamp, tables whose stamped commit is not in this
-history, tables older than the last change to what they measure (naming that change), and
+history, tables older than the last change to the code or data they measure (naming that
+change; a change to a Python file's docstrings or comments alone does not count), and
 headings of BENCHMARKS.md that no entry of ``table_registry.TABLES`` describes. Exit status 1 when
 anything is listed, 0 when every table is current. A table stamped ``not measured`` (the
 GPU rows, until a GPU is lent) is printed as waiting and not counted.
@@ -15,6 +16,7 @@ Usage: ``python benchmarks/check_bench.py [--root REPO]``.
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import subprocess
 import sys
@@ -46,6 +48,48 @@ def stamps(text: str) -> dict[str, str | None]:
     return out
 
 
+def _code(source: str) -> str | None:
+    """What a Python file does: its syntax tree without docstrings (comments never reach
+    it); ``None`` when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _changes_code(root: Path, rev: str, path: str) -> bool:
+    """Whether commit ``rev`` changed what ``path`` measures: any change to a file that is
+    not Python; for Python, a change beyond docstrings and comments (a table is not made old
+    by its code's documentation)."""
+    if not path.endswith(".py"):
+        return True
+    before = _git(root, "show", f"{rev}^:{path}")
+    after = _git(root, "show", f"{rev}:{path}")
+    return not before or not after or _code(before) != _code(after)
+
+
+def _last_change(root: Path, commit: str, depends: tuple[str, ...]) -> str:
+    """``"hash date subject"`` of the last commit after ``commit`` that changed the code or
+    data of ``depends``; empty when none did."""
+    revs = _git(root, "log", "--format=%H", f"{commit}..HEAD", "--", *depends).split()
+    for rev in revs:
+        files = _git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", rev, "--", *depends)
+        if any(_changes_code(root, rev, f) for f in files.split()):
+            return _git(root, "log", "-1", "--format=%h %cs %s", rev)
+    return ""
+
+
 def _heading(table: Table, headings: dict[str, str | None]) -> str | None:
     return next((h for h in headings if h.startswith(table.heading)), None)
 
@@ -73,9 +117,7 @@ def check(
         if not _git(root, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
             problems.append(f"{table.id}: stamped commit {commit} is not in this history")
             continue
-        changed = _git(
-            root, "log", "-1", "--format=%h %cs %s", f"{commit}..HEAD", "--", *table.depends
-        )
+        changed = _last_change(root, commit, table.depends)
         if changed:
             problems.append(f"{table.id}: measured at {commit}; changed since: {changed[:100]}")
     described = {_heading(t, headings) for t in tables}

@@ -67,6 +67,29 @@ def test_a_table_goes_stale_when_what_it_measures_changes(tmp_path):
     assert "BENCHMARKS.md: 'A table nobody registered' is no table of table_registry.py" in problems
 
 
+def test_a_change_to_docstrings_or_comments_alone_leaves_a_table_current(tmp_path):
+    code = '''"""Reads."""
+
+
+def read(x):
+    """Once."""
+    return x + 1  # one
+'''
+    _git(tmp_path, "init", "-q")
+    measured = _commit(tmp_path, "pkg/slide/read.py", code)
+    _commit(tmp_path, "BENCHMARKS.md", BENCH.format(commit=measured))
+    reworded = code.replace("Reads.", "Reads slides.").replace("Once.", "Twice?")
+    _commit(tmp_path, "pkg/slide/read.py", reworded.replace("# one", "# the one"))
+    assert not [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+
+    changed = _commit(tmp_path, "pkg/slide/read.py", reworded.replace("x + 1", "x + 2"))
+    (problem,) = [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+    assert f"changed since: {changed}" in problem
+    _commit(tmp_path, "pkg/slide/table.csv", "data\n")  # not Python: any change counts
+    (problem,) = [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+    assert "change pkg/slide/table.csv" in problem
+
+
 def test_every_heading_of_benchmarks_md_is_a_registered_table_with_a_script_or_a_reason(capsys):
     problems = check(REPO)
     assert not [p for p in problems if "no table of table_registry.py" in p or "no heading" in p]
