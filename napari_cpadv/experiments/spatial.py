@@ -113,15 +113,23 @@ def score_fold(
     return {"fold": fold.index, "columns": [fold.c0, fold.c1], "aucpr": None, **kept}
 
 
-def fitter(name: str, field: Field, **options: Any) -> Any:
+def fitter(name: str, field: Field, *, kept: dict[int, Any] | None = None, **options: Any) -> Any:
     """``train(tiles, fold)`` for ``crossvalidate``: ``models.fit.fit`` of detector
     ``name`` on the fold's tiles (``options``: its ``hyper``, ``schedule``, ``seed``,
-    ``device``), recorded as tiles of the field's slide."""
+    ``device``), recorded as tiles of the field's slide; ``kept`` (when given) receives
+    each fold's ``(detector, record)`` by fold index."""
     from napari_cpadv.models.fit import Streamed, fit
 
     def train(tiles: Any, fold: Fold) -> Work[Any]:
         source = Streamed(tiles, [str(field.slide.path)], field.level)
-        detector, _ = yield from fit(name, streamed=source, **options)
+        detector, record = yield from fit(name, streamed=source, **options)
+        if detector.margin > fold.gap:
+            raise ValueError(
+                f"a gap of {fold.gap} pixels is less than the trained {name}'s receptive "
+                f"field ({detector.margin} pixels): test pixels would reach training inputs"
+            )
+        if kept is not None:
+            kept[fold.index] = (detector, record)
         return detector
 
     return train
