@@ -1,0 +1,106 @@
+"""`cpadv train NAME --field` and `cpadv evaluate --held-out` (issue 28, items 4-5), run as
+a user would on the real carcinoma field: every fold trained and scored, the held-out
+fold's weights kept with their stripe, that stripe scored again from the weights (not read
+from the record), and every wrong argument one line and exit 2 with nothing written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from napari_cpadv.cli import main
+
+from ..conftest import REPO
+
+REAL = REPO / "sample_data" / "hgsc_nest.tif"
+GEOJSON = REAL.with_suffix(".geojson")
+TINY = ["--folds", "2", "--tile-stride", "128", "--ae-epochs", "1", "--head-epochs", "1"]
+
+
+def _train(out, *extra):
+    return ["train", "dae", "--field", str(REAL), "--annotations", str(GEOJSON),
+            "--out", str(out), *TINY, *extra]  # fmt: skip
+
+
+def _last_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    return err[-1] if err else ""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("he") / "weights" / "dae-he.safetensors"
+    assert main(_train(out)) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_the_held_out_stripe_is_scored_again_from_the_weights(trained, capsys):
+    record = json.loads(trained.with_suffix(".json").read_text())
+    spatial = record["training"]["spatial"]
+    assert record["training"]["tissue"] == "real"
+    assert spatial["held_out_fold"] == 1 and spatial["gap"] == 32 and spatial["level"] == 1
+    cv = spatial["crossvalidation"]
+    assert [f["fold"] for f in cv["folds"]] == [0, 1]
+    assert cv["folds"][1]["columns"] == spatial["held_out_columns"]
+    x, y, w, h = spatial["held_out_region"]
+    assert (y, h) == (0, 1500) and x == 2 * spatial["held_out_columns"][0] and x + w <= 1500
+
+    capsys.readouterr()
+    assert main(["evaluate", str(REAL), str(GEOJSON), "--detector", "dae",
+                 "--weights", str(trained), "--held-out"]) == 0  # fmt: skip
+    got = json.loads(capsys.readouterr().out)
+    assert got["columns"] == spatial["held_out_columns"]
+    assert got["aucpr"] == pytest.approx(cv["folds"][1]["aucpr"], abs=1e-6)
+    assert got["shipped_aucpr"] == pytest.approx(cv["folds"][1]["reference_aucpr"], abs=1e-6)
+    assert 0 < got["null_aucpr"] < 1 and "not a pathologist" in got["truth"]
+
+
+@pytest.mark.slow
+def test_held_out_refuses_another_slide_and_weights_without_a_stripe(trained, tmp_path, capsys):
+    other = tmp_path / "other.tif"
+    shutil.copy(REPO / "sample_data" / "synthetic_he.tif", other)
+    shutil.copy(REPO / "sample_data" / "synthetic_he.xml", other.with_suffix(".xml"))
+    capsys.readouterr()
+    argv = ["evaluate", str(other), str(other.with_suffix(".xml")), "--detector", "dae"]
+    assert main([*argv, "--weights", str(trained), "--held-out"]) == 2
+    assert "not the field these weights were trained on (hgsc_nest.tif)" in _last_line(capsys)
+    assert main([*argv, "--held-out"]) == 2  # the shipped dae: painted slides, no stripe
+    assert "were not trained by `cpadv train --field`" in _last_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--held-out-fold", "2"], "--held-out-fold 2: the folds are 0 to 1"),
+        (["--held-out-fold", "-1"], "--held-out-fold -1: the folds are 0 to 1"),
+        (["--gap", "-4"], "--gap -4: a gap is at least 0 pixels"),
+        (["--level", "7"], "--level 7: the slide has"),
+        (["--folds", "1"], "at least 2 folds"),
+    ],
+)
+def test_wrong_field_arguments_are_one_line_and_exit_2(tmp_path, capsys, extra, needle):
+    out = tmp_path / "w" / "x.safetensors"
+    assert main(_train(out, *extra)) == 2
+    line = _last_line(capsys)
+    assert needle in line and str(REAL) in line
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.slow
+def test_a_gap_narrower_than_the_receptive_field_is_refused(tmp_path, capsys):
+    out = tmp_path / "x.safetensors"
+    assert main(_train(out, "--gap", "8")) == 2
+    assert "less than the trained dae's receptive field (32 pixels)" in _last_line(capsys)
+    assert not out.exists()
+
+
+def test_field_needs_its_truth_and_no_other_data(tmp_path, capsys):
+    out = str(tmp_path / "x.safetensors")
+    assert main(["train", "dae", "--field", str(REAL), "--out", out]) == 2
+    assert "--field needs its ground truth" in _last_line(capsys)
+    argv = ["train", "resnet18", "--field", str(REAL), "--annotations", str(GEOJSON)]
+    assert main([*argv, "--out", out]) == 2
+    assert "the cell detectors (dae, sparse)" in _last_line(capsys)
