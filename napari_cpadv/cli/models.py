@@ -46,7 +46,9 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         loader_workers=args.loader_workers,
     )
     if args.field:
-        return _train_field(args, schedule, device)
+        from napari_cpadv.cli.field import train_field
+
+        return train_field(args, schedule, device)
     streamed = _streamed(args)
     with refused(args.data[0] if args.data else args.slides[0]):
         detector, record = _drive(
@@ -65,78 +67,6 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     argv = sys.argv[1:] if args.argv is None else args.argv
     record["training"]["command"] = "cpadv " + " ".join(argv)
     record["training"]["device"] = str(device)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out = weights.save(detector, args.out, **record)
-    return {"weights": str(out), "detector": args.detector, **record}
-
-
-def _train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[str, Any]:
-    """``cpadv train NAME --field SLIDE --annotations ANN``: spatial cross-validation on one
-    field of real tissue (``experiments.spatial``), every fold trained and scored on its
-    held-out stripe beside the shipped detector; the weights kept are those of
-    ``--held-out-fold``, whose stripe no training input reached, and their record holds
-    the stripe (``cpadv evaluate --held-out`` scores it) and every fold's score."""
-    from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter, folds
-    from napari_cpadv.models import weights
-    from napari_cpadv.slide import open_slide
-
-    if args.data or args.slides:
-        raise CpadvError(None, "--field trains on one slide: give no tile folders or --slides")
-    if not args.annotations or len(args.annotations) != 1:
-        raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
-    if args.detector == "resnet18":
-        raise CpadvError(args.field, "--field trains the cell detectors (dae, sparse)")
-    k, level = args.folds, 1 if args.level is None else args.level
-    held = k - 1 if args.held_out_fold is None else args.held_out_fold
-    if not 0 <= held < k:
-        raise CpadvError(args.field, f"--held-out-fold {held}: the folds are 0 to {k - 1}")
-    with refused(args.field):
-        slide = open_slide(args.field)
-        if not 0 <= level < len(slide.geometry):
-            raise CpadvError(args.field, f"--level {level}: the slide has {len(slide.geometry)}")
-        field = Field(slide, level, _ground_truth(args.annotations[0]))
-        reference = weights.resolve(args.detector, None)
-        gap = reference.margin if args.gap is None else args.gap
-        if gap < 0:
-            raise CpadvError(args.field, f"--gap {gap}: a gap is at least 0 pixels")
-        side, stride = args.tile or 64, args.tile_stride or 32
-        kept: dict[int, Any] = {}
-        train = fitter(
-            args.detector, field, kept=kept, hyper=_hyper(args), schedule=schedule,
-            seed=args.seed, device=device,
-        )  # fmt: skip
-        cv = crossvalidate(
-            train, field, gap=gap, k=k, side=side, stride=stride, reference=reference,
-            device=device,
-        )  # fmt: skip
-        try:
-            report = _drive(cv, args.command)
-        except ValueError as e:
-            raise CpadvError(args.field, str(e)) from e
-    detector, record = kept[held]
-    fold = folds(slide.geometry[level].cols, k, gap)[held]  # as crossvalidate cut them
-    ds = float(slide.downsamples[level])
-    x0, x1 = round(fold.c0 * ds), round(fold.c1 * ds)
-    argv = sys.argv[1:] if args.argv is None else args.argv
-    record["training"].update(
-        command="cpadv " + " ".join(argv),
-        device=str(device),
-        spatial={
-            "field": Path(args.field).name,
-            "field_sha256": weights.sha256(Path(args.field)),
-            "annotations": Path(args.annotations[0]).name,
-            "level": level,
-            "folds": k,
-            "held_out_fold": held,
-            "held_out_columns": [fold.c0, fold.c1],
-            "held_out_region": [x0, 0, x1 - x0, int(slide.geometry[0].rows)],
-            "gap": gap,
-            "tile": side,
-            "tile_stride": stride,
-            "crossvalidation": report,
-            "reference": f"the shipped {args.detector} (painted slides), same stripes",
-        },
-    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = weights.save(detector, args.out, **record)
     return {"weights": str(out), "detector": args.detector, **record}
@@ -200,7 +130,9 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
     origin = trained_on(args.detector, args.weights, slide, level, detector.output)
     if args.held_out:
-        return {**_held_out(args, detector, slide, annotations), "trained_on": origin}
+        from napari_cpadv.cli.field import held_out
+
+        return {**held_out(args, detector, slide, annotations), "trained_on": origin}
     with refused(args.slide):
         scores = _drive(
             evaluate(
@@ -215,43 +147,6 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
             args.command,
         )
     return {**scores, "trained_on": origin}
-
-
-def _held_out(args: argparse.Namespace, detector: Any, slide: Any, annotations: Any) -> Any:
-    """AUC-PR on the stripe of a field that weights trained by ``cpadv train --field`` never
-    saw (their record names it), beside the shipped detector and the null model."""
-    from napari_cpadv.experiments.spatial import Field, Fold, score_fold
-    from napari_cpadv.models.weights import resolve, sha256
-
-    config = json.loads(_weights_config(args).read_text())
-    spatial = config.get("training", {}).get("spatial")
-    if not spatial:
-        raise CpadvError(
-            args.weights or args.detector,
-            "--held-out: these weights were not trained by `cpadv train --field`",
-        )
-    if sha256(Path(args.slide)) != spatial["field_sha256"]:
-        raise CpadvError(
-            args.slide,
-            f"--held-out: not the field these weights were trained on ({spatial['field']})",
-        )
-    level = spatial["level"]
-    c0, c1 = spatial["held_out_columns"]
-    fold = Fold(spatial["held_out_fold"], c0, c1, spatial["gap"], slide.geometry[level].cols)
-    field = Field(slide, level, annotations)
-    device = _device(args.device)
-    with refused(args.slide):
-        row = _drive(score_fold(detector, field, fold, device=device), args.command)
-        ref = _drive(score_fold(resolve(args.detector, None), field, fold, device=device), "")
-    cv = spatial["crossvalidation"]["aucpr"]
-    return {
-        **row,
-        "level": level,
-        "held_out_region": spatial["held_out_region"],
-        "shipped_aucpr": ref.get("aucpr"),
-        "crossvalidation_aucpr": cv,
-        "truth": "a segmentation model's nuclei curated by their authors, not a pathologist's",
-    }
 
 
 def _weights_config(args: argparse.Namespace) -> Path:
@@ -386,6 +281,12 @@ def _add_train(sub: Any) -> None:
         help="LCA iterations per dictionary-learning step (default: the coder's cap and tol)",
     )
     train.add_argument("--width", type=int, default=None, help="ResNet-18 first-stage width")
+    add_field_arguments(train)
+    train.set_defaults(run=_train)
+
+
+def add_field_arguments(train: Any) -> None:
+    """``cpadv train``'s options for one real field (``cli.field``)."""
     train.add_argument(
         "--field",
         default=None,
@@ -410,7 +311,6 @@ def _add_train(sub: Any) -> None:
     train.add_argument(
         "--tile-stride", type=POSITIVE, default=None, help="--field: tile spacing, pixels (32)"
     )
-    train.set_defaults(run=_train)
 
 
 def _add_evaluate(sub: Any) -> None:

@@ -89,11 +89,10 @@ def test_wrong_field_arguments_are_one_line_and_exit_2(tmp_path, capsys, extra, 
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-@pytest.mark.slow
-def test_a_gap_narrower_than_the_receptive_field_is_refused(tmp_path, capsys):
+def test_a_gap_narrower_than_the_receptive_field_is_refused_before_training(tmp_path, capsys):
     out = tmp_path / "x.safetensors"
     assert main(_train(out, "--gap", "8")) == 2
-    assert "less than the trained dae's receptive field (32 pixels)" in _last_line(capsys)
+    assert "--gap 8 is less than the dae's receptive field (32 pixels)" in _last_line(capsys)
     assert not out.exists()
 
 

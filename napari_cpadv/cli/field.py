@@ -1,0 +1,159 @@
+"""``cpadv train NAME --field`` and ``cpadv evaluate --held-out``: a cell detector trained
+on one field of real tissue by spatial cross-validation (``experiments.spatial``), and the
+stripe of the field its weights never saw, scored again from the weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from napari_cpadv.cli._common import _device, _drive, _ground_truth, refused
+from napari_cpadv.cli.models import _hyper
+from napari_cpadv.errors import CpadvError
+
+if TYPE_CHECKING:
+    from napari_cpadv.models.detector import Detector
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    from napari_cpadv.models.weights import paths, shipped
+
+    return json.loads(paths(args.weights or shipped(args.detector))[1].read_text())
+
+
+def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[str, Any]:
+    """``cpadv train NAME --field SLIDE --annotations ANN``: spatial cross-validation on one
+    field of real tissue (``experiments.spatial``), every fold trained and scored on its
+    held-out stripe beside the shipped detector; the weights kept are those of
+    ``--held-out-fold``, whose stripe no training input reached, and their record holds
+    the stripe (``cpadv evaluate --held-out`` scores it) and every fold's score."""
+    from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter
+    from napari_cpadv.models import weights
+    from napari_cpadv.models.detector import make
+    from napari_cpadv.slide import open_slide
+
+    if args.data or args.slides:
+        raise CpadvError(None, "--field trains on one slide: give no tile folders or --slides")
+    if not args.annotations or len(args.annotations) != 1:
+        raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
+    k, level = args.folds, 1 if args.level is None else args.level
+    held = k - 1 if args.held_out_fold is None else args.held_out_fold
+    if not 0 <= held < k:
+        raise CpadvError(args.field, f"--held-out-fold {held}: the folds are 0 to {k - 1}")
+    with refused(args.field):
+        slide = open_slide(args.field)
+        if not 0 <= level < len(slide.geometry):
+            raise CpadvError(args.field, f"--level {level}: the slide has {len(slide.geometry)}")
+        field = Field(slide, level, _ground_truth(args.annotations[0]))
+        reference = weights.resolve(args.detector, None)
+        if reference.output != "cells":
+            raise CpadvError(args.field, "--field trains the cell detectors (dae, sparse)")
+        margin = make(args.detector, **_hyper(args)).margin  # the one to be trained
+        gap = margin if args.gap is None else args.gap
+        if gap < 0:
+            raise CpadvError(args.field, f"--gap {gap}: a gap is at least 0 pixels")
+        if gap < margin:
+            raise CpadvError(
+                args.field,
+                f"--gap {gap} is less than the {args.detector}'s receptive field ({margin} "
+                "pixels): test pixels would reach training inputs",
+            )
+        side, stride = args.tile or 64, args.tile_stride or 32
+        kept: dict[int, Any] = {}
+        train = fitter(
+            args.detector, field, kept=kept, hyper=_hyper(args), schedule=schedule,
+            seed=args.seed, device=device,
+        )  # fmt: skip
+        cv = crossvalidate(
+            train, field, gap=gap, k=k, side=side, stride=stride, reference=reference,
+            device=device,
+        )  # fmt: skip
+        try:
+            report = _drive(cv, args.command)
+        except ValueError as e:
+            raise CpadvError(args.field, str(e)) from e
+    detector, record = kept[held]
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    record["training"].update(
+        command="cpadv " + " ".join(argv),
+        device=str(device),
+        spatial=_stripe(args, slide, level, held, gap, report, tile=side, tile_stride=stride),
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out = weights.save(detector, args.out, **record)
+    return {"weights": str(out), "detector": args.detector, **record}
+
+
+def _stripe(
+    args: argparse.Namespace,
+    slide: Any,
+    level: int,
+    held: int,
+    gap: int,
+    report: dict[str, Any],
+    **tiles: int,
+) -> dict[str, Any]:
+    """The record of a ``--field`` training: the field, the stripe kept from the weights
+    (level columns and the level-0 rectangle), and every fold's score."""
+    from napari_cpadv.experiments.spatial import folds
+    from napari_cpadv.models.weights import sha256
+
+    fold = folds(slide.geometry[level].cols, args.folds, gap)[held]  # as crossvalidate cut
+    ds = float(slide.downsamples[level])
+    x0, x1 = round(fold.c0 * ds), round(fold.c1 * ds)
+    return {
+        "field": Path(args.field).name,
+        "field_sha256": sha256(Path(args.field)),
+        "annotations": Path(args.annotations[0]).name,
+        "level": level,
+        "folds": args.folds,
+        "held_out_fold": held,
+        "held_out_columns": [fold.c0, fold.c1],
+        "held_out_region": [x0, 0, x1 - x0, int(slide.geometry[0].rows)],
+        "gap": gap,
+        **tiles,
+        "crossvalidation": report,
+        "reference": f"the shipped {args.detector} (painted slides), same stripes",
+    }
+
+
+def held_out(
+    args: argparse.Namespace, detector: Detector, slide: Any, annotations: Any
+) -> dict[str, Any]:
+    """AUC-PR on the stripe of a field that weights trained by ``cpadv train --field`` never
+    saw (their record names it), beside the shipped detector and the null model."""
+    from napari_cpadv.experiments.spatial import Field, Fold, score_fold
+    from napari_cpadv.models.weights import resolve, sha256
+
+    config = _config(args)
+    spatial = config.get("training", {}).get("spatial")
+    if not spatial:
+        raise CpadvError(
+            args.weights or args.detector,
+            "--held-out: these weights were not trained by `cpadv train --field`",
+        )
+    if sha256(Path(args.slide)) != spatial["field_sha256"]:
+        raise CpadvError(
+            args.slide,
+            f"--held-out: not the field these weights were trained on ({spatial['field']})",
+        )
+    level = spatial["level"]
+    c0, c1 = spatial["held_out_columns"]
+    fold = Fold(spatial["held_out_fold"], c0, c1, spatial["gap"], slide.geometry[level].cols)
+    field = Field(slide, level, annotations)
+    device = _device(args.device)
+    with refused(args.slide):
+        row = _drive(score_fold(detector, field, fold, device=device), args.command)
+        ref = _drive(score_fold(resolve(args.detector, None), field, fold, device=device), "")
+    cv = spatial["crossvalidation"]["aucpr"]
+    return {
+        **row,
+        "level": level,
+        "held_out_region": spatial["held_out_region"],
+        "shipped_aucpr": ref.get("aucpr"),
+        "crossvalidation_aucpr": cv,
+        "truth": "a segmentation model's nuclei curated by their authors, not a pathologist's",
+    }
