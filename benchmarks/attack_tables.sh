@@ -3,7 +3,8 @@
 # another, each report kept in $OUT as soon as it is written (a run cut short keeps the
 # finished ones). Slides: `make weights` writes them to build/weights-data/.
 # Usage: [SCALE=bench|paper] benchmarks/attack_tables.sh [OUT] [PART...]
-#   (parts: region sweep transfer latent, and lca: bench_lca.py's convergence and region)
+#   (parts: region sweep transfer latent universal, and lca: bench_lca.py's convergence
+#   and region)
 # SCALE=bench (the default; `make bench`): seed 000's per-pixel budgets (L2 25 on a
 # 512 x 512 x 3 tile is an RMS of 0.0282) on 256-pixel level-2 tiles over a 2048 x 2048
 # level-0 region of the tumours (four tiles), the sweep without --check: about 25 minutes
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 SCALE=${SCALE:-bench}
 OUT=${1:-benchmarks/results/attack_tables-$SCALE}
 shift || true
-PARTS=${*:-region sweep transfer latent}  # lca: its own table (bench_lca.py)
+PARTS=${*:-region sweep transfer latent universal}  # lca: its own table (bench_lca.py)
 DATA=build/weights-data
 CPADV=".venv/bin/cpadv"
 case $SCALE in
@@ -62,6 +63,12 @@ for part in $PARTS; do
         run sweep_sparse_latent $CPADV sweep $DATA/slide21.tif $AREA \
             $R --detector sparse --attack latent $LATENT $CHECK \
             --out "$OUT/sweep_sparse_latent" ;;
+    universal)  # seed 001's universal perturbation on resnet18, at the paper's sizes
+        for b in 4 8 12 16; do
+            run universal_linf$b $CPADV universal $DATA/patches1{1,2,3,4,5} \
+                --holdout $DATA/patches21 --detector resnet18 --norm linf --unit per_pixel \
+                --budget $b --epochs 10 --batch 16 --out "$OUT/universal_linf$b"
+        done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
     esac
 done

@@ -190,20 +190,6 @@ TABLES = (
         "make weights' held-out slide (SCALE=paper: the paper's tiles, about four hours)",
     ),
     Table(
-        "attacks_shipped",
-        "Attacks on the shipped detectors (issue 5, first results)",
-        None,  # superseded by attack_tables' region rows, kept for its history
-        ("napari_cpadv/attacks", *SHIPPED),
-        0,
-    ),
-    Table(
-        "issue5_targets",
-        "Issue 5 targets on the held-out slide",
-        None,  # superseded by attack_tables' sweep, transfer and universal rows
-        ("napari_cpadv/attacks", *EXPERIMENTS, *SHIPPED),
-        0,
-    ),
-    Table(
         "attack_overhead",
         "Attack loop overhead",
         (PY, "benchmarks/bench_attacks.py"),
