@@ -77,10 +77,16 @@ def save(
 
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON config of a weights file, checked to be ours."""
-    config_path = paths(path)[1]
+    tensors_path, config_path = paths(path)
     _refuse_pickle(Path(path))
     if not config_path.is_file():
-        raise FormatError(config_path, "missing: a napari-cpadv weights file needs its JSON config")
+        if not tensors_path.is_file():  # the file the user named, not its companion
+            raise FormatError(path, f"no such weights file (neither {tensors_path.name} nor "
+                              f"{config_path.name} is there)")  # fmt: skip
+        raise FormatError(
+            path, f"its JSON config {config_path.name} is missing (napari-cpadv weights are "
+            "a .safetensors file and the .json beside it)",
+        )  # fmt: skip
     try:
         config = json.loads(config_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -202,8 +202,14 @@ def test_damaged_or_foreign_weights_are_refused(tmp_path):
     other.write_text('{"format": "something else"}')
     with pytest.raises(FormatError, match="not a napari-cpadv weights config"):
         weights.load(other)
-    with pytest.raises(FormatError, match="missing"):
+    with pytest.raises(FormatError) as absent:  # named as typed, the reason first
         weights.load(tmp_path / "absent.safetensors")
+    typed = tmp_path / "absent.safetensors"
+    reason = "no such weights file (neither absent.safetensors nor absent.json is there)"
+    assert str(absent.value) == f"{typed}: {reason}"
+    path.with_suffix(".json").unlink()
+    with pytest.raises(FormatError, match=r"dae.safetensors: its JSON config dae.json is missing"):
+        weights.load(path)
 
 
 def _tumour_tile(side: int = 64) -> torch.Tensor:
