@@ -255,7 +255,7 @@ class DetectWidget(QWidget):
             name=f"{self.model.detector} heatmap (level {self.model.level}, on demand)",
             metadata={"cache": str(lazy.path)},
         )
-        layer = self.viewer.add_image(data, **kwargs)
+        layer = self._place_heatmap(data, kwargs)
         self.on_demand.append((layer, lazy))
         self._poll.start()
         self._status.setText(f"computing blocks as you pan; cached in {lazy.path}")
@@ -279,13 +279,35 @@ class DetectWidget(QWidget):
             self._notify("the slide was closed: its heatmap is not added")
             return
         data, kwargs, _ = layer_data
-        self.viewer.add_image(data, **kwargs)
+        self._place_heatmap(data, kwargs)
         self.last_score = score
         text = f"done: {heatmap_words(hm, slide)}"
         if self.last_score is not None:
             s = self.last_score
             text += f"; AUC-PR {s['aucpr']:.3f} (null {s['null_aucpr']:.3f}) against ground truth"
         self._status.setText(text)
+
+    def _place_heatmap(self, data: Any, kwargs: dict[str, Any]) -> Any:
+        """The heatmap as a layer: a rerun's replaces the layer of the same detector, level
+        and slide where it stood (no "[1]" copies), and the ground truth stays on top."""
+        from napari.layers import Image
+
+        layers = self.viewer.layers
+        slide = kwargs.get("metadata", {}).get("slide")
+        old = [
+            la for la in layers
+            if la.name == kwargs["name"] and la.metadata.get("slide") == slide
+        ]  # fmt: skip
+        at = layers.index(old[0]) if old else len(layers)
+        for la in old:
+            layers.remove(la)
+        layer = Image(data, **kwargs)
+        layers.insert(min(at, len(layers)), layer)
+        truths = [la for la in layers if la.name.startswith("ground truth")]
+        for truth in truths:
+            layers.move(layers.index(truth), len(layers))
+        layers.selection.active = layer
+        return layer
 
     def _on_error(self, exc: Exception) -> None:
         self._notify(str(exc))

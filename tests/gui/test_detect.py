@@ -35,6 +35,11 @@ def _widget(make_napari_viewer, dae_weights, scope, level, show=False):
     return viewer, slide, w
 
 
+def _heat(viewer):
+    (heat,) = [la for la in viewer.layers if la.metadata.get("cpadv_heatmap")]
+    return heat
+
+
 def test_rectangle_gives_an_aligned_heatmap_and_its_aucpr(make_napari_viewer, qtbot, dae_weights):
     viewer, slide, w = _widget(make_napari_viewer, dae_weights, "rectangle", 1)
     mpp = slide.scale[-1]
@@ -44,7 +49,7 @@ def test_rectangle_gives_an_aligned_heatmap_and_its_aucpr(make_napari_viewer, qt
     viewer.layers.selection.active = slide
     w._on_run()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
-    heat = viewer.layers[-1]
+    heat = _heat(viewer)
     assert heat.name.startswith("dae heatmap") and heat.colormap.name == "cpadv tumour probability"
     assert tuple(heat.contrast_limits) == (0.0, 1.0) and 0 < heat.opacity < 1
     # cell (i, j) covers level-0 pixels [8·(origin+i), +8): level 1, 4 pixels a cell
@@ -59,6 +64,13 @@ def test_rectangle_gives_an_aligned_heatmap_and_its_aucpr(make_napari_viewer, qt
     assert tuple(centre) == pytest.approx(tuple((np.array([800, 1000]) + 3.5) * mpp))
     assert w.last_score is not None and 0 < w.last_score["null_aucpr"] < 1
     assert "AUC-PR" in w._status.text()
+    assert viewer.layers[-1].name.startswith("ground truth")  # the outline stays on top
+
+    w._on_run()  # a rerun replaces its heatmap where it stood: no "[1]" copy
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
+    names = [la.name for la in viewer.layers]
+    assert _heat(viewer) is not heat and names.count(heat.name) == 1
+    assert not any(n.endswith("[1]") for n in names) and names[-1].startswith("ground truth")
 
 
 def test_cancel_stops_the_run(make_napari_viewer, qtbot, dae_weights):
@@ -79,7 +91,7 @@ def test_view_scope_runs_on_what_is_visible(make_napari_viewer, qtbot, dae_weigh
     camera.zoom = camera.zoom * 4
     w._on_run()
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
-    heat = viewer.layers[-1]
+    heat = _heat(viewer)
     assert heat.metadata["cpadv_heatmap"] and 0 < heat.data.size < (750 // 4) * (1000 // 4)
 
 
@@ -98,7 +110,7 @@ def test_pan_scope_adds_an_on_demand_layer_computed_as_shown(
     gap = longest_gap(add_and_look, lambda: any(tmp_path.rglob("c/*/*")), qtbot)
     print(f"longest GUI-thread gap while a pan heatmap fills in: {gap:.3f} s (napari {floor:.3f})")
     assert gap <= FLOOR_RATIO * floor
-    heat = viewer.layers[-1]
+    heat = _heat(viewer)
     assert heat.multiscale and heat.name.endswith("on demand)")
     assert tuple(heat.scale) == pytest.approx((8 * slide.scale[-1], 8 * slide.scale[-1]))
     lazy = w.on_demand[0][1]
@@ -152,7 +164,7 @@ def test_the_defaults_run_on_the_sample_and_say_what_they_made(make_napari_viewe
     gap = longest_gap(w._run.click, w._run.isEnabled, qtbot)
     print(f"longest GUI-thread gap during a default Detect run: {gap:.3f} s (napari {floor:.3f})")
     assert gap <= FLOOR_RATIO * floor
-    heat = viewer.layers[-1]
+    heat = _heat(viewer)
     assert heat.name == "dae heatmap (level 2)", w._status.text()
     status = w._status.text()
     assert "cells of 4 x 4 pixels of level 2" in status and "µm a side" in status
