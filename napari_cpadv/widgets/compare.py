@@ -72,7 +72,19 @@ class Comparison:
             self.blink(False)
             return None
         self.adversarial.visible = not self.adversarial.visible
+        self._heatmaps_follow()
         return self.showing()
+
+    def _heatmaps_follow(self) -> None:
+        """The attacked detector's heatmap of what is shown: after over the adversarial
+        slide, before over the original (when either is shown at all)."""
+        layers = self.viewer.layers
+        if self.heatmaps is None or not all(h in layers for h in self.heatmaps):
+            return
+        before, after = self.heatmaps
+        if before.visible or after.visible:
+            after.visible = self.adversarial.visible
+            before.visible = not self.adversarial.visible
 
     def blink(self, on: bool, rate_hz: float = 2.0) -> None:
         """Alternate the two ``rate_hz`` times a second (each shown for 1/rate s)."""

@@ -90,9 +90,15 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     shown = w.compare.showing()
     bound = [f for key, f in viewer.keymap.items() if str(key).upper() == "F"]
     assert len(bound) == 1  # the F binding the dock registers with napari
+    before, after = (viewer.layers[f"dae fgsm: dae heatmap {s}"] for s in ("before", "after"))
+    assert after.visible and not before.visible
     bound[0](viewer)
     assert w.compare.showing() != shown
     assert tuple(cam.center) == centre and cam.zoom == zoom
+    assert before.visible and not after.visible  # the heatmaps flip with their slides
+    bound[0](viewer)
+    assert after.visible and not before.visible
+    bound[0](viewer)
     w.compare.blink(True, 20)
     seen = set()
     for _ in range(40):
