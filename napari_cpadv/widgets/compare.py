@@ -21,6 +21,9 @@ from qtpy.QtCore import QTimer
 from napari_cpadv.widgets._work import in_turns
 
 FLIP_KEY = "F"
+LABEL_PX = 13  # the panels' labels: text size in screen pixels, light on dark
+LABEL_TEXT = "#f5f5f5"
+LABEL_BACKDROP = "#1b1b1bd9"  # RGBA: dark, 85 % opaque
 
 
 class Comparison:
@@ -146,7 +149,7 @@ class Comparison:
                 (before.name.split(": ", 1)[-1], lambda: self._copy(self.original), before),
                 (after.name.split(": ", 1)[-1], lambda: self._copy(self.adversarial), after),
             ]
-        corner = self._corner()
+        corner = self._corner(len(panels))
         slots: list[Any] = []
         for name, image, overlay in panels:
             outline = (lambda: self._outline(truth)) if truth is not None else self._filler
@@ -250,15 +253,23 @@ class Comparison:
         )
 
     def _label(self, text: str, corner: tuple[float, float]) -> Any:
-        from napari.layers import Points
+        """A panel's name in light text on a dark backdrop inside its top-left corner:
+        readable over glass, tissue and napari's black canvas alike (contrast at least
+        4.5:1 over either)."""
+        from napari.layers import Shapes
 
-        return Points(
-            [corner],
+        cam = getattr(self.viewer, "scene", self.viewer).camera
+        px = 1.0 / float(cam.zoom)  # world units of one screen pixel
+        r, c = corner
+        h, w = LABEL_PX * 1.8 * px, (LABEL_PX * 0.62 * len(text) + LABEL_PX) * px
+        box = [[r, c], [r, c + w], [r + h, c + w], [r + h, c]]
+        return Shapes(
+            [box],
+            shape_type="rectangle",
             name=f"label: {text}",
-            size=1,
-            face_color="transparent",
-            border_width=0,
-            text={"string": [text], "anchor": "upper_left", "size": 12, "color": "black"},
+            face_color=LABEL_BACKDROP,
+            edge_width=0,
+            text={"string": [text], "anchor": "center", "size": LABEL_PX, "color": LABEL_TEXT},
             units=self.original.units,
             metadata={"cpadv_side_by_side": True},
         )
@@ -275,13 +286,18 @@ class Comparison:
             metadata={"cpadv_filler": True, "cpadv_side_by_side": True},
         )
 
-    def _corner(self) -> tuple[float, float]:
-        """The world position just inside the top-left of the current view."""
+    def _corner(self, panels: int = 1) -> tuple[float, float]:
+        """The world position just inside the top-left of what one of ``panels`` grid
+        cells shows (napari's grid: columns ceil(sqrt(n)), rows to fit, one camera)."""
+        import math
+
         import numpy as np
 
         cam = getattr(self.viewer, "scene", self.viewer).camera
         canvas = getattr(self.viewer, "canvas", None)
         size = np.asarray(getattr(canvas, "size", (600, 800)), dtype=float)[-2:]
+        cols = math.ceil(math.sqrt(panels))
+        size = size / (math.ceil(panels / cols), cols)
         half = size / (2 * cam.zoom)
         centre = np.asarray(cam.center, dtype=float)[-2:]
         r, c = centre - 0.9 * half

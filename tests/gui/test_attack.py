@@ -52,6 +52,26 @@ def _rectangle(viewer, slide, rows, cols):
     viewer.layers.selection.active = slide
 
 
+def _luminance(rgb) -> float:
+    """WCAG 2's relative luminance of an sRGB colour in [0, 1]."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _assert_readable(label, centre, canvas, zoom) -> None:
+    """A panel's label: text at least 4.5:1 against its backdrop laid over black (napari's
+    canvas) and over white (glass), and the backdrop inside its cell of the 2 x 2 grid."""
+    text = np.asarray(label.text.color.constant[:3], float)
+    face = np.asarray(label.face_color[0], float)
+    for under in (np.zeros(3), np.ones(3)):
+        back = face[3] * face[:3] + (1 - face[3]) * under
+        lo, hi = sorted((_luminance(back), _luminance(text)))
+        assert (hi + 0.05) / (lo + 0.05) >= 4.5, (text, face, under)
+    half = np.asarray(canvas, float)[-2:] / 2 / (2 * zoom)  # a cell shows half the canvas
+    (r0, c0), (r1, c1) = label.data[0].min(axis=0), label.data[0].max(axis=0)
+    assert (np.asarray(centre) - half <= (r0, c0)).all() and ((r1, c1) <= centre + half).all()
+
+
 def test_attack_adds_aligned_layers_and_the_comparison_works(
     make_napari_viewer, qtbot, dae_weights, tmp_path
 ):
@@ -125,6 +145,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
         assert cell[0].visible and cell[0].rgb  # a slide at the bottom of each cell
         assert cell[2].name.startswith("ground truth") and cell[2].visible
         assert cell[3].text.values[0] == name
+        _assert_readable(cell[3], cam.center[-2:], viewer.canvas.size, cam.zoom)
     assert layers[9].name == "dae fgsm: dae heatmap before" and layers[8].data is slide.data
     cam.zoom = zoom * 2  # one camera for every cell of the grid
     assert viewer.canvas.grid.enabled and len({id(cam)}) == 1
