@@ -1,6 +1,7 @@
 """What the docks of one viewer share, instead of reaching into each other: the last run's
-outcome, the session records of the layers the runs added, and the listeners told when a
-run finishes (the Plots dock shows its PR curves, the Export dock exports it)."""
+outcome, the session records of the layers the runs added, and a psygnal signal emitted
+when a run finishes (the Plots dock shows its PR curves, the Export dock exports it). A
+dock connected after a run is handed the run at once, so a dock opened later is not blank."""
 
 from __future__ import annotations
 
@@ -9,31 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from psygnal import Signal
+
 from napari_cpadv.workbench.session import LayerRecord, write_session
 
 
 class Workbench:
     """One viewer's shared state (see the module docstring)."""
 
+    run_finished = Signal(object)  # emitted with this Workbench after every finished run
+
     def __init__(self) -> None:
         self.outcome: Any = None
         self.records: list[LayerRecord] = []
-        self._listeners: list[Callable[[Workbench], None]] = []
 
     def connect(self, listener: Callable[[Workbench], None]) -> None:
-        """Call ``listener(self)`` after every finished run; a dock's method is held weakly,
-        so a closed dock is not kept alive (nor called)."""
-        if not hasattr(listener, "__self__"):
-            self._listeners.append(listener)
-            return
-        method = weakref.WeakMethod(listener)
-
-        def call(state: Workbench) -> None:
-            bound = method()
-            if bound is not None:
-                bound(state)
-
-        self._listeners.append(call)
+        """Call ``listener(self)`` now if a run has finished, and after every finished run;
+        psygnal holds a dock's method weakly, so a closed dock is not kept alive (nor
+        called)."""
+        self.run_finished.connect(listener)
+        if self.outcome is not None:
+            listener(self)
 
     def finished(self, outcome: Any, slide: LayerRecord | None, records: list[LayerRecord]) -> None:
         """A run finished: its outcome, the slide it ran on (recorded once) and its layers'
@@ -42,8 +39,7 @@ class Workbench:
         if slide is not None and not any(rec.kind == "slide" for rec in self.records):
             self.records.append(slide)
         self.records += records
-        for listener in list(self._listeners):
-            listener(self)
+        self.run_finished.emit(self)
 
     def save_session(self, path: str | Path, truth: LayerRecord | None = None) -> Path:
         """The session file of what the runs added (``*.cpadv.json``), with the ground

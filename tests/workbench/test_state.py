@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -39,12 +40,25 @@ def test_one_state_per_viewer_and_a_finished_run_reaches_every_listener():
     assert shared(b).outcome is None
 
 
+def test_a_dock_opened_after_a_run_is_handed_it_at_once():
+    state, early, late = Workbench(), _Dock(), _Dock()
+    state.connect(early.on_run)
+    assert early.seen == []  # nothing has run: nothing handed
+    state.finished("run 1", None, [])
+    state.connect(late.on_run)  # the Plots dock opened after the run
+    assert late.seen == ["run 1"] and early.seen == ["run 1"]
+    state.finished("run 2", None, [])
+    assert late.seen == ["run 1", "run 2"] and early.seen == ["run 1", "run 2"]
+
+
 def test_a_closed_dock_is_neither_kept_alive_nor_called():
     state, dock = Workbench(), _Dock()
     state.connect(dock.on_run)
+    gone = weakref.ref(dock)
     del dock
     gc.collect()
-    state.finished(SimpleNamespace(), None, [])  # no error, nothing kept
+    assert gone() is None  # the signal did not keep the closed dock alive
+    state.finished(SimpleNamespace(), None, [])  # no error, nothing called
 
 
 def test_the_session_lists_the_slide_then_the_ground_truth_then_the_run(tmp_path):
