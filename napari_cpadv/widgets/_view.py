@@ -24,6 +24,14 @@ def slide_layer(viewer: Any) -> Any:
     return slides[0] if slides else None
 
 
+def show_scale(layer: Any) -> Any:
+    """A heatmap layer with its colour bar (the probability scale, 0 to 1) in the canvas's
+    corner on a backdrop; shown while the layer is."""
+    layer.colorbar.visible = True
+    layer.colorbar.box = True
+    return layer
+
+
 def same_layer(a: Any, b: Any) -> bool:
     """Whether ``a`` and ``b`` are one layer. napari hands a plugin's dock a proxy of the
     viewer (``PublicOnlyProxy``), whose layers are proxies too, so ``is`` never matches a

@@ -14,7 +14,7 @@ from typing import Any
 from qtpy.QtWidgets import QApplication, QFileDialog, QTableWidgetItem, QWidget
 
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS, metrics_csv
-from napari_cpadv.widgets._view import notify, still_open
+from napari_cpadv.widgets._view import notify, show_scale, still_open
 from napari_cpadv.widgets._work import in_turns, start
 from napari_cpadv.workbench.attack import run_records
 
@@ -85,6 +85,8 @@ class AttackResults:
                 layers = self.viewer.layers
                 at = layers.index(original) + 1 + k if original in layers else len(layers)
                 layer = Image(data, visible=visible, **kwargs)
+                if kwargs.get("metadata", {}).get("cpadv_heatmap"):
+                    show_scale(layer)
                 layers.insert(min(at, len(layers)), layer)
                 made.append(layer)
 

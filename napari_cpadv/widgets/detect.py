@@ -36,6 +36,7 @@ from napari_cpadv.widgets._view import (
     notify,
     same_layer,
     scrolled_layout,
+    show_scale,
     slide_layer,
     still_open,
     tooltips,
@@ -301,7 +302,7 @@ class DetectWidget(QWidget):
         at = layers.index(old[0]) if old else len(layers)
         for la in old:
             layers.remove(la)
-        layer = Image(data, **kwargs)
+        layer = show_scale(Image(data, **kwargs))
         layers.insert(min(at, len(layers)), layer)
         truths = [la for la in layers if la.name.startswith("ground truth")]
         for truth in truths:

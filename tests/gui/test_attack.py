@@ -112,6 +112,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     assert len(bound) == 1  # the F binding the dock registers with napari
     before, after = (viewer.layers[f"dae fgsm: dae heatmap {s}"] for s in ("before", "after"))
     assert after.visible and not before.visible
+    assert after.colorbar.visible and before.colorbar.visible  # the probability scale
     bound[0](viewer)
     assert w.compare.showing() != shown
     assert tuple(cam.center) == centre and cam.zoom == zoom

@@ -65,6 +65,7 @@ def test_rectangle_gives_an_aligned_heatmap_and_its_aucpr(make_napari_viewer, qt
     assert w.last_score is not None and 0 < w.last_score["null_aucpr"] < 1
     assert "AUC-PR" in w._status.text()
     assert viewer.layers[-1].name.startswith("ground truth")  # the outline stays on top
+    assert heat.colorbar.visible and heat.colorbar.box  # its probability scale, 0 to 1
 
     w._on_run()  # a rerun replaces its heatmap where it stood: no "[1]" copy
     qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=120_000)
