@@ -63,12 +63,13 @@ def plan(only: list[str] | None) -> list[tuple[str, str]]:
 def run(table_id: str) -> dict[str, object]:
     table = next(t for t in TABLES if t.id == table_id)
     assert table.command is not None
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), _commit()
     done = subprocess.run(table.command, cwd=ROOT, capture_output=True, text=True)
     record = {
         "table": table.id,
         "command": " ".join(table.command),
-        "commit": _commit(),
+        "commit": commit,  # what ran: the commit when it started
+        "commit_at_end": _commit(),  # another here: the checkout changed during the run
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {platform.node()}",
         "seconds": round(time.perf_counter() - started, 1),

@@ -103,3 +103,17 @@ def test_every_heading_of_benchmarks_md_is_a_registered_table_with_a_script_or_a
             assert (REPO / table.command[0]).is_file()
     assert main(["--root", str(REPO)]) == (1 if problems else 0)
     assert capsys.readouterr().out.splitlines()[-1].endswith("not current") == bool(problems)
+
+
+def test_make_bench_records_what_ran_and_keeps_it(tmp_path, monkeypatch):
+    import run_all
+
+    table = Table("echo", "Echo", (sys.executable, "-c", "print('measured')"), ("pkg",), 0)
+    monkeypatch.setattr(run_all, "TABLES", (table,))
+    monkeypatch.setattr(run_all, "OUT", tmp_path)
+    record = run_all.run("echo")
+    assert record["returncode"] == 0 and record["stdout"] == "measured\n"
+    head = _git(REPO, "rev-parse", "--short", "HEAD")
+    assert record["commit"] == record["commit_at_end"] == head  # the commit when it started
+    kept = (tmp_path / "echo.json").read_text()
+    assert '"table": "echo"' in kept and "measured" in kept
