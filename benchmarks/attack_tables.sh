@@ -6,9 +6,11 @@
 #   (parts: region sweep transfer latent universal, and lca: bench_lca.py's convergence
 #   and region)
 # SCALE=bench (the default; `make bench`): seed 000's per-pixel budgets (L2 25 on a
-# 512 x 512 x 3 tile is an RMS of 0.0282) on 256-pixel level-2 tiles over a 2048 x 2048
-# level-0 region of the tumours (four tiles), the sweep without --check: about 25 minutes
-# on 2 cores. SCALE=paper: seed 000's 512-pixel tiles and total budgets over 4096 x 4096
+# 512 x 512 x 3 tile is an RMS of 0.0282) on 256-pixel level-2 tiles: the region attack
+# over the four tiles a 1024 x 1024 rectangle drawn off the grid touches, the sweeps and
+# the transfer on the one tile of level-0 x 4096-5120, y 3072-4096 (the tumours, x
+# 3264-5290 y 3734-4942, reach into its lower part), the sweep without --check; seed
+# 001's universal perturbation at its own sizes: about 25 minutes on 2 cores. SCALE=paper: seed 000's 512-pixel tiles and total budgets over 4096 x 4096
 # (four tiles of 512), with the sweep's convergence check: about four hours on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ CPADV=".venv/bin/cpadv"
 case $SCALE in
 bench)
     R="--level 2 --tile 256 --annotations $DATA/slide21.xml"
-    AREA="--region 3072 3328 2048 2048"  # the tumours: x 3264-5290, y 3734-4942
+    AREA="--region 4096 3072 1024 1024"  # one tile: the tumours' top edge and stroma
     OFFGRID="--region 3253 3314 1024 1024"  # off the 1024-pixel level-0 tile grid
     B25="--unit per_pixel --budget 0.0282"
     SWEEP="--unit per_pixel --budgets 0.0113 0.0282 0.0395 0.0564"
