@@ -60,6 +60,14 @@ TABLES = (
         "a display and napari-wsi beside the project (make bench installs it)",
     ),
     Table(
+        "viewer_camelyon",
+        "(f') The same on a Camelyon16-sized slide",
+        ("xvfb-run", "-a", PY, "benchmarks/bench_viewer.py", "benchmarks/_work/camelyon.tif"),
+        ("napari_cpadv/slide", "napari_cpadv/_reader.py", "benchmarks/bench_viewer.py"),
+        5,
+        "a display, napari-wsi and the Camelyon16-sized slide bench_streaming.py writes",
+    ),
+    Table(
         "gui_stalls",
         "(g) The GUI thread during the Attack dock's long actions",
         ("xvfb-run", "-a", PY, "benchmarks/bench_gui_stalls.py"),
