@@ -85,7 +85,7 @@ TABLES = (
     Table(
         "mask_memory",
         "Rasterising a Camelyon16-sized annotation",
-        (PY, "benchmarks/bench_mask_memory.py"),
+        (PY, "benchmarks/bench_mask_memory.py", "--old", "b62739f"),
         ("napari_cpadv/annotations", "napari_cpadv/slide", "benchmarks/bench_mask_memory.py"),
         3,
     ),
