@@ -296,3 +296,20 @@ def folder_row(edit: Any, parent: Any, title: str, file: str | None = None) -> A
     browse.clicked.connect(pick)
     lay.addWidget(browse)
     return row
+
+
+def scope_region(viewer: Any, layer: Any, scope: str, shapes: str) -> Any:
+    """The level-0 box (or boxes: selected shapes) a dock's ``scope`` means on ``layer``,
+    or a message saying what is missing: tissue (the whole slide), view, the last rectangle
+    of the Shapes layer ``shapes``, or its selected rectangles."""
+    if scope == "tissue":
+        rows, cols = layer.data[0].shape[:2]
+        return (0.0, 0.0, float(rows), float(cols))
+    if scope == "view":
+        return box(viewer, layer, "view")
+    if shapes not in viewer.layers:
+        return "press Draw region and draw a rectangle on the slide"
+    found = boxes(viewer, layer, selected=scope == "selected shapes", name=shapes)
+    if not found:
+        return f"draw a rectangle in the Shapes layer {shapes!r} (Draw region)"
+    return found if scope == "selected shapes" else found[-1]

@@ -39,16 +39,16 @@ from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS
 from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._attack_form import AttackForm
 from napari_cpadv.widgets._collector import watch
+from napari_cpadv.widgets._estimate import Estimator
 from napari_cpadv.widgets._outlines import tile_outlines
 from napari_cpadv.widgets._view import (
     LevelPicker,
     RunControls,
-    box,
-    boxes,
     draw_region,
     ground_truth,
     notify,
     same_layer,
+    scope_region,
     scrolled_layout,
     shapes_layers,
     slide_layer,
@@ -84,6 +84,9 @@ class AttackWidget(AttackResults, QWidget):
         self.compare = Comparison(viewer)
         self._running_on: Any = None  # the slide layer the current run attacks
         self.adding = False  # a finished run's layers are being added (Run waits)
+        self.planned = ""  # what Preview found, in words
+        self.estimate_s: float | None = None  # Preview's estimate of Run's seconds
+        self.estimator = Estimator()
         controls = RunControls()
         self._detector, self._weights = controls.detector, controls.weights
         self._run, self._cancel = controls.run, controls.cancel
@@ -136,7 +139,7 @@ class AttackWidget(AttackResults, QWidget):
         self._grid.toggled.connect(self.compare.side_by_side)
         self._saliency.clicked.connect(self._on_saliency)
         self._draw.clicked.connect(self._on_draw)
-        self._preview.clicked.connect(self._on_preview)
+        self._preview.clicked.connect(lambda: self.preview_tiles())
         self._tile.valueChanged.connect(self._on_budget)
         self._detector.currentTextChanged.connect(self._on_resolution)
         self._level.currentIndexChanged.connect(self._on_resolution)
@@ -149,9 +152,6 @@ class AttackWidget(AttackResults, QWidget):
 
     def _on_flip(self) -> None:
         self.compare.flip()
-
-    def _on_preview(self) -> None:
-        self.preview_tiles()
 
     def _on_draw(self) -> None:
         draw_region(self.viewer)
@@ -200,14 +200,16 @@ class AttackWidget(AttackResults, QWidget):
         tooltips(
             {
                 self._region: "drawn region: the last rectangle of the shapes layer; "
-                "selected shapes: the selected ones; view: what the viewer shows, clipped to "
-                "the slide; tissue: every tile with tissue",
+                "selected shapes: the selected ones; view: the tiles with tissue in what the "
+                "viewer shows; tissue: every tile with tissue on the slide",
                 self._shapes: "The Shapes layer the region comes from",
                 self._draw: "Draw a rectangle on the slide (a 'detect region' Shapes layer)",
                 self._level: "The slide level attacked: its µm per pixel and size",
-                self._tile: "Side of each attacked tile, in pixels of the level (default 512; "
-                "rounded down to the detector's multiple)",
-                self._preview: "Outline the tiles that Run will attack, before running",
+                self._tile: "Side of each attacked tile, in pixels of the level (default 256; "
+                "seed 000's 512 costs four times as much a tile; rounded down to the "
+                "detector's multiple)",
+                self._preview: "Outline the tiles that Run will attack and estimate how long "
+                "the run takes on this machine, before running",
                 **{
                     cb: f"Also compute {name}'s heatmaps before and after and score them"
                     for name, cb in self._heatmaps.items()
@@ -275,20 +277,10 @@ class AttackWidget(AttackResults, QWidget):
 
     def region(self, layer: Any) -> Any:
         """The region Run attacks (level-0 box or boxes), or a message saying what is
-        missing."""
-        scope = self._region.currentText()
-        shapes = self._shapes.currentText()
-        if scope == "tissue":
-            rows, cols = layer.data[0].shape[:2]
-            return (0.0, 0.0, float(rows), float(cols))
-        if scope == "view":
-            return box(self.viewer, layer, "view")
-        if shapes not in self.viewer.layers:
-            return "press Draw region and draw a rectangle on the slide"
-        found = boxes(self.viewer, layer, selected=scope == "selected shapes", name=shapes)
-        if not found:
-            return f"draw a rectangle in the Shapes layer {shapes!r} (Draw region)"
-        return found if scope == "selected shapes" else found[-1]
+        missing (``_view.scope_region``)."""
+        return scope_region(
+            self.viewer, layer, self._region.currentText(), self._shapes.currentText()
+        )
 
     def preview_tiles(self) -> int:
         """Outline the tiles Run would attack (a Shapes layer); returns how many."""
@@ -308,13 +300,30 @@ class AttackWidget(AttackResults, QWidget):
             # the architecture only (its tile multiple): the weights load when Run runs
             detector = architecture_of(self.model.detector, self.model.weights)
             path = layer.metadata["cpadv_slide_path"]
-            tiles = planned_tiles(path, self.model.level, self.model.tile, region, detector)
+            tiles = planned_tiles(path, self.model.level, self.model.tile, region, detector,
+                                  tissue_only=self._tissue_only())  # fmt: skip
         except (CpadvError, ValueError, OSError) as exc:
             notify(self._status, str(exc))
             return 0
         tile_outlines(self.viewer, layer, tiles, PREVIEW_LAYER)
-        self._status.setText(f"{len(tiles)} tiles of level {self.model.level} will be attacked")
+        self.planned = f"{len(tiles)} tiles of level {self.model.level} will be attacked"
+        self._status.setText(f"{self.planned}; estimating how long…")
+        self._estimate(len(tiles))
         return len(tiles)
+
+    def _tissue_only(self) -> bool:
+        return self._region.currentText() in ("view", "tissue")
+
+    def _estimate(self, tiles: int) -> None:
+        """Say how long Run would take (``widgets._estimate``)."""
+        model = replace(self.model)
+        scored = 1 + sum(cb.isChecked() and n != model.detector for n, cb in self._heatmaps.items())
+
+        def say(seconds: float, text: str) -> None:
+            self.estimate_s = seconds
+            self._status.setText(f"{self.planned}: {text}")
+
+        self.estimator.estimate(model, tiles, scored, say, lambda e: notify(self._status, str(e)))
 
     def _on_run(self) -> None:
         from napari_cpadv.models.weights import resolve
@@ -339,7 +348,7 @@ class AttackWidget(AttackResults, QWidget):
         model = replace(self.model)  # what this run does, whatever the controls do next
         scored = [n for n, cb in self._heatmaps.items() if cb.isChecked() and n != model.detector]
         annotations = ground_truth(self.viewer)
-        tissue_only = self._region.currentText() == "tissue"
+        tissue_only = self._tissue_only()
         meta = dict(layer.metadata)
 
         def work() -> Any:  # the weights load in the worker too (a quarter of a second)

@@ -37,7 +37,7 @@ class AttackModel:
     seed: int = 0
     epochs: int = 10
     level: int = 2
-    tile: int = 512
+    tile: int = 256  # seed 000's 512 costs four times a tile; the dock's default ends in a minute
     device: str | None = None
 
     def spec(self) -> Any:
@@ -126,6 +126,48 @@ class AttackModel:
             if not run.adversarial.exists():
                 run.discard()  # before any tile: leave no trace
             raise
+
+
+# What a run costs beside its attack steps, in forward + backward passes of one tile: each
+# scored detector's heatmaps before and after (a forward, about a third of a pass, over the
+# tile with its margins: about half a pass) and the attack's last scoring forward; plus
+# seconds of writing and opening the run.
+HEATMAP_PASSES = 0.5
+FIXED_SECONDS = 3.0
+
+
+def pass_seconds(detector: Detector, side: int, device: Any = "cpu", repeats: int = 3) -> float:
+    """Median seconds of one forward + backward pass of ``detector`` through one tile of
+    ``side`` pixels on ``device`` (attacks take the tile alone, without margins): the unit
+    an attack step costs, measured on this machine rather than assumed (after one pass to
+    warm up)."""
+    import statistics
+    import time
+
+    import torch
+
+    x = torch.rand(1, 3, side, side, device=device, requires_grad=True)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        detector(x).float().sum().backward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def passes_per_tile(model: AttackModel) -> float:
+    """Forward + backward passes an attack of ``model`` spends on one tile."""
+    restarts = max(1, model.restarts) if model.attack == "pgd" else 1
+    steps = {"noise": 0, "universal": model.epochs}.get(model.attack, model.steps)
+    return steps * restarts + 1
+
+
+def estimate_seconds(model: AttackModel, tiles: int, step: float, scored: int = 1) -> float:
+    """Seconds a run of ``model`` over ``tiles`` tiles should take here, from ``step``
+    (``pass_seconds``): its attack steps, then each of ``scored`` detectors' heatmaps
+    before and after (a detector other than the attacked one is costed as the attacked)."""
+    work = tiles * (passes_per_tile(model) + 2 * HEATMAP_PASSES * scored)
+    return work * step + FIXED_SECONDS
 
 
 def results_folder(slide_path: str | Path) -> Path:

@@ -216,3 +216,33 @@ def test_closing_the_slide_stops_attack_and_detect_through_naparis_plugin_docks(
     assert "slide was closed" in detect._status.text()
     qtbot.wait(500)
     assert len(viewer.layers) == n - 1 and not any("heatmap" in la.name for la in viewer.layers)
+
+
+@pytest.mark.slow
+def test_preview_says_how_long_run_takes_and_the_defaults_take_a_minute(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 31, item 3: before Run, Preview gives the tile count and an estimate timed on
+    this machine; the defaults plan at most a minute's work on the sample, and the estimate
+    is within a factor of two of the run it describes (here at 10 steps, to stay short)."""
+    import time
+
+    viewer, _slide, w = _dock(make_napari_viewer, tmp_path)
+    viewer.reset_view()
+    assert (w._region.currentText(), w._tile.value(), w._steps.value()) == ("view", 256, 100)
+    tiles = w.preview_tiles()
+    qtbot.waitUntil(lambda: w.estimate_s is not None, timeout=60_000)
+    status = w._status.text()
+    assert f"{tiles} tiles of level 2 will be attacked: about" in status and " on " in status
+    assert tiles > 0 and w.estimate_s <= 60, status  # the defaults: a minute's work at most
+    w._steps.setValue(10)
+    w.estimate_s = None
+    w.preview_tiles()  # the step's seconds are kept: the estimate follows at once
+    assert w.estimate_s is not None
+    started = time.perf_counter()
+    w._run.click()
+    qtbot.waitUntil(lambda: w._run.isEnabled(), timeout=300_000)
+    took = time.perf_counter() - started
+    assert w.outcome is not None, w._status.text()
+    print(f"estimate {w.estimate_s:.1f} s, run {took:.1f} s, {tiles} tiles")
+    assert w.estimate_s / 2 <= took <= 2 * w.estimate_s

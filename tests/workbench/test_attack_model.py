@@ -116,3 +116,28 @@ def test_several_boxes_attack_the_union_of_their_tiles(small_slide, tmp_path):
                 expected.append(list(p))
     assert out.report["positions"] == expected and len(expected) < 3 * 4  # the repeat is not
     assert [0, 0] in expected
+
+
+def test_the_estimate_counts_every_pass_a_run_makes():
+    """Issue 31, item 3: the passes an attack spends on a tile, by attack, and the run's
+    seconds from one pass timed here (heatmaps before and after, a fixed cost)."""
+    from napari_cpadv.models.detector import make
+    from napari_cpadv.widgets._estimate import duration
+    from napari_cpadv.workbench.attack import (
+        FIXED_SECONDS,
+        HEATMAP_PASSES,
+        estimate_seconds,
+        pass_seconds,
+        passes_per_tile,
+    )
+
+    assert passes_per_tile(AttackModel(attack="fgsm", steps=100)) == 101
+    assert passes_per_tile(AttackModel(attack="pgd", steps=10, restarts=3)) == 31
+    assert passes_per_tile(AttackModel(attack="noise")) == 1
+    assert passes_per_tile(AttackModel(attack="universal", epochs=4)) == 5
+    model = AttackModel(attack="fgsm", steps=9)
+    got = estimate_seconds(model, tiles=4, step=0.5, scored=2)
+    assert got == pytest.approx(4 * (10 + 4 * HEATMAP_PASSES) * 0.5 + FIXED_SECONDS)
+    step = pass_seconds(make("dae"), 32)
+    assert 0 < step < 5
+    assert [duration(s) for s in (40, 200, 7800)] == ["40 s", "3 min", "2 h 10 min"]
