@@ -99,7 +99,9 @@ def test_an_lca_encode_stops_within_one_iteration():
 def test_an_attack_run_shows_one_monotone_bar_over_tiles_and_heatmaps(small_slide, tmp_path):
     torch.manual_seed(0)
     dae = make("dae").eval()
-    model = AttackModel(detector="dae", attack="pgd", budget=2.0, steps=4, level=1, tile=64)
+    model = AttackModel(
+        detector="dae", attack="pgd", budget=2.0, unit="total", steps=4, level=1, tile=64
+    )
     # 2 x 3 tiles of level 1 (downsample 2): 6 tiles, each with 4 steps of its own
     fractions, seen, out = _fractions(
         model.work(
@@ -138,7 +140,9 @@ def test_a_region_is_clipped_to_the_slide_and_a_float_grid_adds_no_column(small_
 
 def test_a_failed_or_refused_run_leaves_no_run_folder(small_slide, tmp_path):
     dae = make("dae").eval()
-    model = AttackModel(detector="dae", attack="fgsm", budget=2.0, steps=2, level=1, tile=64)
+    model = AttackModel(
+        detector="dae", attack="fgsm", budget=2.0, unit="total", steps=2, level=1, tile=64
+    )
     with pytest.raises(ValueError, match="outside the slide"):
         drive(
             model.work(small_slide.path, box=(5000.0, 0, 5100, 64), results=tmp_path, detector=dae)

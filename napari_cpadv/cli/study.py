@@ -32,6 +32,7 @@ def _study_create(args: argparse.Namespace) -> dict[str, Any]:
         min_gap=preset.get("min_gap", 2) if args.min_gap is None else args.min_gap,
         questions=args.questions or preset.get("questions"),
         allow_corrections=args.allow_corrections,
+        strict=args.strict,
         view_tracking=args.track_view,
     )
     manifest = json.loads(path.read_text())
@@ -110,6 +111,11 @@ def _add_study(sub: Any) -> None:
     sc.add_argument("--preset", choices=("seed001",), default=None, help="seed 001's design")
     sc.add_argument(
         "--allow-corrections", action="store_true", help="readers may revise answered cases"
+    )
+    sc.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse pairs a reader would see differ (PSNR below 30 dB) instead of warning",
     )
     sc.add_argument(
         "--track-view", type=float, default=0.0, metavar="S", help="sample the camera every S s"

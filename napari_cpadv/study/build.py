@@ -26,6 +26,7 @@ import secrets
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from napari_cpadv.study.model import (
     default_key_path,
     token_digest,
 )
-from napari_cpadv.study.pairs import Pair
+from napari_cpadv.study.pairs import Pair, visible_pairs
 
 
 def constrained_order(
@@ -88,18 +89,10 @@ def _present(
 ) -> tuple[bytes, tuple[int, ...]]:
     """Write ``src`` as the study's container; returns the file's bytes and the shape."""
     import tifffile
-    from PIL import Image
 
-    if isinstance(src, np.ndarray):
-        if src.ndim != 3 or src.shape[2] != 3 or src.dtype != np.uint8:
-            raise StudyError(name, f"is {src.dtype} {src.shape}, not an RGB uint8 image")
-        pixels = src
-    else:
-        try:
-            with Image.open(src) as im:
-                pixels = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except OSError as exc:
-            raise StudyError(src, f"cannot be read as an image ({exc})") from exc
+    from napari_cpadv.study.pairs import pixels as read_pixels
+
+    pixels = read_pixels(src, name)
     if shape is not None and pixels.shape != shape:
         raise StudyError(name, f"is {pixels.shape[1]}x{pixels.shape[0]}, its pair member is "
                          f"{shape[1]}x{shape[0]}: both must be the same size")  # fmt: skip
@@ -129,6 +122,7 @@ def study_work(
     questions: list[str] | None = None,
     allow_corrections: bool = False,
     view_tracking: float = 0.0,
+    strict: bool = False,
 ) -> Work[Path]:
     """Write the study folder, one presented image a step; returns ``manifest.json``'s path.
 
@@ -140,7 +134,9 @@ def study_work(
 
     ``allow_corrections`` lets a reader go back to an answered case (a correction is a new
     ``answer_revised`` event); ``view_tracking`` (seconds, 0 = off) samples the camera's
-    centre and zoom while a case is shown.
+    centre and zoom while a case is shown. A pair whose perturbation a reader would see
+    (PSNR below 30 dB, ``pairs.visible_pairs``) un-blinds its case: a warning names each,
+    and ``strict`` refuses the build.
     """
     questions = questions or ["tumour"]
     unknown = [q for q in questions if q not in QUESTIONS]
@@ -157,6 +153,17 @@ def study_work(
         raise StudyError(None, "a study needs at least one original/adversarial pair")
     if len({p.case for p in pairs}) != len(pairs):
         raise StudyError(None, "two pairs share a case name")
+    seen = visible_pairs(pairs)
+    if seen:
+        from napari_cpadv.attacks.budgets import VISIBLE_PSNR_DB
+
+        what = ", ".join(f"{case} ({db:.1f} dB)" for case, db in seen[:5])
+        more = f" and {len(seen) - 5} more" if len(seen) > 5 else ""
+        text = (f"{len(seen)} of {len(pairs)} pairs differ visibly (PSNR below "
+                f"{VISIBLE_PSNR_DB:.0f} dB), which un-blinds them: {what}{more}")  # fmt: skip
+        if strict:
+            raise StudyError(None, f"{text}; refused (--strict)")
+        warnings.warn(text, UserWarning, stacklevel=2)
     if len(pairs) * 2 * replicates > MAX_PRESENTATIONS:
         raise StudyError(
             None, f"{len(pairs) * 2 * replicates} presentations: at most {MAX_PRESENTATIONS}"
@@ -180,7 +187,7 @@ def study_work(
             pairs, root, key_path, enrolled, order, questions,
             {"seed": seed, "replicates": replicates, "min_gap": min_gap,
              "allow_corrections": bool(allow_corrections),
-             "view_tracking_s": float(view_tracking)},
+             "view_tracking_s": float(view_tracking), "visible_pairs": seen},
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(images, ignore_errors=True)
@@ -211,6 +218,10 @@ def _write_study(
         "salt": secrets.token_hex(32),
         "readers": codes,
         "tokens": key,
+        # the experimenter's record of the pairs a reader could tell apart by their look
+        "visible_pairs": [
+            {"case": c, "psnr_db": round(db, 2)} for c, db in design["visible_pairs"]
+        ],
     }
     key_bytes = (json.dumps(key_doc, indent=2, default=str) + "\n").encode()
     write_new(key_path, key_bytes)

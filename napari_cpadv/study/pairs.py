@@ -151,3 +151,43 @@ def pairs_from(
     if (runs and len(runs) != len(folders)) or (not runs and len(folders) != 1):
         raise StudyError(None, "give either one folder of image pairs or workbench run folders")
     return pairs_from_runs(runs, truth=truth) if runs else pairs_from_folder(folders[0])
+
+
+def pixels(src: Path | np.ndarray, name: str) -> np.ndarray:
+    """A pair member's pixels as ``(rows, cols, 3)`` uint8; ``StudyError`` when it is not
+    an RGB image or cannot be read."""
+    from PIL import Image
+
+    if isinstance(src, np.ndarray):
+        if src.ndim != 3 or src.shape[2] != 3 or src.dtype != np.uint8:
+            raise StudyError(name, f"is {src.dtype} {src.shape}, not an RGB uint8 image")
+        return src
+    try:
+        with Image.open(src) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except OSError as exc:
+        raise StudyError(src, f"cannot be read as an image ({exc})") from exc
+
+
+def visible_pairs(
+    pairs: Sequence[Pair], threshold_db: float | None = None
+) -> list[tuple[str, float]]:
+    """``(case, PSNR in dB)`` of each pair whose adversarial image differs from its original
+    enough to be seen: a PSNR below ``threshold_db`` (default: the Attack dock's 30 dB,
+    ``attacks.budgets.VISIBLE_PSNR_DB``). Such a pair un-blinds itself in a study: a reader
+    tells the altered image by its look, not by the detector's question."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from napari_cpadv.attacks.budgets import VISIBLE_PSNR_DB
+
+    limit = VISIBLE_PSNR_DB if threshold_db is None else threshold_db
+    out = []
+    for p in pairs:
+        a = pixels(p.original, f"{p.case} (original)")
+        b = pixels(p.adversarial, f"{p.case} (adversarial)")
+        if a.shape != b.shape or np.array_equal(a, b):
+            continue  # the build refuses the first; the second is no change at all
+        db = float(peak_signal_noise_ratio(a, b, data_range=255))
+        if db < limit:
+            out.append((p.case, db))
+    return out

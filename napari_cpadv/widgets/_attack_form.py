@@ -42,6 +42,7 @@ class AttackForm(QGroupBox):
         self.budget.setValue(model.budget)
         self.unit = QComboBox()
         self.unit.addItems(("total", "per_pixel"))
+        self.unit.setCurrentText(model.unit)
         self.unit_label = QLabel()
         self.meaning = QLabel()
         self.meaning.setWordWrap(True)
@@ -82,8 +83,9 @@ class AttackForm(QGroupBox):
                 weights: "A .safetensors weights file; empty: the shipped weights",
                 self.attack: attack_registry.describe(),
                 self.norm: "The norm that bounds δ; none: unconstrained",
-                self.budget: "How far δ may go, in the unit shown below (default 25: seed "
-                "000's total L2 over a 512 x 512 tile)",
+                self.budget: "How far δ may go, in the unit shown below (default RMS 0.0282 "
+                "per pixel: seed 000's total L2 = 25 over a 512 x 512 tile, about 31 dB, on "
+                "any tile)",
                 self.unit: "total: the norm over a whole tile (seed 000); per_pixel: RMS "
                 "for L2, grey levels of 255 for L∞, mean absolute change for L1, fraction of "
                 "pixels for L0 (seed 001)",

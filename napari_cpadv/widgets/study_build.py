@@ -24,7 +24,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cpadv.widgets._collector import watch
-from napari_cpadv.widgets._view import folder_row, notify, scrolled_layout, spin, tooltips
+from napari_cpadv.widgets._view import (
+    WARN_STYLE,
+    folder_row,
+    notify,
+    scrolled_layout,
+    spin,
+    tooltips,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -186,10 +193,17 @@ class StudyBuilderWidget(QWidget):
         self.manifest = path
         key = default_key_path(path.parent)
         codes = "; ".join(f"{r}: {c}" for r, c in reader_codes(key).items())
-        self.status.setText(
+        text = (
             f"Built {path.parent}: {n} presentations. The key is {key}: keep it yourself, "
             f"away from readers. Give each reader the study folder and their code: {codes}"
         )
+        seen = json.loads(key.read_text()).get("visible_pairs", [])
+        if seen:  # said first and in orange: these pairs un-blind themselves
+            cases = ", ".join(f"{v['case']} ({v['psnr_db']:.1f} dB)" for v in seen[:5])
+            text = (f"Warning: {len(seen)} pairs differ visibly (PSNR below 30 dB), which "
+                    f"un-blinds them: {cases}. {text}")  # fmt: skip
+        self.status.setText(text)
+        self.status.setStyleSheet(WARN_STYLE if seen else "")
 
 
 def _row(*widgets: QWidget) -> QHBoxLayout:

@@ -35,6 +35,7 @@ def _widget(make_napari_viewer, dae_weights, tmp_path, region="drawn region"):
     w._detector.setCurrentText("dae")
     w._weights.setText(dae_weights)
     w._attack.setCurrentText("fgsm")
+    w._unit.setCurrentText("total")
     w._budget.setValue(2.0)
     w._steps.setValue(2)
     w._level.setCurrentIndex(1)

@@ -99,10 +99,17 @@ def test_heatmaps_are_transparent_where_there_is_no_tumour():
 
 def test_the_budget_says_its_unit_and_what_it_means_live(make_napari_viewer, tmp_path):
     viewer, _slide, w = _dock(make_napari_viewer, tmp_path)
-    assert w._unit_label.text() == "total L2 over a 512 x 512 x 3 tile"
-    assert "RMS 0.0282" in w._meaning.text() and "31.0 dB" in w._meaning.text()
-    w._tile.setValue(128)  # the same number on a smaller tile: 4x the change per pixel
-    assert "19.0 dB" in w._meaning.text() and "likely visible" in w._meaning.text()
+    # the default: seed 000's budget per pixel (issue 31, item 4), the same on any tile
+    assert w._unit_label.text() == "RMS change, in [0, 1]" and w._budget.value() == 0.0282
+    assert "total L2 12.5 over a 256 x 256 x 3 tile" in w._meaning.text()
+    assert "31.0 dB" in w._meaning.text() and "visible" not in w._meaning.text()
+    w._tile.setValue(128)
+    assert "31.0 dB" in w._meaning.text() and "visible" not in w._meaning.text()
+    w._unit.setCurrentText("total")  # totals stay an explicit choice
+    w._budget.setValue(25)
+    assert w._unit_label.text() == "total L2 over a 128 x 128 x 3 tile"
+    assert "RMS 0.113" in w._meaning.text() and "19.0 dB" in w._meaning.text()
+    assert "likely visible" in w._meaning.text()  # 4x the change per pixel of 512's
     w._unit.setCurrentText("per_pixel")
     assert w._unit_label.text() == "RMS change, in [0, 1]"
     assert "cannot be reached" in w._meaning.text()

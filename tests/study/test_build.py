@@ -89,7 +89,7 @@ def test_bad_pair_folders_are_named(tmp_path):
         value = 1 if "adversarial" in name else 0
         Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(tmp_path / name)
     pairs = pairs_from_folder(tmp_path)
-    with pytest.raises(StudyError, match="a_adversarial.png: cannot be read as an image"):
+    with pytest.raises(StudyError, match=r"a_(original|adversarial)\.png: cannot be read as an"):
         build_study(pairs, tmp_path / "s", replicates=1, min_gap=1, readers=["r1"])
     assert not (tmp_path / "s").exists()  # a failed build leaves nothing behind
     with pytest.raises(StudyError, match="share a case name"):
@@ -137,3 +137,37 @@ def test_cli_study_create(tmp_path, capsys):
     code = main(["study", "create", str(tmp_path / "nowhere"), "--out", str(tmp_path / "t"),
                  "--readers", "p1"])  # fmt: skip
     assert code == 2 and "nowhere" in capsys.readouterr().err
+
+
+def _visible(folder):
+    """Case 1's adversarial image 30 grey levels off its original: PSNR about 18.6 dB."""
+    a = np.asarray(Image.open(folder / "case1_original.png")).astype(int)
+    Image.fromarray(np.clip(a + 30, 0, 255).astype(np.uint8)).save(folder / "case1_adversarial.tif")
+    return folder
+
+
+def test_a_visibly_perturbed_pair_is_named_and_strict_refuses_it(tmp_path):
+    """Issue 31, item 4: a pair a reader would see differ (PSNR below 30 dB) un-blinds its
+    case; the build warns and the key records it, --strict refuses with nothing written."""
+    pairs = pairs_from_folder(_visible(_pairs(tmp_path / "pairs")))
+    with pytest.raises(StudyError, match=r"1 of 4 pairs differ visibly .*case1 \(1\d\.\d dB\)"):
+        build_study(pairs, tmp_path / "s", replicates=1, min_gap=1, readers=["r1"], strict=True)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.key.json").exists()
+    with pytest.warns(UserWarning, match="un-blinds them: case1"):
+        build_study(pairs, tmp_path / "s", replicates=1, min_gap=1, readers=["r1"])
+    (seen,) = json.loads((tmp_path / "s.key.json").read_text())["visible_pairs"]
+    assert seen["case"] == "case1" and 15 < seen["psnr_db"] < 30
+
+
+def test_strict_on_the_command_line_is_one_line_and_exit_2(tmp_path, capsys):
+    from napari_cpadv.cli import main
+
+    folder = _pairs(tmp_path / "pairs")
+    argv = ["study", "create", str(folder), "--readers", "r1", "--replicates", "1"]
+    assert main([*argv, "--min-gap", "1", "--out", str(tmp_path / "ok"), "--strict"]) == 0
+    _visible(folder)
+    capsys.readouterr()
+    assert main([*argv, "--min-gap", "1", "--out", str(tmp_path / "no"), "--strict"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused (--strict)" in err[0] and "case1" in err[0]
+    assert not (tmp_path / "no").exists()

@@ -31,7 +31,9 @@ def truth(small_slide, tmp_path_factory):
 def test_attack_run_writes_its_folder_and_measures_every_detector(small_slide, truth, tmp_path):
     torch.manual_seed(0)
     dae, sparse = make("dae").eval(), make("sparse", **TINY["sparse"]).eval()
-    model = AttackModel(detector="dae", attack="fgsm", budget=3.0, steps=3, level=1, tile=64)
+    model = AttackModel(
+        detector="dae", attack="fgsm", budget=3.0, unit="total", steps=3, level=1, tile=64
+    )
     box = (384.0, 256.0, 640.0, 512.0)  # level-0 rows, cols around the tumour
     out = drive(
         model.work(
@@ -104,7 +106,7 @@ def test_results_folder_sits_next_to_the_slide(tmp_path):
 
 def test_several_boxes_attack_the_union_of_their_tiles(small_slide, tmp_path):
     torch.manual_seed(0)
-    model = AttackModel(detector="dae", attack="noise", budget=1.0, level=1, tile=64)
+    model = AttackModel(detector="dae", attack="noise", budget=1.0, unit="total", level=1, tile=64)
     boxes = [(0.0, 0.0, 128.0, 128.0), (256.0, 512.0, 384.0, 640.0), (0.0, 0.0, 128.0, 128.0)]
     out = drive(model.work(small_slide.path, box=boxes, results=tmp_path, detector=make("dae")))
     slide = open_slide(small_slide.path)

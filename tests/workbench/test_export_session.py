@@ -29,7 +29,9 @@ from napari_cpadv.workbench.session import LayerRecord, read_session, write_sess
 @pytest.fixture(scope="module")
 def outcome(small_slide, tmp_path_factory):
     torch.manual_seed(0)
-    model = AttackModel(detector="dae", attack="fgsm", budget=2.0, steps=2, level=1, tile=64)
+    model = AttackModel(
+        detector="dae", attack="fgsm", budget=2.0, unit="total", steps=2, level=1, tile=64
+    )
     results = tmp_path_factory.mktemp("results")
     return drive(
         model.work(
