@@ -139,37 +139,8 @@ def study_work(
     and ``strict`` refuses the build.
     """
     questions = questions or ["tumour"]
-    unknown = [q for q in questions if q not in QUESTIONS]
-    if unknown:
-        raise StudyError(None, f"unknown questions {unknown}; choose from {', '.join(QUESTIONS)}")
-    if replicates < 1 or min_gap < 1:
-        raise StudyError(None, f"replicates {replicates} and min gap {min_gap} must be >= 1")
-    if not readers:
-        raise StudyError(None, "enrol at least one reader (--readers): each gets a code")
-    enrolled = [check_reader_id(r) for r in readers]
-    if len(set(enrolled)) != len(enrolled):
-        raise StudyError(None, "a reader is enrolled twice")
-    if not pairs:
-        raise StudyError(None, "a study needs at least one original/adversarial pair")
-    if len({p.case for p in pairs}) != len(pairs):
-        raise StudyError(None, "two pairs share a case name")
-    seen = visible_pairs(pairs)
-    if seen:
-        from napari_cpadv.attacks.budgets import VISIBLE_PSNR_DB
-
-        what = ", ".join(f"{case} ({db:.1f} dB)" for case, db in seen[:5])
-        more = f" and {len(seen) - 5} more" if len(seen) > 5 else ""
-        text = (f"{len(seen)} of {len(pairs)} pairs differ visibly (PSNR below "
-                f"{VISIBLE_PSNR_DB:.0f} dB), which un-blinds them: {what}{more}")  # fmt: skip
-        if strict:
-            raise StudyError(None, f"{text}; refused (--strict)")
-        warnings.warn(text, UserWarning, stacklevel=2)
-    if len(pairs) * 2 * replicates > MAX_PRESENTATIONS:
-        raise StudyError(
-            None, f"{len(pairs) * 2 * replicates} presentations: at most {MAX_PRESENTATIONS}"
-        )
-    if not 0 <= view_tracking <= 60:
-        raise StudyError(None, f"view tracking every {view_tracking} s: give 0 (off) to 60 s")
+    enrolled = _check_design(pairs, readers, questions, replicates, min_gap, view_tracking)
+    seen = _visible(pairs, strict)
     root = Path(out)
     key_path = Path(key) if key is not None else default_key_path(root)
     if (root / "manifest.json").exists():
@@ -196,6 +167,56 @@ def study_work(
             shutil.rmtree(root, ignore_errors=True)
         raise
     return path
+
+
+def _check_design(
+    pairs: list[Pair],
+    readers: Sequence[str] | None,
+    questions: list[str],
+    replicates: int,
+    min_gap: int,
+    view_tracking: float,
+) -> list[str]:
+    """The enrolled reader ids, once the design is one a study can have (``StudyError``
+    says what is not)."""
+    unknown = [q for q in questions if q not in QUESTIONS]
+    if unknown:
+        raise StudyError(None, f"unknown questions {unknown}; choose from {', '.join(QUESTIONS)}")
+    if replicates < 1 or min_gap < 1:
+        raise StudyError(None, f"replicates {replicates} and min gap {min_gap} must be >= 1")
+    if not readers:
+        raise StudyError(None, "enrol at least one reader (--readers): each gets a code")
+    enrolled = [check_reader_id(r) for r in readers]
+    if len(set(enrolled)) != len(enrolled):
+        raise StudyError(None, "a reader is enrolled twice")
+    if not pairs:
+        raise StudyError(None, "a study needs at least one original/adversarial pair")
+    if len({p.case for p in pairs}) != len(pairs):
+        raise StudyError(None, "two pairs share a case name")
+    if len(pairs) * 2 * replicates > MAX_PRESENTATIONS:
+        raise StudyError(
+            None, f"{len(pairs) * 2 * replicates} presentations: at most {MAX_PRESENTATIONS}"
+        )
+    if not 0 <= view_tracking <= 60:
+        raise StudyError(None, f"view tracking every {view_tracking} s: give 0 (off) to 60 s")
+    return enrolled
+
+
+def _visible(pairs: list[Pair], strict: bool) -> list[tuple[str, float]]:
+    """The pairs a reader would see differ (``pairs.visible_pairs``): a warning naming
+    them, or with ``strict`` a refusal."""
+    seen = visible_pairs(pairs)
+    if seen:
+        from napari_cpadv.attacks.budgets import VISIBLE_PSNR_DB
+
+        what = ", ".join(f"{case} ({db:.1f} dB)" for case, db in seen[:5])
+        more = f" and {len(seen) - 5} more" if len(seen) > 5 else ""
+        text = (f"{len(seen)} of {len(pairs)} pairs differ visibly (PSNR below "
+                f"{VISIBLE_PSNR_DB:.0f} dB), which un-blinds them: {what}{more}")  # fmt: skip
+        if strict:
+            raise StudyError(None, f"{text}; refused (--strict)")
+        warnings.warn(text, UserWarning, stacklevel=3)
+    return seen
 
 
 def _write_study(
