@@ -2,16 +2,14 @@
 
 Target detector, attack and its parameters (the budget's unit in words, and beside it,
 live, the same budget in the other unit with the PSNR it allows), where (a drawn region,
-selected shapes, the view or all tissue, with a preview of the tiles that will be
-attacked), the level (as the slide has them, each with its µm per pixel) and tile; Run
-with one bar over the whole run and its time left, and Cancel (stops within one step).
+selected shapes, the view's or all tissue, with a preview of the tiles and the run's time),
+the level (as the slide has them, with their µm per pixel) and tile; Run with one bar over
+the whole run and its time left, and Cancel (stops within one step).
 Results arrive as the run's layers, named by the run: the adversarial slide and the
 attacked detector's heatmap after the attack are shown, the perturbation and the other
 heatmaps are there but hidden, the ground truth's outline stays on top; a re-run of the
-same detector and attack replaces its layers. The metrics table can be copied or saved.
-Flip (key F), Blink and Side by side compare the original and the adversarial slide;
-Saliency adds gradient saliency before and after. Everything sits in a scroll area, so
-the dock works on a 1366 x 768 screen.
+same detector and attack replaces its layers; the metrics table copies or saves. Flip (F),
+Blink, Side by side and Saliency compare the original and the adversarial slide.
 """
 
 from __future__ import annotations
@@ -139,7 +137,7 @@ class AttackWidget(AttackResults, QWidget):
         self._grid.toggled.connect(self.compare.side_by_side)
         self._saliency.clicked.connect(self._on_saliency)
         self._draw.clicked.connect(self._on_draw)
-        self._preview.clicked.connect(lambda: self.preview_tiles())
+        self._preview.clicked.connect(self._on_preview)
         self._tile.valueChanged.connect(self._on_budget)
         self._detector.currentTextChanged.connect(self._on_resolution)
         self._level.currentIndexChanged.connect(self._on_resolution)
@@ -314,16 +312,19 @@ class AttackWidget(AttackResults, QWidget):
     def _tissue_only(self) -> bool:
         return self._region.currentText() in ("view", "tissue")
 
+    def _on_preview(self) -> None:
+        self.preview_tiles()
+
     def _estimate(self, tiles: int) -> None:
         """Say how long Run would take (``widgets._estimate``)."""
-        model = replace(self.model)
-        scored = 1 + sum(cb.isChecked() and n != model.detector for n, cb in self._heatmaps.items())
+        others = [c for n, c in self._heatmaps.items() if n != self.model.detector]
+        scored = 1 + sum(c.isChecked() for c in others)
+        failed = lambda e: notify(self._status, str(e))  # noqa: E731
+        self.estimator.estimate(replace(self.model), tiles, scored, self._said, failed)
 
-        def say(seconds: float, text: str) -> None:
-            self.estimate_s = seconds
-            self._status.setText(f"{self.planned}: {text}")
-
-        self.estimator.estimate(model, tiles, scored, say, lambda e: notify(self._status, str(e)))
+    def _said(self, seconds: float, text: str) -> None:
+        self.estimate_s = seconds
+        self._status.setText(f"{self.planned}: {text}")
 
     def _on_run(self) -> None:
         from napari_cpadv.models.weights import resolve
