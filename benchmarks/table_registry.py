@@ -122,7 +122,7 @@ TABLES = (
         "Training streamed from slides (issue 18, item 4)",
         (PY, "benchmarks/bench_stream.py"),
         ("napari_cpadv/annotations/stream.py", "napari_cpadv/models", "benchmarks/bench_stream.py"),
-        6,
+        0.5,
         "make weights' training slides",
     ),
     Table(
