@@ -12,9 +12,15 @@ class Estimator:
     """One dock's estimates; the seconds of a step are kept by detector, weights, tile side
     and device."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Any) -> None:
         self.step_s: dict[tuple[Any, ...], float] = {}
         self.worker: Any = None
+        # a step timed after ``owner`` (the dock) is gone, its viewer closed, says nothing
+        self.closed = False
+        owner.destroyed.connect(self._close)
+
+    def _close(self, *_: Any) -> None:
+        self.closed = True
 
     def estimate(
         self,
@@ -36,6 +42,8 @@ class Estimator:
 
         def done(step: float) -> None:
             self.step_s[key] = step
+            if self.closed:
+                return
             seconds = estimate_seconds(model, tiles, step, scored)
             say(seconds, f"about {duration(seconds)} on {device} ({model.attack}, "
                          f"{model.steps} steps; one step {step:.2f} s a tile here)")  # fmt: skip
@@ -53,7 +61,7 @@ class Estimator:
 
         self.worker = create_worker(measure)
         self.worker.returned.connect(done)
-        self.worker.errored.connect(failed)
+        self.worker.errored.connect(lambda e: None if self.closed else failed(e))
         self.worker.start()
 
 

@@ -250,11 +250,26 @@ def scrolled_layout(widget: Any) -> Any:
     ``widget`` (every dock is built this way, to stay usable on a 1366 x 768 screen)."""
     from qtpy.QtWidgets import QVBoxLayout, QWidget
 
+    from napari_cpadv.widgets._dock import fit
+
     content = QWidget()
+    fit(content)
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(scrolling(content))
     return QVBoxLayout(content)
+
+
+def pinned_layout(widget: Any) -> Any:
+    """A layout below ``widget``'s scroll area (``scrolled_layout``) that stays in view
+    however the content scrolls: for Run, its progress and its message."""
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+    bar = QWidget()
+    layout = QVBoxLayout(bar)
+    layout.setContentsMargins(9, 3, 9, 6)
+    widget.layout().addWidget(bar)
+    return layout
 
 
 def tooltips(pairs: dict[Any, str]) -> None:

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -45,6 +46,7 @@ from napari_cpadv.widgets._view import (
     draw_region,
     ground_truth,
     notify,
+    pinned_layout,
     same_layer,
     scope_region,
     scrolled_layout,
@@ -84,7 +86,7 @@ class AttackWidget(AttackResults, QWidget):
         self.adding = False  # a finished run's layers are being added (Run waits)
         self.planned = ""  # what Preview found, in words
         self.estimate_s: float | None = None  # Preview's estimate of Run's seconds
-        self.estimator = Estimator()
+        self.estimator = Estimator(self)
         controls = RunControls()
         self._detector, self._weights = controls.detector, controls.weights
         self._run, self._cancel = controls.run, controls.cancel
@@ -177,22 +179,25 @@ class AttackWidget(AttackResults, QWidget):
         table_buttons.addWidget(self._copy)
         table_buttons.addWidget(self._save)
         compare = QGroupBox("compare")
-        row = QHBoxLayout(compare)
-        for w in (self._flip, self._blink, self._rate, self._grid, self._saliency):
-            row.addWidget(w)
+        rows = QGridLayout(compare)  # two rows: five in one are wider than a dock
+        for k, w in enumerate((self._flip, self._blink, self._rate)):
+            rows.addWidget(w, 0, k)
+        rows.addWidget(self._grid, 1, 0, 1, 2)
+        rows.addWidget(self._saliency, 1, 2)
         layout = scrolled_layout(self)
         layout.addWidget(self.form)
         group = QGroupBox("where")
         group.setLayout(where)
         layout.addWidget(group)
         layout.addWidget(self._device)
-        layout.addLayout(buttons)
-        layout.addWidget(self._progress)
-        layout.addWidget(self._status)
         layout.addWidget(compare)
         self._table.setMinimumHeight(160)
         layout.addWidget(self._table)
         layout.addLayout(table_buttons)
+        bar = pinned_layout(self)  # Run in view however tall the form (1366 x 768)
+        bar.addLayout(buttons)
+        bar.addWidget(self._progress)
+        bar.addWidget(self._status)
 
     def _tooltips(self) -> None:
         tooltips(

@@ -50,11 +50,11 @@ class PlotsWidget(QWidget):
         self._kind.setToolTip("Which figure to show")
         self._load.setToolTip("Load a report.json of cpadv attack, sweep or transfer")
         self._save.setToolTip("Save the figure as PNG or SVG")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self._kind)
+        buttons = QHBoxLayout()  # under the figure's choice: the three do not fit in a row
         buttons.addWidget(self._load)
         buttons.addWidget(self._save)
         layout = scrolled_layout(self)
+        layout.addWidget(self._kind)
         layout.addLayout(buttons)
         layout.addWidget(self.canvas)
         layout.addWidget(self._status)

@@ -4,6 +4,7 @@ thread worker with progress and Cancel."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +66,13 @@ class StudyBuilderWidget(QWidget):
         self.replicates = spin(1, 10, 2)
         self.min_gap = spin(1, 1000, 2)
         self.seed = spin(0, 2**31 - 1, 0)
-        self.questions = {q: QCheckBox(spec["text"]) for q, spec in QUESTIONS.items()}
+        # a check box's text does not wrap: long questions are broken over lines here
+        self.questions = {
+            q: QCheckBox(textwrap.fill(spec["text"], 30)) for q, spec in QUESTIONS.items()
+        }
         self.questions["tumour"].setChecked(True)
         self.questions["tumour"].setEnabled(False)  # the question every study asks
-        self.corrections = QCheckBox("readers may revise answered cases")
+        self.corrections = QCheckBox("readers may revise\nanswered cases")
         self.track = QDoubleSpinBox()
         self.track.setRange(0, 60)
         self.track.setSuffix(" s (0: off)")
@@ -95,7 +99,7 @@ class StudyBuilderWidget(QWidget):
                 self.replicates: "How often each image is shown to each reader (seed 001: 2)",
                 self.min_gap: "Cases at least between two showings of the same image",
                 self.seed: "Seed of the case order and of the blinding tokens",
-                **{box: f"Ask: {box.text()}" for box in self.questions.values()},
+                **{box: "Ask: " + box.text().replace("\n", " ") for box in self.questions.values()},
                 self.corrections: "Readers may go back and change answered cases",
                 self.track: "Record the reader's view every so many seconds (0: off)",
                 self.preset: "Seed 001's design: tumour present, each image twice, 2 apart",
@@ -119,7 +123,8 @@ class StudyBuilderWidget(QWidget):
         layout = scrolled_layout(self)
         layout.addWidget(QLabel("pairs folder or workbench runs"))
         layout.addWidget(self.sources)
-        layout.addLayout(_row(self.add_button, self.clear_button, self.preset))
+        layout.addLayout(_row(self.add_button, self.clear_button))
+        layout.addWidget(self.preset)  # three buttons in a row are wider than the dock
         layout.addLayout(form)
         layout.addWidget(questions)
         layout.addLayout(_row(self.build_button, self.cancel))

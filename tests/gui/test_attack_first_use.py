@@ -245,7 +245,7 @@ def test_preview_says_how_long_run_takes_and_the_defaults_take_a_minute(
     # The defaults plan a minute's work on a quiet 2-core machine (one 256-pixel pass
     # there: ~0.1 s): bounded in passes, not seconds, so a busy machine cannot fail it.
     work = tiles * (passes_per_tile(w.model) + 2 * HEATMAP_PASSES)
-    assert 0 < tiles and work <= 600, (work, status)
+    assert tiles > 0 and work <= 600, (work, status)
     w._steps.setValue(10)
     w.estimate_s = None
     w.preview_tiles()  # the step's seconds are kept: the estimate follows at once
@@ -257,3 +257,35 @@ def test_preview_says_how_long_run_takes_and_the_defaults_take_a_minute(
     assert w.outcome is not None, w._status.text()
     print(f"estimate {w.estimate_s:.1f} s, run {took:.1f} s, {tiles} tiles")
     assert w.estimate_s / 2 <= took <= 2 * w.estimate_s
+
+
+def test_an_estimate_timed_after_the_dock_closed_says_nothing(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """The step is timed off the GUI thread; when the dock closes first, its answer must
+    not reach the dock's deleted labels (a RuntimeError in Qt's event loop)."""
+    import time
+
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    import napari_cpadv.workbench.attack as planning
+
+    def slow_timing(*_args, **_kwargs) -> float:  # a slow machine: the dock closes first
+        time.sleep(2)
+        return 0.1
+
+    monkeypatch.setattr(planning, "pass_seconds", slow_timing)
+    viewer, _slide, w = _dock(make_napari_viewer, tmp_path)
+    viewer.reset_view()
+    w.preview_tiles()
+    worker = w.estimator.worker
+    assert worker is not None and w.estimate_s is None
+    finished: list[bool] = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.window.remove_dock_widget(w)  # the dock closed, as napari's close button does
+    w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    with pytest.raises(RuntimeError):  # gone (PyQt's and PySide's words for it differ)
+        w._status.text()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
+    qtbot.wait(100)  # the worker's answer is delivered through the event loop
