@@ -7,6 +7,7 @@ worker with a bar and Cancel (rasterising a whole level's ground truth takes sec
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,11 @@ EXPORT_TIPS = {
 }
 
 
+def _is_selection(event: Any) -> bool:
+    """Whether ``event`` is the layer list's selection changing (not a layer added)."""
+    return event is not None and getattr(event, "type", "") == "active"
+
+
 class ExportWidget(QWidget):
     """Exports of the open layers and of the Attack dock's last run."""
 
@@ -65,6 +71,9 @@ class ExportWidget(QWidget):
         self._cancel.setEnabled(False)
         self._cancel.setToolTip("Stop the export; nothing half-written is left")
         self.worker: Any = None
+        self._picked: str | None = None  # a heatmap the user chose in this dock
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()  # heatmaps whose visibility
+        # is followed (what is shown on top is what the user looks at)
         form = QFormLayout()
         form.addRow("heatmap", self._heatmap)
         form.addRow("threshold", self._threshold)
@@ -73,7 +82,8 @@ class ExportWidget(QWidget):
         form.addRow("mask level", self._level)
         tooltips(
             {
-                self._heatmap: "The heatmap layer to export",
+                self._heatmap: "The heatmap layer to export: the one you chose here, else "
+                "the selected layer if it is a heatmap, else the top one shown",
                 self._threshold: "Tumour probability at or above which a cell is tumour",
                 self._level: "The slide level the mask TIFFs are written at (default 2)",
             }
@@ -104,6 +114,10 @@ class ExportWidget(QWidget):
         viewer.layers.events.removed.connect(self._on_slides)
         self._on_slides()
         viewer.layers.events.removed.connect(self._refresh)
+        viewer.layers.selection.events.active.connect(self._refresh)
+        self._heatmap.activated.connect(
+            lambda _: setattr(self, "_picked", self._heatmap.currentText())
+        )
         self._refresh()
 
     def _on_slides(self, *_: Any) -> None:
@@ -111,13 +125,31 @@ class ExportWidget(QWidget):
 
         self._levels.set_slide(slide_layer(self.viewer))
 
-    def _refresh(self, *_: Any) -> None:
-        names = [la.name for la in self.viewer.layers if la.metadata.get("cpadv_heatmap")]
-        current = self._heatmap.currentText()
+    def _refresh(self, event: Any = None) -> None:
+        """List the heatmaps; the one chosen is the user's pick from this list while it is
+        there, else the one the user looks at: the selected layer if it is a heatmap, else
+        the top visible one (after a run, "after" over "before"; after Flip, the other)."""
+        heatmaps = [la for la in self.viewer.layers if la.metadata.get("cpadv_heatmap")]
+        for la in heatmaps:  # Flip and Blink change what is shown on top
+            if la not in self._watched:
+                self._watched.add(la)
+                la.events.visible.connect(self._refresh)
+        names = [la.name for la in heatmaps]
+        active = self.viewer.layers.selection.active
+        if active is not None and active.name in names and _is_selection(event):
+            self._picked = None  # the user selected a heatmap in the layer list
+        shown = [la.name for la in heatmaps if la.visible]
+        if self._picked in names:
+            choice = self._picked
+        elif active is not None and active.name in names:
+            choice = active.name
+        else:
+            choice = (shown or names or [""])[-1]
+        self._heatmap.blockSignals(True)
         self._heatmap.clear()
         self._heatmap.addItems(names)
-        if current in names:
-            self._heatmap.setCurrentText(current)
+        self._heatmap.setCurrentText(choice)
+        self._heatmap.blockSignals(False)
 
     def _ask(self, filt: str, fn: Any) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export", "", filt)

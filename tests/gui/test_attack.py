@@ -173,6 +173,9 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     qtbot.waitUntil(lambda: "wrote" in export._status.text(), timeout=60_000)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "truth2.tif", level=0), truth_mask)
     assert export._progress.value() == export._progress.maximum()
+    # it offers the heatmap the user looks at: the top one shown
+    shown = [la.name for la in viewer.layers if la.metadata.get("cpadv_heatmap") and la.visible]
+    assert export._heatmap.currentText() == shown[-1], shown
     export._heatmap.setCurrentText("dae fgsm: dae heatmap before")
     export._threshold.setValue(0.5)
     values = viewer.layers["dae fgsm: dae heatmap before"].data

@@ -110,3 +110,33 @@ def test_all_seven_docks_open_through_napari_fit_310_pixels_as_tabs(make_napari_
     attack_dock.raise_()
     qtbot.wait(20)
     assert not attack._run.visibleRegion().isEmpty()  # Run without scrolling
+
+
+def test_export_offers_the_heatmap_the_user_looks_at(make_napari_viewer, qtbot):
+    """Issue 31, item 5: Export offered the first heatmap (a run's "before") whatever was
+    on screen. It now offers the user's pick in its list, else the selected layer if it is
+    a heatmap, else the top heatmap shown (Flip hides one, so it follows Flip)."""
+    import numpy as np
+
+    viewer = make_napari_viewer()
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export, name="Export")
+    for name in ("run: heatmap before", "run: heatmap after"):
+        viewer.add_image(np.zeros((8, 8), np.float32), name=name, metadata={"cpadv_heatmap": 1})
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="slide")  # selected now: not a heatmap
+    before, after = viewer.layers["run: heatmap before"], viewer.layers["run: heatmap after"]
+    assert export._heatmap.currentText() == "run: heatmap after"  # on top
+    after.visible = False  # Flip: the original's heatmap is shown
+    assert export._heatmap.currentText() == "run: heatmap before"
+    after.visible = True
+    viewer.layers.selection.active = before  # selected in the layer list
+    assert export._heatmap.currentText() == "run: heatmap before"
+    viewer.layers.selection.active = viewer.layers["slide"]
+    assert export._heatmap.currentText() == "run: heatmap after"
+    export._heatmap.setCurrentText("run: heatmap before")  # chosen in the dock's list
+    export._heatmap.activated.emit(export._heatmap.currentIndex())
+    after.visible = False
+    after.visible = True
+    assert export._heatmap.currentText() == "run: heatmap before"  # the pick holds
+    viewer.layers.remove(before)
+    assert export._heatmap.currentText() == "run: heatmap after"
