@@ -7,19 +7,21 @@
    the energy is within 0.5 % of a 2,000-iteration solve, for the shipped solver (momentum,
    η = 1/τ on the normalised dictionary) against Rozell's plain dynamics (the reference);
    and what the shipped tolerance stops at.
-3. The shipped sparse detector's heatmap of a 1024 x 1024 level-0 region (256 x 256 at level
-   2, with its margins) against the DAE's on the same region and against reading it.
+3. The shipped sparse detector's heatmap of a 512 x 512 level-0 region (128 x 128 at level
+   2, with its margins; ``--side 1024``: 23 minutes) against the DAE's on the same region
+   and against reading it.
 
-Same process, medians of repeats. Run: ``python benchmarks/bench_lca.py`` after
+Same process, medians of repeats. Run: ``python benchmarks/bench_lca.py [PART...] [--side
+N]`` after
 ``make weights`` (it reads the held-out slide ``build/weights-data/slide21.tif``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -123,7 +125,10 @@ def bench_convergence(*, tiles: int = 1, side: int = 128, long: int = 2000) -> d
     return out
 
 
-def bench_region(*, side: int = 1024, repeats: int = 1) -> dict:
+REGION = 512  # make bench's scale; 1024 (``--side 1024``): 23 minutes on 2 cores
+
+
+def bench_region(*, side: int = REGION, repeats: int = 1) -> dict:
     slide = open_slide(SLIDE)
     cy, cx = 4096, 4096
     half = side // 2
@@ -161,12 +166,20 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit,
     }
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("parts", nargs="*", help="synthesis, convergence, region (default: all)")
+    ap.add_argument("--side", type=int, default=REGION, help="the region's level-0 side")
+    args = ap.parse_args()
     print(json.dumps(head), flush=True)
-    parts = {"synthesis": bench_synthesis, "convergence": bench_convergence, "region": bench_region}
-    chosen = sys.argv[1:] or list(parts)
-    for name in chosen:
-        part = parts[name]
-        print(json.dumps({name: part()}, default=float), flush=True)
+    parts = {
+        "synthesis": bench_synthesis,
+        "convergence": bench_convergence,
+        "region": lambda: bench_region(side=args.side),
+    }
+    if set(args.parts) - set(parts):
+        ap.error(f"parts are {', '.join(parts)}, not {' '.join(args.parts)}")
+    for name in args.parts or list(parts):
+        print(json.dumps({name: parts[name]()}, default=float), flush=True)
 
 
 if __name__ == "__main__":
