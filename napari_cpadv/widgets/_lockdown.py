@@ -35,6 +35,9 @@ class Lockdown:
         self._saved: dict[str, Any] = {}
 
     def engage(self, title: str, keys: dict[str, Callable[[], None]]) -> None:
+        from napari_cpadv.widgets._view import clear_toasts
+
+        clear_toasts()  # earlier errors are not left over the case
         main = self.dock.window() or self.dock
         hidden = []
         for dock in main.findChildren(QDockWidget):

@@ -96,11 +96,41 @@ def ground_truth(viewer: Any) -> Any:
     return annotations_from_shapes(data, attrs)
 
 
+TOAST_MS = 10_000  # how long a dock's error stays on the canvas
+
+
+def _toasts() -> list[Any]:
+    """napari's notification toasts now on a canvas. (napari keeps them in a private list:
+    its own public API neither lists nor closes them.)"""
+    try:
+        from napari._qt.dialogs.qt_notification import NapariQtNotification
+    except ImportError:  # another napari layout: nothing to list
+        return []
+    return list(getattr(NapariQtNotification, "_instances", []))
+
+
+def clear_toasts() -> None:
+    """Close every toast on the canvas (reader mode: nothing over the case)."""
+    for toast in _toasts():
+        toast.close()
+
+
 def notify(status: Any, message: str) -> None:
+    """``message`` in the dock's status line and as a toast on the canvas that closes
+    after ``TOAST_MS`` (napari's own stay while its window is not the active one, and a
+    newer toast holds the older ones: minutes, over the image)."""
     from napari.utils.notifications import show_error
+    from qtpy.QtCore import QTimer
 
     status.setText(message)
+    before = {id(t) for t in _toasts()}
     show_error(message)
+    for toast in _toasts():
+        if id(toast) not in before:
+            timer = QTimer(toast)  # owned by the toast: gone with it
+            timer.setSingleShot(True)
+            timer.timeout.connect(toast.close)
+            timer.start(TOAST_MS)
 
 
 class RunControls:

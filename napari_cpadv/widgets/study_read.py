@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
+    QApplication,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -68,10 +69,44 @@ class StudyReaderWidget(QWidget):
         self.reading.hide()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.receipt_panel = self._receipt_panel()
+        self.receipt_panel.hide()
         layout = scrolled_layout(self)
-        for w in (self.setup, self.reading, self.status):
+        for w in (self.receipt_panel, self.setup, self.reading, self.status):
             layout.addWidget(w)
         layout.addStretch()
+
+    def _receipt_panel(self) -> QWidget:
+        """The receipt of the last session, on top, selectable, with a Copy button: the
+        reader sends it to the study's owner (it proves what was answered)."""
+        self.receipt_text = QLineEdit()
+        self.receipt_text.setReadOnly(True)
+        copy = _button("Copy", self._copy_receipt)
+        tooltips(
+            {
+                self.receipt_text: "Your receipt: send it to the study's owner",
+                copy: "Copy the receipt to the clipboard",
+            }
+        )
+        panel = QWidget()
+        lay = QVBoxLayout(panel)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(QLabel("receipt for the study's owner"))
+        row = QHBoxLayout()
+        row.addWidget(self.receipt_text, 1)
+        row.addWidget(copy)
+        lay.addLayout(row)
+        return panel
+
+    def _copy_receipt(self) -> None:
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(self.receipt_text.text())
+
+    def _show_receipt(self) -> None:
+        self.receipt_text.setText(self.receipt or "")
+        self.receipt_text.setCursorPosition(0)
+        self.receipt_panel.setVisible(bool(self.receipt))
 
     def _setup_panel(self) -> QWidget:
         self.folder = QLineEdit()
@@ -146,6 +181,18 @@ class StudyReaderWidget(QWidget):
 
         if self.session is not None:
             return True
+        given = {
+            "study folder": folder or self.folder.text().strip(),
+            "reader": reader or self.reader.text().strip(),
+        }
+        missing = [name for name, value in given.items() if not value]
+        if missing:  # (an empty folder was read as the current one: ".: holds no study")
+            notify(
+                self.status,
+                f"{' and '.join(missing).capitalize()} not given: the study's owner gave "
+                "you both (Browse… to the study folder; your reader id, e.g. path01).",
+            )
+            return False
         if len(self.viewer.layers):
             notify(
                 self.status,
@@ -155,13 +202,14 @@ class StudyReaderWidget(QWidget):
             return False
         try:
             self.session = ReaderSession(
-                folder or self.folder.text(), reader or self.reader.text(), code or self.code.text()
+                given["study folder"], given["reader"], code or self.code.text()
             )
             self.code.clear()
         except CpadvError as exc:
             notify(self.status, str(exc))
             return False
         self.status.setText(" ".join(self.session.notes))
+        self.receipt_panel.hide()
         self.answers.build(self.session.study.questions, self.choose)
         self._lock()
         self.setup.hide()
@@ -183,10 +231,11 @@ class StudyReaderWidget(QWidget):
         self._unlock()
         self.reading.hide()
         self.setup.show()
+        self._show_receipt()
         if n < total:
             self.status.setText(
                 f"{n} of {total} answered and saved. Start again to continue at case {n + 1}. "
-                f"Receipt for the study's owner: {self.receipt}"
+                "Send the receipt above to the study's owner."
             )
 
     def _finish(self) -> None:
@@ -195,7 +244,7 @@ class StudyReaderWidget(QWidget):
         self.stop()
         self.status.setText(
             f"All {total} cases answered and saved. Thank you. "
-            f"Receipt for the study's owner: {self.receipt}"
+            "Send the receipt above to the study's owner."
         )
 
     def _lock(self) -> None:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QApplication, QPushButton
 
 from napari_cpadv.study.log import read_log
 from napari_cpadv.study.read import Study
@@ -88,9 +89,15 @@ def test_a_whole_study_read_with_the_keyboard_and_blind(make_napari_viewer, qtbo
     assert len({(str(m), p, t) for m, p, t in seen}) == 1  # identical for every case
     assert seen[0] == ({}, None, title)
     assert "All 12 cases answered" in w.status.text()
-    assert f"Receipt for the study's owner: path01:{len(events_before_end(study)) - 1}:" in (
-        w.status.text()
-    )
+    # the receipt on top of the dock, selectable, and copied by its button
+    receipt = w.receipt_text.text()
+    assert receipt.startswith(f"path01:{len(events_before_end(study)) - 1}:")
+    assert not w.receipt_panel.isHidden() and w.receipt_text.isReadOnly()
+    w.receipt_text.selectAll()
+    assert w.receipt_text.selectedText() == receipt
+    copy = next(b for b in w.receipt_panel.findChildren(QPushButton) if b.text() == "Copy")
+    copy.click()
+    assert QApplication.clipboard().text() == receipt
     assert len(viewer.layers) == 0 and w.session is None
     assert viewer.window._qt_window.windowTitle() == "napari"
     assert not export_dock.isHidden() and not qt.dockLayerList.isHidden()
@@ -132,6 +139,13 @@ def test_resume_pause_and_refusals(make_napari_viewer, qtbot, tmp_path):
     w2.stop()
     w3 = StudyReaderWidget(viewer)
     assert not w3.start(str(study_dir), "../x", mine) and "reader id" in w3.status.text()
+    # Start with nothing typed: the fields, not "." (it said ".: holds no study")
+    w4 = StudyReaderWidget(viewer)
+    w4.start_button.click()
+    assert w4.status.text().startswith("Study folder and reader not given")
+    w4.folder.setText(str(study_dir))
+    w4.start_button.click()
+    assert w4.status.text().startswith("Reader not given") and w4.session is None
 
 
 def test_corrections_and_view_tracking(make_napari_viewer, qtbot, tmp_path):
@@ -253,3 +267,26 @@ def test_the_reader_types_a_count_at_once_reads_anchored_scales_and_is_locked_in
     w.stop()
     assert all(not d.isHidden() for d in open_before)
     assert all(a.isEnabled() for a in menus)
+
+
+def test_toasts_expire_and_reader_mode_starts_with_none(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """Issue 31, item 6: a dock's error toast stayed on the canvas for minutes (napari's
+    timers run only while its window is active, and a newer toast holds the older), in
+    reader mode over the case image."""
+    import napari_cpadv.widgets._view as view
+
+    study_dir = make_study(tmp_path, n=3)
+    viewer = make_napari_viewer(show=True)
+    w = StudyReaderWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Study reader")
+    monkeypatch.setattr(view, "TOAST_MS", 300)
+    view.notify(w.status, "first: expires")
+    qtbot.waitUntil(lambda: not [t for t in view._toasts() if t.isVisible()], timeout=5_000)
+    monkeypatch.setattr(view, "TOAST_MS", 600_000)
+    view.notify(w.status, "second: still up when reading starts")
+    assert [t for t in view._toasts() if t.isVisible()]
+    assert w.start(str(study_dir), "path01", code(study_dir, "path01"))
+    assert not [t for t in view._toasts() if t.isVisible()]  # nothing over the case
+    w.stop()
