@@ -33,7 +33,10 @@ class AttackForm(QGroupBox):
         super().__init__("attack")
         self.tile = tile
         self.attack = QComboBox()
-        self.attack.addItems(attack_registry.names())
+        self.attack.addItem(model.attack)  # the default, until the registry is found
+        self.attacks_found = False
+        self._then: list[Callable[[], None]] = []
+        self._find_attacks()
         self.norm = QComboBox()
         self.norm.addItems(NORMS)
         self.budget = QDoubleSpinBox()
@@ -76,12 +79,46 @@ class AttackForm(QGroupBox):
         ):
             signal.connect(self.show_meaning)
 
+    def _find_attacks(self) -> None:
+        """Fill the attack list from the registry. Finding the attacks imports torch (2 s
+        on a quiet 2-core machine, 12 s on a busy one): done off the GUI thread unless
+        torch is already in, so that the dock opens at once."""
+        import sys
+
+        if "torch" in sys.modules:
+            self._attacks_found(attack_registry.registry())
+            return
+        from napari.qt.threading import create_worker
+
+        gone: list[bool] = []
+        self.destroyed.connect(lambda *_: gone.append(True))
+        self._worker = create_worker(attack_registry.registry)
+        self._worker.returned.connect(lambda found: None if gone else self._attacks_found(found))
+        self._worker.start()
+
+    def _attacks_found(self, found: dict[str, Any]) -> None:
+        current = self.attack.currentText()
+        self.attack.clear()
+        self.attack.addItems(list(found))
+        self.attack.setCurrentText(current)
+        self.attack.setToolTip(attack_registry.describe())
+        self.attacks_found = True
+        for fn in self._then:
+            fn()
+
+    def when_found(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the attacks are found (torch is in): now, if they are."""
+        if self.attacks_found:
+            fn()
+        else:
+            self._then.append(fn)
+
     def _explain(self, detector: QWidget, weights: QWidget) -> None:
         tooltips(
             {
                 detector: "The detector to fool (shipped weights unless a file is given)",
                 weights: "A .safetensors weights file; empty: the shipped weights",
-                self.attack: attack_registry.describe(),
+                self.attack: "The attack (the list is being found)",
                 self.norm: "The norm that bounds δ; none: unconstrained",
                 self.budget: "How far δ may go, in the unit shown below (default RMS 0.0282 "
                 "per pixel: seed 000's total L2 = 25 over a 512 x 512 tile, about 31 dB, on "
@@ -99,7 +136,13 @@ class AttackForm(QGroupBox):
         )
 
     def show_meaning(self, *_: Any) -> None:
-        """Show the budget's unit in words and what it means on the chosen tile."""
+        """Show the budget's unit in words and what it means on the chosen tile (once
+        torch is in: ``attacks.budgets`` imports it)."""
+        if not self.attacks_found:
+            if self.show_meaning not in self._then:
+                self._then.append(self.show_meaning)
+            self.meaning.setText("(working out what this budget means…)")
+            return
         from napari_cpadv.attacks.budgets import meaning
         from napari_cpadv.attacks.projections import Budget
 

@@ -35,7 +35,6 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.experiments.metrics_table import METRIC_COLUMNS, METRIC_LABELS
-from napari_cpadv.models.detector import with_output
 from napari_cpadv.widgets._attack_form import AttackForm
 from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._estimate import Estimator
@@ -57,7 +56,7 @@ from napari_cpadv.widgets._view import (
 from napari_cpadv.widgets._work import start
 from napari_cpadv.widgets.attack_results import AttackResults, with_layer_data
 from napari_cpadv.widgets.compare import FLIP_KEY, Comparison
-from napari_cpadv.workbench.attack import AttackModel
+from napari_cpadv.workbench.attack import HEATMAP_DETECTORS, AttackModel
 from napari_cpadv.workbench.state import shared
 
 if TYPE_CHECKING:
@@ -108,10 +107,11 @@ class AttackWidget(AttackResults, QWidget):
         self._preview = QPushButton("Preview tiles")
         self._levels = LevelPicker(self.model.level)
         self._level = self._levels.combo
-        self._heatmaps = {name: QCheckBox(name) for name in with_output("cells")}
+        self._heatmaps = {name: QCheckBox(name) for name in HEATMAP_DETECTORS}
         self._results = QLineEdit()
         self._results.setPlaceholderText("SLIDE.cpadv next to the slide")
-        self._device = QLabel(f"device: {pick_device(None)}")
+        self._device = QLabel("device: (torch loading)")
+        self.form.when_found(lambda: self._device.setText(f"device: {pick_device(None)}"))
         self._table = QTableWidget(len(METRIC_COLUMNS) - 1, 0)
         self._table.setVerticalHeaderLabels([METRIC_LABELS[k] for k in METRIC_COLUMNS[1:]])
         self._copy = QPushButton("Copy")

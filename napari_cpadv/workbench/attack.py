@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from napari_cpadv.experiments.measure import AttackOutcome, Request, amplification, measure
-from napari_cpadv.experiments.regions import clip_regions
 from napari_cpadv.experiments.runs import RunFolder
-from napari_cpadv.models.detector import Detector
 from napari_cpadv.progress import Progress, Work
+
+# The detectors whose output is a cell heatmap, known without importing torch (the Attack
+# dock lists them as it opens); tests check it against the detector classes.
+HEATMAP_DETECTORS = ("dae", "sparse")
+
+if TYPE_CHECKING:  # torch, imported by the attack's modules, only when a run starts:
+    # opening the Attack dock imported it (2.2 s quiet, 12.3 s on a busy machine)
+    from napari_cpadv.experiments.measure import AttackOutcome
+    from napari_cpadv.models.detector import Detector
 
 
 @dataclass
@@ -98,6 +104,9 @@ class AttackModel:
         det = detector if detector is not None else self.load()
         detectors = dict(detectors or {})
         detectors.setdefault(self.detector, det)
+        from napari_cpadv.experiments.measure import Request, measure
+        from napari_cpadv.experiments.regions import clip_regions
+
         regions = clip_regions(box if isinstance(box, list) else [box], slide)
         if run is None:
             if results is None:
@@ -186,6 +195,8 @@ def run_records(outcome: AttackOutcome) -> list[Any]:
 
     r = outcome.report
     key = outcome.key
+    from napari_cpadv.experiments.measure import amplification
+
     gain = amplification(outcome.perturbation())
     common = {
         "slide": r["slide"],

@@ -16,6 +16,7 @@ from napari_cpadv.models.dae import DAE
 from napari_cpadv.models.detector import NAMES, make, registry
 from napari_cpadv.models.lca import LCA
 from napari_cpadv.models.resnet import ResNet18
+from napari_cpadv.workbench.attack import HEATMAP_DETECTORS
 
 from ..conftest import TINY
 
@@ -47,6 +48,8 @@ def test_dae_layers_are_the_papers():
 def test_every_detector_keeps_the_contract(name, side):
     det = make(name, **TINY[name]).eval()
     assert det.name == name and registry()[name] is type(det)
+    # what the Attack dock lists without importing torch
+    assert (name in HEATMAP_DETECTORS) == (det.output == "cells")
     x = torch.rand(2, 3, side, side)
     out = det(x)
     if det.output == "cells":
