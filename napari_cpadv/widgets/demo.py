@@ -42,6 +42,9 @@ def _shot(
 ) -> None:
     from qtpy.QtWidgets import QApplication
 
+    from napari_cpadv.widgets._view import clear_toasts
+
+    clear_toasts()  # napari's notices (its PyQt5 deprecation) covered the scale bar
     QApplication.processEvents()
     if out is None:
         return
