@@ -76,7 +76,12 @@ TABLES = (
         "gui_stalls",
         "(g) The GUI thread during the Attack dock's long actions",
         ("xvfb-run", "-a", PY, "benchmarks/bench_gui_stalls.py"),
-        ("napari_cpadv/widgets", "napari_cpadv/workbench", "benchmarks/bench_gui_stalls.py"),
+        (
+            "napari_cpadv/widgets",
+            ":(exclude)napari_cpadv/widgets/demo.py",  # the demo is not what it measures
+            "napari_cpadv/workbench",
+            "benchmarks/bench_gui_stalls.py",
+        ),
         1.5,
         "a display",
     ),
