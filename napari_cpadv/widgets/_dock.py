@@ -49,21 +49,14 @@ def narrow(widget: Any) -> None:
         combo.setMinimumWidth(min(COMBO_MIN, combo.minimumSizeHint().width()))
 
 
-def _dock_of(widget: Any) -> Any:
-    from qtpy.QtWidgets import QDockWidget
-
-    parent = widget.parentWidget()
-    while parent is not None and not isinstance(parent, QDockWidget):
-        parent = parent.parentWidget()
-    return parent
-
-
 def tab_with_siblings(widget: Any) -> None:
     """Tab ``widget``'s dock with the last of the plugin's other docks shown on the same
     side of the same window, and raise it (napari would stack it under them)."""
     from qtpy.QtWidgets import QMainWindow, QWidget
 
-    dock = _dock_of(widget)
+    from napari_cpadv.widgets._lockdown import dock_of
+
+    dock = dock_of(widget)
     window = dock.parentWidget() if dock is not None else None
     if dock is None or dock.isFloating() or not isinstance(window, QMainWindow):
         return

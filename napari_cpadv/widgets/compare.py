@@ -177,6 +177,10 @@ class Comparison:
             self.panels = [name for name, _, _ in panels]
             self._grid().stride = 4
             self._grid().enabled = True
+            cam = getattr(self.viewer, "scene", self.viewer).camera
+            cam.events.zoom.connect(self.fit_labels)
+            cam.events.center.connect(self.fit_labels)
+            self.fit_labels()
             self._done()
 
         self.busy = True
@@ -186,6 +190,9 @@ class Comparison:
     def _restore(self) -> None:
         """The layer list as before side by side (called once napari's grid is off)."""
         layers = self.viewer.layers
+        cam = getattr(self.viewer, "scene", self.viewer).camera
+        cam.events.zoom.disconnect(self.fit_labels)
+        cam.events.center.disconnect(self.fit_labels)
         helpers, self._helpers = self._helpers, []
         saved, self._saved = self._saved, []
         for helper in helpers:  # the slide copies, not drawn stacked on the way out (with
@@ -258,13 +265,8 @@ class Comparison:
         4.5:1 over either)."""
         from napari.layers import Shapes
 
-        cam = getattr(self.viewer, "scene", self.viewer).camera
-        px = 1.0 / float(cam.zoom)  # world units of one screen pixel
-        r, c = corner
-        h, w = LABEL_PX * 1.8 * px, (LABEL_PX * 0.62 * len(text) + LABEL_PX) * px
-        box = [[r, c], [r, c + w], [r + h, c + w], [r + h, c]]
         return Shapes(
-            [box],
+            [self._label_box(text, corner)],
             shape_type="rectangle",
             name=f"label: {text}",
             face_color=LABEL_BACKDROP,
@@ -273,6 +275,30 @@ class Comparison:
             units=self.original.units,
             metadata={"cpadv_side_by_side": True},
         )
+
+    def _label_box(self, text: str, corner: tuple[float, float]) -> list[list[float]]:
+        """The backdrop of a label of ``text`` at ``corner``, in world units at the
+        camera's zoom now (its text is sized in screen pixels)."""
+        cam = getattr(self.viewer, "scene", self.viewer).camera
+        px = 1.0 / float(cam.zoom)  # world units of one screen pixel
+        r, c = corner
+        # napari draws text of size LABEL_PX up to about its size a character wide
+        # (measured on the demo's screenshots: 0.62 and 0.8 left the ends of the words
+        # outside the box)
+        h, w = LABEL_PX * 1.8 * px, LABEL_PX * (len(text) + 1.0) * px
+        return [[r, c], [r, c + w], [r + h, c + w], [r + h, c]]
+
+    def fit_labels(self, *_: Any) -> None:
+        """Keep each panel's label in its top-left corner, its backdrop around its text,
+        as the shared camera zooms and pans (the backdrop is in world units, the text in
+        screen pixels: a zoom out left the text over the image beside a small box)."""
+        labels = [h for h in self._helpers if h.name.startswith("label: ")]
+        labels = [la for la in labels if la in self.viewer.layers]
+        if not labels or not self.panels:
+            return
+        corner = self._corner(len(self.panels))
+        for la in labels:
+            la.data = [self._label_box(la.name[len("label: ") :], corner)]
 
     def _filler(self) -> Any:
         """An empty, hidden layer that keeps a panel at four layers (the grid's stride)."""

@@ -139,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 def _open(out: Path | None) -> _Demo:
     """The sample slide in a viewer with the scale bar and the Attack, Plots, Export docks."""
     import napari
+    from qtpy.QtWidgets import QApplication
 
     from napari_cpadv._reader import scale_bar
     from napari_cpadv.slide.synthetic import sample_slide_path
+    from napari_cpadv.widgets._lockdown import dock_of
     from napari_cpadv.widgets.attack import AttackWidget
     from napari_cpadv.widgets.export import ExportWidget
     from napari_cpadv.widgets.plots import PlotsWidget
@@ -159,6 +161,8 @@ def _open(out: Path | None) -> _Demo:
     viewer.window.add_dock_widget(plots, name="Plots", area="right", tabify=True)
     viewer.window.add_dock_widget(attack, name="Attack", area="right", tabify=True)
     viewer.reset_view()
+    QApplication.processEvents()  # the docks are shown, and tab themselves (widgets._dock)
+    dock_of(attack).raise_()  # the dock the story is about
     demo = _Demo(viewer, original, attack, path, out)
     demo.shot("1-slide")
     return demo

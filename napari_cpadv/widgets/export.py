@@ -109,6 +109,7 @@ class ExportWidget(QWidget):
         row.addWidget(self._cancel)
         layout.addLayout(row)
         layout.addWidget(self._status)
+        layout.addStretch()  # the controls together at the top of a tall (tabbed) dock
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.inserted.connect(self._on_slides)
         viewer.layers.events.removed.connect(self._on_slides)

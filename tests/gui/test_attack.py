@@ -150,6 +150,14 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
         _assert_readable(cell[3], cam.center[-2:], viewer.canvas.size, cam.zoom)
     assert layers[9].name == "dae fgsm: dae heatmap before" and layers[8].data is slide.data
     cam.zoom = zoom * 2  # one camera for every cell of the grid
+    for p, _name in enumerate(w.compare.panels):  # the labels follow the zoom
+        _assert_readable(layers[4 * p + 3], cam.center[-2:], viewer.canvas.size, cam.zoom)
+    label = layers[3]
+    width_px = np.ptp(label.data[0][:, 1]) * cam.zoom  # its backdrop, in screen pixels
+    cam.zoom = zoom / 2
+    assert np.ptp(label.data[0][:, 1]) * cam.zoom == pytest.approx(width_px)
+    _assert_readable(label, cam.center[-2:], viewer.canvas.size, cam.zoom)
+    cam.zoom = zoom * 2
     assert viewer.canvas.grid.enabled and len({id(cam)}) == 1
     w._grid.setChecked(False)
     assert not w.compare.grid_enabled
