@@ -106,7 +106,14 @@ def _toasts() -> list[Any]:
         from napari._qt.dialogs.qt_notification import NapariQtNotification
     except ImportError:  # another napari layout: nothing to list
         return []
-    return list(getattr(NapariQtNotification, "_instances", []))
+    alive = []
+    for toast in list(getattr(NapariQtNotification, "_instances", [])):
+        try:
+            toast.isVisible()
+        except RuntimeError:  # a closed window's toast, deleted under napari's list
+            continue
+        alive.append(toast)
+    return alive
 
 
 def clear_toasts() -> None:
@@ -300,6 +307,21 @@ def pinned_layout(widget: Any) -> Any:
     layout.setContentsMargins(9, 3, 9, 6)
     widget.layout().addWidget(bar)
     return layout
+
+
+def grid_group(title: str, rows: list[list[Any]]) -> Any:
+    """A titled group of ``rows`` of widgets on a grid (rows short enough for a dock); a
+    ``None`` after a widget widens it into that column."""
+    from qtpy.QtWidgets import QGridLayout, QGroupBox
+
+    group = QGroupBox(title)
+    grid = QGridLayout(group)
+    for r, row in enumerate(rows):
+        for c, widget in enumerate(row):
+            if widget is not None:
+                span = next((k for k, w in enumerate(row[c + 1 :]) if w is not None), None)
+                grid.addWidget(widget, r, c, 1, span + 1 if span is not None else len(row) - c)
+    return group
 
 
 def tooltips(pairs: dict[Any, str]) -> None:

@@ -1,15 +1,14 @@
 """The Attack dock: attack the detectors from the viewer, compare, measure.
 
-Target detector, attack and its parameters (the budget's unit in words, and beside it,
-live, the same budget in the other unit with the PSNR it allows), where (a drawn region,
-selected shapes, the view's or all tissue, with a preview of the tiles and the run's time),
-the level (as the slide has them, with their µm per pixel) and tile; Run with one bar over
-the whole run and its time left, and Cancel (stops within one step).
-Results arrive as the run's layers, named by the run: the adversarial slide and the
-attacked detector's heatmap after the attack are shown, the perturbation and the other
-heatmaps are there but hidden, the ground truth's outline stays on top; a re-run of the
-same detector and attack replaces its layers; the metrics table copies or saves. Flip (F),
-Blink, Side by side and Saliency compare the original and the adversarial slide.
+Target detector, attack and its parameters (the budget's unit in words, beside it live the
+budget in the other unit with the PSNR it allows), where (a drawn region, selected shapes,
+the view's or all tissue, with a preview of the tiles and the run's time), the level (with
+its µm per pixel) and tile; Run with one bar and its time left, and Cancel (within one
+step). Results arrive as the run's layers: the adversarial slide and the attacked
+detector's heatmap after are shown, the perturbation and the other heatmaps hidden, the
+ground truth's outline on top; a re-run of the same detector and attack replaces its
+layers; the metrics table copies or saves. Flip (F), Blink, Side by side and Saliency
+compare the original and the adversarial slide.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -43,6 +41,7 @@ from napari_cpadv.widgets._view import (
     LevelPicker,
     RunControls,
     draw_region,
+    grid_group,
     ground_truth,
     notify,
     pinned_layout,
@@ -178,12 +177,8 @@ class AttackWidget(AttackResults, QWidget):
         table_buttons = QHBoxLayout()
         table_buttons.addWidget(self._copy)
         table_buttons.addWidget(self._save)
-        compare = QGroupBox("compare")
-        rows = QGridLayout(compare)  # two rows: five in one are wider than a dock
-        for k, w in enumerate((self._flip, self._blink, self._rate)):
-            rows.addWidget(w, 0, k)
-        rows.addWidget(self._grid, 1, 0, 1, 2)
-        rows.addWidget(self._saliency, 1, 2)
+        two_rows = [[self._flip, self._blink, self._rate], [self._grid, None, self._saliency]]
+        compare = grid_group("compare", two_rows)  # five in one row are wider than a dock
         layout = scrolled_layout(self)
         layout.addWidget(self.form)
         group = QGroupBox("where")

@@ -110,6 +110,10 @@ class ExportWidget(QWidget):
         layout.addLayout(row)
         layout.addWidget(self._status)
         layout.addStretch()  # the controls together at the top of a tall (tabbed) dock
+        self._follow(viewer)
+
+    def _follow(self, viewer: Any) -> None:
+        """Keep the level list and the heatmap offered in step with the viewer."""
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.inserted.connect(self._on_slides)
         viewer.layers.events.removed.connect(self._on_slides)
