@@ -21,7 +21,8 @@ class Table:
     heading: str  # the start of its heading in BENCHMARKS.md, after the hashes
     command: tuple[str, ...] | None  # from the repository root; None: no script (said why)
     depends: tuple[str, ...]  # paths whose change makes its numbers old
-    minutes: float  # how long its command took on the 2-core machine (make bench, 2026-12-07)
+    minutes: float  # how long its command took on the 2-core machine (make bench, 2026-12-07;
+    # streaming: with the Camelyon16-sized fixture's first writing, 2.4 min)
     needs: str = ""  # what beside the CPU it needs: a display, a GPU, other data
 
 
@@ -41,7 +42,7 @@ TABLES = (
         "Streaming slides (issue 2)",
         ("xvfb-run", "-a", PY, "benchmarks/bench_streaming.py", "--parts", "a", "b", "c", "d"),
         ("napari_cpadv/slide", "benchmarks/bench_streaming.py", "benchmarks/_camelyon.py"),
-        28,
+        3.5,
         "a display for row (c) (xvfb-run)",
     ),
     Table(
@@ -49,14 +50,14 @@ TABLES = (
         "(e) Decoding against its limit",
         (PY, "benchmarks/bench_streaming.py", "--parts", "e"),
         ("napari_cpadv/slide", "benchmarks/bench_streaming.py"),
-        0.5,
+        0.1,
     ),
     Table(
         "viewer",
         "(f) Panning in a real viewer beside napari-wsi",
         ("xvfb-run", "-a", PY, "benchmarks/bench_viewer.py"),
         ("napari_cpadv/slide", "napari_cpadv/_reader.py", "benchmarks/bench_viewer.py"),
-        4,
+        3.5,
         "a display and napari-wsi beside the project (make bench installs it)",
     ),
     Table(
@@ -82,7 +83,7 @@ TABLES = (
             "napari_cpadv/workbench",
             "benchmarks/bench_gui_stalls.py",
         ),
-        1.5,
+        2,
         "a display",
     ),
     Table(
@@ -116,7 +117,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_detectors.py",
         ),
-        8,
+        4.5,
         "make weights' held-out slide (build/weights-data/slide21.tif)",
     ),
     Table(
@@ -124,7 +125,7 @@ TABLES = (
         "The LCA at stride 2, run to convergence (issue 14)",
         (PY, "benchmarks/bench_lca.py"),
         ("napari_cpadv/models", "napari_cpadv/inference", *SHIPPED, "benchmarks/bench_lca.py"),
-        40,
+        18,
         "make weights' held-out slide",
     ),
     Table(
@@ -147,7 +148,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_cluster.py",
         ),
-        8,
+        1,
         "make weights' held-out slide",
     ),
     Table(
@@ -176,7 +177,7 @@ TABLES = (
             "benchmarks/_work/repro-quick",
         ),
         ("napari_cpadv/reproduce", *EXPERIMENTS, "napari_cpadv/attacks"),
-        3,
+        2,
     ),
     Table(
         "real_folds",
@@ -189,7 +190,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_real_folds.py",
         ),
-        10,
+        30,
     ),
     Table(
         "gpu",
@@ -204,7 +205,7 @@ TABLES = (
         "Attacks on today's weights (issue 14)",
         ("benchmarks/attack_tables.sh",),
         ("napari_cpadv/attacks", *EXPERIMENTS, *SHIPPED),
-        25,
+        17,
         "make weights' held-out slide (SCALE=paper: the paper's tiles, about four hours)",
     ),
     Table(
@@ -216,7 +217,7 @@ TABLES = (
             "napari_cpadv/attacks/projections.py",
             "benchmarks/bench_attacks.py",
         ),
-        3,
+        1,
     ),
     Table(
         "torchattacks",
@@ -227,7 +228,7 @@ TABLES = (
             "napari_cpadv/attacks/projections.py",
             "benchmarks/bench_torchattacks.py",
         ),
-        3,
+        2,
         "torchattacks in its own environment (the make target makes it)",
     ),
 )
