@@ -178,7 +178,7 @@ class AttackWidget(AttackResults, QWidget):
         table_buttons.addWidget(self._copy)
         table_buttons.addWidget(self._save)
         two_rows = [[self._flip, self._blink, self._rate], [self._grid, None, self._saliency]]
-        compare = grid_group("compare", two_rows)  # five in one row are wider than a dock
+        compare = grid_group("compare", two_rows)  # type: ignore[arg-type]  # 5 in a row: too wide
         layout = scrolled_layout(self)
         layout.addWidget(self.form)
         group = QGroupBox("where")
