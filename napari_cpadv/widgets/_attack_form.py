@@ -90,10 +90,10 @@ class AttackForm(QGroupBox):
             return
         from napari.qt.threading import create_worker
 
-        gone: list[bool] = []
-        self.destroyed.connect(lambda *_: gone.append(True))
+        from napari_cpadv.widgets._work import while_alive
+
         self._worker = create_worker(attack_registry.registry)
-        self._worker.returned.connect(lambda found: None if gone else self._attacks_found(found))
+        self._worker.returned.connect(while_alive(self, self._attacks_found))
         self._worker.start()
 
     def _attacks_found(self, found: dict[str, Any]) -> None:

@@ -15,12 +15,7 @@ class Estimator:
     def __init__(self, owner: Any) -> None:
         self.step_s: dict[tuple[Any, ...], float] = {}
         self.worker: Any = None
-        # a step timed after ``owner`` (the dock) is gone, its viewer closed, says nothing
-        self.closed = False
-        owner.destroyed.connect(self._close)
-
-    def _close(self, *_: Any) -> None:
-        self.closed = True
+        self.owner = owner  # a step timed after it (the dock) is gone says nothing
 
     def estimate(
         self,
@@ -35,6 +30,7 @@ class Estimator:
         from napari.qt.threading import create_worker
 
         from napari_cpadv.device import pick_device
+        from napari_cpadv.widgets._work import while_alive
         from napari_cpadv.workbench.attack import estimate_seconds
 
         device = pick_device(model.device)
@@ -42,8 +38,6 @@ class Estimator:
 
         def done(step: float) -> None:
             self.step_s[key] = step
-            if self.closed:
-                return
             seconds = estimate_seconds(model, tiles, step, scored)
             say(seconds, f"about {duration(seconds)} on {device} ({model.attack}, "
                          f"{model.steps} steps; one step {step:.2f} s a tile here)")  # fmt: skip
@@ -60,8 +54,8 @@ class Estimator:
             return pass_seconds(detector, tile_side(detector, model.tile), device)
 
         self.worker = create_worker(measure)
-        self.worker.returned.connect(done)
-        self.worker.errored.connect(lambda e: None if self.closed else failed(e))
+        self.worker.returned.connect(while_alive(self.owner, done))
+        self.worker.errored.connect(while_alive(self.owner, failed))
         self.worker.start()
 
 

@@ -41,6 +41,14 @@ def in_turns(
     QTimer.singleShot(TURN_MS, turn)
 
 
+def while_alive(owner: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, made a no-op once ``owner`` (a QObject: a dock) is destroyed: for a
+    worker's answer that may arrive after its dock closed (its labels deleted)."""
+    gone: list[bool] = []
+    owner.destroyed.connect(lambda *_: gone.append(True))
+    return lambda *args: None if gone else fn(*args)
+
+
 def start(
     make_work: Callable[[], Work[Any]],
     *,

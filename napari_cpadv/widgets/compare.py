@@ -18,6 +18,7 @@ from typing import Any
 
 from qtpy.QtCore import QTimer
 
+from napari_cpadv.widgets._view import camera
 from napari_cpadv.widgets._work import in_turns
 
 FLIP_KEY = "F"
@@ -177,7 +178,7 @@ class Comparison:
             self.panels = [name for name, _, _ in panels]
             self._grid().stride = 4
             self._grid().enabled = True
-            cam = getattr(self.viewer, "scene", self.viewer).camera
+            cam = camera(self.viewer)
             cam.events.zoom.connect(self.fit_labels)
             cam.events.center.connect(self.fit_labels)
             self.fit_labels()
@@ -190,7 +191,7 @@ class Comparison:
     def _restore(self) -> None:
         """The layer list as before side by side (called once napari's grid is off)."""
         layers = self.viewer.layers
-        cam = getattr(self.viewer, "scene", self.viewer).camera
+        cam = camera(self.viewer)
         cam.events.zoom.disconnect(self.fit_labels)
         cam.events.center.disconnect(self.fit_labels)
         helpers, self._helpers = self._helpers, []
@@ -279,7 +280,7 @@ class Comparison:
     def _label_box(self, text: str, corner: tuple[float, float]) -> list[list[float]]:
         """The backdrop of a label of ``text`` at ``corner``, in world units at the
         camera's zoom now (its text is sized in screen pixels)."""
-        cam = getattr(self.viewer, "scene", self.viewer).camera
+        cam = camera(self.viewer)
         px = 1.0 / float(cam.zoom)  # world units of one screen pixel
         r, c = corner
         # napari draws text of size LABEL_PX up to about its size a character wide
@@ -319,7 +320,7 @@ class Comparison:
 
         import numpy as np
 
-        cam = getattr(self.viewer, "scene", self.viewer).camera
+        cam = camera(self.viewer)
         canvas = getattr(self.viewer, "canvas", None)
         size = np.asarray(getattr(canvas, "size", (600, 800)), dtype=float)[-2:]
         cols = math.ceil(math.sqrt(panels))
