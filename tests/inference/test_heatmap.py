@@ -54,6 +54,21 @@ def test_stitched_dae_tiles_equal_the_whole_region(slide):
     np.testing.assert_allclose(hm.logits, whole(det, slide, 0, area), atol=1e-5)
 
 
+def test_a_small_region_across_the_block_grid_is_one_forward_pass(slide):
+    """A rectangle drawn anywhere: 12 x 12 cells straddling the corner of four 16-cell
+    blocks is one block from its own corner (the old code ran and cropped all four)."""
+    det = make("dae").eval()
+    area = Window(10, 13, 12, 12)
+    calls = []
+    forward = det.tumour_logits
+    det.tumour_logits = lambda x: calls.append(tuple(x.shape)) or forward(x)
+    hm = drive(heatmap(det, slide, level=0, scope="region", area=area, block=16))
+    m = det.margin
+    assert calls == [(1, 3, 12 * det.cell + 2 * m, 12 * det.cell + 2 * m)]
+    assert hm.origin == (10, 13) and hm.logits.shape == (12, 12)
+    np.testing.assert_allclose(hm.logits, whole(det, slide, 0, area), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "hyper", [SPARSE, {"atoms": 16, "size": 8}], ids=["stride 4, 20 iterations", "converged"]
 )
