@@ -106,9 +106,10 @@ check-reproduce: setup
 
 # Every CPU table of BENCHMARKS.md that is older than what it measures, rerun (resumable:
 # a table already run at this commit is kept); `make check-bench` lists the old ones.
+# `make bench BENCH=--all`: every CPU table, current or not (the whole file in one sitting).
 WSI_SITE := benchmarks/_work/wsi-site
 bench: setup weights-data $(WSI_SITE)/napari_wsi
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH)
 
 # napari-wsi beside the project, not in it (bench_viewer.py's reference reader): its runs
 # get this folder on PYTHONPATH.

@@ -125,7 +125,7 @@ def bench_convergence(*, tiles: int = 1, side: int = 128, long: int = 2000) -> d
     return out
 
 
-REGION = 1024  # level-0 pixels: 256 x 256 cells at level 2 with margins, about a minute
+REGION = 1024  # level-0 pixels (256 x 256 at level 2, with margins): about a minute
 
 
 def bench_region(*, side: int = REGION, repeats: int = 1) -> dict:

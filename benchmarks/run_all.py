@@ -10,7 +10,11 @@ seconds. The numbers then go into the table's text in BENCHMARKS.md by hand, wit
 stamp (``<!-- stamp: commit C, DATE -->``): the tables mix several runs, references and
 readings that no template writes well.
 
-Usage: ``python benchmarks/run_all.py [--only ID...] [--list]``.
+With ``--all`` every CPU table runs whether current or not (the whole of BENCHMARKS.md
+regenerated in one sitting, the way issue 32 asks it to be timed); the run's seconds, table
+by table and in all, go to ``benchmarks/results/tables/_run.json``.
+
+Usage: ``python benchmarks/run_all.py [--only ID...] [--all] [--list]``.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ def _commit() -> str:
     ).stdout.strip()
 
 
-def plan(only: list[str] | None) -> list[tuple[str, str]]:
-    """``(id, what happens)`` for every table, in order."""
-    stale = {line.split(":")[0] for line in check(ROOT)}
+def plan(only: list[str] | None, every: bool = False) -> list[tuple[str, str]]:
+    """``(id, what happens)`` for every table, in order (``every``: current ones run too)."""
+    stale = {t.id for t in TABLES} if every else {line.split(":")[0] for line in check(ROOT)}
     commit, out = _commit(), []
     for t in TABLES:
         done = OUT / f"{t.id}.json"
@@ -51,7 +55,11 @@ def plan(only: list[str] | None) -> list[tuple[str, str]]:
             out.append((t.id, "current: kept"))
         elif t.command is None:
             out.append((t.id, "no script: superseded; its text says so"))
-        elif done.is_file() and json.loads(done.read_text()).get("commit") == commit:
+        elif (
+            not every
+            and done.is_file()
+            and json.loads(done.read_text()).get("commit") == commit
+        ):
             out.append((t.id, f"already run at {commit}: kept"))
         else:
             out.append(
@@ -86,18 +94,33 @@ def run(table_id: str) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", default=None, metavar="ID")
+    ap.add_argument("--all", action="store_true", help="run current tables too")
     ap.add_argument("--list", action="store_true", help="say what would run, run nothing")
     args = ap.parse_args(argv)
-    todo = plan(args.only)
-    failed = []
+    todo = plan(args.only, args.all)
+    failed, seconds, started = [], {}, time.perf_counter()
     for table_id, what in todo:
         print(f"{table_id}: {what}", flush=True)
         if args.list or not what.startswith("run"):
             continue
         record = run(table_id)
+        seconds[table_id] = record["seconds"]
         print(f"  {record['seconds']} s, exit {record['returncode']}", flush=True)
         if record["returncode"]:
             failed.append(table_id)
+    if seconds:
+        total = round(time.perf_counter() - started, 1)
+        print(f"{len(seconds)} tables in {total} s ({total / 60:.1f} min)", flush=True)
+        summary = {
+            "commit": _commit(),
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {platform.node()}",
+            "all": args.all,
+            "seconds": seconds,
+            "total_seconds": total,
+            "failed": failed,
+        }
+        (OUT / "_run.json").write_text(json.dumps(summary, indent=1))
     if failed:
         print(f"failed: {', '.join(failed)} (their stderr is above the exit status)")
     return 1 if failed else 0

@@ -117,3 +117,28 @@ def test_make_bench_records_what_ran_and_keeps_it(tmp_path, monkeypatch):
     assert record["commit"] == record["commit_at_end"] == head  # the commit when it started
     kept = (tmp_path / "echo.json").read_text()
     assert '"table": "echo"' in kept and "measured" in kept
+
+
+def test_make_bench_all_runs_current_tables_too_and_times_the_whole(tmp_path, monkeypatch):
+    """`make bench BENCH=--all`: a current table (one already run at this commit) is run
+    again, and the run's seconds, table by table and in all, are written down."""
+    import json
+
+    import run_all
+
+    table = Table("echo", "Echo", (sys.executable, "-c", "print('measured')"), ("pkg",), 0)
+    monkeypatch.setattr(run_all, "TABLES", (table,))
+    monkeypatch.setattr(run_all, "OUT", tmp_path)
+    monkeypatch.setattr(run_all, "check", lambda root: [])  # every table current
+    assert run_all.plan(None) == [("echo", "current: kept")]
+    assert run_all.main([]) == 0 and not (tmp_path / "_run.json").exists()
+    assert run_all.main(["--all"]) == 0
+    summary = json.loads((tmp_path / "_run.json").read_text())
+    assert summary["all"] and list(summary["seconds"]) == ["echo"]
+    assert summary["total_seconds"] >= summary["seconds"]["echo"] >= 0
+    head = _git(REPO, "rev-parse", "--short", "HEAD")
+    (tmp_path / "echo.json").write_text(json.dumps({"commit": head, "stdout": "old"}))
+    monkeypatch.setattr(run_all, "check", lambda root: ["echo: stale"])
+    assert run_all.plan(None) == [("echo", f"already run at {head}: kept")]
+    assert run_all.main(["--all"]) == 0  # already run at this commit: --all runs it again
+    assert json.loads((tmp_path / "echo.json").read_text())["stdout"] == "measured\n"
