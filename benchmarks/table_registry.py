@@ -174,7 +174,7 @@ TABLES = (
             "rm -rf benchmarks/_work/repro-quick && .venv/bin/cpadv reproduce all --quick"
             " --out benchmarks/_work/repro-quick",
         ),
-        ("napari_cpadv/reproduce", *EXPERIMENTS, "napari_cpadv/attacks"),
+        ("napari_cpadv/reproduce", *EXPERIMENTS, "napari_cpadv/attacks", "napari_cpadv/inference"),
         2,
     ),
     Table(
@@ -184,6 +184,7 @@ TABLES = (
         (
             "napari_cpadv/experiments/spatial.py",
             "napari_cpadv/models",
+            "napari_cpadv/inference",  # the stripes' heatmaps
             "sample_data/hgsc_nest.tif",
             *SHIPPED,
             "benchmarks/bench_real_folds.py",
@@ -202,7 +203,7 @@ TABLES = (
         "attack_tables",
         "Attacks on today's weights (issue 14)",
         ("benchmarks/attack_tables.sh",),
-        ("napari_cpadv/attacks", *EXPERIMENTS, *SHIPPED),
+        ("napari_cpadv/attacks", *EXPERIMENTS, "napari_cpadv/inference", *SHIPPED),
         17,
         "make weights' held-out slide (SCALE=paper: the paper's tiles, about four hours)",
     ),
