@@ -17,6 +17,11 @@ from napari_cpadv.errors import CpadvError
 if TYPE_CHECKING:
     from napari_cpadv.models.detector import Detector
 
+CLASSIFIER_PATCH = 112
+"""``--field`` with resnet18: patch side in level pixels. 112 pixels of the real field's
+level 0 (0.5 µm per pixel) are 56 µm, the tissue of seed 001's 224-pixel patches at 40x
+(0.25 µm) and of the painted patches' 224 at 0.243 µm."""
+
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.models.weights import paths, shipped
@@ -39,7 +44,14 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
         raise CpadvError(None, "--field trains on one slide: give no tile folders or --slides")
     if not args.annotations or len(args.annotations) != 1:
         raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
-    k, level = args.folds, 1 if args.level is None else args.level
+    classifier = args.detector == "resnet18"
+    if classifier and (not args.truth or len(args.truth) != 1):
+        raise CpadvError(
+            args.field, "--field with resnet18 counts nuclei (seed 001's rule): --truth TRUTH.json"
+        )
+    # the cell detectors at 1.0 µm per pixel (the painted slides' level 2); the classifier's
+    # patches at the field's own resolution (CLASSIFIER_PATCH)
+    k, level = args.folds, (0 if classifier else 1) if args.level is None else args.level
     held = k - 1 if args.held_out_fold is None else args.held_out_fold
     if not 0 <= held < k:
         raise CpadvError(args.field, f"--held-out-fold {held}: the folds are 0 to {k - 1}")
@@ -47,11 +59,12 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
         slide = open_slide(args.field)
         if not 0 <= level < len(slide.geometry):
             raise CpadvError(args.field, f"--level {level}: the slide has {len(slide.geometry)}")
-        field = Field(slide, level, _ground_truth(args.annotations[0]))
+        truth = args.truth[0] if classifier else None
+        field = Field(slide, level, _ground_truth(args.annotations[0]), truth)
         reference = weights.resolve(args.detector, None)
-        if reference.output != "cells":
-            raise CpadvError(args.field, "--field trains the cell detectors (dae, sparse)")
-        margin = make(args.detector, **_hyper(args)).margin  # the one to be trained
+        side = args.tile or (CLASSIFIER_PATCH if classifier else 64)
+        hyper = {**_hyper(args), **({"patch": side} if classifier else {})}
+        margin = make(args.detector, **hyper).margin  # the one to be trained
         gap = margin if args.gap is None else args.gap
         if gap < 0:
             raise CpadvError(args.field, f"--gap {gap}: a gap is at least 0 pixels")
@@ -61,15 +74,16 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
                 f"--gap {gap} is less than the {args.detector}'s receptive field ({margin} "
                 "pixels): test pixels would reach training inputs",
             )
-        side, stride = args.tile or 64, args.tile_stride or 32
+        stride = args.tile_stride or (side // 2 if classifier else 32)
+        cell = side if classifier else 4  # stripes of whole patches, or of whole cells
         kept: dict[int, Any] = {}
         train = fitter(
-            args.detector, field, kept=kept, hyper=_hyper(args), schedule=schedule,
+            args.detector, field, kept=kept, hyper=hyper, schedule=schedule,
             seed=args.seed, device=device,
         )  # fmt: skip
         cv = crossvalidate(
             train, field, gap=gap, k=k, side=side, stride=stride, reference=reference,
-            device=device,
+            device=device, cell=cell,
         )  # fmt: skip
         try:
             report = _drive(cv, args.command)
@@ -80,7 +94,9 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
     record["training"].update(
         command="cpadv " + " ".join(argv),
         device=str(device),
-        spatial=_stripe(args, slide, level, held, gap, report, tile=side, tile_stride=stride),
+        spatial=_stripe(
+            args, slide, level, held, gap, report, tile=side, tile_stride=stride, cell=cell
+        ),
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = weights.save(detector, args.out, **record)
@@ -101,13 +117,15 @@ def _stripe(
     from napari_cpadv.experiments.spatial import folds
     from napari_cpadv.models.weights import sha256
 
-    fold = folds(slide.geometry[level].cols, args.folds, gap)[held]  # as crossvalidate cut
+    cols = slide.geometry[level].cols
+    fold = folds(cols, args.folds, gap, cell=tiles["cell"])[held]  # as crossvalidate cut
     ds = float(slide.downsamples[level])
     x0, x1 = round(fold.c0 * ds), round(fold.c1 * ds)
     return {
         "field": Path(args.field).name,
         "field_sha256": sha256(Path(args.field)),
         "annotations": Path(args.annotations[0]).name,
+        **({"truth": Path(args.truth[0]).name} if args.truth else {}),
         "level": level,
         "folds": args.folds,
         "held_out_fold": held,
@@ -121,7 +139,11 @@ def _stripe(
 
 
 def held_out(
-    args: argparse.Namespace, detector: Detector, slide: Any, annotations: Any
+    args: argparse.Namespace,
+    detector: Detector,
+    slide: Any,
+    annotations: Any,
+    truth: str | Path | None = None,
 ) -> dict[str, Any]:
     """AUC-PR on the stripe of a field that weights trained by ``cpadv train --field`` never
     saw (their record names it), beside the shipped detector and the null model."""
@@ -143,17 +165,19 @@ def held_out(
     level = spatial["level"]
     c0, c1 = spatial["held_out_columns"]
     fold = Fold(spatial["held_out_fold"], c0, c1, spatial["gap"], slide.geometry[level].cols)
-    field = Field(slide, level, annotations)
+    field = Field(slide, level, annotations, None if truth is None else str(truth))
     device = _device(args.device)
+    patch = spatial.get("tile")  # a classifier's patches: the side it was trained and scored on
     with refused(args.slide):
-        row = _drive(score_fold(detector, field, fold, device=device), args.command)
-        ref = _drive(score_fold(resolve(args.detector, None), field, fold, device=device), "")
-    cv = spatial["crossvalidation"]["aucpr"]
+        row = _drive(score_fold(detector, field, fold, device=device, patch=patch), args.command)
+        shipped = resolve(args.detector, None)
+        ref = _drive(score_fold(shipped, field, fold, device=device, patch=patch), "")
+    metric = "aucroc" if detector.output == "classes" else "aucpr"
     return {
         **row,
         "level": level,
         "held_out_region": spatial["held_out_region"],
-        "shipped_aucpr": ref.get("aucpr"),
-        "crossvalidation_aucpr": cv,
+        f"shipped_{metric}": ref.get(metric),
+        f"crossvalidation_{metric}": spatial["crossvalidation"].get(metric),
         "truth": "a segmentation model's nuclei curated by their authors, not a pathologist's",
     }

@@ -132,7 +132,7 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.held_out:
         from napari_cpadv.cli.field import held_out
 
-        return {**held_out(args, detector, slide, annotations), "trained_on": origin}
+        return {**held_out(args, detector, slide, annotations, truth), "trained_on": origin}
     with refused(args.slide):
         scores = _drive(
             evaluate(
@@ -238,12 +238,17 @@ def _add_train(sub: Any) -> None:
         "--slides", nargs="+", default=None, help="slides to stream tiles from (no PNG files)"
     )
     train.add_argument("--annotations", nargs="+", default=None, help="--slides' annotations")
-    train.add_argument("--truth", nargs="+", default=None, help="--slides' synthetic truth")
+    train.add_argument(
+        "--truth", nargs="+", default=None, help="--slides' (or --field's) nuclei: .truth.json"
+    )
     train.add_argument(
         "--level", type=int, default=None, help="--slides, --field: the level to cut"
     )
     train.add_argument(
-        "--tile", type=POSITIVE, default=None, help="--slides, --field: tile side, pixels"
+        "--tile",
+        type=POSITIVE,
+        default=None,
+        help="--slides, --field: tile side, pixels (--field: 64; resnet18: its patch, 112)",
     )
     train.add_argument("--holdout-slides", nargs="+", default=None, help="slides to score on")
     train.add_argument("--holdout-annotations", nargs="+", default=None, help="their annotations")
@@ -290,7 +295,8 @@ def add_field_arguments(train: Any) -> None:
     train.add_argument(
         "--field",
         default=None,
-        help="one real slide (with --annotations) to train on by spatial cross-validation",
+        help="one real slide (with --annotations; resnet18 also --truth) to train on by "
+        "spatial cross-validation",
     )
     train.add_argument(
         "--folds", type=int, default=3, help="--field: vertical stripes, one a fold (3)"
@@ -309,7 +315,10 @@ def add_field_arguments(train: Any) -> None:
         "(default: the detector's receptive field)",
     )
     train.add_argument(
-        "--tile-stride", type=POSITIVE, default=None, help="--field: tile spacing, pixels (32)"
+        "--tile-stride",
+        type=POSITIVE,
+        default=None,
+        help="--field: tile spacing, pixels (32; resnet18: half a patch)",
     )
 
 

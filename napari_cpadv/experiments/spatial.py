@@ -81,27 +81,47 @@ class Field:
 
 
 def tile_set(field: Field, positions: list[tuple[int, int]], side: int) -> Any:
-    """The tiles at ``positions`` as a ``models.data.TileSet`` with their cell masks."""
+    """The tiles at ``positions`` as a ``models.data.TileSet`` with their cell masks and,
+    when the field has a truth file, the nuclei and tumour nuclei whose centres lie in each
+    (what seed 001's patch rule counts)."""
     from napari_cpadv.experiments.tiles import read_tiles
     from napari_cpadv.models.data import TileSet
 
     tiles = read_tiles(field.slide, field.level, positions, side, annotations=field.annotations)
     images = (tiles.x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     masks = np.asarray(tiles.labels, bool)
-    n = len(images)
-    unknown = np.full(n, -1)
+    nuclei, tumour = _counts(field, positions, side)
     names = tuple(f"{field.slide.path.name}@{r},{c}" for r, c in positions)
-    return TileSet(images, masks, masks.mean(axis=(1, 2)), unknown, unknown, names)
+    return TileSet(images, masks, masks.mean(axis=(1, 2)), nuclei, tumour, names)
+
+
+def _counts(
+    field: Field, positions: list[tuple[int, int]], side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nuclei and tumour nuclei centred in each tile (-1 each without a truth file)."""
+    if field.truth is None:
+        return np.full(len(positions), -1), np.full(len(positions), -1)
+    from napari_cpadv.annotations.dataset import read_nuclei
+
+    x, y, tumour = read_nuclei(field.truth)
+    ds = float(field.slide.downsamples[field.level])
+    r0 = np.array([r for r, _ in positions], float)[:, None] * ds
+    c0 = np.array([c for _, c in positions], float)[:, None] * ds
+    inside = (x >= c0) & (x < c0 + side * ds) & (y >= r0) & (y < r0 + side * ds)
+    return inside.sum(axis=1), (inside & tumour).sum(axis=1)
 
 
 def score_fold(
-    detector: Detector, field: Field, fold: Fold, *, device: Any = "cpu"
+    detector: Detector, field: Field, fold: Fold, *, device: Any = "cpu", patch: int | None = None
 ) -> Work[dict[str, Any]]:
-    """AUC-PR of ``detector`` over the cells of ``fold``'s test stripe, beside the null
-    model (``None`` values when the stripe holds no tumour cell)."""
+    """AUC-PR of a cell detector over the cells of ``fold``'s test stripe, beside the null
+    model (``None`` values when the stripe holds no tumour cell); a patch classifier's
+    AUC-ROC and accuracy over the stripe's patches (``score_patches``)."""
     from napari_cpadv.inference.detect import score_against
     from napari_cpadv.inference.heatmap import Window, heatmap
 
+    if detector.output == "classes":
+        return (yield from score_patches(detector, field, fold, patch or detector.cell, device))
     g = field.slide.geometry[field.level]
     cell = detector.cell
     area = Window(0, fold.c0 // cell, g.rows // cell, (fold.c1 - fold.c0) // cell)
@@ -111,6 +131,36 @@ def score_fold(
     s = score_against(hm, field.slide, field.annotations) or {}
     kept: dict[str, Any] = {k: s[k] for k in ("aucpr", "null_aucpr", "n_cells") if k in s}
     return {"fold": fold.index, "columns": [fold.c0, fold.c1], "aucpr": None, **kept}
+
+
+def stripe_patches(field: Field, fold: Fold, side: int) -> list[tuple[int, int]]:
+    """The whole ``side`` patches of ``fold``'s stripe, on a grid from its corner."""
+    rows = field.slide.geometry[field.level].rows
+    return [
+        (r, c)
+        for r in range(0, rows - side + 1, side)
+        for c in range(fold.c0, fold.c1 - side + 1, side)
+    ]
+
+
+def score_patches(
+    detector: Detector, field: Field, fold: Fold, side: int, device: Any = "cpu"
+) -> Work[dict[str, Any]]:
+    """Seed 001's patch-level score on ``fold``'s stripe: its whole ``side`` patches labelled
+    by the rule (positive with at least 5 tumour nuclei, negative with none, the rest left
+    out), AUC-ROC and accuracy of the classifier's tumour logit."""
+    from napari_cpadv.models.data import holdout_metrics
+
+    if field.truth is None:
+        raise ValueError("a patch classifier is scored by counting nuclei: the field needs --truth")
+    tiles = tile_set(field, stripe_patches(field, fold, side), side)
+    labels = tiles.patch_labels()[1]
+    row: dict[str, Any] = {"fold": fold.index, "columns": [fold.c0, fold.c1], "aucroc": None}
+    row |= {"patches": len(tiles), "excluded": len(tiles) - len(labels)}
+    if 0 < labels.sum() < len(labels):
+        row |= holdout_metrics(detector, tiles, device=device)
+    yield from ()  # one step: a stripe's patches are a few forward passes
+    return row
 
 
 def fitter(name: str, field: Field, *, kept: dict[int, Any] | None = None, **options: Any) -> Any:
@@ -145,24 +195,33 @@ def crossvalidate(
     stride: int = 32,
     reference: Any = None,
     device: Any = "cpu",
+    cell: int = 4,
 ) -> Work[dict[str, Any]]:
     """Train with ``train(tiles, fold)`` (a ``Work`` returning a detector; ``fitter``) on
     each fold's training tiles, at least ``gap`` level pixels (the trained detector's
     receptive field: its ``margin``) from the fold's test stripe, and score it there;
-    ``reference`` (a detector, e.g. the shipped one) is scored on the same stripes.
-    Returns the folds and the mean and SD of their AUC-PR."""
+    ``reference`` (a detector, e.g. the shipped one) is scored on the same stripes (a
+    classifier on the same patches). Stripes are whole ``cell``s: 4 pixels for the cell
+    detectors, a patch (``side``) for a classifier, whose patches are its tiles. Returns the
+    folds and the mean and SD of their AUC-PR (a classifier's: AUC-ROC and accuracy)."""
     g = field.slide.geometry[field.level]
     out = []
-    for f in folds(g.cols, k, gap):
+    for f in folds(g.cols, k, gap, cell=cell):
         share = (f.index / k, (f.index + 1) / k)
         tiles = tile_set(field, training_positions(g.rows, f, side, stride), side)
         detector = yield from within(train(tiles, f), share[0], share[0] + 0.8 / k)
-        row = yield from within(score_fold(detector, field, f, device=device), *share)
+        score = score_fold(detector, field, f, device=device, patch=side)
+        row = yield from within(score, *share)
         row["training_tiles"] = len(tiles)
         if reference is not None:
-            ref = yield from score_fold(reference, field, f, device=device)
-            row["reference_aucpr"] = ref.get("aucpr")
+            ref = yield from score_fold(reference, field, f, device=device, patch=side)
+            metric = "aucroc" if detector.output == "classes" else "aucpr"
+            row[f"reference_{metric}"] = ref.get(metric)
         out.append(row)
-    scored = [r["aucpr"] for r in out if r["aucpr"] is not None]
-    summary = {"mean": float(np.mean(scored)), "sd": float(np.std(scored, ddof=1))}
-    return {"folds": out, "gap": gap, "side": side, "aucpr": summary if len(scored) > 1 else None}
+    summary: dict[str, Any] = {"folds": out, "gap": gap, "side": side}
+    for metric in ("aucpr", "aucroc", "accuracy"):
+        scored = [r[metric] for r in out if r.get(metric) is not None]
+        if any(metric in r for r in out):
+            spread = {"mean": float(np.mean(scored)), "sd": float(np.std(scored, ddof=1))}
+            summary[metric] = spread if len(scored) > 1 else None
+    return summary

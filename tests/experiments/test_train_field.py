@@ -102,4 +102,69 @@ def test_field_needs_its_truth_and_no_other_data(tmp_path, capsys):
     assert "--field needs its ground truth" in _last_line(capsys)
     argv = ["train", "resnet18", "--field", str(REAL), "--annotations", str(GEOJSON)]
     assert main([*argv, "--out", out]) == 2
-    assert "the cell detectors (dae, sparse)" in _last_line(capsys)
+    assert "--field with resnet18 counts nuclei (seed 001's rule): --truth" in _last_line(capsys)
+
+
+TRUTH = REAL.with_suffix(".truth.json")
+RESNET = ["train", "resnet18", "--field", str(REAL), "--annotations", str(GEOJSON),
+          "--truth", str(TRUTH), "--folds", "2", "--width", "4", "--epochs", "1"]  # fmt: skip
+
+
+def test_the_patch_rule_counts_the_geojson_s_tumour_nuclei():
+    """Seed 001's labels on the real field, counted from the truth JSON, against the
+    QuPath file's `Tumor` detections (another file of the same conversion): the patches of
+    a stripe, their positives (>= 5 tumour nuclei) and negatives (none)."""
+    import numpy as np
+    import shapely.geometry
+
+    from napari_cpadv.annotations import read_annotations
+    from napari_cpadv.experiments.spatial import Field, folds, stripe_patches, tile_set
+    from napari_cpadv.slide import open_slide
+
+    field = Field(open_slide(REAL), 0, read_annotations(GEOJSON), str(TRUTH))
+    fold = folds(1500, 3, 0, cell=112)[1]
+    assert (fold.c0, fold.c1) == (448, 896)
+    at = stripe_patches(field, fold, 112)
+    assert len(at) == 13 * 4 and all(fold.c0 <= c and c + 112 <= fold.c1 for _, c in at)
+    tiles = tile_set(field, at, 112)
+    feats = json.loads(GEOJSON.read_text())["features"]
+    centres = np.array([
+        shapely.geometry.shape(f["geometry"]).centroid.coords[0]
+        for f in feats if f["properties"]["classification"]["name"] == "Tumor"
+    ])  # fmt: skip
+    counted = []
+    for r, c in at:
+        inside = (centres[:, 0] >= c) & (centres[:, 0] < c + 112)
+        counted.append(int((inside & (centres[:, 1] >= r) & (centres[:, 1] < r + 112)).sum()))
+    # the truth JSON's centres are the type mask's, the GeoJSON's its traced outlines: a
+    # nucleus on a patch's edge may fall either side
+    assert np.abs(np.array(counted) - tiles.tumour_nuclei).max() <= 1
+    assert sum(counted) == pytest.approx(tiles.tumour_nuclei.sum(), abs=3)
+    _, labels = tiles.patch_labels()
+    assert 0 < labels.sum() < len(labels) <= len(at)
+
+
+@pytest.mark.slow
+def test_resnet18_trains_on_real_patches_by_stripe_and_is_scored_again(tmp_path, capsys):
+    """resnet18 --field: stripes of whole 112-pixel patches at level 0, no training patch
+    reaching into its fold's stripe, AUC-ROC on the stripe's patches by seed 001's rule,
+    scored again from the kept weights."""
+    out = tmp_path / "resnet18-he.safetensors"
+    assert main([*RESNET, "--tile-stride", "112", "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["architecture"]["patch"] == 112 and record["training"]["level"] == 0
+    spatial = record["training"]["spatial"]
+    assert (spatial["tile"], spatial["cell"], spatial["gap"]) == (112, 112, 0)
+    assert spatial["truth"] == TRUTH.name
+    rows = spatial["crossvalidation"]["folds"]
+    assert [r["columns"] for r in rows] == [[0, 672], [672, 1456]]
+    for r in rows:
+        assert 0 <= r["aucroc"] <= 1 and r["excluded"] > 0 and r["n_positive"] > 0
+        assert r["patches"] == 13 * ((r["columns"][1] - r["columns"][0]) // 112)
+    capsys.readouterr()
+    assert main(["evaluate", str(REAL), str(GEOJSON), "--detector", "resnet18",
+                 "--weights", str(out), "--held-out"]) == 0  # fmt: skip
+    got = json.loads(capsys.readouterr().out)
+    assert got["columns"] == [672, 1456] and got["level"] == 0
+    assert got["aucroc"] == pytest.approx(rows[1]["aucroc"], abs=1e-6)
+    assert got["shipped_aucroc"] == pytest.approx(rows[1]["reference_aucroc"], abs=1e-6)
