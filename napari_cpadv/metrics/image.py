@@ -45,6 +45,18 @@ def ssim(original: np.ndarray, other: np.ndarray, *, data_range: float = 255.0) 
     return float(np.mean(values))
 
 
+def visibility(original: np.ndarray, perturbed: np.ndarray) -> dict[str, float | None]:
+    """How visible the changes of a batch ``(N, H, W, 3)`` of 8-bit images are: PSNR of the
+    pooled mean squared error (``None`` when nothing changed: no finite value) and the
+    mean SSIM over the images."""
+    a, b = _pair(original, perturbed)
+    mse = float(np.mean((a - b) ** 2))
+    return {
+        "psnr_db": None if mse == 0 else 10 * math.log10(255.0**2 / mse),
+        "ssim": float(np.mean([ssim(u, v) for u, v in zip(a, b, strict=True)])),
+    }
+
+
 def _pair(original: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(original, np.float64), np.asarray(other, np.float64)
     if a.shape != b.shape:

@@ -166,6 +166,10 @@ def test_norm_panels_keep_every_budget(patches):
         for row in out[norm]["rows"]:
             assert row["achieved"][key] * scale <= row["budget"] * 1.001 + 1e-6
             assert 0 <= row["success_8bit"] <= 1
+            # the saved images' visibility: a bigger budget is at least as visible
+            assert 0 < row["ssim"] <= 1 and (row["psnr_db"] is None or row["psnr_db"] > 20)
+        small, big = out[norm]["rows"][0], out[norm]["rows"][-1]
+        assert big["ssim"] <= small["ssim"] + 1e-9
         assert set(out[norm]["checks"]) == {"budget", "noise", "one_step", "doubled",
                                             "gradient", "monotone"}  # fmt: skip
         assert "delta" not in out[norm]["rows"][0]

@@ -39,3 +39,17 @@ def test_identical_images_and_bad_shapes():
         psnr(a, a[:8])
     with pytest.raises(ValueError, match="11 x 11"):
         ssim(a[:8, :8], a[:8, :8])
+
+
+def test_visibility_of_a_batch_pools_the_error_and_averages_ssim():
+    from napari_cpadv.metrics.image import psnr, visibility
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    b = a.copy()
+    assert visibility(a, b) == {"psnr_db": None, "ssim": 1.0}  # nothing changed: no PSNR
+    b[1] = np.clip(a[1].astype(int) + 6, 0, 255)
+    v = visibility(a, b)
+    # the pooled error of one changed image in three: 10 log10(3) dB above that image's own
+    assert v["psnr_db"] == pytest.approx(psnr(a[1], b[1]) + 10 * np.log10(3))
+    assert v["ssim"] == pytest.approx((2 + ssim(a[1], b[1])) / 3)
