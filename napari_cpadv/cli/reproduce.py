@@ -39,7 +39,10 @@ def _weights(items: list[str] | None) -> dict[str, str]:
 def _reproduce(args: argparse.Namespace) -> dict[str, Any]:
     from napari_cpadv.reproduce.run import reproduce
 
-    papers = ("seed000", "seed001") if args.paper == "all" else (args.paper,)
+    papers: tuple[str, ...] = ()
+    for paper in args.paper:  # in the order the report reads: the papers, then real tissue
+        papers += ("seed000", "seed001") if paper == "all" else (paper,)
+    papers = tuple(p for p in ("seed000", "seed001", "real") if p in papers)
     data = None if args.data in (None, ["synthetic"]) else args.data
     argv = sys.argv[1:] if args.argv is None else args.argv
     with refused(args.out):
@@ -69,7 +72,14 @@ def add_parsers(sub: Any) -> None:
         "OUT/report.html, OUT/results.json and the figures (PNG, SVG). Finished steps are "
         "kept: run the same command again to resume.",
     )
-    rp.add_argument("paper", choices=("seed000", "seed001", "all"), help="which paper")
+    rp.add_argument(
+        "paper",
+        nargs="+",
+        choices=("seed000", "seed001", "all", "real"),
+        help="which paper (all: both); real: both papers' attacks on the real carcinoma "
+        "field's held-out stripes with the committed *-he weights, beside the painted slides' "
+        "numbers when this folder holds them (`all real`)",
+    )
     rp.add_argument("--out", required=True, help="the reproduction folder (resumable)")
     rp.add_argument(
         "--data",

@@ -214,7 +214,8 @@ def to_html(document: dict[str, Any]) -> str:
             ]
             for r in sec["rows"]
         ]
-        out.append(_table(["item", "published", "this run", "difference", "reading"], rows))
+        head = sec.get("columns", ["published", "this run"])  # real: synthetic beside real
+        out.append(_table(["item", *head, "difference", "reading"], rows))
         for title, files in sec["figures"].items():
             png = next(f for f in files if f.endswith(".png"))
             out.append(f"<h3>{html.escape(title)}</h3><img src='figures/{png}' width='100%'>")
@@ -258,6 +259,10 @@ def write_report(
         sections["seed000"] = seed000_section(root, steps.results, scale, source)
     if "seed001" in papers:
         sections["seed001"] = seed001_section(root, steps.results, scale, source)
+    if "real" in papers:
+        from napari_cpadv.reproduce.report_real import real_section
+
+        sections["real"] = real_section(steps.results, scale)
     document = {
         "command": command,
         "scale": scale,

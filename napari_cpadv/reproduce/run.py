@@ -8,7 +8,7 @@ from typing import Any
 
 from napari_cpadv.progress import Work, within
 
-PAPERS = ("seed000", "seed001")
+PAPERS = ("seed000", "seed001", "real")  # real: both papers' attacks on real tissue
 SCALES = ("full", "quick", "tiny")  # the papers' sizes; minutes on 2 CPU cores; seconds
 
 
@@ -37,7 +37,7 @@ def reproduce(
     The papers and the data are checked at once, before the work starts (a ``ValueError``
     or ``FormatError``); the work itself is the generator returned.
     """
-    from napari_cpadv.reproduce import seed000, seed001
+    from napari_cpadv.reproduce import real, seed000, seed001
     from napari_cpadv.reproduce.data import Source
     from napari_cpadv.reproduce.steps import Steps, needed
 
@@ -46,7 +46,11 @@ def reproduce(
         raise ValueError(f"unknown paper {unknown[0]!r}: choose from {', '.join(PAPERS)}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose from {', '.join(SCALES)}")
-    modules = {"seed000": (seed000, seed000.Seed000), "seed001": (seed001, seed001.Seed001)}
+    modules = {
+        "seed000": (seed000, seed000.Seed000),
+        "seed001": (seed001, seed001.Seed001),
+        "real": (real, real.Real),
+    }
     after = {k: v for p in papers for k, v in modules[p][1].AFTER.items()}
     asked = None if only is None else needed(list(only), after)
     source = Source(data)
