@@ -41,8 +41,10 @@ paper)
 esac
 mkdir -p "$OUT"
 log() { echo "$(date -u +%FT%TZ) $*" >> "$OUT/times.log"; }
-run() {  # name, command...
+run() {  # name, command... (its --out is $OUT/name: a run of before is replaced, since
+    # cpadv refuses to write into a folder that holds a run)
     local name=$1; shift
+    rm -rf "${OUT:?}/$name"
     log "start $name: $*"
     local t0=$SECONDS
     "$@" > "$OUT/$name.stdout" 2> "$OUT/$name.stderr"
