@@ -38,6 +38,7 @@ class Comparison:
         self.panels: list[str] = []  # the grid's panels while side by side is on
         self._helpers: list[Any] = []
         self._saved: list[tuple[Any, bool]] = []
+        self._bars: list[tuple[Any, Any]] = []  # heatmaps' colour bars and where they were
         self.busy = False  # side by side's panels are being built or taken down
         self._wanted = False
         self.timer = QTimer()
@@ -139,6 +140,7 @@ class Comparison:
     def _arrange(self) -> None:
         layers = self.viewer.layers
         self._saved = [(la, la.visible) for la in layers]
+        self._bars = [(la, la.colorbar.position) for la in layers if getattr(la, "colorbar", None)]
         truth = next((la for la in layers if la.name.startswith("ground truth")), None)
         panels: list[tuple[str, Any, Any]] = [
             ("original", lambda: self.original, None),
@@ -166,6 +168,11 @@ class Comparison:
                     return  # removed meanwhile: its panel is short of it
                 elif layers.index(layer) != k:
                     layers.move(layers.index(layer), k)
+                if getattr(layer, "colorbar", None) is not None:
+                    # a panel's label is in its top-left corner, the scale bar in the
+                    # canvas's bottom right: the colour bar goes bottom left (at the top
+                    # right a long label such as "dae heatmap before" ran under it)
+                    layer.colorbar.position = "bottom_left"
                 layer.visible = not layer.metadata.get("cpadv_filler", False)
 
             return step
@@ -196,6 +203,9 @@ class Comparison:
         cam.events.center.disconnect(self.fit_labels)
         helpers, self._helpers = self._helpers, []
         saved, self._saved = self._saved, []
+        bars, self._bars = self._bars, []
+        for layer, position in bars:
+            layer.colorbar.position = position
         for helper in helpers:  # the slide copies, not drawn stacked on the way out (with
             if helper.metadata.get("cpadv_copy"):  # the grid off: each hide costs napari a
                 helper.visible = False  # scene-graph update, quadratic while it is on)

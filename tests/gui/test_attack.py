@@ -149,6 +149,11 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
         assert cell[3].text.values[0] == name
         _assert_readable(cell[3], cam.center[-2:], viewer.canvas.size, cam.zoom)
     assert layers[9].name == "dae fgsm: dae heatmap before" and layers[8].data is slide.data
+    # each heatmap's colour bar away from its panel's label (top left) and the scale bar
+    # (the canvas's bottom right): it ran over "dae heatmap before"
+    heat = [layers[9], layers[13]]
+    assert [str(h.colorbar.position) for h in heat] == ["bottom_left"] * 2
+    assert all(h.colorbar.visible for h in heat)
     cam.zoom = zoom * 2  # one camera for every cell of the grid
     for p, _name in enumerate(w.compare.panels):  # the labels follow the zoom
         _assert_readable(layers[4 * p + 3], cam.center[-2:], viewer.canvas.size, cam.zoom)
@@ -163,6 +168,7 @@ def test_attack_adds_aligned_layers_and_the_comparison_works(
     assert not w.compare.grid_enabled
     qtbot.waitUntil(lambda: not w.compare.busy, timeout=60_000)
     assert [la.name for la in viewer.layers] == order  # the panels' layers are gone
+    assert [str(h.colorbar.position) for h in heat] == ["top_right"] * 2  # as they were
     # saliency before and after
     w._saliency.click()  # computed off the GUI thread
     qtbot.waitUntil(lambda: sum("saliency" in la.name for la in viewer.layers) == 2, timeout=60_000)
