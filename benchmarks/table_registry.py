@@ -21,8 +21,9 @@ class Table:
     heading: str  # the start of its heading in BENCHMARKS.md, after the hashes
     command: tuple[str, ...] | None  # from the repository root; None: no script (said why)
     depends: tuple[str, ...]  # paths whose change makes its numbers old
-    minutes: float  # how long its command took on the 2-core machine (make bench, 2026-12-07;
-    # streaming: with the Camelyon16-sized fixture's first writing, 2.4 min)
+    minutes: float  # how long its command took on the 2-core machine (make bench BENCH=--all,
+    # 2026-12-07, the machine otherwise quiet; streaming: with the Camelyon16-sized fixture's
+    # first writing)
     needs: str = ""  # what beside the CPU it needs: a display, a GPU, other data
 
 
@@ -42,7 +43,7 @@ TABLES = (
         "Streaming slides (issue 2)",
         ("xvfb-run", "-a", PY, "benchmarks/bench_streaming.py", "--parts", "a", "b", "c", "d"),
         ("napari_cpadv/slide", "benchmarks/bench_streaming.py", "benchmarks/_camelyon.py"),
-        3.5,
+        2.4,
         "a display for row (c) (xvfb-run)",
     ),
     Table(
@@ -57,7 +58,7 @@ TABLES = (
         "(f) Panning in a real viewer beside napari-wsi",
         ("xvfb-run", "-a", PY, "benchmarks/bench_viewer.py"),
         ("napari_cpadv/slide", "napari_cpadv/_reader.py", "benchmarks/bench_viewer.py"),
-        3.5,
+        2.7,
         "a display and napari-wsi beside the project (make bench installs it)",
     ),
     Table(
@@ -70,7 +71,7 @@ TABLES = (
             "benchmarks/bench_viewer.py",
             "benchmarks/_camelyon.py",
         ),
-        3,
+        3.1,
         "a display, napari-wsi and the Camelyon16-sized slide bench_streaming.py writes",
     ),
     Table(
@@ -83,7 +84,7 @@ TABLES = (
             "napari_cpadv/workbench",
             "benchmarks/bench_gui_stalls.py",
         ),
-        2,
+        1.6,
         "a display",
     ),
     Table(
@@ -91,14 +92,14 @@ TABLES = (
         "Rasterising annotations (issue 3)",
         (PY, "benchmarks/bench_raster.py"),
         ("napari_cpadv/annotations", "benchmarks/bench_raster.py"),
-        0.5,
+        0.4,
     ),
     Table(
         "mask_memory",
         "Rasterising a Camelyon16-sized annotation",
         (PY, "benchmarks/bench_mask_memory.py", "--old", "b62739f"),
         ("napari_cpadv/annotations", "napari_cpadv/slide", "benchmarks/bench_mask_memory.py"),
-        5,
+        4.6,
     ),
     Table(
         "study",
@@ -117,7 +118,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_detectors.py",
         ),
-        4.5,
+        4.1,
         "make weights' held-out slide (build/weights-data/slide21.tif)",
     ),
     Table(
@@ -125,7 +126,7 @@ TABLES = (
         "The LCA at stride 2, run to convergence (issue 14)",
         (PY, "benchmarks/bench_lca.py"),
         ("napari_cpadv/models", "napari_cpadv/inference", *SHIPPED, "benchmarks/bench_lca.py"),
-        2.5,
+        3.8,
         "make weights' held-out slide",
     ),
     Table(
@@ -133,7 +134,7 @@ TABLES = (
         "Training streamed from slides (issue 18, item 4)",
         (PY, "benchmarks/bench_stream.py"),
         ("napari_cpadv/annotations/stream.py", "napari_cpadv/models", "benchmarks/bench_stream.py"),
-        0.5,
+        0.2,
         "make weights' training slides",
     ),
     Table(
@@ -148,7 +149,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_cluster.py",
         ),
-        1,
+        0.9,
         "make weights' held-out slide",
     ),
     Table(
@@ -162,7 +163,7 @@ TABLES = (
             "napari_cpadv/inference/cluster.py",
             "benchmarks/bench_cluster.py",
         ),
-        12,
+        8.9,
         "make weights' patches",
     ),
     Table(
@@ -175,7 +176,7 @@ TABLES = (
             " --out benchmarks/_work/repro-quick",
         ),
         ("napari_cpadv/reproduce", *EXPERIMENTS, "napari_cpadv/attacks", "napari_cpadv/inference"),
-        2,
+        1.9,
     ),
     Table(
         "real_folds",
@@ -189,7 +190,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/bench_real_folds.py",
         ),
-        3,
+        2.8,
     ),
     Table(
         "gpu",
@@ -210,7 +211,7 @@ TABLES = (
             *SHIPPED,
             "benchmarks/attack_tables.sh",
         ),
-        17,
+        11.2,
         "make weights' held-out slide (SCALE=paper: the paper's tiles, about four hours)",
     ),
     Table(
@@ -222,7 +223,7 @@ TABLES = (
             "napari_cpadv/attacks/projections.py",
             "benchmarks/bench_attacks.py",
         ),
-        1,
+        0.9,
     ),
     Table(
         "torchattacks",
@@ -233,7 +234,7 @@ TABLES = (
             "napari_cpadv/attacks/projections.py",
             "benchmarks/bench_torchattacks.py",
         ),
-        2,
+        1.1,
         "torchattacks in its own environment (the make target makes it)",
     ),
 )
