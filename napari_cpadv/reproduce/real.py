@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from napari_cpadv.progress import Work, within
+from napari_cpadv.reproduce import seed001
 from napari_cpadv.reproduce.steps import Paper
 
 CELL_DETECTORS = ("dae", "sparse")
@@ -49,7 +50,7 @@ QUICK = Sizes(
     steps=5,
     patches=40,
     fig4_steps=8,
-    budgets={"l0": (0.02, 0.2), "l1": (0.25, 2.0), "l2": (0.25, 2.0), "linf": (0.5, 8.0)},
+    budgets=seed001.QUICK.budgets,  # seed 001's quick budgets: the rows stand side by side
 )
 TINY = Sizes(
     attack_tile=64,
