@@ -84,6 +84,7 @@ class Real(Paper):
         "real/data": (),
         "real/fig10": ("real/data",),
         "real/fig4": ("real/data",),
+        "real/study": ("real/data",),
     }
 
     def parts(self) -> list[tuple[str, float, Any]]:
@@ -91,6 +92,7 @@ class Real(Paper):
             ("real/data", 0.5, self.data_step),
             ("real/fig10", 4, self.fig10_step),
             ("real/fig4", 3, self.fig4_step),
+            ("real/study", 1, self.study_step),
         ]
 
     def data_step(self) -> Work[dict[str, Any]]:
@@ -199,6 +201,35 @@ class Real(Paper):
                 device=self.device,
             )
         )
+
+    def study_step(self) -> Work[dict[str, Any]]:
+        return self.step("real/study", self.common, self._study)
+
+    def _study(self, folder: Path) -> Work[dict[str, Any]]:
+        """Seed 001 §2.3's cases on real tissue: the stripe's positive patches that
+        ``resnet18-he`` gets right and PGD-L∞ at seed 001's example budget flips, as the
+        image pairs ``cpadv study create --preset seed001`` builds a blinded study from.
+        The stripe holds few positives: the cases are as many as it gives, not 20."""
+        from napari_cpadv.models import weights as W
+        from napari_cpadv.reproduce.seed001 import FULL, STUDY_CASES
+        from napari_cpadv.reproduce.study_cases import study_cases
+
+        model = W.load(field_files()["resnet18"], expect="resnet18", device=self.device)
+        a = self.arrays("patches")
+        report = yield from study_cases(
+            model,
+            a["images"],
+            a["labels"],
+            folder,
+            cases=STUDY_CASES,
+            budget_linf=FULL.example_linf,
+            steps=self.sizes.fig4_steps,
+            seed=self.seed,
+            device=self.device,
+        )
+        report["build"] = "cpadv study create real/study/pairs --preset seed001 --out S --readers R"
+        report["positives"] = int(a["labels"].sum())
+        return report
 
 
 def _stripe(weights: Path) -> dict[str, Any]:

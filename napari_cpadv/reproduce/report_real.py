@@ -33,6 +33,19 @@ def real_section(results: dict[str, Any], scale: str) -> dict[str, Any]:
         sec["rows"] += _data_rows(data, results)
     if results.get("real/fig10"):
         sec["rows"] += _fig10_rows(results["real/fig10"], results.get("seed000/fig10"))
+    study = results.get("real/study")
+    if study:
+        synth = results.get("seed001/study")
+        sec["rows"].append(
+            row(
+                "§2.3 study cases (right, then flipped)",
+                synth["cases"] if synth else NOT_HERE,
+                study["cases"],
+                f"real: of the {study['positives']} positive patches attacked (the paper "
+                f"chose 20), L∞ {study['budget_linf']:g} grey levels; build it: "
+                f"{study['build']}",
+            )
+        )
     if results.get("real/fig4"):
         real4, synth4 = results["real/fig4"], results.get("seed001/fig4")
         sec["rows"] += _fig4_rows(real4, synth4)

@@ -16,6 +16,7 @@ from napari_cpadv.reproduce import real
 from ..conftest import REPO
 
 HE = REPO / "sample_data" / "weights"
+STEPS = ["real/data", "real/fig10", "real/fig4", "real/study"]
 
 
 def _record(name: str) -> dict:
@@ -28,7 +29,7 @@ def test_reproduce_real_attacks_only_the_held_out_stripes_and_resumes(tmp_path, 
     argv = ["reproduce", "real", "--tiny", "--out", str(out), "--device", "cpu"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["ran"] == ["real/data", "real/fig10", "real/fig4"] and not summary["kept"]
+    assert summary["ran"] == STEPS and not summary["kept"]
     results = json.loads((out / "results.json").read_text())
     data = results["results"]["real/data"]
 
@@ -60,9 +61,18 @@ def test_reproduce_real_attacks_only_the_held_out_stripes_and_resumes(tmp_path, 
     html = (out / "report.html").read_text()
     assert "<th>synthetic</th><th>real</th>" in html
 
+    # §2.3's cases on real tissue: the pairs a blinded study is built from
+    study = results["results"]["real/study"]
+    pairs = sorted((out / "real/study/pairs").glob("*_original.png"))
+    assert len(pairs) == study["cases"] <= study["positives"] == int(patches["labels"].sum())
+    assert json.loads((out / "real/study/pairs/truth.json").read_text()) == {
+        p.name.split("_")[0]: True for p in pairs
+    }
+    assert "real/study/pairs --preset seed001" in study["build"]
+
     assert main(argv) == 0  # again: every step kept
     again = json.loads(capsys.readouterr().out)
-    assert again["kept"] == ["real/data", "real/fig10", "real/fig4"] and again["ran"] == []
+    assert again["kept"] == STEPS and again["ran"] == []
 
 
 @pytest.mark.slow
