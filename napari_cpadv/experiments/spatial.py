@@ -221,7 +221,10 @@ def crossvalidate(
     summary: dict[str, Any] = {"folds": out, "gap": gap, "side": side}
     for metric in ("aucpr", "aucroc", "accuracy"):
         scored = [r[metric] for r in out if r.get(metric) is not None]
-        if any(metric in r for r in out):
-            spread = {"mean": float(np.mean(scored)), "sd": float(np.std(scored, ddof=1))}
-            summary[metric] = spread if len(scored) > 1 else None
+        if any(metric in r for r in out):  # a mean and SD of fewer than two folds: None
+            summary[metric] = (
+                {"mean": float(np.mean(scored)), "sd": float(np.std(scored, ddof=1))}
+                if len(scored) > 1
+                else None
+            )
     return summary
