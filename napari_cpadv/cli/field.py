@@ -37,70 +37,87 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
     the stripe (``cpadv evaluate --held-out`` scores it) and every fold's score."""
     from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter
     from napari_cpadv.models import weights
-    from napari_cpadv.models.detector import make
     from napari_cpadv.slide import open_slide
 
-    if args.data or args.slides:
-        raise CpadvError(None, "--field trains on one slide: give no tile folders or --slides")
-    if not args.annotations or len(args.annotations) != 1:
-        raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
-    classifier = args.detector == "resnet18"
-    if classifier and (not args.truth or len(args.truth) != 1):
-        raise CpadvError(
-            args.field, "--field with resnet18 counts nuclei (seed 001's rule): --truth TRUTH.json"
-        )
-    # the cell detectors at 1.0 µm per pixel (the painted slides' level 2); the classifier's
-    # patches at the field's own resolution (CLASSIFIER_PATCH)
-    k, level = args.folds, (0 if classifier else 1) if args.level is None else args.level
-    held = k - 1 if args.held_out_fold is None else args.held_out_fold
-    if not 0 <= held < k:
-        raise CpadvError(args.field, f"--held-out-fold {held}: the folds are 0 to {k - 1}")
+    plan = _plan(args)
     with refused(args.field):
         slide = open_slide(args.field)
-        if not 0 <= level < len(slide.geometry):
-            raise CpadvError(args.field, f"--level {level}: the slide has {len(slide.geometry)}")
-        truth = args.truth[0] if classifier else None
-        field = Field(slide, level, _ground_truth(args.annotations[0]), truth)
-        reference = weights.resolve(args.detector, None)
-        side = args.tile or (CLASSIFIER_PATCH if classifier else 64)
-        hyper = {**_hyper(args), **({"patch": side} if classifier else {})}
-        margin = make(args.detector, **hyper).margin  # the one to be trained
-        gap = margin if args.gap is None else args.gap
-        if gap < 0:
-            raise CpadvError(args.field, f"--gap {gap}: a gap is at least 0 pixels")
-        if gap < margin:
+        if not 0 <= plan["level"] < len(slide.geometry):
             raise CpadvError(
-                args.field,
-                f"--gap {gap} is less than the {args.detector}'s receptive field ({margin} "
-                "pixels): test pixels would reach training inputs",
+                args.field, f"--level {plan['level']}: the slide has {len(slide.geometry)}"
             )
-        stride = args.tile_stride or (side // 2 if classifier else 32)
-        cell = side if classifier else 4  # stripes of whole patches, or of whole cells
+        field = Field(slide, plan["level"], _ground_truth(args.annotations[0]), plan["truth"])
         kept: dict[int, Any] = {}
         train = fitter(
-            args.detector, field, kept=kept, hyper=hyper, schedule=schedule,
+            args.detector, field, kept=kept, hyper=plan["hyper"], schedule=schedule,
             seed=args.seed, device=device,
         )  # fmt: skip
         cv = crossvalidate(
-            train, field, gap=gap, k=k, side=side, stride=stride, reference=reference,
-            device=device, cell=cell,
+            train, field, gap=plan["gap"], k=args.folds, side=plan["side"],
+            stride=plan["stride"], reference=weights.resolve(args.detector, None),
+            device=device, cell=plan["cell"],
         )  # fmt: skip
         try:
             report = _drive(cv, args.command)
         except ValueError as e:
             raise CpadvError(args.field, str(e)) from e
-    detector, record = kept[held]
+    detector, record = kept[plan["held"]]
     argv = sys.argv[1:] if args.argv is None else args.argv
+    tiles = {"tile": plan["side"], "tile_stride": plan["stride"], "cell": plan["cell"]}
     record["training"].update(
         command="cpadv " + " ".join(argv),
         device=str(device),
-        spatial=_stripe(
-            args, slide, level, held, gap, report, tile=side, tile_stride=stride, cell=cell
-        ),
+        spatial=_stripe(args, slide, plan["level"], plan["held"], plan["gap"], report, **tiles),
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out = weights.save(detector, args.out, **record)
     return {"weights": str(out), "detector": args.detector, **record}
+
+
+def _plan(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--field`` trains on, checked before any slide is read: the level, the tiles
+    (their side, spacing and the stripes' unit), the gap, the fold kept and, for a patch
+    classifier, the nuclei it counts."""
+    from napari_cpadv.models.detector import make, registry
+
+    if args.data or args.slides:
+        raise CpadvError(None, "--field trains on one slide: give no tile folders or --slides")
+    if not args.annotations or len(args.annotations) != 1:
+        raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
+    classifier = getattr(registry()[args.detector], "output", "cells") == "classes"
+    if classifier and (not args.truth or len(args.truth) != 1):
+        raise CpadvError(
+            args.field,
+            f"--field with {args.detector} counts nuclei (seed 001's rule): --truth TRUTH.json",
+        )
+    k = args.folds
+    held = k - 1 if args.held_out_fold is None else args.held_out_fold
+    if not 0 <= held < k:
+        raise CpadvError(args.field, f"--held-out-fold {held}: the folds are 0 to {k - 1}")
+    side = args.tile or (CLASSIFIER_PATCH if classifier else 64)
+    hyper = {**_hyper(args), **({"patch": side} if classifier else {})}
+    margin = make(args.detector, **hyper).margin  # the one to be trained
+    gap = margin if args.gap is None else args.gap
+    if gap < 0:
+        raise CpadvError(args.field, f"--gap {gap}: a gap is at least 0 pixels")
+    if gap < margin:
+        raise CpadvError(
+            args.field,
+            f"--gap {gap} is less than the {args.detector}'s receptive field ({margin} "
+            "pixels): test pixels would reach training inputs",
+        )
+    return {
+        # the cell detectors at 1.0 µm per pixel (the painted slides' level 2); the
+        # classifier's patches at the field's own resolution (CLASSIFIER_PATCH)
+        "level": (0 if classifier else 1) if args.level is None else args.level,
+        "truth": args.truth[0] if classifier else None,
+        "held": held,
+        "side": side,
+        "hyper": hyper,
+        "gap": gap,
+        "stride": args.tile_stride or (side // 2 if classifier else 32),
+        "cell": side if classifier else 4,  # stripes of whole patches, or of whole cells
+    }
 
 
 def _stripe(
