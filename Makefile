@@ -95,8 +95,9 @@ weights-he: setup
 		--annotations $(HE).geojson --level 1 --folds 3 --ae-epochs 8 --head-epochs 60 \
 		--head-lr 3e-3 --out $(WOUT)/dae-he.safetensors >/dev/null
 	test -f $(WOUT)/sparse-he.safetensors || $(CPADV) train sparse --field $(HE).tif \
-		--annotations $(HE).geojson --level 1 --folds 3 --atoms 128 --dict-iterations 60 \
-		--head-epochs 30 --head-lr 3e-3 --out $(WOUT)/sparse-he.safetensors >/dev/null
+		--annotations $(HE).geojson --level 1 --folds 3 --tile-stride 64 --atoms 128 \
+		--iterations 150 --dict-iterations 60 --head-epochs 30 --head-lr 3e-3 \
+		--out $(WOUT)/sparse-he.safetensors >/dev/null
 	test -f $(WOUT)/resnet18-he.safetensors || $(CPADV) train resnet18 --field $(HE).tif \
 		--annotations $(HE).geojson --truth $(HE).truth.json --folds 3 --width 16 \
 		--epochs 10 --out $(WOUT)/resnet18-he.safetensors >/dev/null
