@@ -207,14 +207,16 @@ def crossvalidate(
     g = field.slide.geometry[field.level]
     out = []
     for f in folds(g.cols, k, gap, cell=cell):
-        share = (f.index / k, (f.index + 1) / k)
+        # one bar over the folds: each fold's training, its score, the reference's score
+        at = [(f.index + part) / k for part in (0, 0.6, 0.8, 1)]
         tiles = tile_set(field, training_positions(g.rows, f, side, stride), side)
-        detector = yield from within(train(tiles, f), share[0], share[0] + 0.8 / k)
+        detector = yield from within(train(tiles, f), at[0], at[1])
         score = score_fold(detector, field, f, device=device, patch=side)
-        row = yield from within(score, *share)
+        row = yield from within(score, at[1], at[2] if reference is not None else at[3])
         row["training_tiles"] = len(tiles)
         if reference is not None:
-            ref = yield from score_fold(reference, field, f, device=device, patch=side)
+            score = score_fold(reference, field, f, device=device, patch=side)
+            ref = yield from within(score, at[2], at[3])
             metric = "aucroc" if detector.output == "classes" else "aucpr"
             row[f"reference_{metric}"] = ref.get(metric)
         out.append(row)
