@@ -12,7 +12,8 @@ readings that no template writes well.
 
 With ``--all`` every CPU table runs whether current or not (the whole of BENCHMARKS.md
 regenerated in one sitting, the way issue 32 asks it to be timed); the run's seconds, table
-by table and in all, go to ``benchmarks/results/tables/_run.json``.
+by table and in all, go to ``benchmarks/results/tables/_run_all.json`` (a run of the stale
+tables only: ``_run.json``).
 
 Usage: ``python benchmarks/run_all.py [--only ID...] [--all] [--list]``.
 """
@@ -55,11 +56,7 @@ def plan(only: list[str] | None, every: bool = False) -> list[tuple[str, str]]:
             out.append((t.id, "current: kept"))
         elif t.command is None:
             out.append((t.id, "no script: superseded; its text says so"))
-        elif (
-            not every
-            and done.is_file()
-            and json.loads(done.read_text()).get("commit") == commit
-        ):
+        elif not every and done.is_file() and json.loads(done.read_text()).get("commit") == commit:
             out.append((t.id, f"already run at {commit}: kept"))
         else:
             out.append(
@@ -120,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             "total_seconds": total,
             "failed": failed,
         }
-        (OUT / "_run.json").write_text(json.dumps(summary, indent=1))
+        # a whole-file run's record is kept apart from the runs of stale tables after it
+        (OUT / ("_run_all.json" if args.all else "_run.json")).write_text(
+            json.dumps(summary, indent=1)
+        )
     if failed:
         print(f"failed: {', '.join(failed)} (their stderr is above the exit status)")
     return 1 if failed else 0

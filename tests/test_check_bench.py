@@ -133,7 +133,7 @@ def test_make_bench_all_runs_current_tables_too_and_times_the_whole(tmp_path, mo
     assert run_all.plan(None) == [("echo", "current: kept")]
     assert run_all.main([]) == 0 and not (tmp_path / "_run.json").exists()
     assert run_all.main(["--all"]) == 0
-    summary = json.loads((tmp_path / "_run.json").read_text())
+    summary = json.loads((tmp_path / "_run_all.json").read_text())
     assert summary["all"] and list(summary["seconds"]) == ["echo"]
     assert summary["total_seconds"] >= summary["seconds"]["echo"] >= 0
     head = _git(REPO, "rev-parse", "--short", "HEAD")
@@ -142,3 +142,8 @@ def test_make_bench_all_runs_current_tables_too_and_times_the_whole(tmp_path, mo
     assert run_all.plan(None) == [("echo", f"already run at {head}: kept")]
     assert run_all.main(["--all"]) == 0  # already run at this commit: --all runs it again
     assert json.loads((tmp_path / "echo.json").read_text())["stdout"] == "measured\n"
+    kept = (tmp_path / "_run_all.json").read_text()
+    (tmp_path / "echo.json").unlink()
+    assert run_all.main([]) == 0  # the stale table alone: its own record, the whole run's kept
+    assert json.loads((tmp_path / "_run.json").read_text())["all"] is False
+    assert (tmp_path / "_run_all.json").read_text() == kept
