@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -228,4 +227,3 @@ def test_the_cli_shows_one_bar_and_ctrl_c_keeps_what_was_finished(small_slide, t
     r, c = sorted(adv.store.touched[1])[0]
     assert np.asarray(adv.read_region(1, r * 64, c * 64, 64, 64)).shape == (64, 64, 3)
     assert "run.json" in os.listdir(out)  # what was asked
-
