@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -198,7 +199,15 @@ def test_the_cli_shows_one_bar_and_ctrl_c_keeps_what_was_finished(small_slide, t
     # the whole slide in 64-pixel tiles of level 1 with 40 steps each: minutes of work,
     # interrupted once the first tiles are in
     whole = [*args[: args.index("--region")], "--batch", "1", "--out", str(out), "--steps", "40"]
-    proc = subprocess.Popen(whole, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it: SIGINT handled by default in the child, whatever an
+    # earlier test left this process doing with it (an ignored SIGINT is inherited by exec)
+    proc = subprocess.Popen(
+        whole,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     delta = out / "adversarial.delta.zarr"
     # the watch for the first finished tile, and the Ctrl-C, in a process of its own: in the
     # full suite this process's threads left by earlier tests could hold it off until the
