@@ -2,7 +2,8 @@
 measures (issue 32).
 
 A table is current when its stamp (``<!-- stamp: commit C, ... -->`` on the line after its
-heading) names a commit after which nothing it depends on (``table_registry.TABLES``) changed.
+heading) names a commit since which nothing it depends on (``table_registry.TABLES``) has
+changed, judged on the net change (a change and its revert leave a table current).
 Listed, one line each: tables without a stamp, tables whose stamped commit is not in this
 history, tables older than the last change to the code or data they measure (naming that
 change; a change to a Python file's docstrings or comments alone does not count), and
@@ -68,26 +69,32 @@ def _code(source: str) -> str | None:
     return ast.dump(tree)
 
 
-def _changes_code(root: Path, rev: str, path: str) -> bool:
-    """Whether commit ``rev`` changed what ``path`` measures: any change to a file that is
-    not Python; for Python, a change beyond docstrings and comments (a table is not made old
-    by its code's documentation)."""
+def _differs(root: Path, old: str, new: str, path: str) -> bool:
+    """Whether ``path`` measures something else at ``new`` than at ``old``: any change to a
+    file that is not Python; for Python, a change beyond docstrings and comments (a table is
+    not made old by its code's documentation)."""
     if not path.endswith(".py"):
         return True
-    before = _git(root, "show", f"{rev}^:{path}")
-    after = _git(root, "show", f"{rev}:{path}")
+    before = _git(root, "show", f"{old}:{path}")
+    after = _git(root, "show", f"{new}:{path}")
     return not before or not after or _code(before) != _code(after)
 
 
 def _last_change(root: Path, commit: str, depends: tuple[str, ...]) -> str:
     """``"hash date subject"`` of the last commit after ``commit`` that changed the code or
-    data of ``depends``; empty when none did."""
-    revs = _git(root, "log", "--format=%H", f"{commit}..HEAD", "--", *depends).split()
+    data of ``depends``; empty when none did. Judged on the net change from ``commit`` to
+    HEAD: a change undone later (a revert, a refactor taken back) leaves the table current."""
+    changed = _git(root, "diff", "--name-only", "--no-renames", commit, "HEAD", "--", *depends)
+    net = [f for f in changed.split() if _differs(root, commit, "HEAD", f)]
+    if not net:
+        return ""
+    revs = _git(root, "log", "--format=%H", f"{commit}..HEAD", "--", *net).split()
     for rev in revs:
-        files = _git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", rev, "--", *depends)
-        if any(_changes_code(root, rev, f) for f in files.split()):
+        files = _git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", rev, "--", *net)
+        if any(_differs(root, f"{rev}^", rev, f) for f in files.split()):
             return _git(root, "log", "-1", "--format=%h %cs %s", rev)
-    return ""
+    # each commit alone changed comments only, yet together they changed the code
+    return _git(root, "log", "-1", "--format=%h %cs %s", revs[0]) if revs else "a change"
 
 
 def _heading(table: Table, headings: dict[str, str | None]) -> str | None:

@@ -147,3 +147,19 @@ def test_make_bench_all_runs_current_tables_too_and_times_the_whole(tmp_path, mo
     assert run_all.main([]) == 0  # the stale table alone: its own record, the whole run's kept
     assert json.loads((tmp_path / "_run.json").read_text())["all"] is False
     assert (tmp_path / "_run_all.json").read_text() == kept
+
+
+def test_a_change_undone_later_leaves_a_table_current(tmp_path):
+    _git(tmp_path, "init", "-q")
+    measured = _commit(tmp_path, "pkg/slide/read.py", "x = 1\n")
+    _commit(tmp_path, "BENCHMARKS.md", BENCH.format(commit=measured))
+    _commit(tmp_path, "pkg/slide/read.py", "x = 2\n")
+    assert [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+    _commit(tmp_path, "pkg/slide/read.py", "x = 1  # back, with a comment\n")
+    assert not [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+
+    _commit(tmp_path, "pkg/slide/new.py", "y = 1\n")  # a file added after the stamp
+    changed = _commit(tmp_path, "pkg/slide/read.py", "x = 3\n")
+    _commit(tmp_path, "pkg/slide/read.py", "x = 3  # the same code\n")
+    (problem,) = [p for p in check(tmp_path, None, TABLES_HERE) if p.startswith("reading")]
+    assert f"changed since: {changed}" in problem or "change pkg/slide/new.py" in problem
