@@ -109,6 +109,19 @@ def quantise(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (x + delta).clamp(0, 1).mul(255).round().div(255) - x
 
 
+def saved_visibility(x: torch.Tensor, delta: torch.Tensor) -> dict[str, float | None]:
+    """How visible δ is in the saved adversarial images: PSNR and SSIM
+    (``metrics.image.visibility``) between the 8-bit originals and ``x + δ`` rounded to 8
+    bits, for a batch ``x`` ``(N, 3, H, W)`` in [0, 1]."""
+    from napari_cpadv.metrics.image import visibility
+
+    def eight_bit(t: torch.Tensor) -> np.ndarray:
+        return t.mul(255).round().permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
+
+    x = x.cpu()
+    return visibility(eight_bit(x), eight_bit(x + quantise(x, delta.cpu())))
+
+
 def score(
     detector: Detector,
     x: torch.Tensor,

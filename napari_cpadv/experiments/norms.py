@@ -161,10 +161,9 @@ def _attack(
     """``pgd_in_batches`` scored: success of the float δ and of the image saved in 8 bits,
     the achieved norms, how visible the saved images' changes are (PSNR, SSIM), and δ (for
     the checks; dropped from the report)."""
-    from napari_cpadv.attacks.base import quantise
+    from napari_cpadv.attacks.base import quantise, saved_visibility
     from napari_cpadv.attacks.objectives import logits_of
     from napari_cpadv.attacks.projections import norms
-    from napari_cpadv.metrics.image import visibility
 
     delta, success = yield from pgd_in_batches(
         detector, x, objective, budget=budget, steps=steps, seed=seed, batch=batch
@@ -174,14 +173,11 @@ def _attack(
     rate = float(success.float().mean())
     yield Progress(1, 1, {"success": rate})
 
-    def eight_bit(t: torch.Tensor) -> np.ndarray:
-        return t.mul(255).round().permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-
     return {
         "success": rate,
         "success_8bit": float(saved.float().mean()),
         "achieved": {k: float(np.mean(v)) for k, v in norms(delta).items()},
-        **visibility(eight_bit(x), eight_bit(x + q)),
+        **saved_visibility(x, delta),
         "delta": delta,
     }
 

@@ -142,11 +142,10 @@ class Real(Paper):
     def _fig10(self, folder: Path) -> Work[dict[str, Any]]:
         import torch
 
-        from napari_cpadv.attacks.base import AttackSpec, quantise
+        from napari_cpadv.attacks.base import AttackSpec, saved_visibility
         from napari_cpadv.attacks.projections import Budget
         from napari_cpadv.experiments.tiles import Tiles
         from napari_cpadv.experiments.transfer import transfer
-        from napari_cpadv.metrics.image import visibility
         from napari_cpadv.models import weights as W
         from napari_cpadv.reproduce.seed000 import RMS_25
 
@@ -171,11 +170,8 @@ class Real(Paper):
         work = transfer(detectors, tiles, specs, device=self.device, batch=2, keep=kept)
         report = yield from within(work, 0, 0.95)
 
-        def eight_bit(t: torch.Tensor) -> np.ndarray:
-            return t.mul(255).round().permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
-
         report["visibility"] = {
-            row: visibility(eight_bit(x), eight_bit(x + quantise(x, delta.cpu())))
+            row: saved_visibility(x, delta)
             for row, delta in kept.items()
             if row != "clean"
         }

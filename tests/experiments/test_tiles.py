@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from napari_cpadv.annotations import Annotation, write_annotations
-from napari_cpadv.attacks.base import AttackSpec, quantise
+from napari_cpadv.attacks.base import AttackSpec, quantise, saved_visibility
 from napari_cpadv.attacks.objectives import objective_for
 from napari_cpadv.attacks.projections import Budget
 from napari_cpadv.cli import main
@@ -94,6 +94,19 @@ def test_quantise_rounds_the_adversarial_image_to_8_bits():
     d = quantise(x, torch.full_like(x, 0.3 / 255))
     assert torch.allclose(((x + d) * 255).round(), (x + d) * 255, atol=1e-4)
     assert (d.abs() < 1e-6).all()  # 0.3 grey levels round away
+
+
+def test_saved_visibility_measures_the_8_bit_images_a_user_would_save():
+    from napari_cpadv.metrics.image import psnr
+
+    x = torch.randint(0, 256, (2, 3, 16, 16)).float() / 255
+    assert saved_visibility(x, torch.full_like(x, 0.3 / 255)) == {"psnr_db": None, "ssim": 1.0}
+    sign = torch.randint(0, 2, x.shape).float() * 2 - 1
+    seen = saved_visibility(x, sign * 2.4 / 255)  # two grey levels once saved, not 2.4
+    saved = ((x + sign * 2.4 / 255).clamp(0, 1) * 255).round().permute(0, 2, 3, 1).numpy()
+    original = (x * 255).round().permute(0, 2, 3, 1).numpy()
+    assert seen["psnr_db"] == pytest.approx(psnr(original, saved))
+    assert 0 < seen["ssim"] < 1
 
 
 def test_craft_batches_give_the_same_deltas_as_one_batch(dae, tiles):
