@@ -73,6 +73,24 @@ def read_nuclei(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, n
     return x, y, tumour
 
 
+def read_truth_tumours(path: str | os.PathLike[str]) -> list[Any]:
+    """The tumour regions of a synthetic slide's ``.truth.json`` as ``Tumor`` annotations
+    (a real field's truth holds nuclei only: none). Raises ``FormatError`` naming the file
+    when it is not such a truth file."""
+    import json
+
+    from napari_cpadv.annotations.model import Annotation
+    from napari_cpadv.errors import FormatError
+    from napari_cpadv.slide.synthetic import Polygon
+
+    p = Path(path)
+    try:
+        tumours = [Polygon.from_json(t) for t in json.loads(p.read_text()).get("tumours", [])]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise FormatError(p, f"not a synthetic slide's truth JSON ({exc})") from exc
+    return [Annotation(t.exterior, t.holes, cls="Tumor") for t in tumours]
+
+
 def _png(pixels: np.ndarray) -> bytes:
     from PIL import Image
 

@@ -116,15 +116,17 @@ def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     detector = resolve(args.detector, args.weights)
     ann = Path(args.annotations)
     truth = args.truth
-    if ann.name.endswith(".truth.json"):
-        truth, annotations = truth or ann, []
+    if ann.name.endswith(".truth.json"):  # its tumour regions, and its nuclei
+        from napari_cpadv.annotations.dataset import read_truth_tumours
+
+        truth, annotations = truth or ann, read_truth_tumours(ann)
     else:
         annotations = _ground_truth(ann)
-    if detector.output == "classes" and truth is None:
-        guess = Path(args.slide).with_suffix(".truth.json")
-        if not guess.is_file():
-            raise CpadvError(args.slide, "resnet18 is scored on nuclei: give --truth TRUTH.json")
+    guess = Path(args.slide).with_suffix(".truth.json")  # the nuclei, beside the slide
+    if truth is None and guess.is_file():
         truth = guess
+    if detector.output == "classes" and truth is None:
+        raise CpadvError(args.slide, "resnet18 is scored on nuclei: give --truth TRUTH.json")
     level = 0 if args.level is None and detector.output == "classes" else args.level
     if level is None:
         level = int(json.loads(_weights_config(args).read_text())["training"].get("level", 2))
@@ -329,7 +331,12 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("--detector", required=True, choices=DETECTORS, help="what to score")
     ev.add_argument("--weights", default=None, help="default: the shipped weights")
     ev.add_argument("--level", type=int, default=None, help="default: the level trained at")
-    ev.add_argument("--truth", default=None, help="synthetic .truth.json (resnet18's labels)")
+    ev.add_argument(
+        "--truth",
+        default=None,
+        help="the nuclei, .truth.json: resnet18's labels and each detector's share "
+        "of nuclei called tumour (default: SLIDE.truth.json when there)",
+    )
     ev.add_argument("--scope", choices=("tissue", "slide"), default="tissue", help=SCOPE_HELP)
     ev.add_argument(
         "--held-out",

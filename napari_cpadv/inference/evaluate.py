@@ -40,6 +40,38 @@ def score_cells(
     return aucpr(labels, hm.logits, valid=keep).to_json()
 
 
+def nuclei_called(
+    hm: Heatmap, slide: Slide, level: int, truth: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Of ``truth``'s nuclei, the share called tumour: the cell (or patch) holding a
+    nucleus' centre has probability > 0.5. Tumour nuclei (the share is the sensitivity)
+    and the others (the false-positive share) apart; nuclei under no computed cell are
+    counted, not scored. On a field with no tumour (a negative control) this is the score
+    where AUC-PR and AUC-ROC are undefined."""
+    from napari_cpadv.annotations.dataset import read_nuclei
+
+    x, y, tumour = read_nuclei(truth)
+    side = hm.cell * float(slide.downsamples[level])
+    r = np.floor(y / side).astype(int) - hm.origin[0]
+    c = np.floor(x / side).astype(int) - hm.origin[1]
+    inside = (r >= 0) & (r < hm.logits.shape[0]) & (c >= 0) & (c < hm.logits.shape[1])
+    logit = np.full(x.shape, np.nan, np.float32)
+    logit[inside] = hm.logits[r[inside], c[inside]]
+    scored = np.isfinite(logit)
+
+    def share(which: np.ndarray) -> dict[str, Any]:
+        n = int((which & scored).sum())
+        called = float((logit[which & scored] > 0).mean()) if n else None
+        return {"nuclei": n, "called_tumour": called}
+
+    return {
+        "threshold": 0.5,
+        "tumour": share(tumour),
+        "other": share(~tumour),
+        "not_scored": int((~scored).sum()),
+    }
+
+
 def patch_labels(
     slide: Slide, truth: str | os.PathLike[str], level: int, cell: int, shape: tuple[int, int]
 ) -> np.ndarray:
@@ -74,7 +106,10 @@ def evaluate(
 
     Cell detectors: AUC-PR against the annotations' cell labels, with the null model.
     Classifiers: AUC-ROC and accuracy on full tissue patches labelled by seed 001's rule from
-    the synthetic ``truth`` nuclei (patches with 1 to 4 tumour nuclei are left out).
+    the ``truth`` nuclei (patches with 1 to 4 tumour nuclei are left out). With ``truth``,
+    either also gets the share of tumour and other nuclei called tumour
+    (``nuclei_called``); a slide without tumour (a negative control) gets that alone, its
+    AUC ``None``.
     """
     from napari_cpadv.metrics.scores import accuracy, aucroc
 
@@ -85,8 +120,15 @@ def evaluate(
         "level": level,
         "scope": scope,
     }
+    if truth is not None:
+        result["nuclei_called"] = nuclei_called(hm, slide, level, truth)
     if detector.output == "cells":
-        result.update(score_cells(hm, cell_labels(slide, annotations, level, hm.logits.shape)))
+        labels = cell_labels(slide, annotations, level, hm.logits.shape)
+        if truth is not None and not (labels.astype(bool) & np.isfinite(hm.logits)).any():
+            # a negative control: no tumour cell was scored
+            result.update(aucpr=None, null_aucpr=None, n_positive=0)
+        else:
+            result.update(score_cells(hm, labels))
         return result
     if truth is None:
         raise ValueError("a classifier is scored on nuclei counts: give the slide's truth JSON")
@@ -98,7 +140,7 @@ def evaluate(
     keep &= _tissue(slide, level, hm.cell, keep)
     y, s = labels[keep], hm.logits[keep]
     result.update(
-        aucroc=aucroc(y, s),
+        aucroc=aucroc(y, s) if 0 < y.sum() < y.size else None,  # one class: undefined
         accuracy=accuracy(y, s),
         n_patches=int(keep.sum()),
         n_positive=int(y.sum()),

@@ -178,6 +178,44 @@ def test_cli_evaluate_reports_aucpr_with_the_null_model(small_slide, dae_weights
     assert len(out["curve"]["precision"]) == len(out["curve"]["recall"]) > 1
 
 
+def _evaluate(capsys, *args: str) -> dict:
+    assert main(["evaluate", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_evaluate_scores_a_truth_json_and_a_negative_control_by_its_nuclei(
+    small_slide, dae_weights, tmp_path, capsys
+):
+    """A synthetic slide's .truth.json is scored on its tumour regions (it said "AUC-PR
+    is undefined"), with the share of tumour and other nuclei called tumour; a field
+    without tumour (a negative control) gets those shares, its AUC-PR None."""
+    anns = [Annotation(p.exterior, p.holes, cls="Tumor") for p in small_slide.tumours]
+    xml = write_annotations(anns, tmp_path / "truth.xml")
+    truth = small_slide.write_json(tmp_path / "odd.truth.json")
+    options = ("--detector", "dae", "--weights", str(dae_weights), "--level", "0")
+    slide = str(small_slide.path)
+    by_xml = _evaluate(capsys, slide, str(xml), "--truth", str(truth), *options)
+    by_truth = _evaluate(capsys, slide, str(truth), *options)
+    assert by_truth["aucpr"] == pytest.approx(by_xml["aucpr"]) and by_truth["n_positive"] > 0
+    called = by_truth["nuclei_called"]
+    assert called == by_xml["nuclei_called"]
+    t, o = called["tumour"], called["other"]
+    assert t["nuclei"] > 0 and o["nuclei"] > 0
+    assert t["nuclei"] + o["nuclei"] + called["not_scored"] == len(small_slide.nuclei)
+
+    stroma = json.loads(truth.read_text())
+    stroma["tumours"], stroma["nuclei"]["tumour"] = [], [0] * len(stroma["nuclei"]["tumour"])
+    (tmp_path / "stroma.truth.json").write_text(json.dumps(stroma))
+    control = _evaluate(capsys, slide, str(tmp_path / "stroma.truth.json"), *options)
+    assert control["aucpr"] is None and control["n_positive"] == 0
+    every = control["nuclei_called"]
+    assert every["tumour"] == {"nuclei": 0, "called_tumour": None}
+    assert every["other"]["nuclei"] == t["nuclei"] + o["nuclei"]  # the same nuclei, all other
+    assert every["other"]["called_tumour"] * every["other"]["nuclei"] == pytest.approx(
+        t["called_tumour"] * t["nuclei"] + o["called_tumour"] * o["nuclei"]
+    )
+
+
 def test_cli_refuses_weights_for_another_detector(small_slide, dae_weights, capsys):
     code = main(
         [
