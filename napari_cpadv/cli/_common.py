@@ -152,6 +152,12 @@ def _write_report(out: Path, name: str, report: dict[str, Any]) -> None:
 DETECTORS = NAMES  # the detector registry's names
 
 
+WEIGHTS_HELP = (
+    "a .safetensors file, or a shipped name: DETECTOR-he (trained on real H&E) or DETECTOR "
+    "(painted slides); default: the shipped painted-slide weights"
+)
+
+
 NORM_HELP = "the norm that bounds δ (none: unconstrained)"
 
 

@@ -15,6 +15,7 @@ from napari_cpadv.cli._common import (
     NORM_HELP,
     POSITIVE,
     UNIT_HELP,
+    WEIGHTS_HELP,
     _annotations,
     _attack_options,
     _budget,
@@ -254,7 +255,7 @@ def _add_attack(sub: Any) -> None:
     at = sub.add_parser("attack", help="attack a region of a slide; write an adversarial slide")
     at.add_argument("slide", help="the slide to attack")
     at.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
-    at.add_argument("--weights", default=None, help="default: the shipped weights")
+    at.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     _attack_options(at, attacks=attack_registry.names())
     at.add_argument("--budget", type=_positive_float, default=25.0, help=BUDGET_HELP)
     _region_options(at)
@@ -284,7 +285,7 @@ def _add_sweep(sub: Any) -> None:
     sw = sub.add_parser("sweep", help="one attack over a list of budgets: a success matrix")
     sw.add_argument("slide", help="the slide to attack")
     sw.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
-    sw.add_argument("--weights", default=None, help="default: the shipped weights")
+    sw.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     _attack_options(sw, attacks=attack_registry.names())
     sw.add_argument(
         "--budgets", type=float, nargs="+", required=True, help="budgets to try; " + BUDGET_HELP
@@ -336,7 +337,7 @@ def _add_universal(sub: Any) -> None:
     un.add_argument("data", nargs="+", help="`cpadv tiles` folders to learn on")
     un.add_argument("--holdout", nargs="+", required=True, help="`cpadv tiles` folders")
     un.add_argument("--detector", required=True, choices=DETECTORS, help="the detector to fool")
-    un.add_argument("--weights", default=None, help="default: the shipped weights")
+    un.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     un.add_argument("--norm", default="linf", choices=("l1", "l2", "linf", "none"), help=NORM_HELP)
     un.add_argument("--budget", type=_positive_float, default=8.0, help=BUDGET_HELP)
     un.add_argument("--unit", default="per_pixel", choices=("total", "per_pixel"), help=UNIT_HELP)

@@ -14,6 +14,7 @@ from napari_cpadv.cli._common import (
     POSITIVE,
     SCOPE_HELP,
     SPARSE_HELP,
+    WEIGHTS_HELP,
     _device,
     _drive,
     _ground_truth,
@@ -329,7 +330,7 @@ def _add_evaluate(sub: Any) -> None:
     ev.add_argument("slide", help="the slide to score on")
     ev.add_argument("annotations", help="ASAP .xml / QuPath .geojson, or a synthetic .truth.json")
     ev.add_argument("--detector", required=True, choices=DETECTORS, help="what to score")
-    ev.add_argument("--weights", default=None, help="default: the shipped weights")
+    ev.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     ev.add_argument("--level", type=int, default=None, help="default: the level trained at")
     ev.add_argument(
         "--truth",
@@ -351,7 +352,7 @@ def _add_heatmap(sub: Any) -> None:
     hm = sub.add_parser("heatmap", help="heatmap pyramids of slides, on dask.distributed")
     hm.add_argument("slides", nargs="+", help="slides to run the detector over")
     hm.add_argument("--detector", required=True, choices=DETECTORS, help="what to run")
-    hm.add_argument("--weights", default=None, help="default: the shipped weights")
+    hm.add_argument("--weights", default=None, help=WEIGHTS_HELP)
     hm.add_argument("--level", type=int, required=True, help="slide level to compute at")
     hm.add_argument("--out", required=True, help="HEATMAP.zarr, or a folder for several slides")
     hm.add_argument("--scope", choices=("tissue", "slide"), default="tissue", help=SCOPE_HELP)

@@ -147,9 +147,13 @@ def _tissue_warning(name: str, tissue: str | None, slide: Slide) -> str | None:
 
     painted = is_painted(slide)
     if tissue == "synthetic" and not painted:
+        from napari_cpadv.models.weights import shipped_names
+
+        real = [n for n in shipped_names(name) if n.endswith("-he")]
         return (
             f"{name}'s weights learnt from synthetic (painted) slides, and this is real "
             "tissue: its heatmap and scores say little about this slide"
+            + (f" (weights {real[0]!r} learnt from real H&E)" if real else "")
         )
     if tissue == "real" and painted:
         return f"{name}'s weights learnt from real tissue, and this slide is painted"

@@ -32,10 +32,44 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".tar")
 
 
 def paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """``(tensors, config)`` for a weights path given as either file or the bare stem."""
+    """``(tensors, config)`` for weights given as a file, its bare stem, or the name of
+    weights shipped in ``sample_data/weights/`` (``dae-he``) when no such file is here."""
+    found = _files(path)
+    stem = found[0].with_suffix("")
+    if stem == Path(stem.name) and not found[0].exists() and not found[1].exists():
+        from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+        named = SAMPLE_DATA / "weights" / stem.name
+        if named.with_name(stem.name + SUFFIX).is_file():
+            return named.with_name(stem.name + SUFFIX), named.with_name(stem.name + ".json")
+    return found
+
+
+def _files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(tensors, config)`` at ``path``, a file or its bare stem (where weights are saved:
+    never a shipped name)."""
     p = Path(path)
     stem = p.with_suffix("") if p.suffix in (SUFFIX, ".json") else p
     return stem.with_name(stem.name + SUFFIX), stem.with_name(stem.name + ".json")
+
+
+def _shipped_configs() -> list[Path]:
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    return sorted((SAMPLE_DATA / "weights").glob("*.json"))
+
+
+def shipped_names(name: str) -> list[str]:
+    """The names of the weights shipped for detector ``name`` (``dae``, ``dae-he``), each
+    usable wherever a weights file is asked for."""
+    out = []
+    for config in _shipped_configs():
+        try:
+            if json.loads(config.read_text()).get("detector") == name:
+                out.append(config.stem)
+        except (OSError, ValueError):
+            continue  # not weights' config: listed by no one
+    return out
 
 
 def sha256(path: Path) -> str:
@@ -58,7 +92,7 @@ def save(
 
     from napari_cpadv.files import write_atomic, write_json
 
-    tensors_path, config_path = paths(path)
+    tensors_path, config_path = _files(path)
     state = {k: v.detach().cpu().contiguous() for k, v in detector.state_dict().items()}
     blob = st_save(state, metadata={"format": FORMAT, "detector": detector.name})
     write_atomic(tensors_path, blob)
@@ -81,8 +115,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _refuse_pickle(Path(path))
     if not config_path.is_file():
         if not tensors_path.is_file():  # the file the user named, not its companion
+            named = ", ".join(c.stem for c in _shipped_configs())
             raise FormatError(path, f"no such weights file (neither {tensors_path.name} nor "
-                              f"{config_path.name} is there)")  # fmt: skip
+                              f"{config_path.name} is there; shipped: {named})")  # fmt: skip
         raise FormatError(
             path, f"its JSON config {config_path.name} is missing (napari-cpadv weights are "
             "a .safetensors file and the .json beside it)",

@@ -71,7 +71,7 @@ class AttackForm(QGroupBox):
             form.addRow(label, w)
         for label, w in (("restarts", self.restarts), ("seed", self.seed)):
             form.addRow(label, w)
-        self._explain(detector, weights)
+        self._explain(detector)
         for signal in (
             self.norm.currentTextChanged,
             self.unit.currentTextChanged,
@@ -113,11 +113,10 @@ class AttackForm(QGroupBox):
         else:
             self._then.append(fn)
 
-    def _explain(self, detector: QWidget, weights: QWidget) -> None:
+    def _explain(self, detector: QWidget) -> None:
         tooltips(
             {
-                detector: "The detector to fool (shipped weights unless a file is given)",
-                weights: "A .safetensors weights file; empty: the shipped weights",
+                detector: "The detector to fool (with the weights named below)",
                 self.attack: "The attack (the list is being found)",
                 self.norm: "The norm that bounds δ; none: unconstrained",
                 self.budget: "How far δ may go, in the unit shown below (default RMS 0.0282 "

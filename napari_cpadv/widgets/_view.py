@@ -152,13 +152,35 @@ class RunControls:
         self.detector = QComboBox()
         self.detector.addItems(NAMES)
         self.weights = QLineEdit()
-        self.weights.setPlaceholderText("shipped weights")
+        self.weights.setPlaceholderText("shipped weights (painted slides)")
+        field = self.weights  # not self: the docks keep the widgets, not this object
+        self.detector.currentTextChanged.connect(lambda name: offer_weights(field, name))
+        offer_weights(field, self.detector.currentText())
         self.run = QPushButton("Run")
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
+
+
+def offer_weights(field: Any, name: str) -> None:
+    """``field`` (a weights line edit) completes the names of the weights shipped for
+    detector ``name`` (``dae-he``: trained on real H&E), each accepted as well as a file."""
+    from qtpy.QtWidgets import QCompleter
+
+    from napari_cpadv.models.weights import shipped_names
+
+    names = shipped_names(name)
+    completer = QCompleter(names, field)
+    completer.setCompletionMode(QCompleter.UnfilteredPopupCompletion)
+    field.setCompleter(completer)
+    real = [n for n in names if n.endswith("-he")]
+    field.setToolTip(
+        "A .safetensors weights file, or the name of shipped weights"
+        + (f" ({', '.join(names)}; {real[0]}: trained on real H&E)" if real else "")
+        + "; empty: the weights trained on painted slides"
+    )
 
 
 def shapes_layers(viewer: Any) -> list[Any]:

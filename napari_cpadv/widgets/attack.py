@@ -141,6 +141,7 @@ class AttackWidget(AttackResults, QWidget):
         self._preview.clicked.connect(self._on_preview)
         self._tile.valueChanged.connect(self._on_budget)
         self._detector.currentTextChanged.connect(self._on_resolution)
+        self._weights.textChanged.connect(self._on_resolution)  # dae-he: no warning
         self._level.currentIndexChanged.connect(self._on_resolution)
         self.viewer.layers.events.inserted.connect(self._on_layers)
         self.viewer.layers.events.removed.connect(self._on_layers)

@@ -81,6 +81,7 @@ class DetectWidget(QWidget):
         self._run.clicked.connect(self._on_run)
         self._draw.clicked.connect(self._on_draw)
         self._detector.currentTextChanged.connect(self._on_resolution)
+        self._weights.textChanged.connect(self._on_resolution)  # dae-he: no warning
         self._level.currentIndexChanged.connect(self._on_resolution)
         viewer.layers.events.inserted.connect(self._on_layers)
         viewer.layers.events.removed.connect(self._on_layers)
@@ -113,8 +114,7 @@ class DetectWidget(QWidget):
     def _tooltips(self) -> None:
         tooltips(
             {
-                self._detector: "The detector to run (shipped weights unless a file is given)",
-                self._weights: "A .safetensors weights file; empty: the shipped weights",
+                self._detector: "The detector to run (with the weights named below)",
                 self._browse: "Choose a weights file",
                 self._scope: "view: what the viewer shows; rectangle: the last rectangle of "
                 "the 'detect region' Shapes layer; tissue: every block with tissue; pan: a "

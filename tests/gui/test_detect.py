@@ -172,3 +172,25 @@ def test_the_defaults_run_on_the_sample_and_say_what_they_made(make_napari_viewe
     assert "AUC-PR" in status and w._progress.value() == w._progress.maximum()
     w._level.setCurrentIndex(0)  # not what the weights were trained at: said before Run
     assert "learnt from 0.97 µm per pixel; level 0" in w.resolution_warning
+
+
+def test_on_real_tissue_the_dock_names_the_real_weights_and_takes_their_name(make_napari_viewer):
+    """Painted-slide weights on the real field: the level's warning names the weights
+    trained on real H&E, the weights field completes the shipped names, and typing one
+    (not a file) clears the warning."""
+    from ..conftest import REPO
+
+    viewer = make_napari_viewer()
+    viewer.open(REPO / "sample_data" / "hgsc_nest.tif", plugin="napari-cpadv")
+    w = DetectWidget(viewer)
+    w._detector.setCurrentText("dae")
+    w._level.setCurrentIndex(1)  # 1.0 µm per pixel, the level dae-he was trained at
+    assert "weights 'dae-he' learnt from real H&E" in (w.resolution_warning or "")
+    offered = w._weights.completer().model()
+    assert [offered.index(k, 0).data() for k in range(offered.rowCount())] == ["dae-he", "dae"]
+    w._weights.setText("dae-he")
+    assert w.resolution_warning is None
+    assert "learnt from real tissue" in w._level.toolTip()
+    w._detector.setCurrentText("sparse")
+    offered = w._weights.completer().model()
+    assert "sparse-he" in [offered.index(k, 0).data() for k in range(offered.rowCount())]

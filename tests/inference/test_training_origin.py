@@ -29,7 +29,9 @@ def test_the_shipped_weights_warn_on_real_tissue_and_on_cells_of_another_size():
     assert resolution_warning("dae", None, painted, 2) is None
     on_real = resolution_warning("dae", None, real, 1)  # 1.0 µm per pixel: the right size
     assert "synthetic (painted) slides, and this is real tissue" in on_real
+    assert "weights 'dae-he' learnt from real H&E" in on_real  # what to pick instead
     assert "µm per pixel" not in on_real
+    assert resolution_warning("dae", "dae-he", real, 1) is None  # the shipped name
     coarse = resolution_warning("dae", None, real, 2)  # 2.0 µm per pixel against 0.97
     assert "level 2 of this slide is 2.00 µm per pixel" in coarse
     assert "2.1 times smaller" in coarse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,3 +86,26 @@ def test_the_architecture_of_hostile_or_foreign_weights_is_refused(saved):
     _edit(saved, lambda c: c["architecture"].update(channels=[5_000_000, 18, 9]))
     with pytest.raises(FormatError, match="channels"):
         weights.architecture_of("dae", saved)
+
+
+def test_shipped_weights_are_named_and_a_file_here_of_that_name_wins(tmp_path, monkeypatch):
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    monkeypatch.chdir(tmp_path)
+    assert weights.shipped_names("dae") == ["dae-he", "dae"]
+    assert weights.shipped_names("resnet18") == ["resnet18-he", "resnet18"]
+    shipped = SAMPLE_DATA / "weights" / "dae-he.safetensors"
+    assert weights.paths("dae-he")[0] == shipped
+    assert weights.architecture_of("dae", "dae-he").name == "dae"
+    with pytest.raises(FormatError, match="shipped: dae-he, dae, resnet18-he"):
+        weights.read_config("dae-hx")
+    with pytest.raises(FormatError, match="for the 'dae' detector"):
+        weights.architecture_of("sparse", "dae-he")
+
+    torch.manual_seed(0)
+    before = shipped.read_bytes()
+    written = weights.save(make("dae"), "dae-he")  # saved here, never over the shipped file
+    assert written.resolve() == tmp_path / "dae-he.safetensors"
+    assert shipped.read_bytes() == before
+    assert weights.paths("dae-he")[0] == Path("dae-he.safetensors")  # a file here wins
+    assert weights.paths(tmp_path / "dae-he")[0] == tmp_path / "dae-he.safetensors"
