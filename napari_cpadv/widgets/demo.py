@@ -1,10 +1,14 @@
-"""``make demo``: the workbench's daily use on the sample slide, step by step.
+"""``make demo``: the workbench's daily use, step by step, on real tissue once real-tissue
+weights are shipped (the painted sample with ``--sample synthetic``).
 
-1. the sample slide with its ground truth;
-2. the shipped ``dae`` detector over a tumour region and the ``sparse`` one over a tile of
-   it (heatmap layers; the sparse coder runs LCA to convergence with its context around
-   the tile, about 4 minutes on two cores, measured 2026-12-01, so the demo keeps it to
-   one tile; ``--skip-sparse`` leaves it out);
+1. the sample with its ground truth: the real carcinoma field (histolytics 0.3.0, every
+   nucleus outlined by class; its truth is a segmentation model's output curated by its
+   authors) or the painted slide;
+2. the ``dae`` detector over a region and the ``sparse`` one over a tile of it (heatmap
+   layers). On the real field the weights are ``dae-he`` and ``sparse-he`` and the region
+   lies in the stripe both were held out from (``training.spatial`` of their records:
+   level-0 columns 992-1,500), so what the heatmaps and the attack show is measured on
+   tissue they never saw; ``--skip-sparse`` leaves the sparse coder out;
 3. FGSM on the DAE over the region from the Attack dock (adversarial slide, amplified
    perturbation, heatmaps before and after, metrics table; ``cpadv transfer`` measures
    what the same δ does to the sparse coder);
@@ -27,14 +31,59 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# A tumour region of the sample slide, level-0 (row0, col0, row1, col1), on the level-2
-# grid of 128-pixel tiles: 4 tiles, under a minute of FGSM-100 on a CPU.
-REGION = (1024.0, 1536.0, 2048.0, 2560.0)
-SPARSE_TILE = (1536.0, 2048.0, 2048.0, 2560.0)  # one of the four, on the tumour's edge
-LEVEL, TILE = 2, 128
+
+@dataclass(frozen=True)
+class Story:
+    """Where the demo works: the sample, the region (level-0 ``row0, col0, row1, col1``),
+    the tile of it the sparse coder runs over, the level and tile side of the attack, and
+    the weights of each detector (``None``: the painted-slide ones)."""
+
+    sample: str
+    region: tuple[float, float, float, float]
+    sparse_tile: tuple[float, float, float, float]
+    level: int
+    tile: int
+    weights: dict[str, str | None]
+    about: str
+
+
+STORIES = {
+    # the held-out stripe of dae-he and sparse-he (level-0 columns 992-1,500, every row),
+    # on the level-1 grid of 128-pixel tiles: 4 tiles (the last ones clipped at the
+    # field's edge), 19 neoplastic nuclei and 44 others; the sparse tile holds 16 and 9
+    "real": Story(
+        "hgsc_nest.tif",
+        (1024.0, 1024.0, 1500.0, 1500.0),
+        (1024.0, 1024.0, 1280.0, 1280.0),
+        1,
+        128,
+        {"dae": "dae-he", "sparse": "sparse-he"},
+        "real H&E (histolytics 0.3.0's carcinoma field), the stripe its weights never saw",
+    ),
+    # a tumour region of the painted sample, on the level-2 grid of 128-pixel tiles: 4
+    # tiles, under a minute of FGSM-100 on a CPU; the sparse tile on the tumour's edge
+    "synthetic": Story(
+        "synthetic_he.tif",
+        (1024.0, 1536.0, 2048.0, 2560.0),
+        (1536.0, 2048.0, 2048.0, 2560.0),
+        2,
+        128,
+        {"dae": None, "sparse": None},
+        "the painted sample slide",
+    ),
+}
 # seed 000's L2 = 25 over a 512 x 512 x 3 tile, as a root-mean-square per pixel
 RMS = 25 / (512 * 512 * 3) ** 0.5
 STEPS = 100  # seed 000's FGSM iterations
+
+
+def default_story() -> str:
+    """``real`` when the real-tissue weights are shipped, else ``synthetic``."""
+    from napari_cpadv.models.weights import shipped_names
+
+    real = STORIES["real"].weights.values()
+    have = set(shipped_names("dae")) | set(shipped_names("sparse"))
+    return "real" if all(w in have for w in real) else "synthetic"
 
 
 def _shot(
@@ -55,15 +104,15 @@ def _shot(
     shots.append(str(path))
 
 
-def _frame(viewer: Any, layer: Any) -> None:
-    """Show the region: fit the whole slide (napari fits every cell of a grid alike), then
+def _frame(viewer: Any, layer: Any, region: tuple[float, float, float, float]) -> None:
+    """Show ``region``: fit the whole slide (napari fits every cell of a grid alike), then
     zoom in on the region by the ratio of the extents."""
     from napari_cpadv.widgets._view import camera
 
     viewer.reset_view()
     per_px = float(layer.scale[-1])
     rows, cols = layer.data[0].shape[:2]
-    r0, c0, r1, c1 = REGION
+    r0, c0, r1, c1 = region
     cam = camera(viewer)
     cam.zoom = cam.zoom * 0.9 * min(rows / (r1 - r0), cols / (c1 - c0))
     cam.center = (0.0, (r0 + r1) / 2 * per_px, (c0 + c1) / 2 * per_px)
@@ -78,6 +127,7 @@ class _Demo:
     attack: Any
     path: Path
     out: Path | None
+    story: Story
     shots: list[str] = field(default_factory=list)
 
     def shot(self, name: str, *, canvas_only: bool = False) -> None:
@@ -89,9 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="demo-output", help="folder for the headless pictures")
     parser.add_argument("--headless", action="store_true", help="screenshots and exit")
     parser.add_argument(
+        "--sample",
+        choices=sorted(STORIES),
+        default=None,
+        help="real: the carcinoma field with the real-tissue weights (the default when they "
+        "are shipped); synthetic: the painted slide",
+    )
+    parser.add_argument(
         "--skip-sparse",
         action="store_true",
-        help="leave out the sparse coder's heatmap (about 4 minutes on two cores)",
+        help="leave out the sparse coder's heatmap (minutes on two cores)",
     )
     parser.add_argument(
         "--steps",
@@ -107,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.headless else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    demo = _open(out)  # 1. the sample slide with its ground truth
-    _detect(demo, ("dae",) if args.skip_sparse else ("dae", "sparse"))  # 2. the detectors
     if args.steps < 1:
         parser.error(f"--steps must be at least 1, not {args.steps}")
+    story = STORIES[args.sample or default_story()]
+    demo = _open(out, story)  # 1. the sample with its ground truth
+    _detect(demo, ("dae",) if args.skip_sparse else ("dae", "sparse"))  # 2. the detectors
     outcome = _attack(demo, args.steps)  # 3. FGSM on the DAE from the Attack dock
     _side_by_side(demo)  # 4. four labelled panels, one camera
     if not args.headless:
@@ -119,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     assert out is not None
     (out / "metrics.json").write_text(json.dumps({"metrics": outcome.metrics}, indent=2))
     report = {
+        "sample": args.sample or default_story(),
+        "about": story.about,
         "slide": str(demo.path),
-        "region_level0_rows_cols": list(REGION),
-        "level": LEVEL,
-        "tile": TILE,
+        "weights": {d: story.weights[d] or d for d in ("dae", "sparse")},
+        "region_level0_rows_cols": list(story.region),
+        "level": story.level,
+        "tile": story.tile,
         "attack": {"name": "fgsm", "steps": args.steps, "l2_rms": RMS, "unit": "per_pixel"},
         "heatmaps": ["dae"] if args.skip_sparse else ["dae", "sparse"],
         "results": str(outcome.folder),
@@ -136,19 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _open(out: Path | None) -> _Demo:
-    """The sample slide in a viewer with the scale bar and the Attack, Plots, Export docks."""
+def _open(out: Path | None, story: Story) -> _Demo:
+    """The story's sample in a viewer with the scale bar and the Attack, Plots, Export docks."""
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_cpadv._reader import scale_bar
-    from napari_cpadv.slide.synthetic import sample_slide_path
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
     from napari_cpadv.widgets._lockdown import dock_of
     from napari_cpadv.widgets.attack import AttackWidget
     from napari_cpadv.widgets.export import ExportWidget
     from napari_cpadv.widgets.plots import PlotsWidget
 
-    path = sample_slide_path()
+    path = SAMPLE_DATA / story.sample
     # shown even headless (on the virtual display): a hidden window sizes napari 0.9's grid
     # cells wrongly, and the screenshots would not be what a user sees
     viewer = napari.Viewer(title="napari-cpadv demo", show=True)
@@ -163,7 +224,7 @@ def _open(out: Path | None) -> _Demo:
     viewer.reset_view()
     QApplication.processEvents()  # the docks are shown, and tab themselves (widgets._dock)
     dock_of(attack).raise_()  # the dock the story is about
-    demo = _Demo(viewer, original, attack, path, out)
+    demo = _Demo(viewer, original, attack, path, out, story)
     demo.shot("1-slide")
     return demo
 
@@ -177,8 +238,8 @@ def _detect(demo: _Demo, detectors: tuple[str, ...]) -> None:
     from napari_cpadv.slide import open_slide
     from napari_cpadv.widgets._view import REGION_LAYER
 
-    mpp = float(demo.original.scale[-1])
-    r0, c0, r1, c1 = REGION
+    mpp, story = float(demo.original.scale[-1]), demo.story
+    r0, c0, r1, c1 = story.region
     demo.viewer.add_shapes(
         [[[r0 * mpp, c0 * mpp], [r0 * mpp, c1 * mpp], [r1 * mpp, c1 * mpp], [r1 * mpp, c0 * mpp]]],
         shape_type="rectangle",
@@ -190,8 +251,10 @@ def _detect(demo: _Demo, detectors: tuple[str, ...]) -> None:
     )
     slide = open_slide(demo.path)
     for name in detectors:
-        where = {"dae": REGION, "sparse": SPARSE_TILE}[name]
-        model = DetectModel(detector=name, scope="rectangle", level=LEVEL)
+        where = {"dae": story.region, "sparse": story.sparse_tile}[name]
+        model = DetectModel(
+            detector=name, weights=story.weights[name], scope="rectangle", level=story.level
+        )
         hm = drive(model.work(slide, box=where))
         data, kwargs, _ = heatmap_layer_data(
             hm.probabilities(),
@@ -201,7 +264,7 @@ def _detect(demo: _Demo, detectors: tuple[str, ...]) -> None:
             name=f"{name} heatmap",
         )
         demo.viewer.add_image(data, **kwargs)
-    _frame(demo.viewer, demo.original)
+    _frame(demo.viewer, demo.original, story.region)
     demo.shot("2-detect")
 
 
@@ -213,24 +276,25 @@ def _attack(demo: _Demo, steps: int) -> Any:
     from napari_cpadv.progress import drive
     from napari_cpadv.widgets._view import ground_truth
 
-    viewer, attack = demo.viewer, demo.attack
+    viewer, attack, story = demo.viewer, demo.attack, demo.story
     for la in [la for la in viewer.layers if la.name in ("dae heatmap", "sparse heatmap")]:
         la.visible = False
     attack._detector.setCurrentText("dae")
+    attack._weights.setText(story.weights["dae"] or "")
     attack._attack.setCurrentText("fgsm")
     attack._norm.setCurrentText("l2")
     attack._unit.setCurrentText("per_pixel")
     attack._budget.setValue(RMS)
     attack._steps.setValue(steps)
     attack._region.setCurrentText("drawn region")
-    attack._level.setCurrentIndex(LEVEL)
-    attack._tile.setValue(TILE)
+    attack._level.setCurrentIndex(story.level)
+    attack._tile.setValue(story.tile)
     attack._sync()
     results = (demo.out / "results") if demo.out is not None else None
     viewer.layers.selection.active = demo.original
     work = attack.model.work(
         demo.path,
-        box=REGION,
+        box=story.region,
         results=results or demo.path.with_name(demo.path.stem + ".cpadv"),
         annotations=ground_truth(viewer),
         detectors={"dae": attack.model.load()},
@@ -254,7 +318,7 @@ def _side_by_side(demo: _Demo) -> None:
     demo.attack._grid.setChecked(True)
     while demo.attack.compare.busy:  # the panels go in one layer per turn of the event loop
         QApplication.processEvents()
-    _frame(demo.viewer, demo.original)
+    _frame(demo.viewer, demo.original, demo.story.region)
     # the grid's cells are drawn right only in a canvas grab (napari 0.9 with the docks)
     demo.shot("4-side-by-side", canvas_only=True)
 
