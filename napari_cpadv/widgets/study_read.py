@@ -332,13 +332,16 @@ class StudyReaderWidget(QWidget):
             return
         pixels = tifffile.imread(path)
         shown = path.stem  # the token
-        old, self.layer = self.layer, None
-        if old is not None and old in self.viewer.layers:
-            self.viewer.layers.remove(old)
-        self.layer = Image(pixels, name=shown, rgb=True)  # nothing but the pixels
-        self.viewer.add_layer(self.layer)
-        for key, fn in self._keys.items():
-            self.layer.bind_key(key, lambda _la, f=fn: f(), overwrite=True)
+        if self.layer is not None and self.layer in self.viewer.layers:
+            # the next case in the same layer: its pixels and name replaced (removing the
+            # layer and adding a new one cost twice napari's layer add, 0.2-0.4 s here)
+            self.layer.data = pixels
+            self.layer.name = shown
+        else:
+            self.layer = Image(pixels, name=shown, rgb=True)  # nothing but the pixels
+            self.viewer.add_layer(self.layer)
+            for key, fn in self._keys.items():
+                self.layer.bind_key(key, lambda _la, f=fn: f(), overwrite=True)
         self.viewer.reset_view()
         self._last_view = None
         self.answers.clear()

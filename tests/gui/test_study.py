@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import tifffile
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication, QPushButton
 
@@ -60,11 +61,18 @@ def test_a_whole_study_read_with_the_keyboard_and_blind(make_napari_viewer, qtbo
     )
 
     seen, pressed = [], {}
+    inserted = []
+    viewer.layers.events.inserted.connect(lambda e: inserted.append(e.value.name))
+    case_layer = viewer.layers[0]
     for n in range(len(study.order)):
         assert len(viewer.layers) == 1
         layer = viewer.layers[0]
         token = layer.name
         assert token == study.order[n] and w.progress.text() == f"Case {n + 1} of 12"
+        # each case in the one case layer (a layer add per case stalled napari 0.2-0.4 s),
+        # showing the case's own pixels
+        assert layer is case_layer
+        assert np.array_equal(layer.data, tifffile.imread(study.image(token)))
         # what the reader can see carries nothing of the condition
         seen.append(
             (dict(layer.metadata), layer.source.path, viewer.window._qt_window.windowTitle())
@@ -86,6 +94,7 @@ def test_a_whole_study_read_with_the_keyboard_and_blind(make_napari_viewer, qtbo
             viewer.add_image(np.zeros((4, 4)), name="heatmap")
             qtbot.waitUntil(lambda: [la.name for la in viewer.layers] == [study.order[5]])
 
+    assert inserted == ["heatmap"]  # the foreign layer alone: no case added a layer
     assert len({(str(m), p, t) for m, p, t in seen}) == 1  # identical for every case
     assert seen[0] == ({}, None, title)
     assert "All 12 cases answered" in w.status.text()
