@@ -29,7 +29,14 @@ from napari_cpadv.errors import CpadvError
 from napari_cpadv.widgets._answers import AnswerPanel, CountField
 from napari_cpadv.widgets._collector import watch
 from napari_cpadv.widgets._lockdown import Lockdown
-from napari_cpadv.widgets._view import camera, folder_row, notify, scrolled_layout, tooltips
+from napari_cpadv.widgets._view import (
+    camera,
+    folder_row,
+    notify,
+    scrolled_layout,
+    tooltips,
+    warm_units,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -75,6 +82,7 @@ class StudyReaderWidget(QWidget):
         for w in (self.receipt_panel, self.setup, self.reading, self.status):
             layout.addWidget(w)
         layout.addStretch()
+        QTimer.singleShot(0, warm_units)  # the first case's layer: 0.35 s less at Start
 
     def _receipt_panel(self) -> QWidget:
         """The receipt of the last session, on top, selectable, with a Copy button: the
