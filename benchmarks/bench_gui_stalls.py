@@ -18,6 +18,13 @@ largest interval is the stall, and, in order,
 * side by side on and off (the checkbox), then napari's own grid off and on directly;
 * saliency before and after, until both layers are in.
 
+In two more fresh processes each: the first open of the real carcinoma field from
+``File > Open Sample`` (the slide and its 1,295 nuclei outlined by class), from the
+window shown to both layers in, beside napari's own first add of the same picture and
+the same outlines (decoded from the JPEG and read from the GeoJSON outside the timing);
+and the study reader (a study of six 128 x 128 pairs, one question): opening its dock,
+Start, and four Next, each the wall time and the longest stall.
+
 Prints one JSON object a line per process and the medians. Timings are of this VM's
 software OpenGL (Mesa llvmpipe) on its cores: compare each action with napari's own.
 """
@@ -108,6 +115,95 @@ viewer.close()
 """
 
 
+FIRST_OPEN = r"""
+import json, sys, time
+import napari
+from qtpy.QtWidgets import QApplication
+app = QApplication.instance() or QApplication([])
+viewer = napari.Viewer(show=True)
+viewer.window.resize(1366, 768)
+app.processEvents()
+if sys.argv[1] == "plugin":
+    t = time.perf_counter()
+    viewer.open_sample("napari-cpadv", "hgsc_carcinoma")
+else:  # napari's own first add of the same picture and outlines
+    import numpy as np
+    from PIL import Image
+    root = sys.argv[2]
+    pixels = np.asarray(Image.open(root + "/histolytics/source/hgsc_nest.jpg"))
+    rings = [[(y, x) for x, y in f["geometry"]["coordinates"][0][:-1]] for f in
+             json.load(open(root + "/hgsc_nest.geojson"))["features"]]
+    t = time.perf_counter()
+    viewer.add_image(pixels, rgb=True)
+    viewer.add_shapes([np.asarray(r) for r in rings], shape_type="polygon")
+app.processEvents()
+print(json.dumps({"first open": round(time.perf_counter() - t, 3),
+                  "layers": len(viewer.layers)}), flush=True)
+viewer.close()
+"""
+
+READER = (
+    CHILD.split("viewer = napari.Viewer")[0]
+    + r"""
+import numpy as np
+from pathlib import Path
+from PIL import Image
+from napari_cpadv.study.build import build_study
+from napari_cpadv.study.model import default_key_path, reader_codes
+from napari_cpadv.study.pairs import pairs_from_folder
+
+root = Path(tempfile.mkdtemp())
+pairs = root / "pairs"
+pairs.mkdir()
+rng = np.random.default_rng(0)
+for k in range(6):
+    a = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(pairs / f"case{k}_original.png")
+    Image.fromarray(b).save(pairs / f"case{k}_adversarial.tif")
+(pairs / "truth.json").write_text(json.dumps({f"case{k}": bool(k % 2) for k in range(6)}))
+build_study(pairs_from_folder(pairs), root / "study", seed=5, readers=("path01",),
+            questions=["tumour"])
+code = reader_codes(default_key_path(root / "study"))["path01"]
+viewer = napari.Viewer(show=True)
+viewer.window.resize(1366, 768)
+wait(1.0)
+out, docks = {}, {}
+
+
+def timed(action, key):
+    t = time.perf_counter()
+    out[key + " stall"] = stall(action)
+    out[key] = time.perf_counter() - t - 0.27  # less stall()'s own waits (0.12 + 0.15 s)
+
+
+add = viewer.window.add_plugin_dock_widget
+timed(lambda: docks.update(reader=add("napari-cpadv", "Study reader")[1]), "reader dock open")
+w = docks["reader"]
+timed(lambda: w.start(str(root / "study"), "path01", code), "reader Start")
+for n in range(4):
+    w._keys["Y"]()
+    timed(w.submit, f"reader Next {n + 1}")
+print(json.dumps({k: round(v, 3) for k, v in out.items()}), flush=True)
+viewer.close()
+"""
+)
+
+
+def _child(code: str, args: list[str], repo: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=repo,  # "-c" puts the working folder first on the path
+        env={**os.environ, "PYTHONPATH": repo},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+    print(line, flush=True)
+    return json.loads(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="fresh processes (default 3)")
@@ -118,20 +214,15 @@ def main() -> None:
 
     print(json.dumps(run_header(repo=args.repo)), flush=True)
     sample = ROOT / "sample_data" / "synthetic_he.tif"
-    env = {**os.environ, "PYTHONPATH": args.repo}
     rows = []
     for _ in range(args.runs):
-        done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(sample)],
-            cwd=args.repo,  # "-c" puts the working folder first on the path
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
-        print(line, flush=True)
-        rows.append(json.loads(line))
+        row = _child(CHILD, [str(sample)], args.repo)
+        row |= {f"{k}, plugin": v for k, v in _child(FIRST_OPEN, ["plugin"], args.repo).items()}
+        data = str(ROOT / "sample_data")
+        row |= {
+            f"{k}, napari": v for k, v in _child(FIRST_OPEN, ["napari", data], args.repo).items()
+        }
+        rows.append(row | _child(READER, [], args.repo))
     medians = {k: round(statistics.median(r[k] for r in rows), 3) for k in rows[0]}
     print(json.dumps({"median": medians}), flush=True)
 
