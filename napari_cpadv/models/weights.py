@@ -115,9 +115,10 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     _refuse_pickle(Path(path))
     if not config_path.is_file():
         if not tensors_path.is_file():  # the file the user named, not its companion
-            named = ", ".join(c.stem for c in _shipped_configs())
+            bare = Path(path) == Path(Path(path).name)  # a name, perhaps a shipped one
+            named = f"; shipped: {', '.join(c.stem for c in _shipped_configs())}" if bare else ""
             raise FormatError(path, f"no such weights file (neither {tensors_path.name} nor "
-                              f"{config_path.name} is there; shipped: {named})")  # fmt: skip
+                              f"{config_path.name} is there{named})")  # fmt: skip
         raise FormatError(
             path, f"its JSON config {config_path.name} is missing (napari-cpadv weights are "
             "a .safetensors file and the .json beside it)",
