@@ -199,8 +199,9 @@ def test_the_cli_shows_one_bar_and_ctrl_c_keeps_what_was_finished(small_slide, t
     # the whole slide in 64-pixel tiles of level 1 with 40 steps each: minutes of work,
     # interrupted once the first tiles are in
     whole = [*args[: args.index("--region")], "--batch", "1", "--out", str(out), "--steps", "40"]
-    # Ctrl-C as a terminal delivers it: SIGINT handled by default in the child, whatever an
-    # earlier test left this process doing with it (an ignored SIGINT is inherited by exec)
+    # Ctrl-C as a terminal delivers it: SIGINT handled by default in the child. A suite
+    # started in the background by a non-interactive shell (`make test &`, some CI runners)
+    # has SIGINT ignored from its start, and an ignored SIGINT is inherited across exec
     proc = subprocess.Popen(
         whole,
         stderr=subprocess.PIPE,

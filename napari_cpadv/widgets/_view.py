@@ -153,6 +153,8 @@ class RunControls:
         self.detector.addItems(NAMES)
         self.weights = QLineEdit()
         self.weights.setPlaceholderText("shipped weights (painted slides)")
+        from napari_cpadv.widgets._weights_field import offer_weights
+
         field = self.weights  # not self: the docks keep the widgets, not this object
         self.detector.currentTextChanged.connect(lambda name: offer_weights(field, name))
         offer_weights(field, self.detector.currentText())
@@ -162,36 +164,6 @@ class RunControls:
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
-
-
-def offer_weights(field: Any, name: str) -> None:
-    """``field`` (a weights line edit) completes the names of the weights shipped for
-    detector ``name`` (``dae-he``: trained on real H&E), each accepted as well as a file."""
-    from qtpy.QtWidgets import QCompleter
-
-    from napari_cpadv.models.weights import shipped_names
-
-    names = shipped_names(name)
-    completer = QCompleter(names, field)
-    completer.setCompletionMode(QCompleter.UnfilteredPopupCompletion)
-    field.setCompleter(completer)
-    real = [n for n in names if n.endswith("-he")]
-    field.setToolTip(
-        "A .safetensors weights file, or the name of shipped weights"
-        + (f" ({', '.join(names)}; {real[0]}: trained on real H&E)" if real else "")
-        + "; empty: the weights trained on painted slides"
-    )
-
-
-def warm_units() -> None:
-    """Build pint's unit registry, which napari builds lazily on a process's first layer
-    (0.35 s here, 0.7 s on a busy machine): called on the GUI thread while the user is
-    still filling in a dock, so that the first layer added later does not pay for it
-    (pint's lazy registry swaps its class as it builds: not safe to build off the GUI
-    thread while napari may touch it)."""
-    import pint
-
-    pint.get_application_registry().pixel  # noqa: B018 (the access builds it)
 
 
 def shapes_layers(viewer: Any) -> list[Any]:

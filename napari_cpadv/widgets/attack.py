@@ -4,11 +4,10 @@ Target detector, attack and its parameters (the budget's unit in words, beside i
 budget in the other unit with the PSNR it allows), where (a drawn region, selected shapes,
 the view's or all tissue, with a preview of the tiles and the run's time), the level (with
 its µm per pixel) and tile; Run with one bar and its time left, and Cancel (within one
-step). Results arrive as the run's layers: the adversarial slide and the attacked
-detector's heatmap after are shown, the perturbation and the other heatmaps hidden, the
-ground truth's outline on top; a re-run of the same detector and attack replaces its
-layers; the metrics table copies or saves. Flip (F), Blink, Side by side and Saliency
-compare the original and the adversarial slide.
+step). Results arrive as the run's layers: the adversarial slide and the attacked detector's
+heatmap after are shown, the perturbation and the other heatmaps hidden, the ground truth's
+outline on top; a re-run of the same detector and attack replaces its layers; the metrics
+table copies or saves. Flip (F), Blink, Side by side and Saliency compare the two slides.
 """
 
 from __future__ import annotations
@@ -140,8 +139,8 @@ class AttackWidget(AttackResults, QWidget):
         self._draw.clicked.connect(self._on_draw)
         self._preview.clicked.connect(self._on_preview)
         self._tile.valueChanged.connect(self._on_budget)
-        self._detector.currentTextChanged.connect(self._on_resolution)
-        self._weights.textChanged.connect(self._on_resolution)  # dae-he: no warning
+        for changed in (self._detector.currentTextChanged, self._weights.textChanged):
+            changed.connect(self._on_resolution)  # (weights: dae-he on real tissue)
         self._level.currentIndexChanged.connect(self._on_resolution)
         self.viewer.layers.events.inserted.connect(self._on_layers)
         self.viewer.layers.events.removed.connect(self._on_layers)

@@ -134,7 +134,7 @@ class _Demo:
         _shot(self.viewer, self.out, name, self.shots, canvas_only=canvas_only)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m napari_cpadv.widgets.demo")
     parser.add_argument("--out", default="demo-output", help="folder for the headless pictures")
     parser.add_argument("--headless", action="store_true", help="screenshots and exit")
@@ -156,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         default=STEPS,
         help=f"iterations of the FGSM attack (default: seed 000's {STEPS})",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps must be at least 1, not {args.steps}")
 
     import napari
 
@@ -164,11 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.headless else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    if args.steps < 1:
-        parser.error(f"--steps must be at least 1, not {args.steps}")
-    story = STORIES[args.sample or default_story()]
-    demo = _open(out, story)  # 1. the sample with its ground truth
-    _detect(demo, ("dae",) if args.skip_sparse else ("dae", "sparse"))  # 2. the detectors
+    sample = args.sample or default_story()
+    demo = _open(out, STORIES[sample])  # 1. the sample with its ground truth
+    heatmaps = ("dae",) if args.skip_sparse else ("dae", "sparse")
+    _detect(demo, heatmaps)  # 2. the detectors
     outcome = _attack(demo, args.steps)  # 3. FGSM on the DAE from the Attack dock
     _side_by_side(demo)  # 4. four labelled panels, one camera
     if not args.headless:
@@ -177,15 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     assert out is not None
     (out / "metrics.json").write_text(json.dumps({"metrics": outcome.metrics}, indent=2))
     report = {
-        "sample": args.sample or default_story(),
-        "about": story.about,
+        "sample": sample,
+        **_story_record(demo.story),
         "slide": str(demo.path),
-        "weights": {d: story.weights[d] or d for d in ("dae", "sparse")},
-        "region_level0_rows_cols": list(story.region),
-        "level": story.level,
-        "tile": story.tile,
         "attack": {"name": "fgsm", "steps": args.steps, "l2_rms": RMS, "unit": "per_pixel"},
-        "heatmaps": ["dae"] if args.skip_sparse else ["dae", "sparse"],
+        "heatmaps": list(heatmaps),
         "results": str(outcome.folder),
         "metrics": outcome.metrics,
         "screenshots": demo.shots,
@@ -195,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     demo.viewer.close()
     return 0
+
+
+def _story_record(story: Story) -> dict[str, Any]:
+    return {
+        "about": story.about,
+        "weights": {d: story.weights[d] or d for d in ("dae", "sparse")},
+        "region_level0_rows_cols": list(story.region),
+        "level": story.level,
+        "tile": story.tile,
+    }
 
 
 def _open(out: Path | None, story: Story) -> _Demo:

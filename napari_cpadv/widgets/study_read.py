@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
 
 from napari_cpadv.errors import CpadvError
 from napari_cpadv.widgets._answers import AnswerPanel, CountField
-from napari_cpadv.widgets._collector import watch
+from napari_cpadv.widgets._collector import warm_units, watch
 from napari_cpadv.widgets._lockdown import Lockdown
 from napari_cpadv.widgets._view import (
     camera,
@@ -35,7 +35,6 @@ from napari_cpadv.widgets._view import (
     notify,
     scrolled_layout,
     tooltips,
-    warm_units,
 )
 
 if TYPE_CHECKING:
