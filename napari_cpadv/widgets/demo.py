@@ -236,9 +236,30 @@ def _open(out: Path | None, story: Story) -> _Demo:
     viewer.reset_view()
     QApplication.processEvents()  # the docks are shown, and tab themselves (widgets._dock)
     dock_of(attack).raise_()  # the dock the story is about
+    _set_up(attack, story)
     demo = _Demo(viewer, original, attack, path, out, story)
     demo.shot("1-slide")
     return demo
+
+
+def _set_up(attack: Any, story: Story) -> None:
+    """The Attack dock set for the story from the start (what a user would pick for this
+    slide: the weights that learnt from its kind of tissue, the level at their µm per
+    pixel): FGSM at seed 000's budget, once the dock has found its attacks."""
+    from qtpy.QtWidgets import QApplication
+
+    while not attack.form.attacks_found:  # torch, imported off the GUI thread
+        QApplication.processEvents()
+        time.sleep(0.01)
+    attack._detector.setCurrentText("dae")
+    attack._weights.setText(story.weights["dae"] or "")
+    attack._attack.setCurrentText("fgsm")
+    attack._norm.setCurrentText("l2")
+    attack._unit.setCurrentText("per_pixel")
+    attack._budget.setValue(RMS)
+    attack._level.setCurrentIndex(story.level)
+    attack._tile.setValue(story.tile)
+    QApplication.processEvents()
 
 
 def _detect(demo: _Demo, detectors: tuple[str, ...]) -> None:
@@ -291,16 +312,8 @@ def _attack(demo: _Demo, steps: int) -> Any:
     viewer, attack, story = demo.viewer, demo.attack, demo.story
     for la in [la for la in viewer.layers if la.name in ("dae heatmap", "sparse heatmap")]:
         la.visible = False
-    attack._detector.setCurrentText("dae")
-    attack._weights.setText(story.weights["dae"] or "")
-    attack._attack.setCurrentText("fgsm")
-    attack._norm.setCurrentText("l2")
-    attack._unit.setCurrentText("per_pixel")
-    attack._budget.setValue(RMS)
     attack._steps.setValue(steps)
     attack._region.setCurrentText("drawn region")
-    attack._level.setCurrentIndex(story.level)
-    attack._tile.setValue(story.tile)
     attack._sync()
     results = (demo.out / "results") if demo.out is not None else None
     viewer.layers.selection.active = demo.original
