@@ -27,10 +27,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, pinned, so that nothing later resolves a newer (CUDA) build.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[pyqt5,testing]"
+	# the reference the APGD tests compare with: torchattacks declares torchvision (no CPU
+	# build on the registry here), which none of its modules imports
+	$(BIN)/python -m pip install -q --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 demo: setup
