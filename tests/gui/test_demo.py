@@ -16,13 +16,13 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 def test_headless_demo_writes_its_pictures_and_metrics(tmp_path):
     """The story runs on real tissue with the real-tissue weights, in the stripe they
-    never saw. 20 FGSM steps, not the paper's 100 that `make demo` runs, and no sparse
+    never saw. 10 FGSM steps, not the paper's 100 that `make demo` runs, and no sparse
     heatmap (the coder over one tile and its context is minutes; tests/inference covers
     its heatmaps): the same docks, run and pictures."""
-    args = ["--headless", "--out", str(tmp_path), "--steps", "20", "--skip-sparse"]
+    args = ["--headless", "--out", str(tmp_path), "--steps", "10", "--skip-sparse"]
     assert demo.main(args) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["attack"]["steps"] == 20 and report["heatmaps"] == ["dae"]
+    assert report["attack"]["steps"] == 10 and report["heatmaps"] == ["dae"]
     assert report["sample"] == "real" and report["slide"].endswith("hgsc_nest.tif")
     assert report["weights"] == {"dae": "dae-he", "sparse": "sparse-he"}
     config = json.loads((REPO / "sample_data" / "weights" / "dae-he.json").read_text())

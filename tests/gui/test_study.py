@@ -300,32 +300,3 @@ def test_toasts_expire_and_reader_mode_starts_with_none(
     assert not [t for t in view._toasts() if t.isVisible()]  # nothing over the case
     w.stop()
 
-
-OPEN_READER = """
-import json, time
-import napari, pint
-from qtpy.QtWidgets import QApplication
-viewer = napari.Viewer(show=True)
-before = type(pint.get_application_registry().get()).__name__
-_, w = viewer.window.add_plugin_dock_widget("napari-cpadv", "Study reader")
-end = time.perf_counter() + 1
-while time.perf_counter() < end:
-    QApplication.processEvents()
-    time.sleep(0.01)
-print(json.dumps([before, type(pint.get_application_registry().get()).__name__]))
-"""
-
-
-def test_the_reader_dock_builds_napari_s_unit_registry_before_start():
-    """Issue 31, item 7: Start took 0.45 s here, most of it pint's unit registry, which
-    napari builds on a process's first layer (the first case). In a fresh process, the
-    registry is built once the dock is open, while the reader types the study's details."""
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-c", OPEN_READER], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    before, after = json.loads(done.stdout.strip().splitlines()[-1])
-    assert before == "LazyRegistry" and after == "UnitRegistry"
