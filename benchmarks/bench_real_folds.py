@@ -19,12 +19,11 @@ import argparse
 import json
 import sys
 
-import numpy as np
 from _timing import run_header
 
 from napari_cpadv.annotations import read_annotations
-from napari_cpadv.annotations.dataset import read_nuclei
 from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter
+from napari_cpadv.inference.evaluate import nuclei_called
 from napari_cpadv.inference.heatmap import heatmap
 from napari_cpadv.models.fit import Schedule
 from napari_cpadv.models.weights import resolve
@@ -36,21 +35,17 @@ LEVEL = 1
 
 
 def stromal_calls(detector, trained: list) -> dict:
-    """Share of the held-out stromal field's non-neoplastic nuclei called tumour."""
+    """Share of the held-out stromal field's non-neoplastic nuclei called tumour
+    (``inference.evaluate.nuclei_called``, what ``cpadv evaluate`` reports)."""
     path = SAMPLE_DATA / "heldout" / "hgsc_stromal.tif"
     slide = open_slide(path)
-    x, y, tumour = read_nuclei(path.with_suffix(".truth.json"))
     out = {}
     for name, det in [("shipped", detector), *trained]:
         hm = drive(heatmap(det, slide, level=LEVEL, scope="slide"))
-        p = hm.probabilities()
-        ds, cell = float(slide.downsamples[LEVEL]), hm.cell
-        r = np.clip((y / ds / cell).astype(int), 0, p.shape[0] - 1)
-        c = np.clip((x / ds / cell).astype(int), 0, p.shape[1] - 1)
-        called = p[r, c] > 0.5
+        other = nuclei_called(hm, slide, LEVEL, path.with_suffix(".truth.json"))["other"]
         out[name] = {
-            "non_neoplastic_called_tumour": float(called[~tumour].mean()),
-            "nuclei": int((~tumour).sum()),
+            "non_neoplastic_called_tumour": other["called_tumour"],
+            "nuclei": other["nuclei"],
         }
     return out
 
