@@ -73,7 +73,7 @@ FULL = Scale(
     ("seed000/fig10", "seed001/fig4"),
 )
 # toy sizes, for CI on a CPU: every section must run, nothing must converge
-TINY = Scale((2048, 2048), 1, 64, 64, 1, 3, 4, 16, 5.0, 8, ("--tiny",), ("seed000/dae",), 10)
+TINY = Scale((2048, 2048), 1, 64, 64, 1, 3, 4, 16, 1.5, 8, ("--tiny",), ("seed000/dae",), 10)
 
 
 class Run:

@@ -21,6 +21,8 @@ NOTE = (
 def real_section(results: dict[str, Any], scale: str) -> dict[str, Any]:
     """Rows (synthetic beside real), checks and the note of the real-tissue steps."""
     note = NOTE + ("" if scale == "full" else f"; --{scale} sizes")
+    if scale == "tiny":
+        note += " (sparse-he's LCA capped at 20 iterations: the pipeline, not its numbers)"
     sec: dict[str, Any] = {
         "rows": [],
         "figures": {},

@@ -31,6 +31,24 @@ def test_same_seed_same_slide(tmp_path):
     assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".*.part"))
 
 
+def test_painting_threads_alone_or_two_slides_at_once_give_the_same_bytes(tmp_path):
+    """A small slide is painted on threads by default; one painter (``workers=1``) writes the
+    same bytes, and two slides painted at once in one process (two dask tasks, a GUI worker
+    beside a CLI call) each get their own scene: a scene shared through a module global
+    painted the one slide's tiles from the other's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def paint(name: str, seed: int, workers: int | None = None) -> bytes:
+        path = tmp_path / f"{name}.tif"
+        make_slide(path, shape=(768, 1024), seed=seed, tile=128, workers=workers)
+        return path.read_bytes()
+
+    alone = {seed: paint(f"alone{seed}", seed, workers=1) for seed in (3, 4)}
+    with ThreadPoolExecutor(2) as ex:
+        together = dict(zip((3, 4), ex.map(paint, ("with3", "with4"), (3, 4)), strict=True))
+    assert together == alone and alone[3] != alone[4]
+
+
 def test_truth_is_consistent(small_slide):
     t = small_slide
     assert t.tumours and all(p.exterior.shape[1] == 2 for p in t.tumours)
