@@ -140,6 +140,36 @@ def test_conversion_preserves_geometry(camelyon_xml, tmp_path):
     assert again.cls == "_0" and again.same_geometry(tumour, atol=0)
 
 
+@pytest.mark.parametrize(
+    "coordinates",
+    [
+        # decimal commas (a European locale's ASAP), exponents, a tie in Order
+        '<Coordinate Order="1" X="1,5" Y="2" /><Coordinate Order="0" X="1e1" Y="+3" />'
+        '<Coordinate Order="1" X="7" Y="8" /><Coordinate Order="2" X=" 4 " Y="5.25" />',
+        # Order on some vertices only: the others by their place in the file
+        '<Coordinate X="9" Y="9" /><Coordinate Order="0" X="1" Y="1" />'
+        '<Coordinate X="5" Y="6" /><Coordinate Order="3" X="2" Y="2" />',
+        '<Coordinate X="0" Y="0" /><Coordinate X="3" Y="0" /><Coordinate X="0" Y="3" />',
+    ],
+)
+def test_asap_vertices_read_in_one_pass_equal_those_read_one_by_one(tmp_path, coordinates):
+    """The column-at-once reading of a long outline and the vertex-by-vertex one agree on
+    every file, including those only the latter reads (it names a bad vertex)."""
+    import xml.etree.ElementTree as ET
+
+    from napari_cpadv.annotations.asap import _coordinates, _slow_coordinates
+
+    el = ET.fromstring(f"<Annotation><Coordinates>{coordinates}</Coordinates></Annotation>")
+    fast, slow = _coordinates(el, tmp_path, "a"), _slow_coordinates(el, tmp_path, "a")
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.shape == (len(el.findall("Coordinates/Coordinate")), 2)
+    bad = ET.fromstring(
+        '<Annotation><Coordinates><Coordinate X="1" Y="inf" /></Coordinates></Annotation>'
+    )
+    with pytest.raises(FormatError, match="coordinate 0 Y is not finite"):
+        _coordinates(bad, tmp_path, "a")
+
+
 BAD_XML = {
     "laughs.xml": """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
