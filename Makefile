@@ -91,16 +91,19 @@ weights: weights-data
 # (1.0 µm per pixel), the classifier on 112-pixel level-0 patches (56 µm, seed 001's
 # tissue per patch) labelled by seed 001's rule from the nuclei; the last stripe's weights
 # kept (their stripe never trained on; `cpadv evaluate ... --held-out` scores it). The
-# stromal field stays held out. See sample_data/weights/README.md for the times.
+# stromal field stays held out. The autoencoder's and the dictionary's unsupervised phases
+# also read the tissue of the CMU-1 region (no labels; at the field's 1.0 µm per pixel).
+# See sample_data/weights/README.md for the times.
 HE := sample_data/hgsc_nest
+CMU := sample_data/cmu_small_region.svs
 weights-he: setup
 	test -f $(WOUT)/dae-he.safetensors || $(CPADV) train dae --field $(HE).tif \
 		--annotations $(HE).geojson --level 1 --folds 3 --ae-epochs 8 --head-epochs 60 \
-		--head-lr 3e-3 --out $(WOUT)/dae-he.safetensors >/dev/null
+		--head-lr 3e-3 --unlabelled $(CMU) --out $(WOUT)/dae-he.safetensors >/dev/null
 	test -f $(WOUT)/sparse-he.safetensors || $(CPADV) train sparse --field $(HE).tif \
 		--annotations $(HE).geojson --level 1 --folds 3 --tile-stride 64 --atoms 128 \
 		--iterations 150 --dict-iterations 60 --head-epochs 30 --head-lr 3e-3 \
-		--out $(WOUT)/sparse-he.safetensors >/dev/null
+		--unlabelled $(CMU) --out $(WOUT)/sparse-he.safetensors >/dev/null
 	test -f $(WOUT)/resnet18-he.safetensors || $(CPADV) train resnet18 --field $(HE).tif \
 		--annotations $(HE).geojson --truth $(HE).truth.json --folds 3 --width 16 \
 		--epochs 10 --out $(WOUT)/resnet18-he.safetensors >/dev/null

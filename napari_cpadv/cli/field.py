@@ -47,10 +47,12 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
                 args.field, f"--level {plan['level']}: the slide has {len(slide.geometry)}"
             )
         field = Field(slide, plan["level"], _ground_truth(args.annotations[0]), plan["truth"])
+    extra = _unlabelled(args, slide, plan)
+    with refused(args.field):
         kept: dict[int, Any] = {}
         train = fitter(
             args.detector, field, kept=kept, hyper=plan["hyper"], schedule=schedule,
-            seed=args.seed, device=device,
+            seed=args.seed, device=device, **extra,
         )  # fmt: skip
         cv = crossvalidate(
             train, field, gap=plan["gap"], k=args.folds, side=plan["side"],
@@ -74,6 +76,38 @@ def train_field(args: argparse.Namespace, schedule: Any, device: Any) -> dict[st
     return {"weights": str(out), "detector": args.detector, **record}
 
 
+def _unlabelled(args: argparse.Namespace, slide: Any, plan: dict[str, Any]) -> dict[str, Any]:
+    """``--unlabelled``'s tiles at the field's microns per pixel, for ``fitter``; refused
+    for the field itself (its test stripe would reach training) and for the held-out
+    samples (``sample_data/heldout``: only to test)."""
+    from napari_cpadv.experiments.spatial import unlabelled_tiles
+    from napari_cpadv.models.data import TileSet
+    from napari_cpadv.models.weights import sha256
+    from napari_cpadv.slide.synthetic import SAMPLE_DATA
+
+    if not args.unlabelled:
+        return {}
+    field_sha = sha256(Path(args.field))
+    tiles: list[TileSet] = []
+    for path in map(Path, args.unlabelled):
+        with refused(path):
+            if path.resolve().is_relative_to((SAMPLE_DATA / "heldout").resolve()):
+                raise CpadvError(path, "is held out (sample_data/heldout): only to test")
+            if sha256(path) == field_sha:
+                raise CpadvError(
+                    path, "is the field itself: its test stripe would reach the training"
+                )
+            um = max(slide.level_scale(plan["level"]) or (0.0,))
+            if not um:
+                raise CpadvError(args.field, "states no microns per pixel: --unlabelled needs it")
+            tiles.append(unlabelled_tiles(path, um, plan["side"]))
+    joined = tiles[0]
+    for more in tiles[1:]:
+        joined = joined.joined(more)
+    data = [f"{p.name} (sha256 {sha256(p)})" for p in map(Path, args.unlabelled)]
+    return {"unlabelled": joined, "unlabelled_data": data}
+
+
 def _plan(args: argparse.Namespace) -> dict[str, Any]:
     """What ``--field`` trains on, checked before any slide is read: the level, the tiles
     (their side, spacing and the stripes' unit), the gap, the fold kept and, for a patch
@@ -85,6 +119,10 @@ def _plan(args: argparse.Namespace) -> dict[str, Any]:
     if not args.annotations or len(args.annotations) != 1:
         raise CpadvError(args.field, "--field needs its ground truth: --annotations ANN")
     classifier = getattr(registry()[args.detector], "output", "cells") == "classes"
+    if args.unlabelled and classifier:
+        raise CpadvError(
+            args.field, f"--unlabelled: {args.detector} has no unsupervised phase to use them"
+        )
     if classifier and (not args.truth or len(args.truth) != 1):
         raise CpadvError(
             args.field,

@@ -50,6 +50,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         from napari_cpadv.cli.field import train_field
 
         return train_field(args, schedule, device)
+    if args.unlabelled:
+        raise CpadvError(None, "--unlabelled joins a --field training: give --field SLIDE")
     streamed = _streamed(args)
     with refused(args.data[0] if args.data else args.slides[0]):
         detector, record = _drive(
@@ -322,6 +324,15 @@ def add_field_arguments(train: Any) -> None:
         type=POSITIVE,
         default=None,
         help="--field: tile spacing, pixels (32; resnet18: half a patch)",
+    )
+    train.add_argument(
+        "--unlabelled",
+        nargs="+",
+        default=None,
+        metavar="SLIDE",
+        help="--field, dae and sparse: more real slides (regions) whose tissue joins the "
+        "autoencoder's or the dictionary's unsupervised phase only, at the field's "
+        "microns per pixel",
     )
 
 

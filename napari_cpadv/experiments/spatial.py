@@ -12,6 +12,7 @@ field would put neighbouring pixels on both sides and score memory, not detectio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,6 +96,65 @@ def tile_set(field: Field, positions: list[tuple[int, int]], side: int) -> Any:
     return TileSet(images, masks, masks.mean(axis=(1, 2)), nuclei, tumour, names)
 
 
+UNLABELLED_PIXELS = 64_000_000
+"""``unlabelled_tiles`` reads a slide whole at the level it samples: at most this many
+pixels there (a region, such as CMU-1's, not a whole-slide image)."""
+
+
+def unlabelled_tiles(path: str | Path, um_per_px: float, side: int) -> Any:
+    """Non-overlapping ``side``-pixel tiles of tissue (seed 000's hue rule) of the slide at
+    ``path``, resampled to ``um_per_px`` (the field's level), as a ``TileSet`` with no
+    labels (empty cell masks, nucleus counts -1): pixels for the autoencoders' unsupervised
+    phases, which read no label. The slide is read at its coarsest level no coarser than
+    ``um_per_px`` and averaged down (scikit-image's anti-aliased ``rescale``)."""
+    from skimage.transform import rescale
+
+    from napari_cpadv.errors import FormatError
+    from napari_cpadv.models.data import TileSet
+    from napari_cpadv.slide import open_slide
+    from napari_cpadv.slide.tissue import tile_is_tissue
+
+    slide = open_slide(path)
+    if slide.mpp is None:
+        raise FormatError(path, "states no microns per pixel: it cannot be brought to the field's")
+    um = [max(slide.mpp) * float(ds) for ds in slide.downsamples]  # each level's
+    fine = [k for k, u in enumerate(um) if u <= um_per_px * 1.01]
+    if not fine:
+        raise FormatError(
+            path, f"is {um[0]:.3g} µm per pixel, coarser than the field's {um_per_px}"
+        )
+    level = fine[-1]
+    g = slide.geometry[level]
+    if g.rows * g.cols > UNLABELLED_PIXELS:
+        raise FormatError(
+            path, f"level {level} is {g.rows} x {g.cols} pixels: give a region (at most "
+            f"{UNLABELLED_PIXELS:,} pixels), not a whole-slide image",
+        )  # fmt: skip
+    pixels = slide.read_region(level, 0, 0, g.rows, g.cols)
+    factor = um[level] / um_per_px
+    if abs(factor - 1) > 0.01:
+        pixels = rescale(pixels, factor, channel_axis=-1, anti_aliasing=True, preserve_range=True)
+        pixels = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    rows, cols = pixels.shape[0] // side, pixels.shape[1] // side
+    tiles = [
+        (r * side, c * side, pixels[r * side : (r + 1) * side, c * side : (c + 1) * side])
+        for r in range(rows)
+        for c in range(cols)
+    ]
+    tiles = [t for t in tiles if tile_is_tissue(t[2])]
+    if not tiles:
+        raise FormatError(path, f"holds no {side}-pixel tile of tissue at {um_per_px} µm per pixel")
+    n, cells = len(tiles), side // 4
+    return TileSet(
+        np.stack([t[2] for t in tiles]),
+        np.zeros((n, cells, cells), bool),
+        np.zeros(n),
+        np.full(n, -1),
+        np.full(n, -1),
+        tuple(f"{Path(path).name}@{r},{c} (unlabelled)" for r, c, _ in tiles),
+    )
+
+
 def _counts(
     field: Field, positions: list[tuple[int, int]], side: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -163,15 +223,31 @@ def score_patches(
     return row
 
 
-def fitter(name: str, field: Field, *, kept: dict[int, Any] | None = None, **options: Any) -> Any:
+def fitter(
+    name: str,
+    field: Field,
+    *,
+    kept: dict[int, Any] | None = None,
+    unlabelled: Any = None,
+    unlabelled_data: list[str] | None = None,
+    **options: Any,
+) -> Any:
     """``train(tiles, fold)`` for ``crossvalidate``: ``models.fit.fit`` of detector
     ``name`` on the fold's tiles (``options``: its ``hyper``, ``schedule``, ``seed``,
-    ``device``), recorded as tiles of the field's slide; ``kept`` (when given) receives
-    each fold's ``(detector, record)`` by fold index."""
+    ``device``), recorded as tiles of the field's slide; ``unlabelled`` tiles of other
+    slides (``unlabelled_tiles``, from ``unlabelled_data``) join the unsupervised phases
+    of every fold; ``kept`` (when given) receives each fold's ``(detector, record)`` by
+    fold index."""
     from napari_cpadv.models.fit import Streamed, fit
 
     def train(tiles: Any, fold: Fold) -> Work[Any]:
-        source = Streamed(tiles, [str(field.slide.path)], field.level)
+        source = Streamed(
+            tiles,
+            [str(field.slide.path)],
+            field.level,
+            unlabelled=unlabelled,
+            unlabelled_data=unlabelled_data,
+        )
         detector, record = yield from fit(name, streamed=source, **options)
         if detector.margin > fold.gap:
             raise ValueError(

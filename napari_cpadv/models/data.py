@@ -55,6 +55,21 @@ class TileSet:
             tuple(np.asarray(self.names, dtype=object)[keep]),
         )
 
+    def joined(self, other: TileSet) -> TileSet:
+        """These tiles followed by ``other``'s (both in memory, the same side)."""
+        if self.images.shape[1:] != other.images.shape[1:]:
+            raise ValueError(
+                f"tiles of {self.images.shape[1:]} and {other.images.shape[1:]} cannot be joined"
+            )
+        return TileSet(
+            np.concatenate([np.asarray(self.images), np.asarray(other.images)]),
+            np.concatenate([self.masks, other.masks]),
+            np.concatenate([self.tumour_cells, other.tumour_cells]),
+            np.concatenate([self.nuclei, other.nuclei]),
+            np.concatenate([self.tumour_nuclei, other.tumour_nuclei]),
+            self.names + other.names,
+        )
+
     def patch_labels(self) -> tuple[TileSet, np.ndarray]:
         """Seed 001's rule: positive with ≥ 5 tumour nuclei, negative with none, others out."""
         if (self.tumour_nuclei < 0).any():

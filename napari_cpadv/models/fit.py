@@ -55,6 +55,9 @@ PHASES: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
+UNSUPERVISED = ("autoencoder", "dictionary")  # the phases that read no label
+
+
 def _phase(
     phase: str,
     detector: Any,  # the class the phase trains: PHASES pairs them
@@ -119,8 +122,11 @@ def fit(
     losses: dict[str, list[float]] = {}
     reports: list[dict[str, Any]] = []
     start = 0.0
+    extra = streamed.unlabelled if streamed is not None else None
     for phase, end in PHASES[name]:  # one monotone bar over the phases
-        work = _phase(phase, detector, data, schedule, seed, device, reports)
+        # the autoencoder and the dictionary read pixels only: unlabelled tiles join them
+        seen = data.joined(extra) if extra is not None and phase in UNSUPERVISED else data
+        work = _phase(phase, detector, seen, schedule, seed, device, reports)
         losses[phase] = yield from within(work, start, end)
         start = end
     from napari_cpadv.models.origin import slides_origin, tiles_origin
@@ -142,6 +148,12 @@ def fit(
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
         "code": code,
     }
+    if extra is not None and streamed is not None:
+        record["unlabelled"] = {
+            "data": streamed.unlabelled_data,
+            "tiles": len(extra),
+            "phases": [p for p, _ in PHASES[name] if p in UNSUPERVISED],
+        }
     if reports:  # the sparse coder: how far LCA went on the codes the head learnt from
         record["lca"] = solver_summary(reports)
     held = streamed.holdout if streamed is not None else (load_tiles(holdout) if holdout else None)
@@ -163,3 +175,5 @@ class Streamed:
     level: int
     holdout: TileSet | None = None
     holdout_data: list[str] | None = None
+    unlabelled: TileSet | None = None  # more pixels for the unsupervised phases only
+    unlabelled_data: list[str] | None = None

@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from napari_cpadv.cli import main
+from napari_cpadv.progress import drive
 
 from ..conftest import REPO
 
@@ -29,11 +30,95 @@ def _last_line(capsys) -> str:
     return err[-1] if err else ""
 
 
+CMU = REPO / "sample_data" / "cmu_small_region.svs"
+STROMA = REPO / "sample_data" / "heldout" / "hgsc_stromal.tif"
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    """Trained as `make weights-he` trains dae-he: the CMU-1 region's tissue joins the
+    autoencoder's phase."""
     out = tmp_path_factory.mktemp("he") / "weights" / "dae-he.safetensors"
-    assert main(_train(out)) == 0
+    assert main(_train(out, "--unlabelled", str(CMU))) == 0
     return out
+
+
+@pytest.mark.slow
+def test_the_unlabelled_region_joins_the_autoencoder_and_is_recorded(trained):
+    """CMU-1's region (0.499 µm per pixel) is brought to the field's level 1 (1.0 µm): its
+    2,967 x 2,220 pixels become 1,480 x 1,108, 23 x 17 tiles of 64, of which the tissue
+    ones (seed 000's hue rule) join the autoencoder; the record names the file by SHA-256."""
+    from napari_cpadv.models.weights import sha256
+
+    training = json.loads(trained.with_suffix(".json").read_text())["training"]
+    extra = training["unlabelled"]
+    assert extra["phases"] == ["autoencoder"]
+    assert extra["data"] == [f"{CMU.name} (sha256 {sha256(CMU)})"]
+    assert 64 <= extra["tiles"] < 23 * 17
+
+
+def test_unsupervised_phases_see_the_unlabelled_tiles_and_the_head_does_not(monkeypatch):
+    """``fit`` hands the joined tiles to the autoencoder (the dictionary, for sparse) and
+    only the labelled ones to the head, whose loss reads the labels."""
+    import numpy as np
+
+    from napari_cpadv.models import fit as F
+    from napari_cpadv.models.data import TileSet
+
+    def tiles(n: int, label: bool, tag: str) -> TileSet:
+        rng = np.random.default_rng(n)
+        images = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)
+        masks = np.full((n, 4, 4), label)
+        counts = np.full(n, -1)
+        names = tuple(f"{tag}{k}" for k in range(n))
+        return TileSet(images, masks, masks.mean(axis=(1, 2)), counts, counts, names)
+
+    seen: dict[str, tuple[str, ...]] = {}
+
+    def phase(name):
+        def train(detector, data, **kwargs):
+            seen[name] = data.names
+            return [0.0]
+            yield
+
+        return train
+
+    for name in ("train_dae", "train_dictionary", "train_head"):
+        monkeypatch.setattr(F, name, phase(name))
+    labelled, extra = tiles(4, True, "field"), tiles(3, False, "cmu")
+    for detector, unsupervised in (("dae", "train_dae"), ("sparse", "train_dictionary")):
+        seen.clear()
+        source = F.Streamed(labelled, [str(REAL)], 1, unlabelled=extra, unlabelled_data=["c"])
+        hyper = {"atoms": 4} if detector == "sparse" else {}
+        _, record = drive(F.fit(detector, streamed=source, hyper=hyper))
+        assert seen[unsupervised] == labelled.names + extra.names
+        assert seen["train_head"] == labelled.names
+        assert record["training"]["unlabelled"]["tiles"] == 3
+
+
+def test_unlabelled_slides_that_would_leak_or_cannot_be_read_are_refused(tmp_path, capsys):
+    """The field itself (its test stripe would reach training), the held-out stromal field,
+    a classifier (no unsupervised phase), no --field, a slide coarser than the field's
+    level: one line naming the file, exit 2, nothing written."""
+    from napari_cpadv.slide.synthetic import make_slide
+
+    coarse = tmp_path / "coarse.tif"
+    make_slide(coarse, shape=(256, 256), seed=1, mpp=4.0)
+    out = tmp_path / "w" / "x.safetensors"
+    cases = [
+        (_train(out, "--unlabelled", str(REAL)), REAL, "is the field itself"),
+        (_train(out, "--unlabelled", str(STROMA)), STROMA, "held out (sample_data/heldout)"),
+        (_train(out, "--unlabelled", str(coarse)), coarse, "coarser than the field's 1.0"),
+        ([*RESNET, "--truth", str(TRUTH), "--unlabelled", str(CMU), "--out", str(out)], REAL,
+         "resnet18 has no unsupervised phase"),
+        (["train", "dae", str(tmp_path), "--unlabelled", str(CMU), "--out", str(out)], None,
+         "--unlabelled joins a --field training"),
+    ]  # fmt: skip
+    for argv, named, needle in cases:
+        assert main(argv) == 2, argv
+        line = _last_line(capsys)
+        assert needle in line and (named is None or str(named) in line), line
+        assert not out.exists() and not out.with_suffix(".json").exists()
 
 
 @pytest.mark.slow
