@@ -9,6 +9,8 @@ stripe against the neoplastic nuclei (``experiments.spatial``). The shipped DAE 
 on the same stripes. On the held-out stromal field (a negative control: 5 neoplastic nuclei
 of 423) it reports the share of the non-neoplastic nuclei each detector calls tumour
 (the cell under each nucleus' centroid, probability > 0.5): never trained or tuned on.
+As `make weights-he` trains ``dae-he``, the CMU-1 region's tissue (no labels, at the
+field's 1.0 µm per pixel) joins each fold's autoencoder phase (``--no-unlabelled``: not).
 
 Usage: ``python benchmarks/bench_real_folds.py [--ae-epochs 8 --head-epochs 60]``.
 """
@@ -22,7 +24,7 @@ import sys
 from _timing import run_header
 
 from napari_cpadv.annotations import read_annotations
-from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter
+from napari_cpadv.experiments.spatial import Field, crossvalidate, fitter, unlabelled_tiles
 from napari_cpadv.inference.evaluate import nuclei_called
 from napari_cpadv.inference.heatmap import heatmap
 from napari_cpadv.models.fit import Schedule
@@ -55,7 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ae-epochs", type=int, default=8)
     ap.add_argument("--head-epochs", type=int, default=60)
     ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--no-unlabelled", action="store_true", help="the field's tiles only")
     args = ap.parse_args(argv)
+    cmu = SAMPLE_DATA / "cmu_small_region.svs"
+    extra = {} if args.no_unlabelled else {"unlabelled": unlabelled_tiles(cmu, 1.0, 64)}
     path = SAMPLE_DATA / "hgsc_nest.tif"
     field = Field(open_slide(path), LEVEL, read_annotations(path.with_suffix(".geojson")))
     shipped = resolve("dae", None)
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     trained: list = []
 
     def train(tiles, fold):
-        det = yield from fitter("dae", field, schedule=schedule, seed=0)(tiles, fold)
+        det = yield from fitter("dae", field, schedule=schedule, seed=0, **extra)(tiles, fold)
         trained.append((f"fold {fold.index}", det))
         return det
 
@@ -71,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         crossvalidate(train, field, gap=shipped.margin, k=3, stride=args.stride, reference=shipped)
     )
     report["stromal_field"] = stromal_calls(shipped, trained)
+    unlabelled = "no unlabelled tiles" if args.no_unlabelled else f"{cmu.name} unlabelled"
     header = run_header(
-        scale=f"level {LEVEL}, 3 folds, ae {args.ae_epochs}, head {args.head_epochs}"
+        scale=f"level {LEVEL}, 3 folds, ae {args.ae_epochs}, head {args.head_epochs}, {unlabelled}"
     )
     print(json.dumps({**header, **report}, indent=1, default=float))
 
