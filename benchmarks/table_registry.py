@@ -190,10 +190,26 @@ TABLES = (
             "napari_cpadv/models",
             "napari_cpadv/inference",  # the stripes' heatmaps
             "sample_data/hgsc_nest.tif",
+            "sample_data/cmu_small_region.svs",  # unlabelled tiles of each fold's autoencoder
             *SHIPPED,
             "benchmarks/bench_real_folds.py",
         ),
         2.8,
+    ),
+    Table(
+        "adaptive",
+        "Is the sparse detector robust? Adaptive attacks",
+        (PY, "benchmarks/bench_adaptive.py"),
+        (
+            "napari_cpadv/attacks",
+            "napari_cpadv/models/lca.py",
+            "napari_cpadv/models/lca_grad.py",
+            "napari_cpadv/models/sparse.py",
+            *SHIPPED,
+            "benchmarks/bench_adaptive.py",
+        ),
+        5.0,
+        "the held-out painted slide make weights-data writes",
     ),
     Table(
         "gpu",

@@ -99,6 +99,15 @@ class LatentDetector(Detector, Protocol):
         """The standardised image a code synthesises."""
         ...
 
+    def unrolled_codes(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        """The code of ``x`` after ``iterations`` of the encoder's own loop, differentiable
+        in ``x`` (the adaptive attacks)."""
+        ...
+
+    def bpda_codes(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        """The encoder's code of ``x`` with the gradient of ``iterations`` unrolled ones."""
+        ...
+
 
 def registry() -> dict[str, type[nn.Module]]:
     """Name -> detector class (imports torch)."""

@@ -129,18 +129,8 @@ def fit(
         work = _phase(phase, detector, seen, schedule, seed, device, reports)
         losses[phase] = yield from within(work, start, end)
         start = end
-    from napari_cpadv.models.origin import slides_origin, tiles_origin
-
-    level = streamed.level if streamed is not None else tiles_level(folders[0])
-    origin = (
-        slides_origin(streamed.data, streamed.level)
-        if streamed is not None
-        else tiles_origin(folders)
-    )
     record: dict[str, Any] = {
-        "data": streamed.data if streamed is not None else [str(f) for f in folders],
-        "level": level,
-        **origin,  # tissue (synthetic or real) and µm per pixel: what a slide is compared with
+        **_sources(name, folders, streamed),
         "tiles": len(data),
         "seed": seed,
         # how many processes read ahead changes no number: not part of the recipe
@@ -148,12 +138,6 @@ def fit(
         "final_loss": {k: v[-1] for k, v in losses.items() if v},
         "code": code,
     }
-    if extra is not None and streamed is not None:
-        record["unlabelled"] = {
-            "data": streamed.unlabelled_data,
-            "tiles": len(extra),
-            "phases": [p for p, _ in PHASES[name] if p in UNSUPERVISED],
-        }
     if reports:  # the sparse coder: how far LCA went on the codes the head learnt from
         record["lca"] = solver_summary(reports)
     held = streamed.holdout if streamed is not None else (load_tiles(holdout) if holdout else None)
@@ -163,6 +147,33 @@ def fit(
         metrics = {"holdout": where, **holdout_metrics(detector, held, device=device)}
     detector.to("cpu").eval()
     return detector, {"training": record, "metrics": metrics}
+
+
+def _sources(
+    name: str, folders: Sequence[str | os.PathLike[str]], streamed: Streamed | None
+) -> dict[str, Any]:
+    """Where the training tiles came from: the data, its level, its tissue (synthetic or
+    real) and µm per pixel (what a slide is compared with), and any unlabelled tiles."""
+    from napari_cpadv.models.origin import slides_origin, tiles_origin
+
+    if streamed is None:
+        return {
+            "data": [str(f) for f in folders],
+            "level": tiles_level(folders[0]),
+            **tiles_origin(folders),
+        }
+    out = {
+        "data": streamed.data,
+        "level": streamed.level,
+        **slides_origin(streamed.data, streamed.level),
+    }
+    if streamed.unlabelled is not None:
+        out["unlabelled"] = {
+            "data": streamed.unlabelled_data,
+            "tiles": len(streamed.unlabelled),
+            "phases": [p for p, _ in PHASES[name] if p in UNSUPERVISED],
+        }
+    return out
 
 
 @dataclass(frozen=True)

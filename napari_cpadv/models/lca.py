@@ -228,6 +228,16 @@ class LCA(nn.Module):
         if x.shape[2] % self.stride or x.shape[3] % self.stride:
             raise ValueError(f"image sides {tuple(x.shape[2:])} must be multiples of {self.stride}")
 
+    def standardised(
+        self, x: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x̂, μ, σ)`` of checked images: per image, or by ``stats`` (a slide's)."""
+        self._check(x)
+        if stats is None:
+            return self.standardise(x)
+        mean, std = (s.to(x).expand(len(x), 1, 1, 1) for s in stats)
+        return (x - mean) / std, mean, std
+
     @torch.no_grad()
     def iterate(
         self,
@@ -251,12 +261,7 @@ class LCA(nn.Module):
         ``iterations``; ``trace`` records the energy (mean over the batch) at every
         iteration; ``momentum=False`` runs Rozell's plain dynamics (for comparison).
         """
-        self._check(x)
-        if stats is None:
-            xs, mean, std = self.standardise(x)
-        else:
-            mean, std = (s.to(x).expand(len(x), 1, 1, 1) for s in stats)
-            xs = (x - mean) / std
+        xs, mean, std = self.standardised(x, stats)
         cap = self.iterations if iterations is None else iterations
         tol = self.tol if tol is None else tol
         if cap < 1 or not 0 <= tol < 1:

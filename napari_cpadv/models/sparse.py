@@ -84,6 +84,18 @@ class SparseDetector(nn.Module):
         """The image (standardised units) that ``codes`` synthesise through the dictionary."""
         return self.lca.synthesis(codes)
 
+    def unrolled_codes(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        """``encode``'s codes after ``iterations``, built with autograd (``lca_grad``)."""
+        from napari_cpadv.models.lca_grad import unrolled_codes
+
+        return unrolled_codes(self.lca, x, iterations)
+
+    def bpda_codes(self, x: torch.Tensor, iterations: int) -> torch.Tensor:
+        """``encode``'s codes with the gradient of ``iterations`` unrolled (BPDA)."""
+        from napari_cpadv.models.lca_grad import bpda_codes
+
+        return bpda_codes(self.lca, x, iterations)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.lca(x)
 
