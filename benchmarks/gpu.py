@@ -215,6 +215,7 @@ def attacks(run: Run, slide: Any, record: dict[str, Any]) -> None:
     from napari_cpadv.attacks.objectives import objective_for
     from napari_cpadv.attacks.projections import Budget
     from napari_cpadv.attacks.registry import per_tile, registry
+    from napari_cpadv.attacks.unrolled import ThroughLCA
     from napari_cpadv.models.detector import make
     from napari_cpadv.progress import drive
 
@@ -241,7 +242,10 @@ def attacks(run: Run, slide: Any, record: dict[str, Any]) -> None:
                 continue
             _sync(run.device)
             started = time.perf_counter()
-            drive(attack.craft(model, x, objective, spec, batch=len(x)))
+            # an unrolled LCA keeps a chunk's potentials per 10 iterations: at the papers'
+            # 512 atoms on 512-pixel tiles some 20 GB a tile, so those attacks go one by one
+            one_by_one = isinstance(attack, ThroughLCA)
+            drive(attack.craft(model, x, objective, spec, batch=1 if one_by_one else len(x)))
             _sync(run.device)
             took = time.perf_counter() - started
             row: dict[str, Any] = {"tiles": len(x), "side": x.shape[-1], "steps": s.steps}
