@@ -87,24 +87,26 @@ def _unlabelled(args: argparse.Namespace, slide: Any, plan: dict[str, Any]) -> d
 
     if not args.unlabelled:
         return {}
+    um = max(slide.level_scale(plan["level"]) or (0.0,))
+    if not um:
+        raise CpadvError(args.field, "states no microns per pixel: --unlabelled needs it")
     field_sha = sha256(Path(args.field))
     tiles: list[TileSet] = []
+    data: list[str] = []
     for path in map(Path, args.unlabelled):
         with refused(path):
             if path.resolve().is_relative_to((SAMPLE_DATA / "heldout").resolve()):
                 raise CpadvError(path, "is held out (sample_data/heldout): only to test")
-            if sha256(path) == field_sha:
+            sha = sha256(path)  # once a file: it names the file in the record too
+            if sha == field_sha:
                 raise CpadvError(
                     path, "is the field itself: its test stripe would reach the training"
                 )
-            um = max(slide.level_scale(plan["level"]) or (0.0,))
-            if not um:
-                raise CpadvError(args.field, "states no microns per pixel: --unlabelled needs it")
             tiles.append(unlabelled_tiles(path, um, plan["side"]))
+            data.append(f"{path.name} (sha256 {sha})")
     joined = tiles[0]
     for more in tiles[1:]:
         joined = joined.joined(more)
-    data = [f"{p.name} (sha256 {sha256(p)})" for p in map(Path, args.unlabelled)]
     return {"unlabelled": joined, "unlabelled_data": data}
 
 

@@ -22,7 +22,12 @@ def real_section(results: dict[str, Any], scale: str) -> dict[str, Any]:
     """Rows (synthetic beside real), checks and the note of the real-tissue steps."""
     note = NOTE + ("" if scale == "full" else f"; --{scale} sizes")
     if scale == "tiny":
-        note += " (sparse-he's LCA capped at 20 iterations: the pipeline, not its numbers)"
+        from napari_cpadv.reproduce.real import TINY
+
+        note += (
+            f" (sparse-he's LCA capped at {TINY.lca_iterations} iterations: the pipeline, "
+            "not its numbers)"
+        )
     sec: dict[str, Any] = {
         "rows": [],
         "figures": {},
